@@ -1,0 +1,237 @@
+//! Criterion benchmarks of the crypto crate, with `threshold_crypto` and the
+//! bare blst multi-scalar multiplication as baselines for `combine`.
+//!
+//! `cargo bench -p phalanx-crypto --bench crypto`; results go to BENCHMARKS.md.
+
+#![allow(missing_docs, reason = "criterion_group! generates undocumented items")]
+
+use std::hint::black_box;
+
+use blst::{blst_p2, blst_p2_affine, blst_scalar, blst_scalar_from_be_bytes};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
+use phalanx_crypto::batch::{find_invalid, verify_signature_sets};
+use phalanx_crypto::threshold::{combine, split};
+use phalanx_crypto::{
+    KdfSetting, Keystore, PartialSignature, PublicKey, SecretKey, Signature, SignatureSet,
+};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+const MESSAGE: &[u8; 32] = b"an attestation data signing root";
+const THRESHOLDS: [usize; 3] = [3, 5, 7];
+
+fn rng() -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(0x5eed)
+}
+
+fn single(c: &mut Criterion) {
+    let mut rng = rng();
+    let secret = SecretKey::random(&mut rng);
+    let public = secret.public_key();
+    let signature = secret.sign(MESSAGE);
+    let split = split(&secret, 3, 4, &mut rng).expect("valid threshold");
+    let share = split.secret_shares[1].clone();
+    let public_share = share.public_share();
+    let partial = share.sign(MESSAGE);
+
+    let mut group = c.benchmark_group("bls");
+    group.bench_function("sign", |b| b.iter(|| secret.sign(black_box(MESSAGE))));
+    group.bench_function("verify", |b| {
+        b.iter(|| signature.verify(&public, black_box(MESSAGE)))
+    });
+    group.bench_function("partial_sign", |b| {
+        b.iter(|| share.sign(black_box(MESSAGE)))
+    });
+    group.bench_function("partial_verify", |b| {
+        b.iter(|| public_share.verify(&partial, black_box(MESSAGE)))
+    });
+    group.bench_function("signature_decode_with_subgroup_check", |b| {
+        let bytes = signature.to_bytes();
+        b.iter(|| Signature::from_bytes(black_box(&bytes)))
+    });
+    group.finish();
+}
+
+/// Σ s_i·P_i by blst's multi-scalar multiplication, exactly as `combine` calls it.
+fn bare_msm(points: &[blst_p2_affine], scalars: &[blst_scalar]) -> blst_p2 {
+    let mut out = blst_p2::default();
+    // SAFETY: contiguous arrays of `points.len()` points and scalars, and a
+    // scratch buffer of the size blst asks for.
+    unsafe {
+        let size = blst::blst_p2s_mult_pippenger_scratch_sizeof(points.len());
+        let mut scratch = vec![0 as blst::limb_t; size.div_ceil(8).max(1)];
+        let point_ptrs = [points.as_ptr(), std::ptr::null()];
+        let scalar_ptrs = [scalars.as_ptr().cast::<u8>(), std::ptr::null()];
+        blst::blst_p2s_mult_pippenger(
+            &mut out,
+            point_ptrs.as_ptr(),
+            points.len(),
+            scalar_ptrs.as_ptr(),
+            255,
+            scratch.as_mut_ptr(),
+        );
+    }
+    out
+}
+
+fn random_scalar(rng: &mut ChaCha20Rng) -> blst_scalar {
+    let mut wide = [0u8; 64];
+    rng.fill_bytes(&mut wide);
+    let mut scalar = blst_scalar::default();
+    // SAFETY: blst reads exactly 64 bytes.
+    unsafe { blst_scalar_from_be_bytes(&mut scalar, wide.as_ptr(), wide.len()) };
+    scalar
+}
+
+fn combine_benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("combine");
+    for t in THRESHOLDS {
+        let n = t + t / 2;
+        let mut rng = rng();
+        let secret = SecretKey::random(&mut rng);
+        let split = split(&secret, t, n, &mut rng).expect("valid threshold");
+        // The last t operators sign, so the indices are not simply 1..=t.
+        let partials: Vec<PartialSignature> = split.secret_shares[n - t..]
+            .iter()
+            .map(|s| s.sign(MESSAGE))
+            .collect();
+        let encoded: Vec<(PartialSignature, [u8; 96])> = partials
+            .iter()
+            .map(|p| (*p, p.signature.to_bytes()))
+            .collect();
+
+        group.bench_with_input(BenchmarkId::new("decoded", t), &t, |b, &t| {
+            b.iter(|| combine(black_box(&partials), t))
+        });
+        group.bench_with_input(BenchmarkId::new("from_bytes", t), &t, |b, &t| {
+            b.iter(|| {
+                let decoded: Vec<PartialSignature> = encoded
+                    .iter()
+                    .map(|(p, bytes)| PartialSignature::from_bytes(p.index, bytes))
+                    .collect::<Result<_, _>>()
+                    .expect("valid partials");
+                combine(&decoded, t)
+            })
+        });
+
+        let points: Vec<blst_p2_affine> = partials
+            .iter()
+            .map(|p| *<&blst_p2_affine>::from(&bls_signature(&p.signature)))
+            .collect();
+        let scalars: Vec<blst_scalar> = (0..t).map(|_| random_scalar(&mut rng)).collect();
+        group.bench_with_input(BenchmarkId::new("bare_msm", t), &t, |b, _| {
+            b.iter(|| bare_msm(black_box(&points), black_box(&scalars)))
+        });
+
+        let mut tc_rng = <rand07::rngs::StdRng as rand07::SeedableRng>::seed_from_u64(7);
+        let tc_secret = threshold_crypto::SecretKeySet::random(t - 1, &mut tc_rng);
+        let tc_public = tc_secret.public_keys();
+        let tc_shares: Vec<(usize, threshold_crypto::SignatureShare)> = (n - t..n)
+            .map(|i| (i, tc_secret.secret_key_share(i).sign(MESSAGE)))
+            .collect();
+        group.bench_with_input(BenchmarkId::new("threshold_crypto", t), &t, |b, _| {
+            b.iter(|| {
+                tc_public
+                    .combine_signatures(tc_shares.iter().map(|(i, s)| (*i, s)))
+                    .expect("enough shares")
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The blst signature inside ours, for the bare baseline.
+fn bls_signature(signature: &Signature) -> blst::min_pk::Signature {
+    blst::min_pk::Signature::from_bytes(&signature.to_bytes()).expect("valid signature")
+}
+
+/// `n` partial signatures over distinct messages by distinct keys.
+struct Partials {
+    messages: Vec<[u8; 32]>,
+    keys: Vec<PublicKey>,
+    signatures: Vec<Signature>,
+}
+
+impl Partials {
+    fn new(n: usize) -> Partials {
+        let mut rng = rng();
+        let mut messages = Vec::with_capacity(n);
+        let mut keys = Vec::with_capacity(n);
+        let mut signatures = Vec::with_capacity(n);
+        for _ in 0..n {
+            let share = SecretKey::random(&mut rng);
+            let mut message = [0u8; 32];
+            rng.fill_bytes(&mut message);
+            signatures.push(share.sign(&message));
+            keys.push(share.public_key());
+            messages.push(message);
+        }
+        Partials {
+            messages,
+            keys,
+            signatures,
+        }
+    }
+
+    fn sets(&self) -> Vec<SignatureSet<'_>> {
+        (0..self.keys.len())
+            .map(|i| SignatureSet::new(&self.messages[i], &self.keys[i], &self.signatures[i]))
+            .collect()
+    }
+}
+
+fn batch_benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batch");
+    group.sample_size(10);
+    for n in [100usize, 1000] {
+        let partials = Partials::new(n);
+        let sets = partials.sets();
+        let mut rng = rng();
+        group.bench_with_input(BenchmarkId::new("verify_batch", n), &n, |b, _| {
+            b.iter(|| assert!(verify_signature_sets(black_box(&sets), &mut rng)))
+        });
+        group.bench_with_input(BenchmarkId::new("verify_each", n), &n, |b, _| {
+            b.iter(|| assert!(black_box(&sets).iter().all(SignatureSet::verify)))
+        });
+        // One forged partial: the batch fails and bisection names it.
+        let mut forged = Partials::new(n);
+        forged.signatures[n / 3] = forged.signatures[n / 3 + 1];
+        let forged_sets = forged.sets();
+        group.bench_with_input(BenchmarkId::new("find_one_invalid", n), &n, |b, _| {
+            b.iter(|| assert_eq!(find_invalid(black_box(&forged_sets), &mut rng), vec![n / 3]))
+        });
+    }
+    group.finish();
+}
+
+fn keystore_benches(c: &mut Criterion) {
+    let mut rng = rng();
+    let secret = SecretKey::random(&mut rng);
+    let mut group = c.benchmark_group("keystore");
+    group.sample_size(10);
+    for (name, setting) in [
+        ("decrypt_scrypt_standard", KdfSetting::StandardScrypt),
+        ("decrypt_pbkdf2_standard", KdfSetting::StandardPbkdf2),
+        ("decrypt_insecure_low_cost", KdfSetting::InsecureLowCost),
+    ] {
+        let keystore =
+            Keystore::encrypt(&secret, "password", "", setting, &mut rng).expect("encrypt");
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || keystore.clone(),
+                |k| k.decrypt("password").expect("right password"),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    single,
+    combine_benches,
+    batch_benches,
+    keystore_benches
+);
+criterion_main!(benches);

@@ -1,0 +1,469 @@
+//! Threshold BLS: a secret key split into `n` Shamir shares of which any `t`
+//! sign for the whole.
+//!
+//! Share `i` (counting from 1) holds `f(i)` for a random polynomial `f` of
+//! degree `t − 1` with `f(0)` the group secret. Public shares are `f(i)·G1`;
+//! a partial signature is `f(i)·H(m)`. Any `t` of them give `f(0)·H(m)`, the
+//! ordinary signature of the group key, by Lagrange interpolation at zero,
+//! evaluated as one multi-scalar multiplication.
+
+use std::fmt;
+use std::num::NonZeroU64;
+
+use blst::{
+    blst_p1, blst_p1_affine, blst_p1_to_affine, blst_p1s_mult_pippenger,
+    blst_p1s_mult_pippenger_scratch_sizeof, blst_p2, blst_p2_affine, blst_p2s_mult_pippenger,
+    blst_p2s_mult_pippenger_scratch_sizeof, blst_scalar, limb_t, min_pk,
+};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::bls::{PublicKey, SecretKey, Signature};
+use crate::error::Error;
+use crate::scalar::{lagrange_coefficients_at_zero, Fr};
+
+/// Bits in a scalar of the BLS12-381 group order.
+const SCALAR_BITS: usize = 255;
+
+/// The x coordinate of a share: 1 for the first operator, 2 for the second, …
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct ShareIndex(NonZeroU64);
+
+impl ShareIndex {
+    /// A share index; 0 is refused because f(0) is the group secret.
+    pub fn new(index: u64) -> Result<ShareIndex, Error> {
+        NonZeroU64::new(index)
+            .map(ShareIndex)
+            .ok_or(Error::ZeroShareIndex)
+    }
+
+    /// The index as a number.
+    pub fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl TryFrom<u64> for ShareIndex {
+    type Error = Error;
+    fn try_from(index: u64) -> Result<Self, Error> {
+        ShareIndex::new(index)
+    }
+}
+
+impl From<ShareIndex> for u64 {
+    fn from(index: ShareIndex) -> u64 {
+        index.get()
+    }
+}
+
+impl fmt::Display for ShareIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One operator's share of a group secret key.
+#[derive(Clone, Debug)]
+pub struct SecretShare {
+    index: ShareIndex,
+    key: SecretKey,
+}
+
+impl SecretShare {
+    /// Pairs a share key with its index.
+    pub fn new(index: ShareIndex, key: SecretKey) -> SecretShare {
+        SecretShare { index, key }
+    }
+
+    /// The share's index.
+    pub fn index(&self) -> ShareIndex {
+        self.index
+    }
+
+    /// The share as an ordinary BLS secret key (what a validator client holds).
+    pub fn secret_key(&self) -> &SecretKey {
+        &self.key
+    }
+
+    /// The public share matching this secret share.
+    pub fn public_share(&self) -> PublicShare {
+        PublicShare::new(self.index, self.key.public_key())
+    }
+
+    /// A partial signature over `message`.
+    pub fn sign(&self, message: &[u8]) -> PartialSignature {
+        PartialSignature::new(self.index, self.key.sign(message))
+    }
+}
+
+/// The public key of one share, which its partial signatures verify against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PublicShare {
+    /// The share's index.
+    pub index: ShareIndex,
+    /// The share's public key.
+    pub key: PublicKey,
+}
+
+impl PublicShare {
+    /// Pairs a public key with its share index.
+    pub fn new(index: ShareIndex, key: PublicKey) -> PublicShare {
+        PublicShare { index, key }
+    }
+
+    /// Whether `partial` is this share's signature over `message`. A partial
+    /// carrying another index never verifies.
+    pub fn verify(&self, partial: &PartialSignature, message: &[u8]) -> bool {
+        partial.index == self.index && partial.signature.verify(&self.key, message)
+    }
+}
+
+/// A signature made with one share, tagged with the share's index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartialSignature {
+    /// The index of the share that signed.
+    pub index: ShareIndex,
+    /// The signature by that share.
+    pub signature: Signature,
+}
+
+impl PartialSignature {
+    /// Pairs a signature with the index of the share that made it.
+    pub fn new(index: ShareIndex, signature: Signature) -> PartialSignature {
+        PartialSignature { index, signature }
+    }
+
+    /// Decodes the signature bytes (with the subgroup check) for `index`.
+    pub fn from_bytes(index: ShareIndex, bytes: &[u8]) -> Result<PartialSignature, Error> {
+        Ok(PartialSignature::new(index, Signature::from_bytes(bytes)?))
+    }
+}
+
+/// A key split into shares, as a trusted dealer produces it.
+#[derive(Debug)]
+pub struct KeySplit {
+    /// Shares needed to sign.
+    pub threshold: usize,
+    /// The public key the shares sign for.
+    pub group_public_key: PublicKey,
+    /// One share per operator, indices 1..=n.
+    pub secret_shares: Vec<SecretShare>,
+}
+
+impl KeySplit {
+    /// The public shares, in index order.
+    pub fn public_shares(&self) -> Vec<PublicShare> {
+        self.secret_shares
+            .iter()
+            .map(SecretShare::public_share)
+            .collect()
+    }
+}
+
+/// Splits `secret` into `shares` Shamir shares (indices 1..=shares) of which
+/// any `threshold` recover it.
+pub fn split<R: RngCore + CryptoRng>(
+    secret: &SecretKey,
+    threshold: usize,
+    shares: usize,
+    rng: &mut R,
+) -> Result<KeySplit, Error> {
+    if threshold == 0 || threshold > shares {
+        return Err(Error::InvalidThreshold { threshold, shares });
+    }
+    let secret_scalar: &blst_scalar = secret.as_blst().into();
+    // f(x) = a0 + a1·x + … + a_{t−1}·x^{t−1}, a0 the secret. A share that
+    // comes out zero (probability ~n/2^255) would be an invalid key: redraw.
+    loop {
+        let mut coefficients: Zeroizing<Vec<Fr>> = Zeroizing::new(Vec::with_capacity(threshold));
+        coefficients.push(Fr::from_scalar(secret_scalar));
+        for _ in 1..threshold {
+            coefficients.push(Fr::random(rng));
+        }
+        let mut secret_shares = Vec::with_capacity(shares);
+        for x in 1..=shares as u64 {
+            let mut value = evaluate(&coefficients, Fr::from_u64(x));
+            let key = fr_to_secret_key(&value);
+            value.zeroize();
+            match key {
+                Some(key) => secret_shares.push(SecretShare::new(ShareIndex::new(x)?, key)),
+                None => break,
+            }
+        }
+        if secret_shares.len() == shares {
+            return Ok(KeySplit {
+                threshold,
+                group_public_key: secret.public_key(),
+                secret_shares,
+            });
+        }
+    }
+}
+
+/// Recovers the group secret key from at least `threshold` shares (the first
+/// `threshold` are used). Needed to rebuild a validator key for an exit or
+/// a migration back to solo staking.
+pub fn recover_secret_key(shares: &[SecretShare], threshold: usize) -> Result<SecretKey, Error> {
+    let used = first_threshold(shares, threshold, |s| s.index)?;
+    let indices: Vec<u64> = used.iter().map(|s| s.index.get()).collect();
+    let lambdas = lagrange_coefficients_at_zero(&indices);
+    let mut secret = Fr::ZERO;
+    for (share, lambda) in used.iter().zip(lambdas) {
+        let mut value = Fr::from_scalar(share.key.as_blst().into());
+        secret = secret + lambda * value;
+        value.zeroize();
+    }
+    let key = fr_to_secret_key(&secret).ok_or(Error::InvalidSecretKey);
+    secret.zeroize();
+    key
+}
+
+/// Recovers the group public key from at least `threshold` public shares
+/// (the first `threshold` are used), by interpolation in G1.
+pub fn recover_public_key(shares: &[PublicShare], threshold: usize) -> Result<PublicKey, Error> {
+    let used = first_threshold(shares, threshold, |s| s.index)?;
+    let indices: Vec<u64> = used.iter().map(|s| s.index.get()).collect();
+    let scalars: Vec<blst_scalar> = lagrange_coefficients_at_zero(&indices)
+        .into_iter()
+        .map(Fr::to_scalar)
+        .collect();
+    let points: Vec<blst_p1_affine> = used
+        .iter()
+        .map(|s| *<&blst_p1_affine>::from(s.key.as_blst()))
+        .collect();
+    let sum = msm_g1(&points, &scalars);
+    let mut affine = blst_p1_affine::default();
+    // SAFETY: both are plain fixed-size values owned here.
+    unsafe { blst_p1_to_affine(&mut affine, &sum) };
+    PublicKey::from_point_checked(min_pk::PublicKey::from(affine))
+}
+
+/// Combines at least `threshold` partial signatures (the first `threshold`
+/// are used) into the group signature: Σ λ_i·σ_i as one multi-scalar
+/// multiplication.
+///
+/// Partials are not verified here: verify each against its public share
+/// first (or in a batch), so that a bad one can be blamed on its sender
+/// instead of silently spoiling the result.
+pub fn combine(partials: &[PartialSignature], threshold: usize) -> Result<Signature, Error> {
+    let used = first_threshold(partials, threshold, |p| p.index)?;
+    let indices: Vec<u64> = used.iter().map(|p| p.index.get()).collect();
+    let scalars: Vec<blst_scalar> = lagrange_coefficients_at_zero(&indices)
+        .into_iter()
+        .map(Fr::to_scalar)
+        .collect();
+    let points: Vec<blst_p2_affine> = used.iter().map(|p| *p.signature.as_affine()).collect();
+    Ok(Signature::from_projective(&msm_g2(&points, &scalars)))
+}
+
+/// The first `threshold` items, after checking there are enough and that
+/// their indices are distinct.
+fn first_threshold<T>(
+    items: &[T],
+    threshold: usize,
+    index_of: impl Fn(&T) -> ShareIndex,
+) -> Result<&[T], Error> {
+    if threshold == 0 {
+        return Err(Error::InvalidThreshold {
+            threshold,
+            shares: items.len(),
+        });
+    }
+    if items.len() < threshold {
+        return Err(Error::NotEnoughShares {
+            needed: threshold,
+            got: items.len(),
+        });
+    }
+    let used = &items[..threshold];
+    let mut seen: Vec<u64> = used.iter().map(|item| index_of(item).get()).collect();
+    seen.sort_unstable();
+    if let Some(pair) = seen.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(Error::DuplicateShareIndex(pair[0]));
+    }
+    Ok(used)
+}
+
+/// Horner evaluation of the polynomial with the given coefficients (lowest first).
+fn evaluate(coefficients: &[Fr], x: Fr) -> Fr {
+    coefficients
+        .iter()
+        .rev()
+        .fold(Fr::ZERO, |acc, &coefficient| acc * x + coefficient)
+}
+
+fn fr_to_secret_key(value: &Fr) -> Option<SecretKey> {
+    if value.is_zero() {
+        return None;
+    }
+    let mut scalar = value.to_scalar();
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    for (dst, src) in bytes.iter_mut().zip(scalar.b.iter().rev()) {
+        *dst = *src;
+    }
+    scalar.b.zeroize();
+    SecretKey::from_bytes(bytes.as_ref()).ok()
+}
+
+/// Σ scalars[i]·points[i] in G2 with blst's multi-scalar multiplication
+/// (a shared-doubling windowed method for few points, Pippenger for many).
+pub(crate) fn msm_g2(points: &[blst_p2_affine], scalars: &[blst_scalar]) -> blst_p2 {
+    debug_assert_eq!(points.len(), scalars.len());
+    let mut out = blst_p2::default();
+    if points.is_empty() {
+        return out;
+    }
+    // SAFETY: blst reads `points.len()` contiguous points and scalars (a
+    // null second pointer marks a contiguous array) and writes into `out`
+    // and a scratch buffer of the size it asked for.
+    unsafe {
+        let mut scratch = scratch_buffer(blst_p2s_mult_pippenger_scratch_sizeof(points.len()));
+        let point_ptrs = [points.as_ptr(), std::ptr::null()];
+        let scalar_ptrs = [scalars.as_ptr().cast::<u8>(), std::ptr::null()];
+        blst_p2s_mult_pippenger(
+            &mut out,
+            point_ptrs.as_ptr(),
+            points.len(),
+            scalar_ptrs.as_ptr(),
+            SCALAR_BITS,
+            scratch.as_mut_ptr(),
+        );
+    }
+    out
+}
+
+/// Σ scalars[i]·points[i] in G1.
+fn msm_g1(points: &[blst_p1_affine], scalars: &[blst_scalar]) -> blst_p1 {
+    debug_assert_eq!(points.len(), scalars.len());
+    let mut out = blst_p1::default();
+    if points.is_empty() {
+        return out;
+    }
+    // SAFETY: as in `msm_g2`.
+    unsafe {
+        let mut scratch = scratch_buffer(blst_p1s_mult_pippenger_scratch_sizeof(points.len()));
+        let point_ptrs = [points.as_ptr(), std::ptr::null()];
+        let scalar_ptrs = [scalars.as_ptr().cast::<u8>(), std::ptr::null()];
+        blst_p1s_mult_pippenger(
+            &mut out,
+            point_ptrs.as_ptr(),
+            points.len(),
+            scalar_ptrs.as_ptr(),
+            SCALAR_BITS,
+            scratch.as_mut_ptr(),
+        );
+    }
+    out
+}
+
+fn scratch_buffer(bytes: usize) -> Vec<limb_t> {
+    vec![0; bytes.div_ceil(std::mem::size_of::<limb_t>()).max(1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn setup(t: usize, n: usize, seed: u64) -> (SecretKey, KeySplit) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let sk = SecretKey::random(&mut rng);
+        let split = split(&sk, t, n, &mut rng).expect("valid threshold");
+        (sk, split)
+    }
+
+    #[test]
+    fn split_recover_round_trip() {
+        let (sk, split) = setup(3, 5, 7);
+        let shares = &split.secret_shares;
+        let recovered = recover_secret_key(
+            &[shares[4].clone(), shares[0].clone(), shares[2].clone()],
+            3,
+        )
+        .expect("three shares");
+        assert_eq!(recovered.to_bytes(), sk.to_bytes());
+        let group = recover_public_key(&split.public_shares()[1..4], 3).expect("three shares");
+        assert_eq!(group, sk.public_key());
+        assert_eq!(group, split.group_public_key);
+    }
+
+    #[test]
+    fn too_few_or_duplicated_shares_are_refused() {
+        let (_, split) = setup(3, 4, 8);
+        let shares = &split.secret_shares;
+        assert_eq!(
+            recover_secret_key(&shares[..2], 3).map(|_| ()),
+            Err(Error::NotEnoughShares { needed: 3, got: 2 })
+        );
+        let dup = [shares[0].clone(), shares[1].clone(), shares[0].clone()];
+        assert_eq!(
+            recover_secret_key(&dup, 3).map(|_| ()),
+            Err(Error::DuplicateShareIndex(1))
+        );
+        let partials: Vec<_> = shares.iter().map(|s| s.sign(b"m")).collect();
+        assert_eq!(
+            combine(&partials[..2], 3),
+            Err(Error::NotEnoughShares { needed: 3, got: 2 })
+        );
+    }
+
+    #[test]
+    fn invalid_thresholds_are_refused() {
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let sk = SecretKey::random(&mut rng);
+        for (t, n) in [(0, 3), (4, 3)] {
+            assert_eq!(
+                split(&sk, t, n, &mut rng).map(|_| ()),
+                Err(Error::InvalidThreshold {
+                    threshold: t,
+                    shares: n
+                })
+            );
+        }
+        assert_eq!(ShareIndex::new(0), Err(Error::ZeroShareIndex));
+    }
+
+    #[test]
+    fn combine_gives_the_group_signature() {
+        let (sk, split) = setup(4, 7, 10);
+        let partials: Vec<_> = split.secret_shares[2..6]
+            .iter()
+            .map(|s| s.sign(b"block"))
+            .collect();
+        let combined = combine(&partials, 4).expect("enough partials");
+        assert_eq!(combined, sk.sign(b"block"));
+        assert!(combined.verify(&split.group_public_key, b"block"));
+    }
+
+    #[test]
+    fn a_one_of_one_split_is_the_key_itself() {
+        let (sk, split) = setup(1, 1, 11);
+        assert_eq!(
+            split.secret_shares[0].secret_key().to_bytes(),
+            sk.to_bytes()
+        );
+    }
+
+    #[test]
+    fn partial_with_other_index_does_not_verify() {
+        let (_, split) = setup(2, 3, 12);
+        let publics = split.public_shares();
+        let partial = split.secret_shares[0].sign(b"m");
+        assert!(publics[0].verify(&partial, b"m"));
+        let relabelled = PartialSignature::new(publics[1].index, partial.signature);
+        assert!(!publics[1].verify(&relabelled, b"m"));
+        assert!(!publics[0].verify(&relabelled, b"m"));
+    }
+
+    #[test]
+    fn share_index_serde_refuses_zero() {
+        assert!(serde_json::from_str::<ShareIndex>("0").is_err());
+        assert_eq!(
+            serde_json::from_str::<ShareIndex>("3").ok(),
+            ShareIndex::new(3).ok()
+        );
+    }
+}
