@@ -10,7 +10,7 @@ use std::hint::black_box;
 use blst::{blst_p2, blst_p2_affine, blst_scalar, blst_scalar_from_be_bytes};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use phalanx_crypto::batch::{find_invalid, verify_signature_sets};
-use phalanx_crypto::threshold::{combine, split};
+use phalanx_crypto::threshold::{combine, split, IntegerLagrange};
 use phalanx_crypto::{
     KdfSetting, Keystore, PartialSignature, PublicKey, SecretKey, Signature, SignatureSet,
 };
@@ -52,8 +52,9 @@ fn single(c: &mut Criterion) {
     group.finish();
 }
 
-/// Σ s_i·P_i by blst's multi-scalar multiplication, exactly as `combine` calls it.
-fn bare_msm(points: &[blst_p2_affine], scalars: &[blst_scalar]) -> blst_p2 {
+/// Σ s_i·P_i by blst's multi-scalar multiplication over packed
+/// little-endian scalars of `bits` bits, as `combine` calls it.
+fn bare_msm(points: &[blst_p2_affine], scalars: &[u8], bits: usize) -> blst_p2 {
     let mut out = blst_p2::default();
     // SAFETY: contiguous arrays of `points.len()` points and scalars, and a
     // scratch buffer of the size blst asks for.
@@ -61,17 +62,77 @@ fn bare_msm(points: &[blst_p2_affine], scalars: &[blst_scalar]) -> blst_p2 {
         let size = blst::blst_p2s_mult_pippenger_scratch_sizeof(points.len());
         let mut scratch = vec![0 as blst::limb_t; size.div_ceil(8).max(1)];
         let point_ptrs = [points.as_ptr(), std::ptr::null()];
-        let scalar_ptrs = [scalars.as_ptr().cast::<u8>(), std::ptr::null()];
+        let scalar_ptrs = [scalars.as_ptr(), std::ptr::null()];
         blst::blst_p2s_mult_pippenger(
             &mut out,
             point_ptrs.as_ptr(),
             points.len(),
             scalar_ptrs.as_ptr(),
-            255,
+            bits,
             scratch.as_mut_ptr(),
         );
     }
     out
+}
+
+/// The blst operations `combine` is built on, with everything else
+/// (coefficients, negations, packing, the inverse) precomputed: the
+/// short-scalar multi-scalar multiplication and one multiplication by D⁻¹.
+struct BareCombine {
+    points: Vec<blst_p2_affine>,
+    scalars: Vec<u8>,
+    bits: usize,
+    denominator_inverse: Option<blst_scalar>,
+}
+
+impl BareCombine {
+    fn new(partials: &[PartialSignature]) -> BareCombine {
+        let indices: Vec<_> = partials.iter().map(|p| p.index).collect();
+        let lagrange = IntegerLagrange::new(&indices).expect("small indices");
+        let widest = lagrange
+            .numerators
+            .iter()
+            .map(|c| c.unsigned_abs())
+            .max()
+            .expect("t > 0");
+        let bits = (128 - widest.leading_zeros() as usize).max(1);
+        let width = bits.div_ceil(8);
+        let mut points = Vec::new();
+        let mut scalars = Vec::new();
+        for (partial, c) in partials.iter().zip(&lagrange.numerators) {
+            let mut point = *<&blst_p2_affine>::from(&bls_signature(&partial.signature));
+            if *c < 0 {
+                let y = point.y;
+                // SAFETY: reads the copy `y`, writes the point's own coordinate.
+                unsafe { blst::blst_fp2_cneg(&mut point.y, &y, true) };
+            }
+            points.push(point);
+            scalars.extend_from_slice(&c.unsigned_abs().to_le_bytes()[..width]);
+        }
+        let denominator_inverse = (lagrange.denominator != 1).then(|| {
+            let mut d = blst_scalar::default();
+            d.b[..16].copy_from_slice(&lagrange.denominator.to_le_bytes());
+            let mut inverse = blst_scalar::default();
+            // SAFETY: plain fixed-size values owned here.
+            unsafe { blst::blst_sk_inverse(&mut inverse, &d) };
+            inverse
+        });
+        BareCombine {
+            points,
+            scalars,
+            bits,
+            denominator_inverse,
+        }
+    }
+
+    fn run(&self) -> blst_p2 {
+        let mut sum = bare_msm(&self.points, &self.scalars, self.bits);
+        if let Some(inverse) = &self.denominator_inverse {
+            // SAFETY: `sum` is read before it is written; the scalar holds 32 bytes.
+            unsafe { blst::blst_p2_mult(&mut sum, &sum, inverse.b.as_ptr(), 255) };
+        }
+        sum
+    }
 }
 
 fn random_scalar(rng: &mut ChaCha20Rng) -> blst_scalar {
@@ -90,11 +151,26 @@ fn combine_benches(c: &mut Criterion) {
         let mut rng = rng();
         let secret = SecretKey::random(&mut rng);
         let split = split(&secret, t, n, &mut rng).expect("valid threshold");
-        // The last t operators sign, so the indices are not simply 1..=t.
-        let partials: Vec<PartialSignature> = split.secret_shares[n - t..]
+        // Operators 1..t-1 and n sign: a gap in the indices makes the
+        // Lagrange coefficients fractions (D > 1), the costlier case.
+        let signers: Vec<usize> = (0..t - 1).chain([n - 1]).collect();
+        let partials: Vec<PartialSignature> = signers
+            .iter()
+            .map(|&i| split.secret_shares[i].sign(MESSAGE))
+            .collect();
+        let denominator =
+            IntegerLagrange::new(&partials.iter().map(|p| p.index).collect::<Vec<_>>())
+                .expect("small indices")
+                .denominator;
+        assert!(denominator > 1, "the gapped signer set must need D^-1");
+        // Consecutive operators (the last t): every coefficient is an integer.
+        let consecutive: Vec<PartialSignature> = split.secret_shares[n - t..]
             .iter()
             .map(|s| s.sign(MESSAGE))
             .collect();
+        group.bench_with_input(BenchmarkId::new("decoded_consecutive", t), &t, |b, &t| {
+            b.iter(|| combine(black_box(&consecutive), t))
+        });
         let encoded: Vec<(PartialSignature, [u8; 96])> = partials
             .iter()
             .map(|p| (*p, p.signature.to_bytes()))
@@ -114,20 +190,28 @@ fn combine_benches(c: &mut Criterion) {
             })
         });
 
+        let bare = BareCombine::new(&partials);
+        group.bench_with_input(BenchmarkId::new("bare_ops", t), &t, |b, _| {
+            b.iter(|| black_box(&bare).run())
+        });
+
+        // For reference: the multi-scalar multiplication a combine over
+        // full-width (255-bit) Lagrange coefficients would need.
         let points: Vec<blst_p2_affine> = partials
             .iter()
             .map(|p| *<&blst_p2_affine>::from(&bls_signature(&p.signature)))
             .collect();
-        let scalars: Vec<blst_scalar> = (0..t).map(|_| random_scalar(&mut rng)).collect();
-        group.bench_with_input(BenchmarkId::new("bare_msm", t), &t, |b, _| {
-            b.iter(|| bare_msm(black_box(&points), black_box(&scalars)))
+        let scalars: Vec<u8> = (0..t).flat_map(|_| random_scalar(&mut rng).b).collect();
+        group.bench_with_input(BenchmarkId::new("full_width_msm", t), &t, |b, _| {
+            b.iter(|| bare_msm(black_box(&points), black_box(&scalars), 255))
         });
 
         let mut tc_rng = <rand07::rngs::StdRng as rand07::SeedableRng>::seed_from_u64(7);
         let tc_secret = threshold_crypto::SecretKeySet::random(t - 1, &mut tc_rng);
         let tc_public = tc_secret.public_keys();
-        let tc_shares: Vec<(usize, threshold_crypto::SignatureShare)> = (n - t..n)
-            .map(|i| (i, tc_secret.secret_key_share(i).sign(MESSAGE)))
+        let tc_shares: Vec<(usize, threshold_crypto::SignatureShare)> = signers
+            .iter()
+            .map(|&i| (i, tc_secret.secret_key_share(i).sign(MESSAGE)))
             .collect();
         group.bench_with_input(BenchmarkId::new("threshold_crypto", t), &t, |b, _| {
             b.iter(|| {

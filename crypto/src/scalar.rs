@@ -26,6 +26,14 @@ impl Fr {
         Fr(out)
     }
 
+    pub(crate) fn from_u128(value: u128) -> Fr {
+        let mut out = blst_fr::default();
+        let limbs = [value as u64, (value >> 64) as u64, 0, 0];
+        // SAFETY: blst reads four limbs from `limbs` and writes `out`.
+        unsafe { blst_fr_from_uint64(&mut out, limbs.as_ptr()) };
+        Fr(out)
+    }
+
     /// Interprets a canonical scalar (already reduced below r) as a field element.
     pub(crate) fn from_scalar(scalar: &blst_scalar) -> Fr {
         let mut out = blst_fr::default();
