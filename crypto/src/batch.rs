@@ -1,18 +1,27 @@
 //! Batch verification of many (message, public key, signature) sets.
 //!
 //! Each set is weighted by a random 64-bit scalar r_i and all are checked
-//! with one final exponentiation: Π e(r_i·pk_i, H(m_i)) = e(G1, Σ r_i·σ_i).
-//! Without the random weights, two bad signatures could cancel out.
+//! with one multi-Miller loop and one final exponentiation:
+//! Π e(r_i·pk_i, H(m_i)) = e(G1, Σ r_i·σ_i), the signature sum computed as
+//! one multi-scalar multiplication. Without the random weights, two bad
+//! signatures could cancel out.
 //!
 //! When a batch fails the node must still name who sent the bad partial, so
 //! [`find_invalid`] bisects: it re-checks the left half, and if that passes
 //! the fault must be in the right half, which is then split without being
-//! checked as a whole. One bad entry among n costs about n further pairings.
+//! checked as a whole. Each message is hashed to G2 once, up front, and
+//! every check of the bisection reuses the hashes: finding one bad entry
+//! among 1,000 costs about two passing batches, well under verifying each.
 
-use blst::{blst_scalar, min_pk, BLST_ERROR};
+use blst::{
+    blst_fp12, blst_fp12_is_one, blst_p1, blst_p1_affine, blst_p1_affine_generator,
+    blst_p1_from_affine, blst_p1_mult, blst_p1_to_affine, blst_p2_affine, blst_p2_affine_is_inf,
+    blst_p2_to_affine,
+};
 use rand_core::{CryptoRng, RngCore};
 
-use crate::bls::{PublicKey, Signature, DST};
+use crate::bls::{hash_to_g2_affine, PublicKey, Signature, DST};
+use crate::msm::msm_g2;
 
 /// Bits of randomness per set: forging a batch succeeds with probability 2^-64.
 const RANDOM_BITS: usize = 64;
@@ -57,7 +66,7 @@ pub fn verify_signature_sets<R: RngCore + CryptoRng>(
     match sets {
         [] => false,
         [single] => single.verify(),
-        _ => verify_weighted(sets, rng),
+        _ => verify_prepared(&prepare(sets), rng),
     }
 }
 
@@ -66,22 +75,56 @@ pub fn verify_signature_sets<R: RngCore + CryptoRng>(
 pub fn find_invalid<R: RngCore + CryptoRng>(sets: &[SignatureSet<'_>], rng: &mut R) -> Vec<usize> {
     let mut invalid = Vec::new();
     if !sets.is_empty() {
-        locate(sets, 0, false, rng, &mut invalid);
+        locate(&prepare(sets), 0, false, rng, &mut invalid);
     }
     invalid
+}
+
+/// A set with its message hashed to G2, so that bisection hashes once.
+struct Prepared {
+    hash: blst_p2_affine,
+    key: blst_p1_affine,
+    signature: blst_p2_affine,
+}
+
+/// Hashes every message, spread over the available cores.
+fn prepare(sets: &[SignatureSet<'_>]) -> Vec<Prepared> {
+    let prepare_one = |set: &SignatureSet<'_>| Prepared {
+        hash: hash_to_g2_affine(set.message, DST),
+        key: *<&blst_p1_affine>::from(set.public_key.as_blst()),
+        signature: *set.signature.as_affine(),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = sets.len().div_ceil(threads).max(16);
+    if sets.len() <= chunk {
+        return sets.iter().map(prepare_one).collect();
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = sets
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(prepare_one).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| match worker.join() {
+                Ok(part) => part,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
 }
 
 /// Appends to `invalid` the positions (offset by `base`) of the bad sets in
 /// `sets`. With `known_invalid` the caller has already seen `sets` fail as a
 /// whole, so that check is skipped.
 fn locate<R: RngCore + CryptoRng>(
-    sets: &[SignatureSet<'_>],
+    sets: &[Prepared],
     base: usize,
     known_invalid: bool,
     rng: &mut R,
     invalid: &mut Vec<usize>,
 ) {
-    if !known_invalid && verify_signature_sets(sets, rng) {
+    if !known_invalid && verify_prepared(sets, rng) {
         return;
     }
     if sets.len() == 1 {
@@ -90,7 +133,7 @@ fn locate<R: RngCore + CryptoRng>(
     }
     let (left, right) = sets.split_at(sets.len() / 2);
     let right_base = base + left.len();
-    if verify_signature_sets(left, rng) {
+    if verify_prepared(left, rng) {
         // The whole failed and the left half passed: the fault is on the right.
         locate(right, right_base, true, rng, invalid);
     } else {
@@ -99,34 +142,62 @@ fn locate<R: RngCore + CryptoRng>(
     }
 }
 
-fn verify_weighted<R: RngCore + CryptoRng>(sets: &[SignatureSet<'_>], rng: &mut R) -> bool {
-    let weights: Vec<blst_scalar> = sets
+/// Π e(r_i·pk_i, H(m_i)) = e(G1, Σ r_i·σ_i) over pre-hashed sets.
+fn verify_prepared<R: RngCore + CryptoRng>(sets: &[Prepared], rng: &mut R) -> bool {
+    if sets.is_empty() {
+        return false;
+    }
+    let weights: Vec<[u8; 8]> = sets
         .iter()
-        .map(|_| {
-            let mut weight = blst_scalar::default();
-            // Zero would drop the set from the equation.
-            let mut r = 0u64;
-            while r == 0 {
-                r = rng.next_u64();
+        .map(|_| random_weight(rng).to_le_bytes())
+        .collect();
+    let scaled_keys: Vec<blst_p1_affine> = sets
+        .iter()
+        .zip(&weights)
+        .map(|(set, weight)| {
+            let mut point = blst_p1::default();
+            let mut affine = blst_p1_affine::default();
+            // SAFETY: plain fixed-size values owned here; the weight is 8 bytes.
+            unsafe {
+                blst_p1_from_affine(&mut point, &set.key);
+                blst_p1_mult(&mut point, &point, weight.as_ptr(), RANDOM_BITS);
+                blst_p1_to_affine(&mut affine, &point);
             }
-            weight.b[..8].copy_from_slice(&r.to_le_bytes());
-            weight
+            affine
         })
         .collect();
-    let messages: Vec<&[u8]> = sets.iter().map(|s| s.message).collect();
-    let keys: Vec<&min_pk::PublicKey> = sets.iter().map(|s| s.public_key.as_blst()).collect();
-    let signatures: Vec<&min_pk::Signature> = sets.iter().map(|s| s.signature.as_blst()).collect();
-    // Keys and signatures were validated when decoded.
-    min_pk::Signature::verify_multiple_aggregate_signatures(
-        &messages,
-        DST,
-        &keys,
-        false,
-        &signatures,
-        false,
-        &weights,
-        RANDOM_BITS,
-    ) == BLST_ERROR::BLST_SUCCESS
+    let hashes: Vec<blst_p2_affine> = sets.iter().map(|set| set.hash).collect();
+    let signatures: Vec<blst_p2_affine> = sets.iter().map(|set| set.signature).collect();
+    let packed: Vec<u8> = weights.concat();
+    let mut signature_sum = blst_p2_affine::default();
+    // SAFETY: plain fixed-size values owned here.
+    unsafe {
+        blst_p2_to_affine(
+            &mut signature_sum,
+            &msm_g2(&signatures, &packed, RANDOM_BITS),
+        )
+    };
+
+    let keys_side = blst_fp12::miller_loop_n(&hashes, &scaled_keys);
+    // SAFETY: the generator is a static inside blst; `signature_sum` is owned here.
+    unsafe {
+        if blst_p2_affine_is_inf(&signature_sum) {
+            // e(G1, O) = 1.
+            return blst_fp12_is_one(&keys_side.final_exp());
+        }
+        let signature_side = blst_fp12::miller_loop(&signature_sum, &*blst_p1_affine_generator());
+        blst_fp12::finalverify(&keys_side, &signature_side)
+    }
+}
+
+/// A random non-zero 64-bit weight (zero would drop a set from the check).
+fn random_weight<R: RngCore + CryptoRng>(rng: &mut R) -> u64 {
+    loop {
+        let weight = rng.next_u64();
+        if weight != 0 {
+            return weight;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +263,23 @@ mod tests {
         fixture.signatures.swap(1, 2);
         assert!(!verify_signature_sets(&fixture.sets(), &mut rng));
         assert_eq!(find_invalid(&fixture.sets(), &mut rng), vec![1, 2]);
+    }
+
+    #[test]
+    fn the_prehashed_check_agrees_with_blst() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let mut fixture = Fixture::new(40, &mut rng);
+        assert!(verify_prepared(&prepare(&fixture.sets()), &mut rng));
+        fixture.messages[17] = b"tampered".to_vec();
+        assert!(!verify_prepared(&prepare(&fixture.sets()), &mut rng));
+        assert!(!verify_prepared(&[], &mut rng));
+        // Infinity signatures make the signature sum infinity.
+        let infinity = Signature::infinity();
+        let sets: Vec<SignatureSet<'_>> = (0..2)
+            .map(|i| SignatureSet::new(&fixture.messages[i], &fixture.keys[i], &infinity))
+            .collect();
+        assert!(!verify_prepared(&prepare(&sets), &mut rng));
+        assert_eq!(find_invalid(&sets, &mut rng), vec![0, 1]);
     }
 
     #[test]

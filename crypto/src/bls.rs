@@ -296,10 +296,6 @@ impl Signature {
         Signature(min_pk::Signature::from(affine))
     }
 
-    pub(crate) fn as_blst(&self) -> &min_pk::Signature {
-        &self.0
-    }
-
     pub(crate) fn as_affine(&self) -> &blst_p2_affine {
         (&self.0).into()
     }
@@ -334,9 +330,17 @@ impl FromStr for Signature {
 /// uncompressed encoding (x.c1 ‖ x.c0 ‖ y.c1 ‖ y.c0, big-endian). Exposed so
 /// the hash-to-curve conformance vectors can be checked directly.
 pub fn hash_to_g2(message: &[u8], dst: &[u8]) -> [u8; 192] {
+    let affine = hash_to_g2_affine(message, dst);
+    let mut out = [0u8; 192];
+    // SAFETY: writes exactly 192 bytes into `out`.
+    unsafe { blst_p2_affine_serialize(out.as_mut_ptr(), &affine) };
+    out
+}
+
+/// `message` hashed to G2 with the given tag, as an affine point.
+pub(crate) fn hash_to_g2_affine(message: &[u8], dst: &[u8]) -> blst_p2_affine {
     let mut point = blst_p2::default();
     let mut affine = blst_p2_affine::default();
-    let mut out = [0u8; 192];
     // SAFETY: pointers and lengths come from live slices; outputs are owned here.
     unsafe {
         blst::blst_hash_to_g2(
@@ -349,9 +353,8 @@ pub fn hash_to_g2(message: &[u8], dst: &[u8]) -> [u8; 192] {
             0,
         );
         blst_p2_to_affine(&mut affine, &point);
-        blst_p2_affine_serialize(out.as_mut_ptr(), &affine);
     }
-    out
+    affine
 }
 
 /// Decodes `0x`-prefixed or bare hexadecimal.

@@ -21,6 +21,7 @@ pub mod bls;
 pub mod derivation;
 mod error;
 pub mod keystore;
+mod msm;
 mod scalar;
 pub mod threshold;
 

@@ -19,9 +19,8 @@ use std::fmt;
 use std::num::NonZeroU64;
 
 use blst::{
-    blst_fp2_cneg, blst_p1, blst_p1_affine, blst_p1_to_affine, blst_p1s_mult_pippenger,
-    blst_p1s_mult_pippenger_scratch_sizeof, blst_p2, blst_p2_affine, blst_p2_mult,
-    blst_p2s_mult_pippenger, blst_p2s_mult_pippenger_scratch_sizeof, blst_scalar, limb_t, min_pk,
+    blst_fp2_cneg, blst_p1_affine, blst_p1_to_affine, blst_p2_affine, blst_p2_mult, blst_scalar,
+    min_pk,
 };
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -29,10 +28,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::bls::{PublicKey, SecretKey, Signature};
 use crate::error::Error;
+use crate::msm::{msm_g1, msm_g2, SCALAR_BITS};
 use crate::scalar::{lagrange_coefficients_at_zero, Fr};
-
-/// Bits in a scalar of the BLS12-381 group order.
-const SCALAR_BITS: usize = 255;
 
 /// The x coordinate of a share: 1 for the first operator, 2 for the second, …
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -233,15 +230,15 @@ pub fn recover_secret_key(shares: &[SecretShare], threshold: usize) -> Result<Se
 pub fn recover_public_key(shares: &[PublicShare], threshold: usize) -> Result<PublicKey, Error> {
     let used = first_threshold(shares, threshold, |s| s.index)?;
     let indices: Vec<u64> = used.iter().map(|s| s.index.get()).collect();
-    let scalars: Vec<blst_scalar> = lagrange_coefficients_at_zero(&indices)
+    let scalars: Vec<u8> = lagrange_coefficients_at_zero(&indices)
         .into_iter()
-        .map(Fr::to_scalar)
+        .flat_map(|lambda| lambda.to_scalar().b)
         .collect();
     let points: Vec<blst_p1_affine> = used
         .iter()
         .map(|s| *<&blst_p1_affine>::from(s.key.as_blst()))
         .collect();
-    let sum = msm_g1(&points, &scalars);
+    let sum = msm_g1(&points, &scalars, SCALAR_BITS);
     let mut affine = blst_p1_affine::default();
     // SAFETY: both are plain fixed-size values owned here.
     unsafe { blst_p1_to_affine(&mut affine, &sum) };
@@ -415,62 +412,6 @@ fn fr_to_secret_key(value: &Fr) -> Option<SecretKey> {
     }
     scalar.b.zeroize();
     SecretKey::from_bytes(bytes.as_ref()).ok()
-}
-
-/// Σ scalars[i]·points[i] in G2 with blst's multi-scalar multiplication
-/// (a shared-doubling windowed method for few points, Pippenger for many),
-/// with `scalars` packed little-endian, `ceil(bits / 8)` bytes per point.
-fn msm_g2(points: &[blst_p2_affine], scalars: &[u8], bits: usize) -> blst_p2 {
-    assert_eq!(scalars.len(), points.len() * bits.div_ceil(8));
-    let mut out = blst_p2::default();
-    if points.is_empty() {
-        return out;
-    }
-    // SAFETY: blst reads `points.len()` contiguous points and scalars (a
-    // null second pointer marks a contiguous array) and writes into `out`
-    // and a scratch buffer of the size it asked for.
-    unsafe {
-        let mut scratch = scratch_buffer(blst_p2s_mult_pippenger_scratch_sizeof(points.len()));
-        let point_ptrs = [points.as_ptr(), std::ptr::null()];
-        let scalar_ptrs = [scalars.as_ptr(), std::ptr::null()];
-        blst_p2s_mult_pippenger(
-            &mut out,
-            point_ptrs.as_ptr(),
-            points.len(),
-            scalar_ptrs.as_ptr(),
-            bits,
-            scratch.as_mut_ptr(),
-        );
-    }
-    out
-}
-
-/// Σ scalars[i]·points[i] in G1.
-fn msm_g1(points: &[blst_p1_affine], scalars: &[blst_scalar]) -> blst_p1 {
-    debug_assert_eq!(points.len(), scalars.len());
-    let mut out = blst_p1::default();
-    if points.is_empty() {
-        return out;
-    }
-    // SAFETY: as in `msm_g2`.
-    unsafe {
-        let mut scratch = scratch_buffer(blst_p1s_mult_pippenger_scratch_sizeof(points.len()));
-        let point_ptrs = [points.as_ptr(), std::ptr::null()];
-        let scalar_ptrs = [scalars.as_ptr().cast::<u8>(), std::ptr::null()];
-        blst_p1s_mult_pippenger(
-            &mut out,
-            point_ptrs.as_ptr(),
-            points.len(),
-            scalar_ptrs.as_ptr(),
-            SCALAR_BITS,
-            scratch.as_mut_ptr(),
-        );
-    }
-    out
-}
-
-fn scratch_buffer(bytes: usize) -> Vec<limb_t> {
-    vec![0; bytes.div_ceil(std::mem::size_of::<limb_t>()).max(1)]
 }
 
 #[cfg(test)]
