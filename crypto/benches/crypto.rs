@@ -128,8 +128,9 @@ impl BareCombine {
     fn run(&self) -> blst_p2 {
         let mut sum = bare_msm(&self.points, &self.scalars, self.bits);
         if let Some(inverse) = &self.denominator_inverse {
-            // SAFETY: `sum` is read before it is written; the scalar holds 32 bytes.
-            unsafe { blst::blst_p2_mult(&mut sum, &sum, inverse.b.as_ptr(), 255) };
+            let scaled = sum;
+            // SAFETY: distinct input and output; the scalar holds 32 bytes.
+            unsafe { blst::blst_p2_mult(&mut sum, &scaled, inverse.b.as_ptr(), 255) };
         }
         sum
     }

@@ -155,13 +155,14 @@ fn verify_prepared<R: RngCore + CryptoRng>(sets: &[Prepared], rng: &mut R) -> bo
         .iter()
         .zip(&weights)
         .map(|(set, weight)| {
-            let mut point = blst_p1::default();
+            let mut key = blst_p1::default();
+            let mut scaled = blst_p1::default();
             let mut affine = blst_p1_affine::default();
             // SAFETY: plain fixed-size values owned here; the weight is 8 bytes.
             unsafe {
-                blst_p1_from_affine(&mut point, &set.key);
-                blst_p1_mult(&mut point, &point, weight.as_ptr(), RANDOM_BITS);
-                blst_p1_to_affine(&mut affine, &point);
+                blst_p1_from_affine(&mut key, &set.key);
+                blst_p1_mult(&mut scaled, &key, weight.as_ptr(), RANDOM_BITS);
+                blst_p1_to_affine(&mut affine, &scaled);
             }
             affine
         })

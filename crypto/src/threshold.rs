@@ -291,8 +291,9 @@ pub fn combine(partials: &[PartialSignature], threshold: usize) -> Result<Signat
         let inverse = Fr::from_u128(lagrange.denominator)
             .inverse_public()
             .to_scalar();
-        // SAFETY: `sum` is read before it is overwritten; the scalar holds 32 bytes.
-        unsafe { blst_p2_mult(&mut sum, &sum, inverse.b.as_ptr(), SCALAR_BITS) };
+        let scaled = sum;
+        // SAFETY: distinct input and output values owned here; the scalar holds 32 bytes.
+        unsafe { blst_p2_mult(&mut sum, &scaled, inverse.b.as_ptr(), SCALAR_BITS) };
     }
     Ok(Signature::from_projective(&sum))
 }
@@ -563,6 +564,21 @@ mod tests {
             })
             .collect();
         assert_eq!(combine(&partials, 3), Ok(sk.sign(b"m")));
+    }
+
+    #[test]
+    fn an_infinity_partial_counts_as_zero() {
+        let (_, split) = setup(2, 2, 14);
+        let first = split.secret_shares[0].sign(b"m");
+        let infinity = PartialSignature::new(split.secret_shares[1].index(), Signature::infinity());
+        // Indices 1 and 2: λ1 = 2, λ2 = −1, so the result is 2·σ1.
+        let doubled = Signature::aggregate(&[first.signature, first.signature]).expect("two");
+        assert_eq!(combine(&[first, infinity], 2), Ok(doubled));
+        let also_infinity = PartialSignature::new(first.index, Signature::infinity());
+        assert_eq!(
+            combine(&[also_infinity, infinity], 2),
+            Ok(Signature::infinity())
+        );
     }
 
     #[test]
