@@ -1,5 +1,9 @@
 //! Batch verification of many (message, public key, signature) sets.
 //!
+//! The RNG passed in must be unpredictable to whoever supplied the
+//! signatures (`OsRng` in production): a sender who knows the weights can
+//! forge sets that cancel out. Seed it only in tests and simulations.
+//!
 //! Each set is weighted by a random 64-bit scalar r_i and all are checked
 //! with one multi-Miller loop and one final exponentiation:
 //! Π e(r_i·pk_i, H(m_i)) = e(G1, Σ r_i·σ_i), the signature sum computed as

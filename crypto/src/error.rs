@@ -66,6 +66,14 @@ pub enum Error {
         /// Requested number of shares.
         shares: usize,
     },
+    /// More shares than a split may make.
+    #[error("cannot split into {shares} shares: at most {max}")]
+    TooManyShares {
+        /// Requested number of shares.
+        shares: usize,
+        /// The limit.
+        max: usize,
+    },
     /// Share indices start at 1; 0 would be the secret itself.
     #[error("share index must be at least 1")]
     ZeroShareIndex,

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::bls::{PublicKey, SecretKey, SECRET_KEY_LEN};
 use crate::error::KeystoreError;
@@ -31,8 +31,13 @@ const VERSION: u64 = 4;
 const DERIVED_KEY_LEN: usize = 32;
 const SALT_LEN: usize = 32;
 const IV_LEN: usize = 16;
-/// Refuse files whose scrypt would need more memory than this (128·r·n bytes).
-const MAX_SCRYPT_MEMORY: u64 = 2 << 30;
+/// Refuse files whose scrypt would need more memory than this (128·r·n
+/// bytes; the standard parameters need 256 MiB)…
+const MAX_SCRYPT_MEMORY: u64 = 1 << 30;
+/// …or more work than this (128·r·n·p, the p passes running one after the
+/// other): eight times the standard cost, so a hostile file cannot stall
+/// an import for minutes.
+const MAX_SCRYPT_WORK: u64 = 1 << 31;
 /// Refuse files whose PBKDF2 would take minutes.
 const MAX_PBKDF2_ROUNDS: u32 = 1 << 24;
 const MAX_SALT_LEN: usize = 1024;
@@ -164,12 +169,23 @@ impl Kdf {
                 }
                 let r = params.integer("r", 1, 64)?;
                 let p = params.integer("p", 1, 16)?;
-                if 128 * u64::from(r) * u64::from(n) > MAX_SCRYPT_MEMORY {
+                let memory = 128 * u64::from(r) * u64::from(n);
+                if memory > MAX_SCRYPT_MEMORY {
                     return Err(params.invalid(
                         "n",
-                        format!("n = {n} with r = {r} needs more than 2 GiB of memory"),
+                        format!("n = {n} with r = {r} needs more than 1 GiB of memory"),
                     ));
                 }
+                if memory * u64::from(p) > MAX_SCRYPT_WORK {
+                    return Err(params.invalid(
+                        "p",
+                        format!("n = {n}, r = {r}, p = {p} is over 8 times the standard cost"),
+                    ));
+                }
+                // The library's own rules (such as log2(n) < 16·r), checked now
+                // rather than at decryption.
+                scrypt::Params::new(n.trailing_zeros() as u8, r, p, DERIVED_KEY_LEN)
+                    .map_err(|e| params.invalid("n", e.to_string()))?;
                 Ok(Kdf::Scrypt { n, r, p, salt })
             }
             "pbkdf2" => {
@@ -325,13 +341,19 @@ impl<'de> Deserialize<'de> for Keystore {
 /// EIP-2335 password processing: NFKD, then the C0, C1 and DEL control
 /// codes removed.
 pub fn normalize_password(password: &str) -> Zeroizing<Vec<u8>> {
-    let normalized: Zeroizing<String> = Zeroizing::new(
+    let kept = || {
         password
             .nfkd()
             .filter(|c| !matches!(*c as u32, 0x00..=0x1f | 0x7f..=0x9f))
-            .collect(),
-    );
-    Zeroizing::new(normalized.as_bytes().to_vec())
+    };
+    // Sized first so that no reallocation leaves a copy of the password behind.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(kept().map(char::len_utf8).sum()));
+    let mut buffer = [0u8; 4];
+    for c in kept() {
+        bytes.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+    }
+    buffer.zeroize();
+    bytes
 }
 
 fn checksum(key: &[u8; DERIVED_KEY_LEN], ciphertext: &[u8]) -> [u8; 32] {
@@ -594,6 +616,13 @@ mod tests {
         assert!(err.to_string().contains("argon2"), "{err}");
         let err = edited(&["crypto", "kdf", "params", "n"], 1000.into()).unwrap_err();
         assert!(err.to_string().contains("power of two"), "{err}");
+        let mut slow = json.clone();
+        slow["crypto"]["kdf"]["params"]["n"] = (1u64 << 18).into();
+        slow["crypto"]["kdf"]["params"]["p"] = 16.into();
+        let err = Keystore::from_json(&slow.to_string()).unwrap_err();
+        assert!(err.to_string().contains("standard cost"), "{err}");
+        let err = edited(&["crypto", "kdf", "params", "n"], (1u64 << 24).into()).unwrap_err();
+        assert!(err.to_string().contains("1 GiB"), "{err}");
         let err = edited(&["crypto", "kdf", "params", "dklen"], 16.into()).unwrap_err();
         assert!(err.to_string().contains("dklen"), "{err}");
         let err = edited(&["crypto", "cipher", "params", "iv"], "abcd".into()).unwrap_err();

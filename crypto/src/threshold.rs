@@ -31,6 +31,10 @@ use crate::error::Error;
 use crate::msm::{msm_g1, msm_g2, SCALAR_BITS};
 use crate::scalar::{lagrange_coefficients_at_zero, Fr};
 
+/// The most shares [`split`] makes: far beyond any real cluster, low enough
+/// that a mistaken count is an error rather than an allocation failure.
+pub const MAX_SHARES: usize = 4096;
+
 /// The x coordinate of a share: 1 for the first operator, 2 for the second, …
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "u64", into = "u64")]
@@ -177,6 +181,12 @@ pub fn split<R: RngCore + CryptoRng>(
 ) -> Result<KeySplit, Error> {
     if threshold == 0 || threshold > shares {
         return Err(Error::InvalidThreshold { threshold, shares });
+    }
+    if shares > MAX_SHARES {
+        return Err(Error::TooManyShares {
+            shares,
+            max: MAX_SHARES,
+        });
     }
     let secret_scalar: &blst_scalar = secret.as_blst().into();
     // f(x) = a0 + a1·x + … + a_{t−1}·x^{t−1}, a0 the secret. A share that
@@ -477,6 +487,13 @@ mod tests {
             );
         }
         assert_eq!(ShareIndex::new(0), Err(Error::ZeroShareIndex));
+        assert_eq!(
+            split(&sk, 2, usize::MAX, &mut rng).map(|_| ()),
+            Err(Error::TooManyShares {
+                shares: usize::MAX,
+                max: MAX_SHARES
+            })
+        );
     }
 
     #[test]
