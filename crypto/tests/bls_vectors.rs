@@ -1,12 +1,10 @@
 //! The Ethereum BLS test vectors (`ethereum/bls12-381-tests`): every case,
 //! including every case that must fail.
 
-mod common;
-
-use common::{hex_bytes, json_cases, vectors_dir};
 use phalanx_crypto::batch::{find_invalid, verify_signature_sets};
 use phalanx_crypto::bls::hash_to_g2;
 use phalanx_crypto::{Error, PublicKey, SecretKey, Signature, SignatureSet};
+use phalanx_test_support::{hex_bytes, json_cases, vectors_dir};
 use rand::rngs::OsRng;
 use serde_json::Value;
 

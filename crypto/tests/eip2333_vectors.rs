@@ -1,10 +1,8 @@
 //! The EIP-2333 key-derivation test cases (seed → master SK → child SK).
 
-mod common;
-
-use common::{hex_bytes, vectors_dir};
 use phalanx_crypto::derivation::{derive_child_sk, derive_master_sk};
 use phalanx_crypto::SecretKey;
+use phalanx_test_support::{hex_bytes, vectors_dir};
 use serde_json::Value;
 
 /// A decimal integer below 2^256 as 32 big-endian bytes.

@@ -1,10 +1,8 @@
 //! The EIP-2335 test keystores (scrypt and PBKDF2).
 
-mod common;
-
-use common::{hex_bytes, json_cases, vectors_dir};
 use phalanx_crypto::keystore::normalize_password;
 use phalanx_crypto::{Keystore, KeystoreError};
+use phalanx_test_support::{hex_bytes, json_cases, vectors_dir};
 
 #[test]
 fn eip2335_vectors_decrypt() {

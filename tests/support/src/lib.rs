@@ -1,8 +1,8 @@
-#![allow(dead_code, reason = "each test crate uses a subset of these helpers")]
-
-//! Finds `../shared/vectors`: through `PHALANX_SHARED`, else beside the
-//! workspace. Absent, the vector tests say so and pass over the vectors,
-//! except under CI (`CI=true`), where an absent folder is a failure.
+//! Test helpers shared by the crates: finding the public test vectors.
+//!
+//! The vectors live in `../shared/vectors` beside the workspace, or under
+//! `$PHALANX_SHARED/vectors`. Absent, the vector tests say so and pass over
+//! them, except under CI (`CI=true`), where an absent folder is a failure.
 
 use std::path::PathBuf;
 
@@ -11,10 +11,10 @@ use std::path::PathBuf;
     clippy::print_stderr,
     reason = "telling the tester that vectors were skipped is the point"
 )]
-pub(crate) fn vectors_dir(sub: &str) -> Option<PathBuf> {
+pub fn vectors_dir(sub: &str) -> Option<PathBuf> {
     let shared = match std::env::var_os("PHALANX_SHARED") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
     };
     let dir = shared.join("vectors").join(sub);
     if dir.is_dir() {
@@ -34,7 +34,7 @@ pub(crate) fn vectors_dir(sub: &str) -> Option<PathBuf> {
 }
 
 /// Every `*.json` file in `dir`, sorted, as (file name, parsed JSON).
-pub(crate) fn json_cases(dir: &std::path::Path) -> Vec<(String, serde_json::Value)> {
+pub fn json_cases(dir: &std::path::Path) -> Vec<(String, serde_json::Value)> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").path())
@@ -59,7 +59,7 @@ pub(crate) fn json_cases(dir: &std::path::Path) -> Vec<(String, serde_json::Valu
 }
 
 /// Decodes `0x`-prefixed hex from a JSON string.
-pub(crate) fn hex_bytes(value: &serde_json::Value) -> Vec<u8> {
+pub fn hex_bytes(value: &serde_json::Value) -> Vec<u8> {
     let text = value.as_str().expect("hex string");
     hex::decode(text.trim_start_matches("0x")).expect("valid hex in a vector")
 }

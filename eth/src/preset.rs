@@ -1,0 +1,77 @@
+//! Presets: the constants that fix list lengths, and so SSZ layouts and
+//! roots. Mainnet is used in production; minimal by tests and small devnets.
+//! Containers are generic over an [`EthSpec`], as in Lighthouse.
+
+use std::fmt::Debug;
+
+use ssz_types::typenum::{self, Unsigned};
+
+/// A preset's sizes as type-level numbers, for the SSZ list types.
+pub trait EthSpec: 'static + Clone + Copy + Debug + Default + PartialEq + Eq + Send + Sync {
+    /// `MAX_VALIDATORS_PER_COMMITTEE`.
+    type MaxValidatorsPerCommittee: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+    /// `MAX_COMMITTEES_PER_SLOT`.
+    type MaxCommitteesPerSlot: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+    /// `MAX_VALIDATORS_PER_COMMITTEE * MAX_COMMITTEES_PER_SLOT` (Electra aggregation bits).
+    type MaxValidatorsPerSlot: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+    /// `SYNC_COMMITTEE_SIZE`.
+    type SyncCommitteeSize: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+    /// `SYNC_COMMITTEE_SIZE / SYNC_COMMITTEE_SUBNET_COUNT`.
+    type SyncSubcommitteeSize: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+
+    /// The preset's name as configs write it (`mainnet`, `minimal`).
+    const NAME: &'static str;
+    /// `SLOTS_PER_EPOCH`.
+    const SLOTS_PER_EPOCH: u64;
+}
+
+/// The mainnet preset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MainnetEthSpec;
+
+impl EthSpec for MainnetEthSpec {
+    type MaxValidatorsPerCommittee = typenum::U2048;
+    type MaxCommitteesPerSlot = typenum::U64;
+    type MaxValidatorsPerSlot = typenum::U131072;
+    type SyncCommitteeSize = typenum::U512;
+    type SyncSubcommitteeSize = typenum::U128;
+    const NAME: &'static str = "mainnet";
+    const SLOTS_PER_EPOCH: u64 = 32;
+}
+
+/// The minimal preset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MinimalEthSpec;
+
+impl EthSpec for MinimalEthSpec {
+    type MaxValidatorsPerCommittee = typenum::U2048;
+    type MaxCommitteesPerSlot = typenum::U4;
+    type MaxValidatorsPerSlot = typenum::U8192;
+    type SyncCommitteeSize = typenum::U32;
+    type SyncSubcommitteeSize = typenum::U8;
+    const NAME: &'static str = "minimal";
+    const SLOTS_PER_EPOCH: u64 = 8;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_products<E: EthSpec>() {
+        assert_eq!(
+            E::MaxValidatorsPerSlot::to_usize(),
+            E::MaxValidatorsPerCommittee::to_usize() * E::MaxCommitteesPerSlot::to_usize()
+        );
+        // SYNC_COMMITTEE_SUBNET_COUNT is 4 in every preset.
+        assert_eq!(
+            E::SyncSubcommitteeSize::to_usize() * 4,
+            E::SyncCommitteeSize::to_usize()
+        );
+    }
+
+    #[test]
+    fn derived_sizes_are_consistent() {
+        check_products::<MainnetEthSpec>();
+        check_products::<MinimalEthSpec>();
+    }
+}

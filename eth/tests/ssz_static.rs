@@ -1,0 +1,119 @@
+//! hash_tree_root and SSZ round trips against the consensus-spec
+//! `ssz_static` vectors (minimal preset): value.yaml → roots.yaml.
+
+use std::fmt::Debug;
+use std::path::Path;
+
+use phalanx_eth::attestation::{
+    AggregateAndProofBase, AggregateAndProofElectra, AttestationBase, AttestationData,
+    AttestationElectra, Checkpoint, SingleAttestation,
+};
+use phalanx_eth::block::BeaconBlockHeader;
+use phalanx_eth::signing::{ForkData, SigningData};
+use phalanx_eth::sync_committee::{
+    ContributionAndProof, SyncAggregatorSelectionData, SyncCommitteeContribution,
+    SyncCommitteeMessage,
+};
+use phalanx_eth::validator::{DepositData, DepositMessage, VoluntaryExit};
+use phalanx_eth::{MinimalEthSpec, Root};
+use phalanx_test_support::vectors_dir;
+use serde::de::DeserializeOwned;
+use tree_hash::TreeHash;
+
+type E = MinimalEthSpec;
+
+/// Checks one container of one fork: the root matches the spec's, and SSZ
+/// encoding then decoding gives the same value back.
+fn check<T>(fork_dir: &Path, container: &str) -> Result<(), String>
+where
+    T: DeserializeOwned + TreeHash + ssz::Encode + ssz::Decode + PartialEq + Debug,
+{
+    let case = fork_dir.join(container).join("case_0");
+    let read = |file: &str| {
+        std::fs::read_to_string(case.join(file))
+            .map_err(|e| format!("{container}: reading {file}: {e}"))
+    };
+    let value: T = serde_yaml::from_str(&read("value.yaml")?)
+        .map_err(|e| format!("{container}: parsing value.yaml: {e}"))?;
+    let roots: serde_yaml::Value = serde_yaml::from_str(&read("roots.yaml")?)
+        .map_err(|e| format!("{container}: parsing roots.yaml: {e}"))?;
+    let expected: Root = roots["root"]
+        .as_str()
+        .ok_or(format!("{container}: roots.yaml has no root"))?
+        .parse()
+        .map_err(|e| format!("{container}: bad root: {e}"))?;
+    let actual = value.tree_hash_root();
+    if actual != expected {
+        return Err(format!("{container}: root {actual} != spec {expected}"));
+    }
+    let decoded = T::from_ssz_bytes(&value.as_ssz_bytes())
+        .map_err(|e| format!("{container}: SSZ decode of own encoding: {e:?}"))?;
+    if decoded != value {
+        return Err(format!("{container}: SSZ round trip changed the value"));
+    }
+    Ok(())
+}
+
+/// The containers every fork has, in the same layout.
+fn check_common(fork_dir: &Path) -> Vec<Result<(), String>> {
+    vec![
+        check::<Checkpoint>(fork_dir, "Checkpoint"),
+        check::<AttestationData>(fork_dir, "AttestationData"),
+        check::<ForkData>(fork_dir, "ForkData"),
+        check::<SigningData>(fork_dir, "SigningData"),
+        check::<BeaconBlockHeader>(fork_dir, "BeaconBlockHeader"),
+        check::<SyncCommitteeMessage>(fork_dir, "SyncCommitteeMessage"),
+        check::<SyncCommitteeContribution<E>>(fork_dir, "SyncCommitteeContribution"),
+        check::<ContributionAndProof<E>>(fork_dir, "ContributionAndProof"),
+        check::<SyncAggregatorSelectionData>(fork_dir, "SyncAggregatorSelectionData"),
+        check::<VoluntaryExit>(fork_dir, "VoluntaryExit"),
+        check::<DepositMessage>(fork_dir, "DepositMessage"),
+        check::<DepositData>(fork_dir, "DepositData"),
+    ]
+}
+
+fn run(fork: &str) {
+    let Some(fork_dir) = vectors_dir(&format!("ssz_static/minimal/{fork}")) else {
+        return;
+    };
+    let mut results = check_common(&fork_dir);
+    match fork {
+        "capella" | "deneb" => {
+            results.push(check::<AttestationBase<E>>(&fork_dir, "Attestation"));
+            results.push(check::<AggregateAndProofBase<E>>(
+                &fork_dir,
+                "AggregateAndProof",
+            ));
+        }
+        _ => {
+            results.push(check::<AttestationElectra<E>>(&fork_dir, "Attestation"));
+            results.push(check::<AggregateAndProofElectra<E>>(
+                &fork_dir,
+                "AggregateAndProof",
+            ));
+            results.push(check::<SingleAttestation>(&fork_dir, "SingleAttestation"));
+        }
+    }
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    assert!(failures.is_empty(), "{fork}: {failures:#?}");
+}
+
+#[test]
+fn capella() {
+    run("capella");
+}
+
+#[test]
+fn deneb() {
+    run("deneb");
+}
+
+#[test]
+fn electra() {
+    run("electra");
+}
+
+#[test]
+fn fulu() {
+    run("fulu");
+}
