@@ -1,11 +1,33 @@
-//! Blocks. For now the header, which every fork shares; full bodies per
-//! fork follow.
+//! Blocks and their bodies, per fork, full and blinded, and the
+//! [`BeaconBlock`] / [`BlindedBeaconBlock`] enums that carry any fork's
+//! layout through one code path.
+//!
+//! Fulu changed no block container, so its variants hold Electra's layout.
 
+use alloy_primitives::FixedBytes;
 use serde::{Deserialize, Serialize};
+use ssz::{Decode as _, Encode as _};
 use ssz_derive::{Decode, Encode};
+use ssz_types::typenum::{U1, U128, U16, U2, U33, U8};
+use ssz_types::{BitVector, FixedVector, VariableList};
+use tree_hash::TreeHash as _;
 use tree_hash_derive::TreeHash;
 
-use crate::primitives::{Root, SignatureBytes, Slot, ValidatorIndex};
+use crate::attestation::{AttestationBase, AttestationData, AttestationElectra};
+use crate::error::Error;
+use crate::execution::{
+    ExecutionPayloadCapella, ExecutionPayloadDeneb, ExecutionPayloadHeaderCapella,
+    ExecutionPayloadHeaderDeneb, ExecutionRequests,
+};
+use crate::fork::ForkName;
+use crate::preset::EthSpec;
+use crate::primitives::{
+    ExecutionAddress, PublicKeyBytes, Root, SignatureBytes, Slot, ValidatorIndex,
+};
+use crate::validator::{DepositData, SignedVoluntaryExit};
+
+/// A KZG commitment to a blob.
+pub type KzgCommitment = FixedBytes<48>;
 
 /// `BeaconBlockHeader`: a block with its body replaced by the body's root.
 #[derive(
@@ -32,3 +54,407 @@ pub struct SignedBeaconBlockHeader {
     /// The proposer's signature.
     pub signature: SignatureBytes,
 }
+
+/// `Eth1Data`.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash,
+)]
+pub struct Eth1Data {
+    /// The deposit contract's root.
+    pub deposit_root: Root,
+    /// Deposits made.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub deposit_count: u64,
+    /// The execution block voted for.
+    pub block_hash: Root,
+}
+
+/// `ProposerSlashing`: two signed headers for the same slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+pub struct ProposerSlashing {
+    /// The first header.
+    pub signed_header_1: SignedBeaconBlockHeader,
+    /// The conflicting header.
+    pub signed_header_2: SignedBeaconBlockHeader,
+}
+
+/// `IndexedAttestation` before Electra.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "E: EthSpec")]
+pub struct IndexedAttestationBase<E: EthSpec> {
+    /// The attesters, sorted.
+    pub attesting_indices: VariableList<ValidatorIndex, E::MaxValidatorsPerCommittee>,
+    /// The vote.
+    pub data: AttestationData,
+    /// The aggregate signature.
+    pub signature: SignatureBytes,
+}
+
+/// `IndexedAttestation` from Electra on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "E: EthSpec")]
+pub struct IndexedAttestationElectra<E: EthSpec> {
+    /// The attesters, sorted.
+    pub attesting_indices: VariableList<ValidatorIndex, E::MaxValidatorsPerSlot>,
+    /// The vote.
+    pub data: AttestationData,
+    /// The aggregate signature.
+    pub signature: SignatureBytes,
+}
+
+/// `AttesterSlashing` before Electra.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "E: EthSpec")]
+pub struct AttesterSlashingBase<E: EthSpec> {
+    /// The first attestation.
+    pub attestation_1: IndexedAttestationBase<E>,
+    /// The conflicting attestation.
+    pub attestation_2: IndexedAttestationBase<E>,
+}
+
+/// `AttesterSlashing` from Electra on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "E: EthSpec")]
+pub struct AttesterSlashingElectra<E: EthSpec> {
+    /// The first attestation.
+    pub attestation_1: IndexedAttestationElectra<E>,
+    /// The conflicting attestation.
+    pub attestation_2: IndexedAttestationElectra<E>,
+}
+
+/// `Deposit`: deposit data with its Merkle proof (depth 32, plus the length).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+pub struct Deposit {
+    /// The branch.
+    pub proof: FixedVector<Root, U33>,
+    /// The deposit.
+    pub data: DepositData,
+}
+
+/// `SyncAggregate`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "E: EthSpec")]
+pub struct SyncAggregate<E: EthSpec> {
+    /// Which sync-committee members signed.
+    pub sync_committee_bits: BitVector<E::SyncCommitteeSize>,
+    /// Their aggregate signature.
+    pub sync_committee_signature: SignatureBytes,
+}
+
+/// `BLSToExecutionChange`: switching 0x00 credentials to an address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+pub struct BlsToExecutionChange {
+    /// The validator.
+    pub validator_index: ValidatorIndex,
+    /// The BLS withdrawal key that authorises the change.
+    pub from_bls_pubkey: PublicKeyBytes,
+    /// The new withdrawal address.
+    pub to_execution_address: ExecutionAddress,
+}
+
+/// `SignedBLSToExecutionChange`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+pub struct SignedBlsToExecutionChange {
+    /// The change.
+    pub message: BlsToExecutionChange,
+    /// The withdrawal key's signature.
+    pub signature: SignatureBytes,
+}
+
+macro_rules! block_body {
+    (
+        $(#[$meta:meta])* $name:ident,
+        attester_slashing: $slashing:ty, max_attester_slashings: $max_slashings:ty,
+        attestation: $attestation:ty, max_attestations: $max_attestations:ty,
+        payload_field: $payload_field:ident: $payload:ty,
+        { $($extra:tt)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+        #[serde(bound = "E: EthSpec")]
+        pub struct $name<E: EthSpec> {
+            /// The proposer's randao reveal (its signature over the epoch).
+            pub randao_reveal: SignatureBytes,
+            /// The eth1 vote.
+            pub eth1_data: Eth1Data,
+            /// 32 free bytes.
+            pub graffiti: Root,
+            /// Proposer slashings.
+            pub proposer_slashings: VariableList<ProposerSlashing, U16>,
+            /// Attester slashings.
+            pub attester_slashings: VariableList<$slashing, $max_slashings>,
+            /// Attestations.
+            pub attestations: VariableList<$attestation, $max_attestations>,
+            /// Deposits.
+            pub deposits: VariableList<Deposit, U16>,
+            /// Voluntary exits.
+            pub voluntary_exits: VariableList<SignedVoluntaryExit, U16>,
+            /// The sync committee's aggregate.
+            pub sync_aggregate: SyncAggregate<E>,
+            /// The execution payload (or its header, when blinded).
+            pub $payload_field: $payload,
+            /// Withdrawal-credential changes.
+            pub bls_to_execution_changes: VariableList<SignedBlsToExecutionChange, U16>,
+            $($extra)*
+        }
+    };
+}
+
+block_body!(
+    /// `BeaconBlockBody` of Capella.
+    BeaconBlockBodyCapella,
+    attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
+    attestation: AttestationBase<E>, max_attestations: U128,
+    payload_field: execution_payload: ExecutionPayloadCapella<E>,
+    {}
+);
+
+block_body!(
+    /// `BlindedBeaconBlockBody` of Capella.
+    BlindedBeaconBlockBodyCapella,
+    attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
+    attestation: AttestationBase<E>, max_attestations: U128,
+    payload_field: execution_payload_header: ExecutionPayloadHeaderCapella,
+    {}
+);
+
+block_body!(
+    /// `BeaconBlockBody` of Deneb.
+    BeaconBlockBodyDeneb,
+    attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
+    attestation: AttestationBase<E>, max_attestations: U128,
+    payload_field: execution_payload: ExecutionPayloadDeneb<E>,
+    {
+        /// Commitments to the block's blobs.
+        pub blob_kzg_commitments: VariableList<KzgCommitment, E::MaxBlobCommitmentsPerBlock>,
+    }
+);
+
+block_body!(
+    /// `BlindedBeaconBlockBody` of Deneb.
+    BlindedBeaconBlockBodyDeneb,
+    attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
+    attestation: AttestationBase<E>, max_attestations: U128,
+    payload_field: execution_payload_header: ExecutionPayloadHeaderDeneb,
+    {
+        /// Commitments to the block's blobs.
+        pub blob_kzg_commitments: VariableList<KzgCommitment, E::MaxBlobCommitmentsPerBlock>,
+    }
+);
+
+block_body!(
+    /// `BeaconBlockBody` of Electra, unchanged in Fulu.
+    BeaconBlockBodyElectra,
+    attester_slashing: AttesterSlashingElectra<E>, max_attester_slashings: U1,
+    attestation: AttestationElectra<E>, max_attestations: U8,
+    payload_field: execution_payload: ExecutionPayloadDeneb<E>,
+    {
+        /// Commitments to the block's blobs.
+        pub blob_kzg_commitments: VariableList<KzgCommitment, E::MaxBlobCommitmentsPerBlock>,
+        /// Deposits, withdrawals and consolidations requested by the execution layer.
+        pub execution_requests: ExecutionRequests<E>,
+    }
+);
+
+block_body!(
+    /// `BlindedBeaconBlockBody` of Electra, unchanged in Fulu.
+    BlindedBeaconBlockBodyElectra,
+    attester_slashing: AttesterSlashingElectra<E>, max_attester_slashings: U1,
+    attestation: AttestationElectra<E>, max_attestations: U8,
+    payload_field: execution_payload_header: ExecutionPayloadHeaderDeneb,
+    {
+        /// Commitments to the block's blobs.
+        pub blob_kzg_commitments: VariableList<KzgCommitment, E::MaxBlobCommitmentsPerBlock>,
+        /// Deposits, withdrawals and consolidations requested by the execution layer.
+        pub execution_requests: ExecutionRequests<E>,
+    }
+);
+
+macro_rules! block {
+    ($(#[$meta:meta])* $name:ident, $body:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+        #[serde(bound = "E: EthSpec")]
+        pub struct $name<E: EthSpec> {
+            /// The slot.
+            pub slot: Slot,
+            /// The proposer.
+            pub proposer_index: ValidatorIndex,
+            /// The parent block's root.
+            pub parent_root: Root,
+            /// The post-state root.
+            pub state_root: Root,
+            /// The body.
+            pub body: $body<E>,
+        }
+
+        impl<E: EthSpec> $name<E> {
+            /// The header of this block (the body replaced by its root).
+            pub fn header(&self) -> BeaconBlockHeader {
+                BeaconBlockHeader {
+                    slot: self.slot,
+                    proposer_index: self.proposer_index,
+                    parent_root: self.parent_root,
+                    state_root: self.state_root,
+                    body_root: self.body.tree_hash_root(),
+                }
+            }
+        }
+    };
+}
+
+block!(
+    /// `BeaconBlock` of Capella.
+    BeaconBlockCapella,
+    BeaconBlockBodyCapella
+);
+block!(
+    /// `BeaconBlock` of Deneb.
+    BeaconBlockDeneb,
+    BeaconBlockBodyDeneb
+);
+block!(
+    /// `BeaconBlock` of Electra and Fulu.
+    BeaconBlockElectra,
+    BeaconBlockBodyElectra
+);
+block!(
+    /// `BlindedBeaconBlock` of Capella.
+    BlindedBeaconBlockCapella,
+    BlindedBeaconBlockBodyCapella
+);
+block!(
+    /// `BlindedBeaconBlock` of Deneb.
+    BlindedBeaconBlockDeneb,
+    BlindedBeaconBlockBodyDeneb
+);
+block!(
+    /// `BlindedBeaconBlock` of Electra and Fulu.
+    BlindedBeaconBlockElectra,
+    BlindedBeaconBlockBodyElectra
+);
+
+macro_rules! fork_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal, $capella:ident, $deneb:ident, $electra:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+        #[serde(untagged, bound = "E: EthSpec")]
+        pub enum $name<E: EthSpec> {
+            /// Capella.
+            Capella($capella<E>),
+            /// Deneb.
+            Deneb($deneb<E>),
+            /// Electra.
+            Electra($electra<E>),
+            /// Fulu (Electra's layout).
+            Fulu($electra<E>),
+        }
+
+        impl<E: EthSpec> $name<E> {
+            /// The fork whose layout this is.
+            pub fn fork_name(&self) -> ForkName {
+                match self {
+                    $name::Capella(_) => ForkName::Capella,
+                    $name::Deneb(_) => ForkName::Deneb,
+                    $name::Electra(_) => ForkName::Electra,
+                    $name::Fulu(_) => ForkName::Fulu,
+                }
+            }
+
+            /// The block's slot.
+            pub fn slot(&self) -> Slot {
+                match self {
+                    $name::Capella(b) => b.slot,
+                    $name::Deneb(b) => b.slot,
+                    $name::Electra(b) | $name::Fulu(b) => b.slot,
+                }
+            }
+
+            /// The proposer's index.
+            pub fn proposer_index(&self) -> ValidatorIndex {
+                match self {
+                    $name::Capella(b) => b.proposer_index,
+                    $name::Deneb(b) => b.proposer_index,
+                    $name::Electra(b) | $name::Fulu(b) => b.proposer_index,
+                }
+            }
+
+            /// The header; its root equals the block's root.
+            pub fn header(&self) -> BeaconBlockHeader {
+                match self {
+                    $name::Capella(b) => b.header(),
+                    $name::Deneb(b) => b.header(),
+                    $name::Electra(b) | $name::Fulu(b) => b.header(),
+                }
+            }
+
+            /// hash_tree_root, the object a proposer signs.
+            pub fn tree_hash_root(&self) -> Root {
+                match self {
+                    $name::Capella(b) => b.tree_hash_root(),
+                    $name::Deneb(b) => b.tree_hash_root(),
+                    $name::Electra(b) | $name::Fulu(b) => b.tree_hash_root(),
+                }
+            }
+
+            /// The SSZ encoding.
+            pub fn as_ssz_bytes(&self) -> Vec<u8> {
+                match self {
+                    $name::Capella(b) => b.as_ssz_bytes(),
+                    $name::Deneb(b) => b.as_ssz_bytes(),
+                    $name::Electra(b) | $name::Fulu(b) => b.as_ssz_bytes(),
+                }
+            }
+
+            /// Decodes SSZ in the layout of `fork`.
+            pub fn from_ssz_bytes(bytes: &[u8], fork: ForkName) -> Result<Self, Error> {
+                let ssz_error = |e: ssz::DecodeError| Error::Ssz {
+                    container: $what,
+                    reason: format!("{e:?}"),
+                };
+                match fork {
+                    ForkName::Capella => $capella::from_ssz_bytes(bytes).map($name::Capella),
+                    ForkName::Deneb => $deneb::from_ssz_bytes(bytes).map($name::Deneb),
+                    ForkName::Electra => $electra::from_ssz_bytes(bytes).map($name::Electra),
+                    ForkName::Fulu => $electra::from_ssz_bytes(bytes).map($name::Fulu),
+                    _ => return Err(Error::NotAtFork { container: $what, fork }),
+                }
+                .map_err(ssz_error)
+            }
+
+            /// Decodes JSON in the layout of `fork` (the `Eth-Consensus-Version` header).
+            pub fn from_json_value(value: serde_json::Value, fork: ForkName) -> Result<Self, Error> {
+                let json_error = |e: serde_json::Error| Error::Json {
+                    container: $what,
+                    reason: e.to_string(),
+                };
+                match fork {
+                    ForkName::Capella => serde_json::from_value(value).map($name::Capella),
+                    ForkName::Deneb => serde_json::from_value(value).map($name::Deneb),
+                    ForkName::Electra => serde_json::from_value(value).map($name::Electra),
+                    ForkName::Fulu => serde_json::from_value(value).map($name::Fulu),
+                    _ => return Err(Error::NotAtFork { container: $what, fork }),
+                }
+                .map_err(json_error)
+            }
+        }
+    };
+}
+
+fork_enum!(
+    /// A full block of any fork from Capella on.
+    BeaconBlock,
+    "BeaconBlock",
+    BeaconBlockCapella,
+    BeaconBlockDeneb,
+    BeaconBlockElectra
+);
+
+fork_enum!(
+    /// A blinded block (payload replaced by its header) of any fork from Capella on.
+    BlindedBeaconBlock,
+    "BlindedBeaconBlock",
+    BlindedBeaconBlockCapella,
+    BlindedBeaconBlockDeneb,
+    BlindedBeaconBlockElectra
+);

@@ -16,6 +16,7 @@
 pub mod attestation;
 pub mod block;
 mod error;
+pub mod execution;
 pub mod fork;
 pub mod preset;
 pub mod primitives;

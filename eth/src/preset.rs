@@ -18,6 +18,16 @@ pub trait EthSpec: 'static + Clone + Copy + Debug + Default + PartialEq + Eq + S
     type SyncCommitteeSize: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
     /// `SYNC_COMMITTEE_SIZE / SYNC_COMMITTEE_SUBNET_COUNT`.
     type SyncSubcommitteeSize: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+    /// `MAX_WITHDRAWALS_PER_PAYLOAD`.
+    type MaxWithdrawalsPerPayload: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+    /// `MAX_BLOB_COMMITMENTS_PER_BLOCK`.
+    type MaxBlobCommitmentsPerBlock: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+    /// `MAX_DEPOSIT_REQUESTS_PER_PAYLOAD`.
+    type MaxDepositRequestsPerPayload: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+    /// `MAX_WITHDRAWAL_REQUESTS_PER_PAYLOAD`.
+    type MaxWithdrawalRequestsPerPayload: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+    /// `MAX_CONSOLIDATION_REQUESTS_PER_PAYLOAD`.
+    type MaxConsolidationRequestsPerPayload: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
 
     /// The preset's name as configs write it (`mainnet`, `minimal`).
     const NAME: &'static str;
@@ -35,6 +45,11 @@ impl EthSpec for MainnetEthSpec {
     type MaxValidatorsPerSlot = typenum::U131072;
     type SyncCommitteeSize = typenum::U512;
     type SyncSubcommitteeSize = typenum::U128;
+    type MaxWithdrawalsPerPayload = typenum::U16;
+    type MaxBlobCommitmentsPerBlock = typenum::U4096;
+    type MaxDepositRequestsPerPayload = typenum::U8192;
+    type MaxWithdrawalRequestsPerPayload = typenum::U16;
+    type MaxConsolidationRequestsPerPayload = typenum::U2;
     const NAME: &'static str = "mainnet";
     const SLOTS_PER_EPOCH: u64 = 32;
 }
@@ -49,6 +64,12 @@ impl EthSpec for MinimalEthSpec {
     type MaxValidatorsPerSlot = typenum::U8192;
     type SyncCommitteeSize = typenum::U32;
     type SyncSubcommitteeSize = typenum::U8;
+    type MaxWithdrawalsPerPayload = typenum::U4;
+    type MaxBlobCommitmentsPerBlock = typenum::U32;
+    // As the consensus-spec tests' minimal roots confirm.
+    type MaxDepositRequestsPerPayload = typenum::U8192;
+    type MaxWithdrawalRequestsPerPayload = typenum::U16;
+    type MaxConsolidationRequestsPerPayload = typenum::U2;
     const NAME: &'static str = "minimal";
     const SLOTS_PER_EPOCH: u64 = 8;
 }

@@ -8,7 +8,14 @@ use phalanx_eth::attestation::{
     AggregateAndProofBase, AggregateAndProofElectra, AttestationBase, AttestationData,
     AttestationElectra, Checkpoint, SingleAttestation,
 };
-use phalanx_eth::block::BeaconBlockHeader;
+use phalanx_eth::block::{
+    BeaconBlockBodyCapella, BeaconBlockBodyDeneb, BeaconBlockBodyElectra, BeaconBlockCapella,
+    BeaconBlockDeneb, BeaconBlockElectra, BeaconBlockHeader,
+};
+use phalanx_eth::execution::{
+    ExecutionPayloadCapella, ExecutionPayloadDeneb, ExecutionPayloadHeaderCapella,
+    ExecutionPayloadHeaderDeneb, ExecutionRequests,
+};
 use phalanx_eth::signing::{ForkData, SigningData};
 use phalanx_eth::sync_committee::{
     ContributionAndProof, SyncAggregatorSelectionData, SyncCommitteeContribution,
@@ -116,4 +123,46 @@ fn electra() {
 #[test]
 fn fulu() {
     run("fulu");
+}
+
+#[test]
+fn fork_enums_decode_by_fork_name() {
+    use phalanx_eth::block::BeaconBlock;
+    use phalanx_eth::{Error, ForkName};
+
+    let Some(dir) = vectors_dir("ssz_static/minimal/electra/BeaconBlock/case_0") else {
+        return;
+    };
+    let text = std::fs::read_to_string(dir.join("value.yaml")).expect("value.yaml");
+    let block: BeaconBlockElectra<E> = serde_yaml::from_str(&text).expect("electra block");
+    let bytes = ssz::Encode::as_ssz_bytes(&block);
+
+    for fork in [ForkName::Electra, ForkName::Fulu] {
+        let decoded = BeaconBlock::<E>::from_ssz_bytes(&bytes, fork).expect("decodes");
+        assert_eq!(decoded.fork_name(), fork);
+        assert_eq!(decoded.slot(), block.slot);
+        assert_eq!(decoded.tree_hash_root(), block.tree_hash_root());
+        // A block's root is its header's root.
+        assert_eq!(decoded.header().tree_hash_root(), block.tree_hash_root());
+        assert_eq!(decoded.as_ssz_bytes(), bytes);
+
+        let json = serde_json::to_value(&decoded).expect("json");
+        let from_json = BeaconBlock::<E>::from_json_value(json, fork).expect("json decodes");
+        assert_eq!(from_json, decoded);
+    }
+    assert_eq!(
+        BeaconBlock::<E>::from_ssz_bytes(&bytes, ForkName::Altair),
+        Err(Error::NotAtFork {
+            container: "BeaconBlock",
+            fork: ForkName::Altair
+        })
+    );
+    assert!(matches!(
+        BeaconBlock::<E>::from_ssz_bytes(&bytes[..bytes.len() / 2], ForkName::Electra),
+        Err(Error::Ssz { .. })
+    ));
+    assert!(matches!(
+        BeaconBlock::<E>::from_json_value(serde_json::json!({"slot": "1"}), ForkName::Deneb),
+        Err(Error::Json { .. })
+    ));
 }
