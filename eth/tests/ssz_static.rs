@@ -84,23 +84,56 @@ fn run(fork: &str) {
         return;
     };
     let mut results = check_common(&fork_dir);
+    let dir = fork_dir.as_path();
+    if matches!(fork, "capella" | "deneb") {
+        results.push(check::<AttestationBase<E>>(dir, "Attestation"));
+        results.push(check::<AggregateAndProofBase<E>>(dir, "AggregateAndProof"));
+    } else {
+        results.push(check::<AttestationElectra<E>>(dir, "Attestation"));
+        results.push(check::<AggregateAndProofElectra<E>>(
+            dir,
+            "AggregateAndProof",
+        ));
+        results.push(check::<SingleAttestation>(dir, "SingleAttestation"));
+        results.push(check::<ExecutionRequests<E>>(dir, "ExecutionRequests"));
+    }
     match fork {
-        "capella" | "deneb" => {
-            results.push(check::<AttestationBase<E>>(&fork_dir, "Attestation"));
-            results.push(check::<AggregateAndProofBase<E>>(
-                &fork_dir,
-                "AggregateAndProof",
+        "capella" => {
+            results.push(check::<ExecutionPayloadCapella<E>>(dir, "ExecutionPayload"));
+            results.push(check::<ExecutionPayloadHeaderCapella>(
+                dir,
+                "ExecutionPayloadHeader",
             ));
+            results.push(check::<BeaconBlockBodyCapella<E>>(dir, "BeaconBlockBody"));
+            results.push(check::<BeaconBlockCapella<E>>(dir, "BeaconBlock"));
+        }
+        "deneb" => {
+            results.push(check::<ExecutionPayloadDeneb<E>>(dir, "ExecutionPayload"));
+            results.push(check::<ExecutionPayloadHeaderDeneb>(
+                dir,
+                "ExecutionPayloadHeader",
+            ));
+            results.push(check::<BeaconBlockBodyDeneb<E>>(dir, "BeaconBlockBody"));
+            results.push(check::<BeaconBlockDeneb<E>>(dir, "BeaconBlock"));
         }
         _ => {
-            results.push(check::<AttestationElectra<E>>(&fork_dir, "Attestation"));
-            results.push(check::<AggregateAndProofElectra<E>>(
-                &fork_dir,
-                "AggregateAndProof",
+            // Electra and Fulu share Deneb's payload and Electra's block.
+            results.push(check::<ExecutionPayloadDeneb<E>>(dir, "ExecutionPayload"));
+            results.push(check::<ExecutionPayloadHeaderDeneb>(
+                dir,
+                "ExecutionPayloadHeader",
             ));
-            results.push(check::<SingleAttestation>(&fork_dir, "SingleAttestation"));
+            results.push(check::<BeaconBlockBodyElectra<E>>(dir, "BeaconBlockBody"));
+            results.push(check::<BeaconBlockElectra<E>>(dir, "BeaconBlock"));
         }
     }
+    // Every container the vectors hold for this fork must have been checked.
+    let in_vectors = std::fs::read_dir(dir).expect("fork folder").count();
+    assert_eq!(
+        results.len(),
+        in_vectors,
+        "{fork}: a container of the vectors is not checked"
+    );
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     assert!(failures.is_empty(), "{fork}: {failures:#?}");
 }
