@@ -15,6 +15,7 @@
 
 pub mod attestation;
 pub mod block;
+pub mod config;
 pub mod deposit;
 mod error;
 pub mod execution;
