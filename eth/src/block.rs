@@ -334,6 +334,57 @@ block!(
     BlindedBeaconBlockBodyElectra
 );
 
+macro_rules! blind {
+    ($full_block:ident, $blinded_block:ident, $blinded_body:ident, [$($extra:ident),*]) => {
+        impl<E: EthSpec> $full_block<E> {
+            /// The blinded form of this block: the payload replaced by its
+            /// header. It has the same root, so one signature serves both.
+            pub fn to_blinded(&self) -> $blinded_block<E> {
+                let body = &self.body;
+                $blinded_block {
+                    slot: self.slot,
+                    proposer_index: self.proposer_index,
+                    parent_root: self.parent_root,
+                    state_root: self.state_root,
+                    body: $blinded_body {
+                        randao_reveal: body.randao_reveal,
+                        eth1_data: body.eth1_data.clone(),
+                        graffiti: body.graffiti,
+                        proposer_slashings: body.proposer_slashings.clone(),
+                        attester_slashings: body.attester_slashings.clone(),
+                        attestations: body.attestations.clone(),
+                        deposits: body.deposits.clone(),
+                        voluntary_exits: body.voluntary_exits.clone(),
+                        sync_aggregate: body.sync_aggregate.clone(),
+                        execution_payload_header: body.execution_payload.to_header(),
+                        bls_to_execution_changes: body.bls_to_execution_changes.clone(),
+                        $($extra: body.$extra.clone(),)*
+                    },
+                }
+            }
+        }
+    };
+}
+
+blind!(
+    BeaconBlockCapella,
+    BlindedBeaconBlockCapella,
+    BlindedBeaconBlockBodyCapella,
+    []
+);
+blind!(
+    BeaconBlockDeneb,
+    BlindedBeaconBlockDeneb,
+    BlindedBeaconBlockBodyDeneb,
+    [blob_kzg_commitments]
+);
+blind!(
+    BeaconBlockElectra,
+    BlindedBeaconBlockElectra,
+    BlindedBeaconBlockBodyElectra,
+    [blob_kzg_commitments, execution_requests]
+);
+
 macro_rules! fork_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal, $capella:ident, $deneb:ident, $electra:ident) => {
         $(#[$meta])*

@@ -227,3 +227,38 @@ pub struct ExecutionRequests<E: EthSpec> {
     /// Consolidations.
     pub consolidations: VariableList<ConsolidationRequest, E::MaxConsolidationRequestsPerPayload>,
 }
+
+macro_rules! payload_to_header {
+    ($payload:ident, $header:ident, [$($extra:ident),*]) => {
+        impl<E: EthSpec> $payload<E> {
+            /// The header of this payload: its lists replaced by their roots.
+            pub fn to_header(&self) -> $header {
+                $header {
+                    parent_hash: self.parent_hash,
+                    fee_recipient: self.fee_recipient,
+                    state_root: self.state_root,
+                    receipts_root: self.receipts_root,
+                    logs_bloom: self.logs_bloom.clone(),
+                    prev_randao: self.prev_randao,
+                    block_number: self.block_number,
+                    gas_limit: self.gas_limit,
+                    gas_used: self.gas_used,
+                    timestamp: self.timestamp,
+                    extra_data: self.extra_data.clone(),
+                    base_fee_per_gas: self.base_fee_per_gas,
+                    block_hash: self.block_hash,
+                    transactions_root: tree_hash::TreeHash::tree_hash_root(&self.transactions),
+                    withdrawals_root: tree_hash::TreeHash::tree_hash_root(&self.withdrawals),
+                    $($extra: self.$extra,)*
+                }
+            }
+        }
+    };
+}
+
+payload_to_header!(ExecutionPayloadCapella, ExecutionPayloadHeaderCapella, []);
+payload_to_header!(
+    ExecutionPayloadDeneb,
+    ExecutionPayloadHeaderDeneb,
+    [blob_gas_used, excess_blob_gas]
+);

@@ -15,6 +15,7 @@
 
 pub mod attestation;
 pub mod block;
+pub mod block_contents;
 pub mod config;
 pub mod deposit;
 mod error;

@@ -22,6 +22,8 @@ pub trait EthSpec: 'static + Clone + Copy + Debug + Default + PartialEq + Eq + S
     type MaxWithdrawalsPerPayload: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
     /// `MAX_BLOB_COMMITMENTS_PER_BLOCK`.
     type MaxBlobCommitmentsPerBlock: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+    /// `MAX_BLOB_COMMITMENTS_PER_BLOCK * CELLS_PER_EXT_BLOB`: Fulu's cell proofs per block.
+    type MaxCellProofsPerBlock: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
     /// `MAX_DEPOSIT_REQUESTS_PER_PAYLOAD`.
     type MaxDepositRequestsPerPayload: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
     /// `MAX_WITHDRAWAL_REQUESTS_PER_PAYLOAD`.
@@ -47,6 +49,7 @@ impl EthSpec for MainnetEthSpec {
     type SyncSubcommitteeSize = typenum::U128;
     type MaxWithdrawalsPerPayload = typenum::U16;
     type MaxBlobCommitmentsPerBlock = typenum::U4096;
+    type MaxCellProofsPerBlock = typenum::U524288;
     type MaxDepositRequestsPerPayload = typenum::U8192;
     type MaxWithdrawalRequestsPerPayload = typenum::U16;
     type MaxConsolidationRequestsPerPayload = typenum::U2;
@@ -66,6 +69,7 @@ impl EthSpec for MinimalEthSpec {
     type SyncSubcommitteeSize = typenum::U8;
     type MaxWithdrawalsPerPayload = typenum::U4;
     type MaxBlobCommitmentsPerBlock = typenum::U32;
+    type MaxCellProofsPerBlock = typenum::U4096;
     // As the consensus-spec tests' minimal roots confirm.
     type MaxDepositRequestsPerPayload = typenum::U8192;
     type MaxWithdrawalRequestsPerPayload = typenum::U16;
@@ -82,6 +86,11 @@ mod tests {
         assert_eq!(
             E::MaxValidatorsPerSlot::to_usize(),
             E::MaxValidatorsPerCommittee::to_usize() * E::MaxCommitteesPerSlot::to_usize()
+        );
+        // CELLS_PER_EXT_BLOB is 128 in every preset.
+        assert_eq!(
+            E::MaxCellProofsPerBlock::to_usize(),
+            E::MaxBlobCommitmentsPerBlock::to_usize() * 128
         );
         // SYNC_COMMITTEE_SUBNET_COUNT is 4 in every preset.
         assert_eq!(

@@ -199,3 +199,79 @@ fn fork_enums_decode_by_fork_name() {
         Err(Error::Json { .. })
     ));
 }
+
+/// The spec's block of `fork`, decoded into the fork-aware enum.
+fn spec_block(fork: &str) -> Option<phalanx_eth::block::BeaconBlock<E>> {
+    use phalanx_eth::block::BeaconBlock;
+    let dir = vectors_dir(&format!("ssz_static/minimal/{fork}/BeaconBlock/case_0"))?;
+    let text = std::fs::read_to_string(dir.join("value.yaml")).expect("value.yaml");
+    let value: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    let json = serde_json::to_value(value).expect("yaml as json");
+    Some(BeaconBlock::from_json_value(json, fork.parse().expect("fork")).expect("spec block"))
+}
+
+#[test]
+fn blinded_blocks_keep_the_full_blocks_root() {
+    use phalanx_eth::block::BeaconBlock;
+    for fork in ["capella", "deneb", "electra"] {
+        let Some(block) = spec_block(fork) else {
+            return;
+        };
+        let blinded_root = match &block {
+            BeaconBlock::Capella(b) => b.to_blinded().tree_hash_root(),
+            BeaconBlock::Deneb(b) => b.to_blinded().tree_hash_root(),
+            BeaconBlock::Electra(b) | BeaconBlock::Fulu(b) => b.to_blinded().tree_hash_root(),
+        };
+        assert_eq!(blinded_root, block.tree_hash_root(), "{fork}");
+    }
+}
+
+#[test]
+fn produce_block_v3_json_round_trips() {
+    use phalanx_eth::block::{BeaconBlock, BlindedBeaconBlock};
+    use phalanx_eth::block_contents::{
+        Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData,
+    };
+    use phalanx_eth::ForkName;
+
+    let Some(BeaconBlock::Electra(block)) = spec_block("electra") else {
+        return;
+    };
+    let mut blob = vec![0u8; 131_072];
+    blob[0] = 0x42;
+    let contents = ProducedBlock::<E> {
+        fork: ForkName::Electra,
+        data: ProducedBlockData::Contents(BlockContents {
+            block: BeaconBlock::Electra(block.clone()),
+            kzg_proofs: vec![KzgProof::repeat_byte(7)],
+            blobs: vec![Blob(blob.into())],
+        }),
+        execution_payload_value: alloy_primitives::U256::from(123_456_789u64),
+        consensus_block_value: alloy_primitives::U256::from(42u64),
+    };
+    let body = serde_json::to_vec(&contents.to_json()).expect("json");
+    let decoded = ProducedBlock::<E>::from_json(&body, Some(ForkName::Electra)).expect("decodes");
+    assert_eq!(decoded, contents);
+    assert!(
+        ProducedBlock::<E>::from_json(&body, Some(ForkName::Fulu)).is_err(),
+        "a header that contradicts the body is refused"
+    );
+
+    let blinded = ProducedBlock::<E> {
+        fork: ForkName::Electra,
+        data: ProducedBlockData::Blinded(BlindedBeaconBlock::Electra(block.to_blinded())),
+        execution_payload_value: alloy_primitives::U256::from(1u64),
+        consensus_block_value: alloy_primitives::U256::from(2u64),
+    };
+    let body = serde_json::to_vec(&blinded.to_json()).expect("json");
+    assert_eq!(
+        ProducedBlock::<E>::from_json(&body, None).expect("decodes"),
+        blinded
+    );
+
+    let unknown = br#"{"version":"gloas","execution_payload_blinded":false,"data":{}}"#;
+    assert!(matches!(
+        ProducedBlock::<E>::from_json(unknown, None),
+        Err(phalanx_eth::Error::UnknownFork(_))
+    ));
+}
