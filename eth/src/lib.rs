@@ -13,9 +13,11 @@
 //!   layout of every fork, decoded by fork name.
 //! - [`signing`]: domains and `compute_signing_root`, the bytes each duty signs.
 
+pub mod api;
 pub mod attestation;
 pub mod block;
 pub mod block_contents;
+pub mod client;
 pub mod config;
 pub mod deposit;
 mod error;
