@@ -68,9 +68,11 @@ impl EthSpec for MinimalEthSpec {
     type SyncCommitteeSize = typenum::U32;
     type SyncSubcommitteeSize = typenum::U8;
     type MaxWithdrawalsPerPayload = typenum::U4;
-    type MaxBlobCommitmentsPerBlock = typenum::U32;
-    type MaxCellProofsPerBlock = typenum::U4096;
-    // As the consensus-spec tests' minimal roots confirm.
+    // 4096 as in mainnet since consensus-specs 1.6 (earlier minimal presets,
+    // and the consensus-spec tests generated with them, used 32).
+    type MaxBlobCommitmentsPerBlock = typenum::U4096;
+    type MaxCellProofsPerBlock = typenum::U524288;
+    // As in mainnet; confirmed by the spec tests and the executable spec.
     type MaxDepositRequestsPerPayload = typenum::U8192;
     type MaxWithdrawalRequestsPerPayload = typenum::U16;
     type MaxConsolidationRequestsPerPayload = typenum::U2;

@@ -22,12 +22,37 @@ use phalanx_eth::sync_committee::{
     SyncCommitteeMessage,
 };
 use phalanx_eth::validator::{DepositData, DepositMessage, VoluntaryExit};
-use phalanx_eth::{MinimalEthSpec, Root};
+use phalanx_eth::{EthSpec, MinimalEthSpec, Root};
 use phalanx_test_support::vectors_dir;
 use serde::de::DeserializeOwned;
 use tree_hash::TreeHash;
 
-type E = MinimalEthSpec;
+/// The minimal preset as the vectors' commit of consensus-spec-tests
+/// (0f15fd7) had it: `MAX_BLOB_COMMITMENTS_PER_BLOCK` was still 32 there;
+/// the spec has since made it 4096 (see `MinimalEthSpec`, checked against
+/// the current executable spec in `spec_reference.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct MinimalAt0f15fd7;
+
+impl EthSpec for MinimalAt0f15fd7 {
+    type MaxValidatorsPerCommittee = <MinimalEthSpec as EthSpec>::MaxValidatorsPerCommittee;
+    type MaxCommitteesPerSlot = <MinimalEthSpec as EthSpec>::MaxCommitteesPerSlot;
+    type MaxValidatorsPerSlot = <MinimalEthSpec as EthSpec>::MaxValidatorsPerSlot;
+    type SyncCommitteeSize = <MinimalEthSpec as EthSpec>::SyncCommitteeSize;
+    type SyncSubcommitteeSize = <MinimalEthSpec as EthSpec>::SyncSubcommitteeSize;
+    type MaxWithdrawalsPerPayload = <MinimalEthSpec as EthSpec>::MaxWithdrawalsPerPayload;
+    type MaxBlobCommitmentsPerBlock = ssz_types::typenum::U32;
+    type MaxCellProofsPerBlock = ssz_types::typenum::U4096;
+    type MaxDepositRequestsPerPayload = <MinimalEthSpec as EthSpec>::MaxDepositRequestsPerPayload;
+    type MaxWithdrawalRequestsPerPayload =
+        <MinimalEthSpec as EthSpec>::MaxWithdrawalRequestsPerPayload;
+    type MaxConsolidationRequestsPerPayload =
+        <MinimalEthSpec as EthSpec>::MaxConsolidationRequestsPerPayload;
+    const NAME: &'static str = "minimal";
+    const SLOTS_PER_EPOCH: u64 = MinimalEthSpec::SLOTS_PER_EPOCH;
+}
+
+type E = MinimalAt0f15fd7;
 
 /// Checks one container of one fork: the root matches the spec's, and SSZ
 /// encoding then decoding gives the same value back.

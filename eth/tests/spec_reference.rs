@@ -1,0 +1,202 @@
+//! Roots and signing roots against the official executable consensus spec
+//! (PyPI `eth-consensus-specs`), in the mainnet and minimal presets:
+//! `eth/tests/spec_reference/generate.py` writes random values of every
+//! container with the spec's roots, `.ci/run` points
+//! `PHALANX_SPEC_REFERENCE` at its output, and this test checks each case.
+
+use std::fmt::Debug;
+
+use phalanx_eth::attestation::{
+    AggregateAndProofBase, AggregateAndProofElectra, AttestationBase, AttestationData,
+    AttestationElectra, Checkpoint, SignedAggregateAndProofBase, SignedAggregateAndProofElectra,
+    SingleAttestation,
+};
+use phalanx_eth::block::{
+    AttesterSlashingBase, AttesterSlashingElectra, BeaconBlockBodyCapella, BeaconBlockBodyDeneb,
+    BeaconBlockBodyElectra, BeaconBlockCapella, BeaconBlockDeneb, BeaconBlockElectra,
+    BeaconBlockHeader, BlsToExecutionChange, Deposit, Eth1Data, IndexedAttestationBase,
+    IndexedAttestationElectra, ProposerSlashing, SignedBeaconBlockHeader,
+    SignedBlsToExecutionChange, SyncAggregate,
+};
+use phalanx_eth::execution::{
+    ConsolidationRequest, DepositRequest, ExecutionPayloadCapella, ExecutionPayloadDeneb,
+    ExecutionPayloadHeaderCapella, ExecutionPayloadHeaderDeneb, ExecutionRequests, Withdrawal,
+    WithdrawalRequest,
+};
+use phalanx_eth::signing::{compute_domain, compute_signing_root, ForkData, SigningData};
+use phalanx_eth::sync_committee::{
+    ContributionAndProof, SignedContributionAndProof, SyncAggregatorSelectionData,
+    SyncCommitteeContribution, SyncCommitteeMessage,
+};
+use phalanx_eth::validator::{DepositData, DepositMessage, SignedVoluntaryExit, VoluntaryExit};
+use phalanx_eth::{DomainType, EthSpec, MainnetEthSpec, MinimalEthSpec, Root, Version};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tree_hash::TreeHash;
+
+fn domain_type(name: &str) -> DomainType {
+    let bytes: [u8; 4] = match name {
+        "beacon_proposer" => [0, 0, 0, 0],
+        "beacon_attester" => [1, 0, 0, 0],
+        "randao" => [2, 0, 0, 0],
+        "deposit" => [3, 0, 0, 0],
+        "voluntary_exit" => [4, 0, 0, 0],
+        "selection_proof" => [5, 0, 0, 0],
+        "aggregate_and_proof" => [6, 0, 0, 0],
+        "sync_committee" => [7, 0, 0, 0],
+        "sync_committee_selection_proof" => [8, 0, 0, 0],
+        "contribution_and_proof" => [9, 0, 0, 0],
+        "application_builder" => [0, 0, 0, 1],
+        other => panic!("unknown domain {other}"),
+    };
+    DomainType::from(bytes)
+}
+
+fn parse<T: std::str::FromStr>(case: &Value, field: &str) -> T
+where
+    T::Err: Debug,
+{
+    case[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} missing"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{field}: {e:?}"))
+}
+
+/// Checks one case: decoding, root, SSZ round trip, domain and signing root
+/// in every domain.
+fn check<T>(case: &Value) -> Result<(), String>
+where
+    T: DeserializeOwned + TreeHash + ssz::Encode + ssz::Decode + PartialEq + Debug,
+{
+    let value: T =
+        serde_json::from_value(case["value"].clone()).map_err(|e| format!("decode: {e}"))?;
+    let root: Root = parse(case, "root");
+    if value.tree_hash_root() != root {
+        return Err(format!("root {} != spec {root}", value.tree_hash_root()));
+    }
+    if T::from_ssz_bytes(&value.as_ssz_bytes()).as_ref() != Ok(&value) {
+        return Err("SSZ round trip changed the value".into());
+    }
+    let version: Version = parse(case, "fork_version");
+    let genesis_validators_root: Root = parse(case, "genesis_validators_root");
+    for signing in case["signing"].as_array().ok_or("no signing roots")? {
+        let name = signing["domain_name"].as_str().ok_or("domain name")?;
+        let domain = compute_domain(domain_type(name), version, genesis_validators_root);
+        let expected_domain: Root = parse(signing, "domain");
+        if domain != expected_domain {
+            return Err(format!("{name} domain {domain} != spec {expected_domain}"));
+        }
+        let expected: Root = parse(signing, "signing_root");
+        let actual = compute_signing_root(&value, domain);
+        if actual != expected {
+            return Err(format!("{name} signing root {actual} != spec {expected}"));
+        }
+    }
+    Ok(())
+}
+
+fn check_case<E: EthSpec>(case: &Value) -> Result<(), String> {
+    let fork = case["fork"].as_str().ok_or("fork")?;
+    let container = case["container"].as_str().ok_or("container")?;
+    let electra = matches!(fork, "electra" | "fulu");
+    match (container, fork) {
+        ("Checkpoint", _) => check::<Checkpoint>(case),
+        ("AttestationData", _) => check::<AttestationData>(case),
+        ("Attestation", _) if electra => check::<AttestationElectra<E>>(case),
+        ("Attestation", _) => check::<AttestationBase<E>>(case),
+        ("IndexedAttestation", _) if electra => check::<IndexedAttestationElectra<E>>(case),
+        ("IndexedAttestation", _) => check::<IndexedAttestationBase<E>>(case),
+        ("AttesterSlashing", _) if electra => check::<AttesterSlashingElectra<E>>(case),
+        ("AttesterSlashing", _) => check::<AttesterSlashingBase<E>>(case),
+        ("AggregateAndProof", _) if electra => check::<AggregateAndProofElectra<E>>(case),
+        ("AggregateAndProof", _) => check::<AggregateAndProofBase<E>>(case),
+        ("SignedAggregateAndProof", _) if electra => {
+            check::<SignedAggregateAndProofElectra<E>>(case)
+        }
+        ("SignedAggregateAndProof", _) => check::<SignedAggregateAndProofBase<E>>(case),
+        ("SingleAttestation", _) => check::<SingleAttestation>(case),
+        ("BeaconBlockHeader", _) => check::<BeaconBlockHeader>(case),
+        ("SignedBeaconBlockHeader", _) => check::<SignedBeaconBlockHeader>(case),
+        ("ProposerSlashing", _) => check::<ProposerSlashing>(case),
+        ("SyncCommitteeMessage", _) => check::<SyncCommitteeMessage>(case),
+        ("SyncCommitteeContribution", _) => check::<SyncCommitteeContribution<E>>(case),
+        ("ContributionAndProof", _) => check::<ContributionAndProof<E>>(case),
+        ("SignedContributionAndProof", _) => check::<SignedContributionAndProof<E>>(case),
+        ("SyncAggregatorSelectionData", _) => check::<SyncAggregatorSelectionData>(case),
+        ("SyncAggregate", _) => check::<SyncAggregate<E>>(case),
+        ("VoluntaryExit", _) => check::<VoluntaryExit>(case),
+        ("SignedVoluntaryExit", _) => check::<SignedVoluntaryExit>(case),
+        ("DepositMessage", _) => check::<DepositMessage>(case),
+        ("DepositData", _) => check::<DepositData>(case),
+        ("Deposit", _) => check::<Deposit>(case),
+        ("Eth1Data", _) => check::<Eth1Data>(case),
+        ("Withdrawal", _) => check::<Withdrawal>(case),
+        ("BLSToExecutionChange", _) => check::<BlsToExecutionChange>(case),
+        ("SignedBLSToExecutionChange", _) => check::<SignedBlsToExecutionChange>(case),
+        ("ForkData", _) => check::<ForkData>(case),
+        ("SigningData", _) => check::<SigningData>(case),
+        ("DepositRequest", _) => check::<DepositRequest>(case),
+        ("WithdrawalRequest", _) => check::<WithdrawalRequest>(case),
+        ("ConsolidationRequest", _) => check::<ConsolidationRequest>(case),
+        ("ExecutionRequests", _) => check::<ExecutionRequests<E>>(case),
+        ("ExecutionPayload", "capella") => check::<ExecutionPayloadCapella<E>>(case),
+        ("ExecutionPayload", _) => check::<ExecutionPayloadDeneb<E>>(case),
+        ("ExecutionPayloadHeader", "capella") => check::<ExecutionPayloadHeaderCapella>(case),
+        ("ExecutionPayloadHeader", _) => check::<ExecutionPayloadHeaderDeneb>(case),
+        ("BeaconBlockBody", "capella") => check::<BeaconBlockBodyCapella<E>>(case),
+        ("BeaconBlockBody", "deneb") => check::<BeaconBlockBodyDeneb<E>>(case),
+        ("BeaconBlockBody", _) => check::<BeaconBlockBodyElectra<E>>(case),
+        ("BeaconBlock", "capella") => check::<BeaconBlockCapella<E>>(case),
+        ("BeaconBlock", "deneb") => check::<BeaconBlockDeneb<E>>(case),
+        ("BeaconBlock", _) => check::<BeaconBlockElectra<E>>(case),
+        (other, _) => Err(format!("no Phalanx type for {other}")),
+    }
+}
+
+#[test]
+fn roots_and_signing_roots_match_the_executable_spec() {
+    let Some(path) = std::env::var_os("PHALANX_SPEC_REFERENCE") else {
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(
+            !in_ci,
+            "PHALANX_SPEC_REFERENCE is not set under CI: .ci/run must generate the reference"
+        );
+        #[allow(
+            clippy::print_stderr,
+            reason = "saying the check was skipped is the point"
+        )]
+        {
+            eprintln!(
+                "PHALANX_SPEC_REFERENCE not set: skipping the executable-spec comparison \
+                 (see .ci/run for how to generate it)"
+            );
+        }
+        return;
+    };
+    let text = std::fs::read_to_string(&path).expect("reading the spec reference");
+    let reference: Value = serde_json::from_str(&text).expect("spec reference JSON");
+    let cases = reference["cases"].as_array().expect("cases");
+    assert!(cases.len() > 500, "suspiciously few cases: {}", cases.len());
+    let mut failures = Vec::new();
+    for case in cases {
+        let result = match case["preset"].as_str() {
+            Some("mainnet") => check_case::<MainnetEthSpec>(case),
+            Some("minimal") => check_case::<MinimalEthSpec>(case),
+            other => Err(format!("unknown preset {other:?}")),
+        };
+        if let Err(error) = result {
+            failures.push(format!(
+                "{} {} {}: {error}",
+                case["preset"], case["fork"], case["container"]
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ from the spec:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
