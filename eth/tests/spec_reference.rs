@@ -2,7 +2,9 @@
 //! (PyPI `eth-consensus-specs`), in the mainnet and minimal presets:
 //! `eth/tests/spec_reference/generate.py` writes random values of every
 //! container with the spec's roots, `.ci/run` points
-//! `PHALANX_SPEC_REFERENCE` at its output, and this test checks each case.
+//! `PHALANX_SPEC_REFERENCE` at its output, and this test checks each case:
+//! the root, the SSZ round trip, the beacon-API JSON form (integers quoted)
+//! and its round trip, and the domain and signing root in every duty domain.
 
 use std::fmt::Debug;
 
@@ -67,7 +69,13 @@ where
 /// in every domain.
 fn check<T>(case: &Value) -> Result<(), String>
 where
-    T: DeserializeOwned + TreeHash + ssz::Encode + ssz::Decode + PartialEq + Debug,
+    T: DeserializeOwned
+        + serde::Serialize
+        + TreeHash
+        + ssz::Encode
+        + ssz::Decode
+        + PartialEq
+        + Debug,
 {
     let value: T =
         serde_json::from_value(case["value"].clone()).map_err(|e| format!("decode: {e}"))?;
@@ -77,6 +85,15 @@ where
     }
     if T::from_ssz_bytes(&value.as_ssz_bytes()).as_ref() != Ok(&value) {
         return Err("SSZ round trip changed the value".into());
+    }
+    // Beacon-API JSON: every integer quoted, and it reads back unchanged.
+    let api_json = serde_json::to_value(&value).map_err(|e| format!("encode: {e}"))?;
+    if let Some(number) = first_number(&api_json) {
+        return Err(format!("beacon-API JSON has an unquoted number {number}"));
+    }
+    let back: T = serde_json::from_value(api_json).map_err(|e| format!("re-decode: {e}"))?;
+    if back != value {
+        return Err("beacon-API JSON round trip changed the value".into());
     }
     let version: Version = parse(case, "fork_version");
     let genesis_validators_root: Root = parse(case, "genesis_validators_root");
@@ -94,6 +111,16 @@ where
         }
     }
     Ok(())
+}
+
+/// The first JSON number in `value`, if any.
+fn first_number(value: &Value) -> Option<&serde_json::Number> {
+    match value {
+        Value::Number(number) => Some(number),
+        Value::Array(items) => items.iter().find_map(first_number),
+        Value::Object(fields) => fields.values().find_map(first_number),
+        _ => None,
+    }
 }
 
 fn check_case<E: EthSpec>(case: &Value) -> Result<(), String> {
