@@ -661,30 +661,14 @@ impl BeaconNodeClient {
         fork: ForkName,
         attestations: impl Serialize,
     ) -> Result<(), ClientError> {
-        let body = serde_json::to_value(attestations).unwrap_or_default();
-        let headers = [(CONSENSUS_VERSION_HEADER, fork.to_string())];
-        match self
-            .submit(
-                "submit_attestations",
-                "eth/v2/beacon/pool/attestations",
-                &body,
-                &headers,
-                self.timeouts.default,
-            )
-            .await
-        {
-            Err(e) if !fork.electra_enabled() && matches!(e.status(), Some(404 | 405)) => {
-                self.submit(
-                    "submit_attestations",
-                    "eth/v1/beacon/pool/attestations",
-                    &body,
-                    &[],
-                    self.timeouts.default,
-                )
-                .await
-            }
-            other => other,
-        }
+        self.submit_versioned(
+            "submit_attestations",
+            fork,
+            "eth/v2/beacon/pool/attestations",
+            "eth/v1/beacon/pool/attestations",
+            attestations,
+        )
+        .await
     }
 
     /// `GET /eth/v2/validator/aggregate_attestation`, falling back to v1 for
@@ -743,27 +727,35 @@ impl BeaconNodeClient {
         fork: ForkName,
         signed_aggregates: impl Serialize,
     ) -> Result<(), ClientError> {
-        let body = serde_json::to_value(signed_aggregates).unwrap_or_default();
+        self.submit_versioned(
+            "submit_aggregate_and_proofs",
+            fork,
+            "eth/v2/validator/aggregate_and_proofs",
+            "eth/v1/validator/aggregate_and_proofs",
+            signed_aggregates,
+        )
+        .await
+    }
+
+    /// Posts to the v2 endpoint with the fork header; a pre-Electra node
+    /// that does not serve v2 (404/405) gets the v1 endpoint instead.
+    async fn submit_versioned(
+        &self,
+        endpoint: &'static str,
+        fork: ForkName,
+        v2_path: &str,
+        v1_path: &str,
+        body: impl Serialize,
+    ) -> Result<(), ClientError> {
+        let body = serde_json::to_value(body).unwrap_or_default();
         let headers = [(CONSENSUS_VERSION_HEADER, fork.to_string())];
+        let timeout = self.timeouts.default;
         match self
-            .submit(
-                "submit_aggregate_and_proofs",
-                "eth/v2/validator/aggregate_and_proofs",
-                &body,
-                &headers,
-                self.timeouts.default,
-            )
+            .submit(endpoint, v2_path, &body, &headers, timeout)
             .await
         {
             Err(e) if !fork.electra_enabled() && matches!(e.status(), Some(404 | 405)) => {
-                self.submit(
-                    "submit_aggregate_and_proofs",
-                    "eth/v1/validator/aggregate_and_proofs",
-                    &body,
-                    &[],
-                    self.timeouts.default,
-                )
-                .await
+                self.submit(endpoint, v1_path, &body, &[], timeout).await
             }
             other => other,
         }

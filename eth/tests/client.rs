@@ -270,3 +270,31 @@ async fn events_stream_typed_head_and_reorg_and_flags_bad_data() {
     assert!(matches!(&events[1], Ok(Event::ChainReorg(reorg)) if reorg.depth == 2));
     assert!(matches!(&events[2], Err(ClientError::Decode { .. })));
 }
+
+#[tokio::test]
+async fn capella_era_nodes_get_v1_submissions_but_electra_ones_do_not() {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let sink = received.clone();
+    let v1_only = serve(Router::new().route(
+        "/eth/v1/beacon/pool/attestations",
+        post(move |Json(body): Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().expect("lock").push(body);
+                StatusCode::OK
+            }
+        }),
+    ))
+    .await;
+    let client = BeaconNodeClient::new(&[v1_only], Timeouts::default()).expect("valid url");
+    client
+        .submit_attestations(ForkName::Capella, json!([{"data": {}}]))
+        .await
+        .expect("falls back to v1");
+    assert_eq!(received.lock().expect("lock").len(), 1);
+    let error = client
+        .submit_attestations(ForkName::Electra, json!([]))
+        .await
+        .expect_err("Electra attestations need v2");
+    assert_eq!(error.status(), Some(404));
+}
