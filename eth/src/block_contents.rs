@@ -67,6 +67,8 @@ pub struct ProducedBlock<E: EthSpec> {
 #[derive(Deserialize)]
 struct RawProduced {
     version: String,
+    // Absent from the v2 endpoint's answers, which are never blinded.
+    #[serde(default)]
     execution_payload_blinded: bool,
     #[serde(default, with = "serde_utils::quoted_u256")]
     execution_payload_value: U256,

@@ -598,7 +598,8 @@ impl BeaconNodeClient {
     }
 
     /// `GET /eth/v3/validator/blocks/{slot}`: a full or blinded block,
-    /// whichever the node's builder choice gives.
+    /// whichever the node's builder choice gives. A node that does not
+    /// serve v3 (404/405) is asked with v2, which gives a full block.
     pub async fn produce_block<E: EthSpec>(
         &self,
         slot: Slot,
@@ -606,18 +607,27 @@ impl BeaconNodeClient {
         graffiti: Option<Root>,
         builder_boost_factor: Option<u64>,
     ) -> Result<ProducedBlock<E>, ClientError> {
-        let mut path = format!("eth/v3/validator/blocks/{slot}?randao_reveal={randao_reveal}");
+        let mut query = format!("{slot}?randao_reveal={randao_reveal}");
         if let Some(graffiti) = graffiti {
-            path.push_str(&format!("&graffiti={graffiti}"));
+            query.push_str(&format!("&graffiti={graffiti}"));
         }
+        let v2_path = format!("eth/v2/validator/blocks/{query}");
         if let Some(factor) = builder_boost_factor {
-            path.push_str(&format!("&builder_boost_factor={factor}"));
+            query.push_str(&format!("&builder_boost_factor={factor}"));
         }
+        let v3_path = format!("eth/v3/validator/blocks/{query}");
+        match self.produce_at(&v3_path).await {
+            Err(e) if matches!(e.status(), Some(404 | 405)) => self.produce_at(&v2_path).await,
+            other => other,
+        }
+    }
+
+    async fn produce_at<E: EthSpec>(&self, path: &str) -> Result<ProducedBlock<E>, ClientError> {
         self.call(
             Request {
                 endpoint: "produce_block",
                 method: Method::GET,
-                path: &path,
+                path,
                 body: Body::None,
                 headers: &[],
                 timeout: self.timeouts.block_production,
@@ -631,26 +641,28 @@ impl BeaconNodeClient {
     }
 
     /// `POST /eth/v2/beacon/blocks` (or `blinded_blocks`) with the signed
-    /// block (or block contents) as JSON.
+    /// block (or block contents) as JSON; v1 for nodes without v2.
     pub async fn publish_block(
         &self,
         fork: ForkName,
         signed: impl Serialize,
         blinded: bool,
     ) -> Result<(), ClientError> {
-        let (endpoint, path) = if blinded {
-            ("publish_blinded_block", "eth/v2/beacon/blinded_blocks")
+        let (endpoint, v2_path, v1_path) = if blinded {
+            (
+                "publish_blinded_block",
+                "eth/v2/beacon/blinded_blocks",
+                "eth/v1/beacon/blinded_blocks",
+            )
         } else {
-            ("publish_block", "eth/v2/beacon/blocks")
+            (
+                "publish_block",
+                "eth/v2/beacon/blocks",
+                "eth/v1/beacon/blocks",
+            )
         };
-        self.submit(
-            endpoint,
-            path,
-            signed,
-            &[(CONSENSUS_VERSION_HEADER, fork.to_string())],
-            self.timeouts.block_publication,
-        )
-        .await
+        self.submit_versioned(endpoint, fork, v2_path, v1_path, true, signed)
+            .await
     }
 
     /// `POST /eth/v2/beacon/pool/attestations`: `SingleAttestation`s from
@@ -666,6 +678,7 @@ impl BeaconNodeClient {
             fork,
             "eth/v2/beacon/pool/attestations",
             "eth/v1/beacon/pool/attestations",
+            !fork.electra_enabled(),
             attestations,
         )
         .await
@@ -732,19 +745,22 @@ impl BeaconNodeClient {
             fork,
             "eth/v2/validator/aggregate_and_proofs",
             "eth/v1/validator/aggregate_and_proofs",
+            !fork.electra_enabled(),
             signed_aggregates,
         )
         .await
     }
 
-    /// Posts to the v2 endpoint with the fork header; a pre-Electra node
-    /// that does not serve v2 (404/405) gets the v1 endpoint instead.
+    /// Posts to the v2 endpoint with the fork header; a node that does not
+    /// serve v2 (404/405) gets the v1 endpoint instead, where v1 can carry
+    /// the body (`v1_allowed`).
     async fn submit_versioned(
         &self,
         endpoint: &'static str,
         fork: ForkName,
         v2_path: &str,
         v1_path: &str,
+        v1_allowed: bool,
         body: impl Serialize,
     ) -> Result<(), ClientError> {
         let body = serde_json::to_value(body).unwrap_or_default();
@@ -754,7 +770,7 @@ impl BeaconNodeClient {
             .submit(endpoint, v2_path, &body, &headers, timeout)
             .await
         {
-            Err(e) if !fork.electra_enabled() && matches!(e.status(), Some(404 | 405)) => {
+            Err(e) if v1_allowed && matches!(e.status(), Some(404 | 405)) => {
                 self.submit(endpoint, v1_path, &body, &[], timeout).await
             }
             other => other,

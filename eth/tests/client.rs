@@ -298,3 +298,59 @@ async fn capella_era_nodes_get_v1_submissions_but_electra_ones_do_not() {
         .expect_err("Electra attestations need v2");
     assert_eq!(error.status(), Some(404));
 }
+
+#[tokio::test]
+async fn nodes_without_v3_produce_through_v2_and_publish_through_v1() {
+    let Some(dir) =
+        phalanx_test_support::vectors_dir("ssz_static/minimal/capella/BeaconBlock/case_0")
+    else {
+        return;
+    };
+    let text = std::fs::read_to_string(dir.join("value.yaml")).expect("value.yaml");
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    let block = serde_json::to_value(yaml).expect("json");
+    let answer = json!({"version": "capella", "data": block});
+    let published = Arc::new(Mutex::new(0));
+    let count = published.clone();
+    let capella_node = serve(
+        Router::new()
+            .route(
+                "/eth/v2/validator/blocks/{slot}",
+                get(move || {
+                    let answer = answer.clone();
+                    async move { Json(answer) }
+                }),
+            )
+            .route(
+                "/eth/v1/beacon/blocks",
+                post(move || {
+                    let count = count.clone();
+                    async move {
+                        *count.lock().expect("lock") += 1;
+                        StatusCode::OK
+                    }
+                }),
+            ),
+    )
+    .await;
+    let client = BeaconNodeClient::new(&[capella_node], Timeouts::default()).expect("valid url");
+    let produced = client
+        .produce_block::<phalanx_eth::MinimalEthSpec>(
+            Slot(1),
+            &phalanx_eth::SignatureBytes::repeat_byte(1),
+            None,
+            Some(90),
+        )
+        .await
+        .expect("v2 fallback");
+    assert_eq!(produced.fork, ForkName::Capella);
+    assert!(matches!(
+        produced.data,
+        phalanx_eth::block_contents::ProducedBlockData::Full(_)
+    ));
+    client
+        .publish_block(ForkName::Capella, json!({}), false)
+        .await
+        .expect("v1 fallback");
+    assert_eq!(*published.lock().expect("lock"), 1);
+}
