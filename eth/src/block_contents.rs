@@ -9,6 +9,7 @@
 
 use alloy_primitives::{FixedBytes, U256};
 use serde::{Deserialize, Serialize};
+use ssz_types::typenum::Unsigned;
 use ssz_types::typenum::U131072;
 use ssz_types::FixedVector;
 
@@ -150,6 +151,99 @@ pub struct Signed<T> {
     pub signature: SignatureBytes,
 }
 
+/// Bytes of one SSZ offset.
+const OFFSET_LEN: usize = 4;
+/// Bytes of a compressed signature.
+const SIGNATURE_LEN: usize = 96;
+/// Bytes of a KZG proof.
+const PROOF_LEN: usize = 48;
+/// Bytes of a blob.
+const BLOB_LEN: usize = 131_072;
+
+fn ssz_error(container: &'static str, reason: impl Into<String>) -> Error {
+    Error::Ssz {
+        container,
+        reason: reason.into(),
+    }
+}
+
+fn json_error(container: &'static str, reason: impl Into<String>) -> Error {
+    Error::Json {
+        container,
+        reason: reason.into(),
+    }
+}
+
+fn read_offset(bytes: &[u8], at: usize) -> usize {
+    let mut word = [0u8; OFFSET_LEN];
+    word.copy_from_slice(&bytes[at..at + OFFSET_LEN]);
+    u32::from_le_bytes(word) as usize
+}
+
+/// Takes a field out of a JSON object.
+fn take(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    container: &'static str,
+    field: &str,
+) -> Result<serde_json::Value, Error> {
+    map.remove(field)
+        .ok_or_else(|| json_error(container, format!("missing field `{field}`")))
+}
+
+macro_rules! signed_fork_codec {
+    ($block:ident, $what:literal) => {
+        impl<E: EthSpec> Signed<$block<E>> {
+            /// The SSZ encoding: `container(message, signature)`.
+            pub fn as_ssz_bytes(&self) -> Vec<u8> {
+                let message = self.message.as_ssz_bytes();
+                let mut out = Vec::with_capacity(OFFSET_LEN + SIGNATURE_LEN + message.len());
+                out.extend_from_slice(&((OFFSET_LEN + SIGNATURE_LEN) as u32).to_le_bytes());
+                out.extend_from_slice(self.signature.as_slice());
+                out.extend_from_slice(&message);
+                out
+            }
+
+            /// Decodes SSZ in the layout of `fork`.
+            pub fn from_ssz_bytes(bytes: &[u8], fork: ForkName) -> Result<Self, Error> {
+                let fixed = OFFSET_LEN + SIGNATURE_LEN;
+                if bytes.len() < fixed {
+                    return Err(ssz_error(
+                        $what,
+                        format!("{} bytes is too short", bytes.len()),
+                    ));
+                }
+                if read_offset(bytes, 0) != fixed {
+                    return Err(ssz_error($what, "the message offset must be 100"));
+                }
+                Ok(Signed {
+                    message: $block::from_ssz_bytes(&bytes[fixed..], fork)?,
+                    signature: SignatureBytes::from_slice(&bytes[OFFSET_LEN..fixed]),
+                })
+            }
+
+            /// Decodes JSON in the layout of `fork`.
+            pub fn from_json_value(
+                value: serde_json::Value,
+                fork: ForkName,
+            ) -> Result<Self, Error> {
+                let serde_json::Value::Object(mut map) = value else {
+                    return Err(json_error($what, "expected an object"));
+                };
+                let message = take(&mut map, $what, "message")?;
+                let signature = serde_json::from_value(take(&mut map, $what, "signature")?)
+                    .map_err(|e| json_error($what, format!("signature: {e}")))?;
+                Ok(Signed {
+                    message: $block::from_json_value(message, fork)?,
+                    signature,
+                })
+            }
+        }
+    };
+}
+
+signed_fork_codec!(BeaconBlock, "SignedBeaconBlock");
+signed_fork_codec!(BlindedBeaconBlock, "SignedBlindedBeaconBlock");
+
 /// `SignedBeaconBlock` of any fork.
 pub type SignedBeaconBlock<E> = Signed<BeaconBlock<E>>;
 /// `SignedBlindedBeaconBlock` of any fork.
@@ -165,4 +259,108 @@ pub struct SignedBlockContents<E: EthSpec> {
     pub kzg_proofs: Vec<KzgProof>,
     /// The blobs, as produced.
     pub blobs: Vec<Blob>,
+}
+
+impl<E: EthSpec> SignedBlockContents<E> {
+    const WHAT: &'static str = "SignedBlockContents";
+
+    /// The SSZ encoding: `container(signed_block, kzg_proofs, blobs)`.
+    pub fn as_ssz_bytes(&self) -> Vec<u8> {
+        let block = self.signed_block.as_ssz_bytes();
+        let fixed = 3 * OFFSET_LEN;
+        let proofs_at = fixed + block.len();
+        let blobs_at = proofs_at + self.kzg_proofs.len() * PROOF_LEN;
+        let mut out = Vec::with_capacity(blobs_at + self.blobs.len() * BLOB_LEN);
+        for offset in [fixed, proofs_at, blobs_at] {
+            out.extend_from_slice(&(offset as u32).to_le_bytes());
+        }
+        out.extend_from_slice(&block);
+        for proof in &self.kzg_proofs {
+            out.extend_from_slice(proof.as_slice());
+        }
+        for blob in &self.blobs {
+            out.extend_from_slice(&blob.0);
+        }
+        out
+    }
+
+    /// Decodes SSZ in the layout of `fork` (Deneb or later), checking the
+    /// offsets and the list limits of the preset.
+    pub fn from_ssz_bytes(bytes: &[u8], fork: ForkName) -> Result<Self, Error> {
+        if fork < ForkName::Deneb {
+            return Err(Error::NotAtFork {
+                container: Self::WHAT,
+                fork,
+            });
+        }
+        let fixed = 3 * OFFSET_LEN;
+        if bytes.len() < fixed {
+            return Err(ssz_error(
+                Self::WHAT,
+                format!("{} bytes is too short", bytes.len()),
+            ));
+        }
+        let (block_at, proofs_at, blobs_at) = (
+            read_offset(bytes, 0),
+            read_offset(bytes, 4),
+            read_offset(bytes, 8),
+        );
+        if block_at != fixed
+            || proofs_at < block_at
+            || blobs_at < proofs_at
+            || blobs_at > bytes.len()
+        {
+            return Err(ssz_error(
+                Self::WHAT,
+                "offsets out of order or out of range",
+            ));
+        }
+        let proofs = &bytes[proofs_at..blobs_at];
+        let blobs = &bytes[blobs_at..];
+        if proofs.len() % PROOF_LEN != 0 || blobs.len() % BLOB_LEN != 0 {
+            return Err(ssz_error(Self::WHAT, "proofs or blobs are not whole items"));
+        }
+        let max_proofs = if fork >= ForkName::Fulu {
+            E::MaxCellProofsPerBlock::to_usize()
+        } else {
+            E::MaxBlobCommitmentsPerBlock::to_usize()
+        };
+        if proofs.len() / PROOF_LEN > max_proofs
+            || blobs.len() / BLOB_LEN > E::MaxBlobCommitmentsPerBlock::to_usize()
+        {
+            return Err(ssz_error(
+                Self::WHAT,
+                "more proofs or blobs than the preset allows",
+            ));
+        }
+        Ok(SignedBlockContents {
+            signed_block: SignedBeaconBlock::from_ssz_bytes(&bytes[block_at..proofs_at], fork)?,
+            kzg_proofs: proofs.chunks(PROOF_LEN).map(KzgProof::from_slice).collect(),
+            blobs: blobs
+                .chunks(BLOB_LEN)
+                .map(|chunk| {
+                    FixedVector::new(chunk.to_vec())
+                        .map(Blob)
+                        .map_err(|e| ssz_error(Self::WHAT, format!("blob: {e:?}")))
+                })
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Decodes JSON in the layout of `fork`.
+    pub fn from_json_value(value: serde_json::Value, fork: ForkName) -> Result<Self, Error> {
+        let serde_json::Value::Object(mut map) = value else {
+            return Err(json_error(Self::WHAT, "expected an object"));
+        };
+        let signed_block = take(&mut map, Self::WHAT, "signed_block")?;
+        let kzg_proofs = serde_json::from_value(take(&mut map, Self::WHAT, "kzg_proofs")?)
+            .map_err(|e| json_error(Self::WHAT, format!("kzg_proofs: {e}")))?;
+        let blobs = serde_json::from_value(take(&mut map, Self::WHAT, "blobs")?)
+            .map_err(|e| json_error(Self::WHAT, format!("blobs: {e}")))?;
+        Ok(SignedBlockContents {
+            signed_block: SignedBeaconBlock::from_json_value(signed_block, fork)?,
+            kzg_proofs,
+            blobs,
+        })
+    }
 }

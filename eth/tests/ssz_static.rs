@@ -300,3 +300,99 @@ fn produce_block_v3_json_round_trips() {
         Err(phalanx_eth::Error::UnknownFork(_))
     ));
 }
+
+#[test]
+fn signed_blocks_and_contents_encode_as_the_spec_containers() {
+    use phalanx_eth::block::BeaconBlock;
+    use phalanx_eth::block_contents::{Blob, KzgProof, SignedBeaconBlock, SignedBlockContents};
+    use phalanx_eth::{Error, ForkName, SignatureBytes};
+    use ssz_types::typenum::{U131072, U32};
+    use ssz_types::{FixedVector, VariableList};
+
+    // The same containers declared the plain way, encoded by ssz_derive.
+    #[derive(ssz_derive::Encode)]
+    struct ReferenceSigned {
+        message: BeaconBlockElectra<E>,
+        signature: SignatureBytes,
+    }
+    #[derive(ssz_derive::Encode)]
+    struct ReferenceContents {
+        signed_block: ReferenceSigned,
+        kzg_proofs: VariableList<KzgProof, U32>,
+        blobs: VariableList<FixedVector<u8, U131072>, U32>,
+    }
+
+    let Some(BeaconBlock::Electra(block)) = spec_block("electra") else {
+        return;
+    };
+    let signature = SignatureBytes::repeat_byte(0x99);
+    let signed = SignedBeaconBlock::<E> {
+        message: BeaconBlock::Electra(block.clone()),
+        signature,
+    };
+    let reference = ReferenceSigned {
+        message: block.clone(),
+        signature,
+    };
+    let bytes = signed.as_ssz_bytes();
+    assert_eq!(bytes, ssz::Encode::as_ssz_bytes(&reference));
+    let decoded =
+        SignedBeaconBlock::<E>::from_ssz_bytes(&bytes, ForkName::Electra).expect("decodes");
+    assert_eq!(decoded, signed);
+    let json = serde_json::to_value(&signed).expect("json");
+    assert_eq!(
+        SignedBeaconBlock::<E>::from_json_value(json, ForkName::Electra).expect("json decodes"),
+        signed
+    );
+
+    let mut blob = vec![0u8; 131_072];
+    blob[7] = 3;
+    let contents = SignedBlockContents::<E> {
+        signed_block: signed.clone(),
+        kzg_proofs: vec![KzgProof::repeat_byte(1), KzgProof::repeat_byte(2)],
+        blobs: vec![Blob(blob.clone().into()), Blob(vec![5u8; 131_072].into())],
+    };
+    let reference = ReferenceContents {
+        signed_block: reference,
+        kzg_proofs: contents.kzg_proofs.clone().into(),
+        blobs: vec![blob.into(), vec![5u8; 131_072].into()].into(),
+    };
+    let bytes = contents.as_ssz_bytes();
+    assert_eq!(bytes, ssz::Encode::as_ssz_bytes(&reference));
+    assert_eq!(
+        SignedBlockContents::<E>::from_ssz_bytes(&bytes, ForkName::Electra).expect("decodes"),
+        contents
+    );
+    let json = serde_json::to_value(&contents).expect("json");
+    assert_eq!(
+        SignedBlockContents::<E>::from_json_value(json, ForkName::Electra).expect("json decodes"),
+        contents
+    );
+
+    // Bad input is a typed error, never a panic.
+    assert!(matches!(
+        SignedBlockContents::<E>::from_ssz_bytes(&bytes[..bytes.len() - 1], ForkName::Electra),
+        Err(Error::Ssz { .. })
+    ));
+    assert!(matches!(
+        SignedBlockContents::<E>::from_ssz_bytes(&bytes, ForkName::Capella),
+        Err(Error::NotAtFork { .. })
+    ));
+    assert!(matches!(
+        SignedBeaconBlock::<E>::from_ssz_bytes(&[0u8; 50], ForkName::Electra),
+        Err(Error::Ssz { .. })
+    ));
+    let mut bad_offset = signed.as_ssz_bytes();
+    bad_offset[0] = 99;
+    assert!(matches!(
+        SignedBeaconBlock::<E>::from_ssz_bytes(&bad_offset, ForkName::Electra),
+        Err(Error::Ssz { .. })
+    ));
+    assert!(matches!(
+        SignedBeaconBlock::<E>::from_json_value(
+            serde_json::json!({"message": {}}),
+            ForkName::Electra
+        ),
+        Err(Error::Json { .. })
+    ));
+}
