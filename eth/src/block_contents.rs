@@ -317,7 +317,7 @@ impl<E: EthSpec> SignedBlockContents<E> {
         }
         let proofs = &bytes[proofs_at..blobs_at];
         let blobs = &bytes[blobs_at..];
-        if proofs.len() % PROOF_LEN != 0 || blobs.len() % BLOB_LEN != 0 {
+        if !proofs.len().is_multiple_of(PROOF_LEN) || !blobs.len().is_multiple_of(BLOB_LEN) {
             return Err(ssz_error(Self::WHAT, "proofs or blobs are not whole items"));
         }
         let max_proofs = if fork >= ForkName::Fulu {
