@@ -41,51 +41,12 @@ pub struct Withdrawal {
 /// the fork's own. Payloads are generic over the preset (the withdrawals
 /// list); headers, with roots in place of lists, are not.
 macro_rules! payload_fields {
-    ($(#[$meta:meta])* $name:ident<E> { $($extra:tt)* }) => {
+    ($(#[$meta:meta])* $name:ident $(<$preset:ident>)? { $($extra:tt)* }) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
-        #[serde(bound = "E: EthSpec")]
-        pub struct $name<E: EthSpec> {
-            /// The parent execution block's hash.
-            pub parent_hash: Root,
-            /// The fee recipient.
-            pub fee_recipient: ExecutionAddress,
-            /// The execution state root.
-            pub state_root: Root,
-            /// The receipts root.
-            pub receipts_root: Root,
-            /// The logs bloom filter.
-            #[serde(with = "ssz_types::serde_utils::hex_fixed_vec")]
-            pub logs_bloom: LogsBloom,
-            /// The beacon chain's randao mix.
-            pub prev_randao: Root,
-            /// The execution block number.
-            #[serde(with = "serde_utils::quoted_u64")]
-            pub block_number: u64,
-            /// The gas limit.
-            #[serde(with = "serde_utils::quoted_u64")]
-            pub gas_limit: u64,
-            /// The gas used.
-            #[serde(with = "serde_utils::quoted_u64")]
-            pub gas_used: u64,
-            /// Unix seconds.
-            #[serde(with = "serde_utils::quoted_u64")]
-            pub timestamp: u64,
-            /// Free bytes for the builder.
-            #[serde(with = "ssz_types::serde_utils::hex_var_list")]
-            pub extra_data: ExtraData,
-            /// EIP-1559 base fee.
-            #[serde(with = "serde_utils::quoted_u256")]
-            pub base_fee_per_gas: U256,
-            /// The execution block's hash.
-            pub block_hash: Root,
-            $($extra)*
-        }
-    };
-    ($(#[$meta:meta])* $name:ident { $($extra:tt)* }) => {
-        $(#[$meta])*
-        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
-        pub struct $name {
+        // Every field type serializes for any preset: no inferred bounds.
+        #[serde(bound = "")]
+        pub struct $name $(<$preset: EthSpec>)? {
             /// The parent execution block's hash.
             pub parent_hash: Root,
             /// The fee recipient.

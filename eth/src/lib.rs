@@ -7,11 +7,19 @@
 //!   with preset-dependent lists are generic over it.
 //! - [`fork`]: [`ForkName`], parsed with a clear error for unknown forks.
 //! - Containers by concept: [`attestation`], [`sync_committee`],
-//!   [`validator`] (deposits, exits, builder registrations), [`block`].
-//!   Each has serde JSON exactly as the beacon API writes it, SSZ, and
-//!   `hash_tree_root`; enums such as [`attestation::Attestation`] carry the
-//!   layout of every fork, decoded by fork name.
+//!   [`validator`] (deposits, exits, builder registrations), [`execution`]
+//!   (payloads, withdrawals, execution requests), [`block`] (full and
+//!   blinded, per fork) and [`block_contents`] (what block production
+//!   returns and publication takes). Each has serde JSON exactly as the
+//!   beacon API writes it, SSZ, and `hash_tree_root`; enums such as
+//!   [`block::BeaconBlock`] carry the layout of every fork, decoded by fork
+//!   name.
 //! - [`signing`]: domains and `compute_signing_root`, the bytes each duty signs.
+//! - [`deposit`]: withdrawal credentials and launchpad deposit data.
+//! - [`config`]: network configurations (config.yaml, `/eth/v1/config/spec`,
+//!   built-in mainnet, hoodi and sepolia).
+//! - [`client`]: the beacon-node client with fallback, and [`api`], the
+//!   beacon-API shapes it exchanges that are not consensus containers.
 
 pub mod api;
 pub mod attestation;
