@@ -5,6 +5,12 @@
 //! `PHALANX_SPEC_REFERENCE` at its output, and this test checks each case:
 //! the root, the SSZ round trip, the beacon-API JSON form (integers quoted)
 //! and its round trip, and the domain and signing root in every duty domain.
+//!
+//! The beacon-API JSON is also compared with a real client's: for the
+//! Capella cases, `eth/tests/lodestar_reference/generate.mjs` has Lodestar's
+//! SSZ types write each value's JSON and root (`PHALANX_LODESTAR_REFERENCE`
+//! names the folder), and Phalanx must write exactly that JSON and read it
+//! back to the same value.
 
 use std::fmt::Debug;
 
@@ -77,6 +83,9 @@ where
         + PartialEq
         + Debug,
 {
+    if case.get("json").is_some() {
+        return check_lodestar::<T>(case);
+    }
     let value: T =
         serde_json::from_value(case["value"].clone()).map_err(|e| format!("decode: {e}"))?;
     let root: Root = parse(case, "root");
@@ -109,6 +118,38 @@ where
         if actual != expected {
             return Err(format!("{name} signing root {actual} != spec {expected}"));
         }
+    }
+    Ok(())
+}
+
+/// Checks one Lodestar case: from Lodestar's SSZ, Phalanx computes
+/// Lodestar's root and writes Lodestar's beacon-API JSON, which reads back
+/// to the same value.
+fn check_lodestar<T>(case: &Value) -> Result<(), String>
+where
+    T: DeserializeOwned + serde::Serialize + TreeHash + ssz::Decode + PartialEq + Debug,
+{
+    let bytes = hex::decode(case["ssz"].as_str().ok_or("ssz")?.trim_start_matches("0x"))
+        .map_err(|e| format!("ssz hex: {e}"))?;
+    let value = T::from_ssz_bytes(&bytes).map_err(|e| format!("SSZ decode: {e:?}"))?;
+    let root: Root = parse(case, "root");
+    if value.tree_hash_root() != root {
+        return Err(format!(
+            "root {} != Lodestar {root}",
+            value.tree_hash_root()
+        ));
+    }
+    let ours = serde_json::to_value(&value).map_err(|e| format!("encode: {e}"))?;
+    if ours != case["json"] {
+        return Err(format!(
+            "JSON differs from Lodestar's:\n ours     {ours}\n Lodestar {}",
+            case["json"]
+        ));
+    }
+    let theirs: T =
+        serde_json::from_value(case["json"].clone()).map_err(|e| format!("decode: {e}"))?;
+    if theirs != value {
+        return Err("Lodestar's JSON reads back to a different value".into());
     }
     Ok(())
 }
@@ -224,6 +265,54 @@ fn roots_and_signing_roots_match_the_executable_spec() {
         "{} of {} cases differ from the spec:\n{}",
         failures.len(),
         cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn beacon_api_json_matches_lodestar() {
+    let Some(dir) = std::env::var_os("PHALANX_LODESTAR_REFERENCE") else {
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(
+            !in_ci,
+            "PHALANX_LODESTAR_REFERENCE is not set under CI: .ci/run must generate it"
+        );
+        #[allow(
+            clippy::print_stderr,
+            reason = "saying the check was skipped is the point"
+        )]
+        {
+            eprintln!(
+                "PHALANX_LODESTAR_REFERENCE not set: skipping the Lodestar JSON comparison \
+                 (see .ci/run for how to generate it)"
+            );
+        }
+        return;
+    };
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for preset in ["mainnet", "minimal"] {
+        let path = std::path::Path::new(&dir).join(format!("{preset}.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let reference: Value = serde_json::from_str(&text).expect("Lodestar reference JSON");
+        let cases = reference["cases"].as_array().expect("cases");
+        assert!(cases.len() > 80, "{preset}: only {} cases", cases.len());
+        for case in cases {
+            let result = match preset {
+                "mainnet" => check_case::<MainnetEthSpec>(case),
+                _ => check_case::<MinimalEthSpec>(case),
+            };
+            checked += 1;
+            if let Err(error) = result {
+                failures.push(format!("{preset} {}: {error}", case["container"]));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cases differ from Lodestar:\n{}",
+        failures.len(),
         failures.join("\n")
     );
 }

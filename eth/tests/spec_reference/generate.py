@@ -76,6 +76,7 @@ def main():
                         "fork": fork,
                         "container": name,
                         "value": encode(value),
+                        "ssz": "0x" + value.encode_bytes().hex(),
                         "root": "0x" + value.hash_tree_root().hex(),
                         "fork_version": "0x" + fork_version.hex(),
                         "genesis_validators_root": "0x" + genesis_validators_root.hex(),
