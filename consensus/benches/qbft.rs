@@ -219,45 +219,94 @@ fn signatures(c: &mut Criterion) {
         b.iter(|| assert!(publics[1].verify(&bytes, &signature)))
     });
     let proposal = signed_round_two(&keys, committee);
+    // A follower outside the justification's senders (0..quorum).
     let me = (0..n)
+        .rev()
         .map(OperatorIndex)
         .find(|&o| o != RotatingLeader.leader(&TestKey(0), Round(2), committee))
         .expect("a follower");
-    group.bench_function("receive a round-2 proposal, n=10 (15 signatures)", |b| {
-        b.iter_batched(
-            || {
-                let mut engine = Engine::new(
-                    me,
-                    committee,
-                    Config::default(),
-                    parts(
-                        Box::new(Secp {
-                            keypair: keys[me.as_usize()].clone(),
-                        }),
-                        Box::new(SecpVerifier {
-                            keys: publics.clone(),
-                        }),
-                    ),
-                )
-                .expect("engine");
-                engine.handle(Event::Propose {
-                    instance: TestKey(0),
-                    value: TestValue(1),
-                });
-                (engine, proposal.clone())
-            },
-            |(mut engine, proposal)| {
-                let actions = engine.handle(Event::Message {
-                    from: OperatorIndex(0),
-                    message: proposal,
-                });
-                assert!(actions
-                    .iter()
-                    .any(|a| matches!(a, Action::Broadcast(Wire::Prepare(_)))));
-            },
-            BatchSize::SmallInput,
+    let engine_for = |me: OperatorIndex| {
+        let mut engine = Engine::new(
+            me,
+            committee,
+            Config::default(),
+            parts(
+                Box::new(Secp {
+                    keypair: keys[me.as_usize()].clone(),
+                }),
+                Box::new(SecpVerifier {
+                    keys: publics.clone(),
+                }),
+            ),
         )
-    });
+        .expect("engine");
+        engine.handle(Event::Propose {
+            instance: TestKey(0),
+            value: TestValue(1),
+        });
+        engine
+    };
+    let receive = |(mut engine, proposal): (Engine<TestKey, TestValue>, _)| {
+        let actions = engine.handle(Event::Message {
+            from: OperatorIndex(0),
+            message: proposal,
+        });
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, Action::Broadcast(Wire::Prepare(_)))));
+    };
+    group.bench_function(
+        "receive a round-2 proposal, n=10, 15 signatures checked",
+        |b| {
+            b.iter_batched(
+                || (engine_for(me), proposal.clone()),
+                receive,
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    // The usual case: the round changes (and the prepared one's
+    // certificate) arrived before the proposal and were checked then.
+    let Wire::Proposal {
+        justification,
+        value,
+        ..
+    } = &proposal
+    else {
+        unreachable!("built as a proposal")
+    };
+    let earlier: Vec<Wire<TestKey, TestValue>> = justification
+        .round_changes
+        .iter()
+        .map(|rc| Wire::RoundChange {
+            round_change: rc.clone(),
+            prepared: matches!(rc.message.kind, Kind::RoundChange(Some(_))).then(|| {
+                phalanx_consensus::PreparedCertificate {
+                    value: *value,
+                    prepares: justification.prepares.clone(),
+                }
+            }),
+        })
+        .collect();
+    group.bench_function(
+        "receive a round-2 proposal, n=10, justifications seen before",
+        |b| {
+            b.iter_batched(
+                || {
+                    let mut engine = engine_for(me);
+                    for (i, rc) in earlier.iter().enumerate() {
+                        engine.handle(Event::Message {
+                            from: OperatorIndex(i as u32),
+                            message: rc.clone(),
+                        });
+                    }
+                    (engine, proposal.clone())
+                },
+                receive,
+                BatchSize::SmallInput,
+            )
+        },
+    );
     group.finish();
 }
 

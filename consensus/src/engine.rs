@@ -204,8 +204,14 @@ impl<K: InstanceKey, V: Value> Context<K, V> {
 
     /// Checks a message on its own: everything that does not depend on the
     /// state of its instance. Signatures are checked last, after the cheap
-    /// structural checks.
-    pub(crate) fn verify(&self, key: &K, wire: &Wire<K, V>) -> Result<(), RejectReason> {
+    /// structural checks, and skipped for justifications identical (down to
+    /// the signature) to messages the instance already verified and keeps.
+    pub(crate) fn verify(
+        &self,
+        key: &K,
+        wire: &Wire<K, V>,
+        known: Option<&Instance<K, V>>,
+    ) -> Result<(), RejectReason> {
         let quorum = self.committee.quorum();
         let size = self.committee.size() as usize;
         let mut signed: Vec<&SignedMessage<K>> = Vec::new();
@@ -380,6 +386,9 @@ impl<K: InstanceKey, V: Value> Context<K, V> {
             }
         }
         for message in signed {
+            if known.is_some_and(|instance| instance.knows(message)) {
+                continue;
+            }
             let bytes = message.message.signing_bytes();
             if !self
                 .parts
@@ -604,7 +613,7 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
             if state.is_decided() {
                 return state.answer_when_decided(from, &message, actions);
             }
-            self.ctx.verify(&key, &message)?;
+            self.ctx.verify(&key, &message, Some(state))?;
             return state.apply(from, message, &self.ctx, actions);
         }
         if key.position()
@@ -617,7 +626,7 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
         if self.buffered_per_peer[from.as_usize()] >= self.ctx.config.max_buffered_per_peer {
             return Err(RejectReason::BufferFull(from.0));
         }
-        self.ctx.verify(&key, &message)?;
+        self.ctx.verify(&key, &message, None)?;
         self.buffered_per_peer[from.as_usize()] += 1;
         self.pending
             .entry(key)

@@ -74,6 +74,39 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
         self.round
     }
 
+    /// Whether this exact message (signature included) was verified and is
+    /// kept here, so a justification repeating it needs no new check.
+    pub(crate) fn knows(&self, message: &SignedMessage<K>) -> bool {
+        let sender = message.sender();
+        match message.message.kind {
+            Kind::Prepare(_) => {
+                self.prepares
+                    .get(&message.round())
+                    .and_then(|table| table.get(&sender))
+                    == Some(message)
+                    || self
+                        .prepared
+                        .as_ref()
+                        .is_some_and(|p| p.certificate.contains(message))
+                    || self
+                        .round_changes
+                        .values()
+                        .any(|entry| entry.certificate.contains(message))
+            }
+            Kind::Commit(_) => {
+                self.commits
+                    .get(&message.round())
+                    .and_then(|table| table.get(&sender))
+                    == Some(message)
+            }
+            Kind::RoundChange(_) => self
+                .round_changes
+                .get(&sender)
+                .is_some_and(|entry| entry.message == *message),
+            Kind::Proposal(_) => false,
+        }
+    }
+
     pub(crate) fn is_decided(&self) -> bool {
         self.decided.is_some()
     }
