@@ -43,9 +43,8 @@ impl Enr {
         udp: Option<u16>,
     ) -> Enr {
         // A libp2p secp256k1 secret is always a valid k256 scalar.
-        let signing = SigningKey::from_slice(secret).unwrap_or_else(|_| {
-            unreachable!("libp2p accepted this secp256k1 secret key")
-        });
+        let signing = SigningKey::from_slice(secret)
+            .unwrap_or_else(|_| unreachable!("libp2p accepted this secp256k1 secret key"));
         let public_key: [u8; 33] = signing
             .verifying_key()
             .to_sec1_bytes()
@@ -169,7 +168,9 @@ impl Enr {
         }
         let items = rlp::decode_list_of_strings(bytes).map_err(|e| bad(&format!("RLP: {e}")))?;
         if items.len() < 2 || items.len() % 2 != 0 {
-            return Err(bad("not a signature, a sequence number and key/value pairs"));
+            return Err(bad(
+                "not a signature, a sequence number and key/value pairs",
+            ));
         }
         let signature: [u8; 64] = items[0]
             .try_into()

@@ -20,7 +20,9 @@ pub enum IdentityError {
         mode: u32,
     },
     /// A key file that already exists.
-    #[error("{0} already exists; a node key is never overwritten (move it away to make a new one)")]
+    #[error(
+        "{0} already exists; a node key is never overwritten (move it away to make a new one)"
+    )]
     Exists(String),
     /// Bytes that are not a key.
     #[error("invalid node key: {0}")]

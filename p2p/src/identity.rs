@@ -138,9 +138,10 @@ pub fn verify(public_key: &[u8; 33], bytes: &[u8], signature: &[u8]) -> bool {
 pub fn peer_id_of(public_key: &[u8; 33]) -> Result<PeerId, IdentityError> {
     let key = secp256k1::PublicKey::try_from_bytes(public_key)
         .map_err(|_| IdentityError::InvalidKey("not a secp256k1 public key".into()))?;
-    Ok(PeerId::from_public_key(&libp2p_identity::PublicKey::from(key)))
+    Ok(PeerId::from_public_key(&libp2p_identity::PublicKey::from(
+        key,
+    )))
 }
-
 
 #[cfg(unix)]
 fn check_permissions(path: &Path) -> Result<(), IdentityError> {
@@ -175,7 +176,10 @@ mod tests {
         let key = NodeKey::create(&path).expect("create");
         let loaded = NodeKey::load(&path).expect("load");
         assert_eq!(key.peer_id(), loaded.peer_id());
-        assert!(matches!(NodeKey::create(&path), Err(IdentityError::Exists(_))));
+        assert!(matches!(
+            NodeKey::create(&path),
+            Err(IdentityError::Exists(_))
+        ));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -203,7 +207,10 @@ mod tests {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                     .expect("chmod");
             }
-            assert!(matches!(NodeKey::load(&path), Err(IdentityError::InvalidKey(_))), "{name}");
+            assert!(
+                matches!(NodeKey::load(&path), Err(IdentityError::InvalidKey(_))),
+                "{name}"
+            );
         }
     }
 
@@ -215,6 +222,9 @@ mod tests {
         assert!(verify(&key.public_key(), b"prepare", &signature));
         assert!(!verify(&key.public_key(), b"commit", &signature));
         assert!(!verify(&other.public_key(), b"prepare", &signature));
-        assert_eq!(peer_id_of(&key.public_key()).expect("peer id"), key.peer_id());
+        assert_eq!(
+            peer_id_of(&key.public_key()).expect("peer id"),
+            key.peer_id()
+        );
     }
 }

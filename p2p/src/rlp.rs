@@ -153,12 +153,27 @@ mod tests {
     #[test]
     fn non_canonical_forms_are_refused() {
         // A single byte below 0x80 wrapped as a string.
-        assert_eq!(decode_list_of_strings(&[0xc2, 0x81, 0x05]), Err(RlpError::NonCanonical));
+        assert_eq!(
+            decode_list_of_strings(&[0xc2, 0x81, 0x05]),
+            Err(RlpError::NonCanonical)
+        );
         // A short length written in the long form.
-        assert_eq!(decode_list_of_strings(&[0xf8, 0x01, 0x05]), Err(RlpError::NonCanonical));
+        assert_eq!(
+            decode_list_of_strings(&[0xf8, 0x01, 0x05]),
+            Err(RlpError::NonCanonical)
+        );
         assert_eq!(decode_uint(&[0, 1]), Err(RlpError::NonCanonical));
-        assert_eq!(decode_list_of_strings(&[0xc3, 0x82, 0x01]), Err(RlpError::Truncated));
-        assert_eq!(decode_list_of_strings(&[0xc0, 0x00]), Err(RlpError::Trailing));
-        assert_eq!(decode_list_of_strings(&[0xc1, 0xc0]), Err(RlpError::UnexpectedType));
+        assert_eq!(
+            decode_list_of_strings(&[0xc3, 0x82, 0x01]),
+            Err(RlpError::Truncated)
+        );
+        assert_eq!(
+            decode_list_of_strings(&[0xc0, 0x00]),
+            Err(RlpError::Trailing)
+        );
+        assert_eq!(
+            decode_list_of_strings(&[0xc1, 0xc0]),
+            Err(RlpError::UnexpectedType)
+        );
     }
 }

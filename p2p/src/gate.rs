@@ -1,0 +1,221 @@
+//! Who may connect: the cluster's operators and the configured relays, and
+//! no operator whose peerinfo showed another cluster (for a while). Every
+//! other peer id is refused as soon as the handshake reveals it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use libp2p::core::transport::PortUse;
+use libp2p::core::Endpoint;
+use libp2p::swarm::{
+    dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
+    THandlerOutEvent, ToSwarm,
+};
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::metrics::{Metrics, ReasonLabel};
+
+/// How many refused peer ids are remembered to log each only once.
+const REFUSALS_REMEMBERED: usize = 4096;
+
+/// What the node knows about one operator's connection.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PeerState {
+    /// Open connections.
+    pub(crate) connections: usize,
+    /// The peerinfo exchange confirmed the same cluster (on a connection still open).
+    pub(crate) verified: bool,
+    /// Refused until then: its peerinfo named another cluster.
+    pub(crate) denied_until: Option<Instant>,
+    /// The version it reported.
+    pub(crate) version: Option<String>,
+}
+
+/// State shared by the swarm task, the gate and the messaging tasks.
+pub(crate) struct Shared {
+    pub(crate) local: PeerId,
+    pub(crate) operators: BTreeSet<PeerId>,
+    pub(crate) relays: BTreeSet<PeerId>,
+    pub(crate) lock_hash: [u8; 32],
+    pub(crate) version: String,
+    pub(crate) metrics: Metrics,
+    peers: Mutex<BTreeMap<PeerId, PeerState>>,
+    /// Bumped whenever a peer is verified or lost, for senders waiting on it.
+    pub(crate) changes: watch::Sender<u64>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        local: PeerId,
+        operators: BTreeSet<PeerId>,
+        relays: BTreeSet<PeerId>,
+        lock_hash: [u8; 32],
+        version: String,
+        metrics: Metrics,
+    ) -> Shared {
+        Shared {
+            local,
+            operators,
+            relays,
+            lock_hash,
+            version,
+            metrics,
+            peers: Mutex::new(BTreeMap::new()),
+            changes: watch::channel(0).0,
+        }
+    }
+
+    pub(crate) fn peers(&self) -> MutexGuard<'_, BTreeMap<PeerId, PeerState>> {
+        // A poisoned lock only means another task panicked mid-update of
+        // plain flags; the data stays usable.
+        self.peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn is_verified(&self, peer: &PeerId) -> bool {
+        self.peers().get(peer).is_some_and(|p| p.verified)
+    }
+
+    /// Marks a peer verified; ignored if its connections closed meanwhile
+    /// (an exchange can finish after the connection it ran on is gone).
+    pub(crate) fn set_verified(&self, peer: PeerId) {
+        let mut peers = self.peers();
+        let state = peers.entry(peer).or_default();
+        state.verified = state.connections > 0;
+        drop(peers);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Counts a connection opening (+1) or closing (-1); the last closing
+    /// one unverifies the peer.
+    pub(crate) fn connection_changed(&self, peer: PeerId, opened: bool) {
+        let mut peers = self.peers();
+        let state = peers.entry(peer).or_default();
+        if opened {
+            state.connections += 1;
+        } else {
+            state.connections = state.connections.saturating_sub(1);
+            if state.connections == 0 {
+                state.verified = false;
+            }
+        }
+        drop(peers);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn deny(&self, peer: PeerId, until: Instant) {
+        let mut peers = self.peers();
+        let state = peers.entry(peer).or_default();
+        state.verified = false;
+        state.denied_until = Some(until);
+        drop(peers);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    fn is_denied(&self, peer: &PeerId) -> bool {
+        self.peers()
+            .get(peer)
+            .and_then(|p| p.denied_until)
+            .is_some_and(|until| until > Instant::now())
+    }
+}
+
+/// The connection gate, first among the node's behaviours.
+pub(crate) struct Gate {
+    shared: Arc<Shared>,
+    logged: BTreeSet<PeerId>,
+}
+
+impl Gate {
+    pub(crate) fn new(shared: Arc<Shared>) -> Gate {
+        Gate {
+            shared,
+            logged: BTreeSet::new(),
+        }
+    }
+
+    fn check(&mut self, peer: PeerId, address: &Multiaddr) -> Result<(), ConnectionDenied> {
+        let reason = if self.shared.operators.contains(&peer) || self.shared.relays.contains(&peer)
+        {
+            if !self.shared.is_denied(&peer) {
+                return Ok(());
+            }
+            "lock_mismatch"
+        } else {
+            "not_in_lock"
+        };
+        self.shared
+            .metrics
+            .refused_peers
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+        if self.logged.len() < REFUSALS_REMEMBERED && self.logged.insert(peer) {
+            tracing::warn!(%peer, %address, reason, "refused a connection: peer is not allowed");
+        }
+        Err(ConnectionDenied::new(Refused(reason)))
+    }
+}
+
+#[derive(Debug)]
+struct Refused(&'static str);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peer refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl NetworkBehaviour for Gate {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Infallible;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        peer: PeerId,
+        _local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.check(peer, remote_addr)?;
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        _role_override: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.check(peer, addr)?;
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, _event: FromSwarm<'_>) {}
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer_id: PeerId,
+        _connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(
+        &mut self,
+        _cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}
