@@ -205,4 +205,25 @@ mod tests {
             vec![9u8; 100]
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_frames_never_read_past_their_limit(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            limit in 0usize..256,
+        ) {
+            let mut reader = futures::io::Cursor::new(bytes.clone());
+            let result = futures::executor::block_on(read_frame(&mut reader, limit));
+            match result {
+                Ok(body) => {
+                    proptest::prop_assert!(body.len() <= limit);
+                    proptest::prop_assert_eq!(&bytes[4..4 + body.len()], body.as_slice());
+                }
+                Err(CodecError::TooLarge { .. }) => {
+                    proptest::prop_assert_eq!(reader.position(), 4, "the body was not read");
+                }
+                Err(_) => {}
+            }
+        }
+    }
 }

@@ -488,7 +488,13 @@ fn build_swarm(
             stream: libp2p_stream::Behaviour::new(),
         })
         .map_err(|e| transport(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(Duration::from_secs(3600))
+                // TCP and QUIC addresses are dialled together; the first to connect wins.
+                .with_dial_concurrency_factor(
+                    std::num::NonZeroU8::new(2).unwrap_or(std::num::NonZeroU8::MIN),
+                )
+        })
         .build();
     Ok(swarm)
 }
