@@ -19,6 +19,7 @@
 pub mod batch;
 pub mod bls;
 pub mod derivation;
+pub mod dkg;
 mod error;
 pub mod keystore;
 mod msm;

@@ -64,6 +64,15 @@ impl Fr {
         out
     }
 
+    /// Reduces a big-endian byte string of any length modulo r (64 bytes
+    /// of hash output give a uniform scalar).
+    pub(crate) fn from_be_bytes_wide(bytes: &[u8]) -> Fr {
+        let mut scalar = blst_scalar::default();
+        // SAFETY: blst reads exactly `bytes.len()` bytes.
+        unsafe { blst_scalar_from_be_bytes(&mut scalar, bytes.as_ptr(), bytes.len()) };
+        Fr::from_scalar(&scalar)
+    }
+
     pub(crate) fn is_zero(&self) -> bool {
         *self == Fr::ZERO
     }

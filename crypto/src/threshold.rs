@@ -405,14 +405,14 @@ fn first_threshold<T>(
 }
 
 /// Horner evaluation of the polynomial with the given coefficients (lowest first).
-fn evaluate(coefficients: &[Fr], x: Fr) -> Fr {
+pub(crate) fn evaluate(coefficients: &[Fr], x: Fr) -> Fr {
     coefficients
         .iter()
         .rev()
         .fold(Fr::ZERO, |acc, &coefficient| acc * x + coefficient)
 }
 
-fn fr_to_secret_key(value: &Fr) -> Option<SecretKey> {
+pub(crate) fn fr_to_secret_key(value: &Fr) -> Option<SecretKey> {
     if value.is_zero() {
         return None;
     }
