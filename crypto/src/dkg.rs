@@ -34,7 +34,11 @@ pub struct Dealing {
 
 impl std::fmt::Debug for Dealing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Dealing(threshold {}, <redacted>)", self.coefficients.len())
+        write!(
+            f,
+            "Dealing(threshold {}, <redacted>)",
+            self.coefficients.len()
+        )
     }
 }
 
@@ -303,14 +307,18 @@ mod tests {
         let dealings: Vec<Dealing> = (0..n)
             .map(|_| Dealing::random(t, &mut rng).expect("deal"))
             .collect();
-        let commitments: Vec<Commitments> =
-            dealings.iter().map(|d| d.commitments().expect("commit")).collect();
+        let commitments: Vec<Commitments> = dealings
+            .iter()
+            .map(|d| d.commitments().expect("commit"))
+            .collect();
         for (dealer, (dealing, commitment)) in dealings.iter().zip(&commitments).enumerate() {
             let context = format!("definition/dealer {dealer}/validator 0");
             let proof = dealing.prove(context.as_bytes(), &mut rng).expect("prove");
             assert!(commitment.verify_proof(&proof, context.as_bytes()));
             assert!(!commitment.verify_proof(&proof, b"another context"));
-            assert!(!commitments[(dealer + 1) % n as usize].verify_proof(&proof, context.as_bytes()));
+            assert!(
+                !commitments[(dealer + 1) % n as usize].verify_proof(&proof, context.as_bytes())
+            );
         }
         let mut shares = Vec::new();
         for j in 1..=n {
@@ -336,7 +344,10 @@ mod tests {
                 s.public_share()
             })
             .collect();
-        assert_eq!(recover_public_key(&public_shares[1..], t).expect("recover"), group);
+        assert_eq!(
+            recover_public_key(&public_shares[1..], t).expect("recover"),
+            group
+        );
         let message = b"attestation data root";
         let partials: Vec<_> = shares[..t].iter().map(|s| s.sign(message)).collect();
         let signature = combine(&partials, t).expect("combine");
@@ -354,7 +365,10 @@ mod tests {
         proof.z[31] ^= 1;
         assert!(!commitments.verify_proof(&proof, b"ctx"));
         let share = dealing.share(index(2)).expect("share");
-        let other = Dealing::random(3, &mut rng).expect("deal").share(index(2)).expect("share");
+        let other = Dealing::random(3, &mut rng)
+            .expect("deal")
+            .share(index(2))
+            .expect("share");
         assert!(commitments.verify_share(index(2), &share));
         assert!(!commitments.verify_share(index(2), &other));
         assert!(format!("{dealing:?}").contains("redacted"));

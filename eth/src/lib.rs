@@ -31,6 +31,7 @@ pub mod deposit;
 mod error;
 pub mod execution;
 pub mod fork;
+pub mod interchange;
 pub mod preset;
 pub mod primitives;
 pub mod signing;
