@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
@@ -636,7 +637,7 @@ impl Driver {
                 ..
             } => {
                 let address = endpoint.get_remote_address().clone();
-                self.count_connection(peer_id, &address, 1);
+                self.count_connection(peer_id, &endpoint, 1);
                 self.shared.connection_changed(peer_id, true);
                 if let Some(state) = self.dial.get_mut(&peer_id) {
                     state.backoff = FIRST_BACKOFF;
@@ -667,7 +668,7 @@ impl Driver {
                 num_established,
                 ..
             } => {
-                self.count_connection(peer_id, endpoint.get_remote_address(), -1);
+                self.count_connection(peer_id, &endpoint, -1);
                 self.shared.connection_changed(peer_id, false);
                 if num_established == 0 {
                     if self.shared.operators.contains(&peer_id) {
@@ -726,9 +727,21 @@ impl Driver {
         }
     }
 
-    fn count_connection(&mut self, peer: PeerId, address: &Multiaddr, delta: i64) {
-        let relayed = address.iter().any(|p| p == AddrProtocol::P2pCircuit);
-        let quic = address.iter().any(|p| matches!(p, AddrProtocol::QuicV1));
+    fn count_connection(&mut self, peer: PeerId, endpoint: &ConnectedPoint, delta: i64) {
+        // An inbound relayed connection shows the circuit in its local
+        // (listening) address, an outbound one in the address dialled.
+        let addresses: Vec<&Multiaddr> = match endpoint {
+            ConnectedPoint::Dialer { address, .. } => vec![address],
+            ConnectedPoint::Listener {
+                local_addr,
+                send_back_addr,
+            } => vec![local_addr, send_back_addr],
+        };
+        let has = |wanted: fn(&AddrProtocol<'_>) -> bool| {
+            addresses.iter().any(|a| a.iter().any(|p| wanted(&p)))
+        };
+        let relayed = has(|p| *p == AddrProtocol::P2pCircuit);
+        let quic = has(|p| matches!(p, AddrProtocol::QuicV1));
         let label = ConnectionLabel {
             peer: peer.to_string(),
             kind: if relayed { "relayed" } else { "direct" }.to_string(),
