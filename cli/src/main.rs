@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use phalanx_p2p::{Enr, Multiaddr, NodeKey, RelayLimits, RelayServer, NODE_KEY_FILE};
 use prometheus_client::registry::Registry;
 
+mod cluster;
 mod monitoring;
 
 #[derive(Parser)]
@@ -50,12 +51,18 @@ enum Command {
     Enr(EnrArgs),
     /// Run a circuit-relay server that operators behind NAT reach each other through.
     Relay(RelayArgs),
+    /// Rebuild validators' full keys from at least threshold operators' folders.
+    Combine(cluster::CombineArgs),
 }
 
 #[derive(Subcommand)]
 enum CreateCommand {
     /// Create this operator's node key (secp256k1, mode 0600) and print its ENR.
     Enr(EnrArgs),
+    /// Write a cluster definition for a key-generation ceremony from the operators' ENRs.
+    Dkg(cluster::CreateDkgArgs),
+    /// Create a whole cluster with a trusted dealer (tests, devnets, migrating existing keys).
+    Cluster(cluster::CreateClusterArgs),
 }
 
 #[derive(Args)]
@@ -118,6 +125,9 @@ fn main() -> Result<()> {
     init_logging(&cli.log)?;
     match cli.command {
         Command::Create(CreateCommand::Enr(args)) => create_enr(&args),
+        Command::Create(CreateCommand::Dkg(args)) => cluster::create_dkg(&args),
+        Command::Create(CreateCommand::Cluster(args)) => cluster::create_cluster(&args),
+        Command::Combine(args) => cluster::combine(&args),
         Command::Enr(args) => print_enr(&args),
         Command::Relay(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
