@@ -111,6 +111,11 @@ impl NodeKey {
         libp2p_identity::Keypair::from(self.keypair.clone())
     }
 
+    /// The 32 secret bytes, for the sealing of messages to this key.
+    pub(crate) fn secret_bytes(&self) -> [u8; 32] {
+        self.keypair.secret().to_bytes()
+    }
+
     /// The 33-byte compressed public key.
     pub fn public_key(&self) -> [u8; 33] {
         self.keypair.public().to_bytes()

@@ -24,6 +24,7 @@ mod network;
 mod peerinfo;
 mod relay;
 mod rlp;
+pub mod seal;
 
 pub use codec::{decode, encode, CodecError};
 pub use enr::{Enr, MAX_RECORD_SIZE};
