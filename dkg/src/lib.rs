@@ -12,6 +12,7 @@
 //!   password files, deposit data, slashing-protection history.
 //! - [`combine`]: rebuild full validator keys from t operators' folders.
 
+pub mod ceremony;
 pub mod combine;
 pub mod dealer;
 pub mod definition;
