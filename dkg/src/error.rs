@@ -36,6 +36,14 @@ pub enum DkgError {
         /// The cause.
         source: serde_json::Error,
     },
+    /// The ceremony stopped: these operators misbehaved.
+    #[error("ceremony aborted (operators {culprits:?}): {reason}")]
+    Aborted {
+        /// The operators named.
+        culprits: Vec<u32>,
+        /// What happened.
+        reason: String,
+    },
     /// Something about the inputs that the user must fix.
     #[error("{0}")]
     Input(String),

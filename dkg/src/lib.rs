@@ -19,6 +19,7 @@ pub mod definition;
 mod error;
 pub mod files;
 pub mod lock;
+pub mod runner;
 
 pub use definition::ClusterDefinition;
 pub use error::DkgError;
