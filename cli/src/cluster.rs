@@ -455,3 +455,87 @@ pub(crate) fn combine(args: &CombineArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// `phalanx dkg`.
+#[derive(Args)]
+pub(crate) struct DkgArgs {
+    /// The cluster definition every operator received.
+    #[arg(
+        long,
+        env = "PHALANX_DEFINITION_FILE",
+        default_value = "cluster-definition.json"
+    )]
+    definition_file: PathBuf,
+    /// This operator's data directory: holds `enr-private-key`, receives the lock and keys.
+    #[arg(long, env = "PHALANX_DATA_DIR", default_value = ".phalanx")]
+    data_dir: PathBuf,
+    /// TCP address to listen on.
+    #[arg(long, env = "PHALANX_P2P_TCP_ADDRESS", default_value = "0.0.0.0:3610")]
+    p2p_tcp_address: std::net::SocketAddr,
+    /// UDP address for QUIC.
+    #[arg(long, env = "PHALANX_P2P_UDP_ADDRESS")]
+    p2p_udp_address: Option<std::net::SocketAddr>,
+    /// Relays to reach the other operators through (multiaddrs ending in /p2p/<id>).
+    #[arg(long, env = "PHALANX_P2P_RELAYS", value_delimiter = ',')]
+    p2p_relays: Vec<phalanx_p2p::Multiaddr>,
+    /// How long to wait for the other operators and the ceremony, in seconds.
+    #[arg(long, env = "PHALANX_DKG_TIMEOUT", default_value_t = 600)]
+    timeout: u64,
+    /// Encrypt keystores with a trivially weak KDF (tests and devnets only).
+    #[arg(long, env = "PHALANX_INSECURE_KEYS")]
+    insecure_keys: bool,
+}
+
+#[expect(clippy::print_stdout, reason = "the command reports what it wrote")]
+pub(crate) async fn dkg(args: DkgArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.definition_file)
+        .with_context(|| format!("reading {}", args.definition_file.display()))?;
+    let definition: ClusterDefinition = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a cluster definition",
+            args.definition_file.display()
+        )
+    })?;
+    definition.validate()?;
+    let key_path = args.data_dir.join(NODE_KEY_FILE);
+    let node_key = NodeKey::load(&key_path).with_context(|| {
+        format!(
+            "loading this operator's key (create it with `phalanx create enr --data-dir {}`)",
+            args.data_dir.display()
+        )
+    })?;
+    ensure!(
+        !args.data_dir.join(phalanx_dkg::files::LOCK_FILE).exists(),
+        "{} already holds a cluster lock; use another --data-dir",
+        args.data_dir.display()
+    );
+    let mut listen = vec![crate::socket_multiaddr(args.p2p_tcp_address, false)];
+    if let Some(udp) = args.p2p_udp_address {
+        listen.push(crate::socket_multiaddr(udp, true));
+    }
+    let config = phalanx_dkg::runner::RunConfig {
+        definition,
+        node_key,
+        listen,
+        relays: args.p2p_relays.clone(),
+        extra_addresses: Vec::new(),
+        timeout: std::time::Duration::from_secs(args.timeout),
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    let outcome = phalanx_dkg::runner::run_ceremony(config, &mut registry).await?;
+    tracing::info!("ceremony complete; encrypting keystores");
+    write_operator_files(
+        &args.data_dir,
+        &outcome.lock,
+        &outcome.shares,
+        kdf(args.insecure_keys),
+        None,
+    )?;
+    println!(
+        "wrote the cluster lock ({}), {} share keystores and deposit data to {}",
+        outcome.lock.lock_hash,
+        outcome.shares.len(),
+        args.data_dir.display()
+    );
+    Ok(())
+}

@@ -53,6 +53,8 @@ enum Command {
     Relay(RelayArgs),
     /// Rebuild validators' full keys from at least threshold operators' folders.
     Combine(cluster::CombineArgs),
+    /// Run this operator's part of the key-generation ceremony.
+    Dkg(cluster::DkgArgs),
 }
 
 #[derive(Subcommand)]
@@ -128,6 +130,10 @@ fn main() -> Result<()> {
         Command::Create(CreateCommand::Dkg(args)) => cluster::create_dkg(&args),
         Command::Create(CreateCommand::Cluster(args)) => cluster::create_cluster(&args),
         Command::Combine(args) => cluster::combine(&args),
+        Command::Dkg(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(cluster::dkg(args))
+        }
         Command::Enr(args) => print_enr(&args),
         Command::Relay(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -211,7 +217,7 @@ fn print_enr(args: &EnrArgs) -> Result<()> {
     Ok(())
 }
 
-fn socket_multiaddr(address: SocketAddr, quic: bool) -> Multiaddr {
+pub(crate) fn socket_multiaddr(address: SocketAddr, quic: bool) -> Multiaddr {
     let ip = match address.ip() {
         IpAddr::V4(ip) => format!("/ip4/{ip}"),
         IpAddr::V6(ip) => format!("/ip6/{ip}"),

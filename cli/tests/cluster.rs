@@ -245,3 +245,103 @@ fn create_dkg_writes_a_definition_and_refuses_unsafe_thresholds() {
     let stderr = String::from_utf8_lossy(&unsafe_threshold.stderr);
     assert!(stderr.contains("not above half"), "{stderr}");
 }
+
+#[test]
+fn four_operators_run_a_ceremony_as_separate_processes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports: Vec<u16> = (0..4)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port()
+        })
+        .collect();
+    let mut enrs = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let output = phalanx(&[
+            "create",
+            "enr",
+            "--data-dir",
+            path(&dir.path().join(format!("op{i}"))),
+            "--p2p-tcp-port",
+            &port.to_string(),
+        ]);
+        ok(&output);
+        enrs.push(
+            String::from_utf8(output.stdout)
+                .expect("utf-8")
+                .trim()
+                .to_string(),
+        );
+    }
+    let definition = dir.path().join("cluster-definition.json");
+    ok(&phalanx(&[
+        "create",
+        "dkg",
+        "--operator-enrs",
+        &enrs.join(","),
+        "--num-validators",
+        "2",
+        "--withdrawal-addresses",
+        ADDRESS,
+        "--fee-recipient-addresses",
+        ADDRESS,
+        "--output-file",
+        path(&definition),
+    ]));
+    let children: Vec<_> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            Command::new(env!("CARGO_BIN_EXE_phalanx"))
+                .args([
+                    "dkg",
+                    "--insecure-keys",
+                    "--timeout",
+                    "120",
+                    "--definition-file",
+                    path(&definition),
+                    "--data-dir",
+                    path(&dir.path().join(format!("op{i}"))),
+                    "--p2p-tcp-address",
+                    &format!("127.0.0.1:{port}"),
+                ])
+                .env_remove("PHALANX_DATA_DIR")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("starts")
+        })
+        .collect();
+    for child in children {
+        ok(&child.wait_with_output().expect("finishes"));
+    }
+    let first = std::fs::read(dir.path().join("op0/cluster-lock.json")).expect("lock");
+    for i in 0..4 {
+        let op = dir.path().join(format!("op{i}"));
+        assert_eq!(
+            std::fs::read(op.join("cluster-lock.json")).expect("lock"),
+            first
+        );
+        ClusterLock::load(&op.join("cluster-lock.json")).expect("verifies");
+        assert!(op.join("validator_keys/keystore-1.json").exists());
+    }
+    // And the shares combine back to the validators' keys.
+    let out = dir.path().join("recovered");
+    let dirs = format!(
+        "{},{},{}",
+        path(&dir.path().join("op1")),
+        path(&dir.path().join("op2")),
+        path(&dir.path().join("op3"))
+    );
+    ok(&phalanx(&[
+        "combine",
+        "--insecure-keys",
+        "--operator-dirs",
+        &dirs,
+        "--output-dir",
+        path(&out),
+    ]));
+}
