@@ -520,6 +520,8 @@ pub(crate) async fn dkg(args: DkgArgs) -> Result<()> {
         relays: args.p2p_relays.clone(),
         extra_addresses: Vec::new(),
         timeout: std::time::Duration::from_secs(args.timeout),
+        state_file: Some(args.data_dir.join("dkg-state.json")),
+        interrupt_after: None,
     };
     let mut registry = prometheus_client::registry::Registry::default();
     let outcome = phalanx_dkg::runner::run_ceremony(config, &mut registry).await?;

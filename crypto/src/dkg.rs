@@ -66,6 +66,44 @@ impl Dealing {
         })
     }
 
+    /// The coefficients as 32-byte big-endian scalars, for a ceremony to
+    /// persist (encrypted) so that a restarted operator deals the same
+    /// polynomial instead of a new one.
+    pub fn to_secret_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(32 * self.coefficients.len()));
+        for coefficient in self.coefficients.iter() {
+            let mut bytes = fr_to_be_bytes(coefficient);
+            out.extend_from_slice(&bytes);
+            bytes.zeroize();
+        }
+        out
+    }
+
+    /// The dealing [`Dealing::to_secret_bytes`] wrote.
+    pub fn from_secret_bytes(bytes: &[u8]) -> Result<Dealing, Error> {
+        if bytes.is_empty() || bytes.len() % 32 != 0 {
+            return Err(Error::InvalidLength {
+                what: "dealing",
+                expected: 32,
+                got: bytes.len(),
+            });
+        }
+        let coefficients = bytes
+            .chunks(32)
+            .map(|chunk| {
+                let value = Fr::from_be_bytes_wide(chunk);
+                if fr_to_be_bytes(&value) != chunk {
+                    return Err(Error::InvalidSecretKey);
+                }
+                Ok(value)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        check_threshold(coefficients.len())?;
+        Ok(Dealing {
+            coefficients: Zeroizing::new(coefficients),
+        })
+    }
+
     /// The threshold t (number of coefficients).
     pub fn threshold(&self) -> usize {
         self.coefficients.len()
@@ -354,6 +392,22 @@ mod tests {
         assert!(signature.verify(&group, message));
         let partials: Vec<_> = shares[1..].iter().map(|s| s.sign(message)).collect();
         assert_eq!(combine(&partials, t).expect("combine"), signature);
+    }
+
+    #[test]
+    fn a_dealing_survives_persistence() {
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let dealing = Dealing::random(4, &mut rng).expect("deal");
+        let restored = Dealing::from_secret_bytes(&dealing.to_secret_bytes()).expect("restores");
+        assert_eq!(
+            restored.commitments().expect("c"),
+            dealing.commitments().expect("c")
+        );
+        assert!(
+            Dealing::from_secret_bytes(&[0xff; 32]).is_err(),
+            "not reduced"
+        );
+        assert!(Dealing::from_secret_bytes(&[1; 31]).is_err());
     }
 
     #[test]

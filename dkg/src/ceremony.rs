@@ -173,6 +173,24 @@ pub struct Abort {
     pub reason: String,
 }
 
+/// A ceremony's saved state (see [`Ceremony::snapshot`]).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    definition_hash: [u8; 32],
+    dealings: Vec<String>,
+    received: Vec<Envelope>,
+    sent_shares: Vec<Envelope>,
+    sent_phase: usize,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        for dealing in &mut self.dealings {
+            zeroize::Zeroize::zeroize(dealing);
+        }
+    }
+}
+
 /// A finished ceremony: the lock and this operator's shares.
 pub struct Outcome {
     /// The verified lock, identical at every operator.
@@ -202,6 +220,8 @@ pub struct Ceremony {
     node_key: NodeKey,
     dealings: Vec<Dealing>,
     received: BTreeMap<(usize, u32), Envelope>,
+    /// Shares sealed to other operators (the only messages not broadcast).
+    sent_shares: BTreeMap<u32, Envelope>,
     sent_phase: usize,
     shares: Option<Vec<SecretShare>>,
     public: Option<Vec<(phalanx_crypto::PublicKey, Vec<PublicShare>)>>,
@@ -239,12 +259,99 @@ impl Ceremony {
             node_key,
             dealings,
             received: BTreeMap::new(),
+            sent_shares: BTreeMap::new(),
             sent_phase: 0,
             shares: None,
             public: None,
             validators: None,
             finished: false,
         })
+    }
+
+    /// Everything needed to resume after a restart: the dealings (secret:
+    /// persist only encrypted) and every message sent and received.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            definition_hash: self.definition_hash,
+            dealings: self
+                .dealings
+                .iter()
+                .map(|d| hex::encode(d.to_secret_bytes().as_slice()))
+                .collect(),
+            received: self.received.values().cloned().collect(),
+            sent_shares: self.sent_shares.values().cloned().collect(),
+            sent_phase: self.sent_phase,
+        }
+    }
+
+    /// Resumes from a snapshot: the same dealings, the same messages. The
+    /// actions re-send this operator's own messages (byte-identical, so the
+    /// others take them as duplicates) and continue where it stopped.
+    pub fn restore(
+        definition: ClusterDefinition,
+        node_key: NodeKey,
+        mut snapshot: Snapshot,
+    ) -> Result<(Ceremony, Vec<Action>), DkgError> {
+        let mut rng = rand::rngs::OsRng;
+        let mut ceremony = Ceremony::new(definition, node_key, &mut rng)?;
+        if snapshot.definition_hash != ceremony.definition_hash {
+            return Err(DkgError::Input(
+                "the saved ceremony state belongs to another cluster definition".into(),
+            ));
+        }
+        ceremony.dealings = snapshot
+            .dealings
+            .iter()
+            .map(|h| {
+                let bytes = zeroize::Zeroizing::new(
+                    hex::decode(h).map_err(|_| DkgError::Input("corrupt ceremony state".into()))?,
+                );
+                Dealing::from_secret_bytes(&bytes).map_err(DkgError::from)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for envelope in std::mem::take(&mut snapshot.received) {
+            ceremony
+                .received
+                .insert((envelope.body.phase(), envelope.sender), envelope);
+        }
+        for envelope in std::mem::take(&mut snapshot.sent_shares) {
+            if let Body::Shares { recipient, .. } = envelope.body {
+                ceremony.sent_shares.insert(recipient, envelope);
+            }
+        }
+        ceremony.sent_phase = snapshot.sent_phase;
+        if ceremony.sent_phase >= 5 {
+            ceremony.form_keys()?;
+        }
+        if ceremony.sent_phase >= 6 {
+            let validators = ceremony
+                .build_validators()
+                .map_err(|(_, reason)| DkgError::Input(reason))?;
+            ceremony.validators = Some(validators);
+        }
+        let mut actions = ceremony.own_messages(None);
+        actions.extend(ceremony.progress());
+        Ok((ceremony, actions))
+    }
+
+    /// This operator's messages so far, for everyone or for one operator
+    /// that asks for them again.
+    pub fn own_messages(&self, to: Option<u32>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for ((phase, sender), envelope) in &self.received {
+            if *sender == self.me && *phase != 2 {
+                actions.push(match to {
+                    Some(to) => Action::Send(to, envelope.clone()),
+                    None => Action::Broadcast(envelope.clone()),
+                });
+            }
+        }
+        for (recipient, envelope) in &self.sent_shares {
+            if to.is_none_or(|to| to == *recipient) {
+                actions.push(Action::Send(*recipient, envelope.clone()));
+            }
+        }
+        actions
     }
 
     /// This operator's index.
@@ -471,6 +578,7 @@ impl Ceremony {
             if recipient == self.me {
                 self.received.insert((2, self.me), envelope);
             } else {
+                self.sent_shares.insert(recipient, envelope.clone());
                 actions.push(Action::Send(recipient, envelope));
             }
         }
@@ -696,6 +804,24 @@ impl Ceremony {
 
     /// All partials in: verify each, combine, and sign the lock.
     fn after_partials(&mut self) -> Result<Vec<Action>, (Vec<u32>, String)> {
+        let validators = self.build_validators()?;
+        let hash = lock_hash(&self.definition, &validators);
+        let shares = self.shares.as_ref().map_or(&[][..], Vec::as_slice);
+        let share_signatures: Vec<Signature> =
+            shares.iter().map(|s| s.sign(&hash).signature).collect();
+        let share_signature =
+            Signature::aggregate(&share_signatures).map_err(|e| (vec![], e.to_string()))?;
+        self.validators = Some(validators);
+        self.sent_phase = 6;
+        Ok(vec![Action::Broadcast(self.sign(Body::LockSignature {
+            lock_hash: hash,
+            operator_signature: self.node_key.sign(&hash),
+            share_signature,
+        }))])
+    }
+
+    /// The lock's validators from the agreed keys and everyone's partials.
+    fn build_validators(&self) -> Result<Vec<DistributedValidator>, (Vec<u32>, String)> {
         let t = self.definition.threshold as usize;
         let fork_version = self.definition.network.genesis_fork_version;
         let public = self.public.clone().unwrap_or_default();
@@ -773,19 +899,7 @@ impl Ceremony {
                 },
             });
         }
-        let hash = lock_hash(&self.definition, &validators);
-        let shares = self.shares.as_ref().map_or(&[][..], Vec::as_slice);
-        let share_signatures: Vec<Signature> =
-            shares.iter().map(|s| s.sign(&hash).signature).collect();
-        let share_signature =
-            Signature::aggregate(&share_signatures).map_err(|e| (vec![], e.to_string()))?;
-        self.validators = Some(validators);
-        self.sent_phase = 6;
-        Ok(vec![Action::Broadcast(self.sign(Body::LockSignature {
-            lock_hash: hash,
-            operator_signature: self.node_key.sign(&hash),
-            share_signature,
-        }))])
+        Ok(validators)
     }
 
     /// All lock signatures in: assemble and verify the lock.

@@ -9,7 +9,9 @@ use phalanx_p2p::{Multiaddr, Network, NetworkConfig, NodeKey, PeerId, Protocol};
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 
-use crate::ceremony::{max_envelope_size, Action, Ceremony, Envelope, Outcome};
+use serde::{Deserialize, Serialize};
+
+use crate::ceremony::{max_envelope_size, Action, Ceremony, Envelope, Outcome, Snapshot};
 use crate::definition::ClusterDefinition;
 use crate::error::DkgError;
 
@@ -28,6 +30,73 @@ pub struct RunConfig {
     pub extra_addresses: Vec<(PeerId, Multiaddr)>,
     /// How long the whole ceremony may take, waiting for operators included.
     pub timeout: Duration,
+    /// Where the ceremony's state is kept (sealed to the node key) so that
+    /// a restarted operator resumes the same ceremony; removed on success.
+    pub state_file: Option<std::path::PathBuf>,
+    /// Stops (as if the process died) after this many received messages:
+    /// for testing resumption.
+    #[doc(hidden)]
+    pub interrupt_after: Option<usize>,
+}
+
+/// What travels on the `dkg` protocol.
+#[derive(Serialize, Deserialize)]
+enum Wire {
+    /// A ceremony message.
+    Envelope(Box<Envelope>),
+    /// "I restarted: send me your messages again."
+    Resync,
+}
+
+fn state_context(definition_hash: &[u8; 32]) -> Vec<u8> {
+    let mut context = b"phalanx dkg state".to_vec();
+    context.extend_from_slice(definition_hash);
+    context
+}
+
+fn save_state(
+    path: &std::path::Path,
+    key: &NodeKey,
+    definition_hash: &[u8; 32],
+    snapshot: &Snapshot,
+) -> Result<(), DkgError> {
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(snapshot).unwrap_or_default());
+    let sealed = phalanx_p2p::seal::seal(&key.public_key(), &json, &state_context(definition_hash))
+        .map_err(|e| DkgError::Input(format!("sealing the ceremony state: {e}")))?;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    crate::files::write_private(&tmp, &serde_json::to_vec(&sealed).unwrap_or_default())?;
+    std::fs::rename(&tmp, path).map_err(|e| DkgError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })
+}
+
+fn load_state(
+    path: &std::path::Path,
+    key: &NodeKey,
+    definition_hash: &[u8; 32],
+) -> Result<Snapshot, DkgError> {
+    let corrupt = |why: String| {
+        DkgError::Input(format!(
+            "{}: {why}; move it away to start the ceremony over",
+            path.display()
+        ))
+    };
+    let bytes = std::fs::read(path).map_err(|e| DkgError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let sealed: phalanx_p2p::seal::Sealed =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let json = zeroize::Zeroizing::new(
+        phalanx_p2p::seal::open(key, &sealed, &state_context(definition_hash)).map_err(|e| {
+            corrupt(format!(
+                "cannot be opened with this node key for this definition ({e})"
+            ))
+        })?,
+    );
+    serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))
 }
 
 const PROTOCOL_NAME: &str = "dkg";
@@ -90,33 +159,58 @@ pub async fn run_ceremony(config: RunConfig, registry: &mut Registry) -> Result<
     }
 
     let mut rng = rand::rngs::OsRng;
-    let mut ceremony = Ceremony::new(definition.clone(), config.node_key.clone(), &mut rng)?;
-    tracing::info!(operator = ceremony.me(), "all operators connected: dealing");
+    let resume = config.state_file.as_ref().filter(|p| p.exists());
+    let (mut ceremony, mut pending) = match resume {
+        Some(path) => {
+            let snapshot = load_state(path, &config.node_key, &definition_hash)?;
+            let (ceremony, actions) =
+                Ceremony::restore(definition.clone(), config.node_key.clone(), snapshot)?;
+            tracing::info!(
+                operator = ceremony.me(),
+                "resuming the ceremony from its saved state"
+            );
+            (ceremony, actions)
+        }
+        None => {
+            let mut ceremony =
+                Ceremony::new(definition.clone(), config.node_key.clone(), &mut rng)?;
+            tracing::info!(operator = ceremony.me(), "all operators connected: dealing");
+            let actions = ceremony.start(&mut rng)?;
+            (ceremony, actions)
+        }
+    };
     let mut sends = tokio::task::JoinSet::new();
-    let mut pending = ceremony.start(&mut rng)?;
+    if resume.is_some() {
+        for (i, peer) in peers.iter().enumerate() {
+            if i as u32 != ceremony.me() {
+                sends.spawn(deliver(network.clone(), *peer, Wire::Resync, deadline));
+            }
+        }
+    }
+    let mut received = 0usize;
     let result = loop {
+        if let Some(path) = &config.state_file {
+            save_state(
+                path,
+                &config.node_key,
+                &definition_hash,
+                &ceremony.snapshot(),
+            )?;
+        }
         let mut finished = None;
         for action in pending.drain(..) {
             match action {
                 Action::Broadcast(envelope) => {
                     for (i, peer) in peers.iter().enumerate() {
                         if i as u32 != ceremony.me() {
-                            sends.spawn(deliver(
-                                network.clone(),
-                                *peer,
-                                envelope.clone(),
-                                deadline,
-                            ));
+                            let wire = Wire::Envelope(Box::new(envelope.clone()));
+                            sends.spawn(deliver(network.clone(), *peer, wire, deadline));
                         }
                     }
                 }
                 Action::Send(to, envelope) => {
-                    sends.spawn(deliver(
-                        network.clone(),
-                        peers[to as usize],
-                        envelope,
-                        deadline,
-                    ));
+                    let wire = Wire::Envelope(Box::new(envelope));
+                    sends.spawn(deliver(network.clone(), peers[to as usize], wire, deadline));
                 }
                 Action::Done(outcome) => finished = Some(Ok(*outcome)),
                 Action::Abort(abort) => {
@@ -139,26 +233,60 @@ pub async fn run_ceremony(config: RunConfig, registry: &mut Registry) -> Result<
                 "the ceremony timed out waiting for other operators".into(),
             ));
         };
-        match inbound.decode::<Envelope>() {
-            Ok(envelope) => pending = ceremony.receive(envelope),
+        match inbound.decode::<Wire>() {
+            Ok(Wire::Envelope(envelope)) => pending = ceremony.receive(*envelope),
+            Ok(Wire::Resync) => {
+                if let Some(index) = peers.iter().position(|p| *p == inbound.peer) {
+                    tracing::info!(
+                        operator = index,
+                        "an operator restarted: sending it our messages again"
+                    );
+                    pending = ceremony.own_messages(Some(index as u32));
+                }
+            }
             Err(e) => {
                 tracing::warn!(peer = %inbound.peer, error = %e, "dropped a malformed ceremony message")
             }
         }
+        received += 1;
+        if config
+            .interrupt_after
+            .is_some_and(|limit| received >= limit)
+        {
+            if let Some(path) = &config.state_file {
+                save_state(
+                    path,
+                    &config.node_key,
+                    &definition_hash,
+                    &ceremony.snapshot(),
+                )?;
+            }
+            sends.abort_all();
+            network.shutdown();
+            return Err(DkgError::Input("interrupted".into()));
+        }
     };
-    // Our last messages must reach the others before we leave.
-    while tokio::time::timeout_at(deadline, sends.join_next())
+    // Our last messages must reach the others before we leave. An operator
+    // that finished already has them (it needed all of them), even if its
+    // acknowledgement was lost as it shut down: wait a little, not forever.
+    let linger = deadline.min(Instant::now() + Duration::from_secs(10));
+    while tokio::time::timeout_at(linger, sends.join_next())
         .await
         .ok()
         .flatten()
         .is_some()
     {}
     network.shutdown();
+    if result.is_ok() {
+        if let Some(path) = &config.state_file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     result
 }
 
 /// Sends until acknowledged or the deadline.
-async fn deliver(network: Network, peer: PeerId, envelope: Envelope, deadline: Instant) {
+async fn deliver(network: Network, peer: PeerId, envelope: Wire, deadline: Instant) {
     let mut backoff = Duration::from_millis(200);
     loop {
         match network.send_message(peer, PROTOCOL_NAME, &envelope).await {

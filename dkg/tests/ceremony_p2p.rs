@@ -25,6 +25,12 @@ fn free_port() -> u16 {
 }
 
 async fn ceremony(n: usize, t: u32, validators: usize) {
+    ceremony_with_restart(n, t, validators, None).await;
+}
+
+/// Runs a ceremony; operator `restart` (if any) stops after a few messages
+/// as if its process died, and is started again from its saved state.
+async fn ceremony_with_restart(n: usize, t: u32, validators: usize, restart: Option<usize>) {
     let keys: Vec<NodeKey> = (0..n).map(|_| NodeKey::generate()).collect();
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let enrs: Vec<_> = keys
@@ -52,7 +58,8 @@ async fn ceremony(n: usize, t: u32, validators: usize) {
         },
         "2026-11-23T00:00:00Z",
     );
-    let runs = keys.iter().zip(&ports).map(|(key, port)| {
+    let state_dir = tempfile::tempdir().expect("tempdir");
+    let runs = keys.iter().zip(&ports).enumerate().map(|(i, (key, port))| {
         let config = RunConfig {
             definition: definition.clone(),
             node_key: key.clone(),
@@ -60,10 +67,33 @@ async fn ceremony(n: usize, t: u32, validators: usize) {
             relays: Vec::new(),
             extra_addresses: Vec::new(),
             timeout: Duration::from_secs(90),
+            state_file: Some(state_dir.path().join(format!("state-{i}.json"))),
+            interrupt_after: None,
         };
+        let restarts = restart == Some(i);
         tokio::spawn(async move {
             let mut registry = Registry::default();
-            run_ceremony(config, &mut registry).await
+            if restarts {
+                let interrupted = RunConfig {
+                    interrupt_after: Some(4),
+                    ..config.clone()
+                };
+                let first = run_ceremony(interrupted, &mut Registry::default()).await;
+                assert!(first.is_err(), "the first run was interrupted");
+                assert!(
+                    config.state_file.as_ref().is_some_and(|p| p.exists()),
+                    "state saved"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let result = run_ceremony(config.clone(), &mut registry).await;
+            if result.is_ok() {
+                assert!(
+                    !config.state_file.as_ref().is_some_and(|p| p.exists()),
+                    "state removed on success"
+                );
+            }
+            result
         })
     });
     let outcomes: Vec<_> = futures::future::join_all(runs)
@@ -120,4 +150,9 @@ async fn seven_operators_ten_validators() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_operators_two_validators() {
     ceremony(10, 7, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_restarting_mid_ceremony_completes_it() {
+    ceremony_with_restart(4, 3, 3, Some(2)).await;
 }
