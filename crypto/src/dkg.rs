@@ -81,7 +81,7 @@ impl Dealing {
 
     /// The dealing [`Dealing::to_secret_bytes`] wrote.
     pub fn from_secret_bytes(bytes: &[u8]) -> Result<Dealing, Error> {
-        if bytes.is_empty() || bytes.len() % 32 != 0 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(32) {
             return Err(Error::InvalidLength {
                 what: "dealing",
                 expected: 32,
