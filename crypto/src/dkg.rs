@@ -175,19 +175,41 @@ impl Commitments {
                 shares: 0,
             });
         }
-        let x = Fr::from_u64(index.get());
-        let mut power = Fr::from_u64(1);
-        let mut scalars = Vec::with_capacity(self.0.len() * 32);
-        for _ in 0..self.0.len() {
-            scalars.extend_from_slice(&power.to_scalar().b);
-            power = power * x;
-        }
+        // The powers indexᵏ are small integers for real clusters (index ≤ n,
+        // k < t): a multi-scalar multiplication over that many bits only is
+        // far cheaper than over 255. Powers that outgrow 128 bits fall back
+        // to field arithmetic.
+        let powers: Option<Vec<u128>> = (0..self.0.len() as u32)
+            .map(|k| u128::from(index.get()).checked_pow(k))
+            .collect();
+        let (scalars, bits) = match powers {
+            Some(powers) => {
+                let max = powers.iter().copied().max().unwrap_or(1);
+                let bits = (128 - max.leading_zeros() as usize).max(1);
+                let stride = bits.div_ceil(8);
+                let scalars: Vec<u8> = powers
+                    .iter()
+                    .flat_map(|p| p.to_le_bytes().into_iter().take(stride))
+                    .collect();
+                (scalars, bits)
+            }
+            None => {
+                let x = Fr::from_u64(index.get());
+                let mut power = Fr::from_u64(1);
+                let mut scalars = Vec::with_capacity(self.0.len() * 32);
+                for _ in 0..self.0.len() {
+                    scalars.extend_from_slice(&power.to_scalar().b);
+                    power = power * x;
+                }
+                (scalars, SCALAR_BITS)
+            }
+        };
         let points: Vec<blst_p1_affine> = self
             .0
             .iter()
             .map(|c| *<&blst_p1_affine>::from(c.as_blst()))
             .collect();
-        let sum = msm_g1(&points, &scalars, SCALAR_BITS);
+        let sum = msm_g1(&points, &scalars, bits);
         let mut affine = blst_p1_affine::default();
         // SAFETY: both are plain fixed-size values owned here.
         unsafe { blst_p1_to_affine(&mut affine, &sum) };
@@ -207,25 +229,23 @@ impl Commitments {
             return false;
         };
         let c = challenge(context, constant, &proof.r);
-        let Some(z) = fr_to_secret_key(&Fr::from_be_bytes_wide(&proof.z)) else {
-            return false;
-        };
-        if fr_to_be_bytes(&Fr::from_be_bytes_wide(&proof.z)) != proof.z {
-            return false; // z must be reduced
+        let z = Fr::from_be_bytes_wide(&proof.z);
+        if fr_to_be_bytes(&z) != proof.z || z.is_zero() {
+            return false; // z must be reduced and non-zero
         }
-        let points = [
-            *<&blst_p1_affine>::from(proof.r.as_blst()),
-            *<&blst_p1_affine>::from(constant.as_blst()),
-        ];
+        // R = z·G − c·C₀, as one two-point multi-scalar multiplication.
+        // SAFETY: blst returns a pointer to its static generator.
+        let generator = unsafe { *blst::blst_p1_affine_generator() };
+        let points = [generator, *<&blst_p1_affine>::from(constant.as_blst())];
         let mut scalars = Vec::with_capacity(64);
-        scalars.extend_from_slice(&Fr::from_u64(1).to_scalar().b);
-        scalars.extend_from_slice(&c.to_scalar().b);
+        scalars.extend_from_slice(&z.to_scalar().b);
+        scalars.extend_from_slice(&(Fr::ZERO - c).to_scalar().b);
         let sum = msm_g1(&points, &scalars, SCALAR_BITS);
         let mut affine = blst_p1_affine::default();
         // SAFETY: both are plain fixed-size values owned here.
         unsafe { blst_p1_to_affine(&mut affine, &sum) };
         PublicKey::from_point_checked(min_pk::PublicKey::from(affine))
-            .is_ok_and(|rhs| rhs == z.public_key())
+            .is_ok_and(|lhs| lhs == proof.r)
     }
 
     /// Coefficient-wise sum of several dealers' commitments: the
@@ -239,15 +259,15 @@ impl Commitments {
                 shares: all.len(),
             });
         }
-        let one = Fr::from_u64(1).to_scalar().b;
-        let scalars: Vec<u8> = (0..all.len()).flat_map(|_| one).collect();
+        // Adding points: a one-bit scalar 1 for each.
+        let scalars: Vec<u8> = vec![1u8; all.len()];
         (0..threshold)
             .map(|k| {
                 let points: Vec<blst_p1_affine> = all
                     .iter()
                     .map(|c| *<&blst_p1_affine>::from(c.0[k].as_blst()))
                     .collect();
-                let sum = msm_g1(&points, &scalars, SCALAR_BITS);
+                let sum = msm_g1(&points, &scalars, 1);
                 let mut affine = blst_p1_affine::default();
                 // SAFETY: both are plain fixed-size values owned here.
                 unsafe { blst_p1_to_affine(&mut affine, &sum) };
@@ -392,6 +412,21 @@ mod tests {
         assert!(signature.verify(&group, message));
         let partials: Vec<_> = shares[1..].iter().map(|s| s.sign(message)).collect();
         assert_eq!(combine(&partials, t).expect("combine"), signature);
+    }
+
+    #[test]
+    fn short_and_long_scalar_evaluations_agree() {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let dealing = Dealing::random(40, &mut rng).expect("deal");
+        let commitments = dealing.commitments().expect("c");
+        // 5^39 fits 128 bits; 4000^39 does not and takes the field path.
+        for i in [1, 5, 4000] {
+            let share = dealing.share(index(i)).expect("share");
+            assert_eq!(
+                commitments.evaluate(index(i)).expect("eval"),
+                share.public_key()
+            );
+        }
     }
 
     #[test]

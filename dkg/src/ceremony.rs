@@ -222,6 +222,8 @@ pub struct Ceremony {
     received: BTreeMap<(usize, u32), Envelope>,
     /// Shares sealed to other operators (the only messages not broadcast).
     sent_shares: BTreeMap<u32, Envelope>,
+    /// The shares each dealer gave this operator, once checked.
+    verified_shares: BTreeMap<u32, Vec<SecretKey>>,
     sent_phase: usize,
     shares: Option<Vec<SecretShare>>,
     public: Option<Vec<(phalanx_crypto::PublicKey, Vec<PublicShare>)>>,
@@ -260,6 +262,7 @@ impl Ceremony {
             dealings,
             received: BTreeMap::new(),
             sent_shares: BTreeMap::new(),
+            verified_shares: BTreeMap::new(),
             sent_phase: 0,
             shares: None,
             public: None,
@@ -629,6 +632,9 @@ impl Ceremony {
             let valid = seal::open(&self.node_key, sealed, &context)
                 .map_err(|e| e.to_string())
                 .and_then(|plaintext| self.check_shares(dealer, self.me, &plaintext));
+            if let Ok(shares) = &valid {
+                self.verified_shares.insert(dealer, shares.clone());
+            }
             if let Err(problem) = valid {
                 tracing::warn!(dealer, %problem, "shares from a dealer do not verify");
                 let disclosure = seal::disclose(&self.node_key, sealed)
@@ -771,11 +777,16 @@ impl Ceremony {
             let Body::Shares { sealed, .. } = &self.received[&(2, dealer)].body else {
                 continue;
             };
-            let plaintext = seal::open(&self.node_key, sealed, &self.seal_context(dealer, self.me))
-                .map_err(|e| DkgError::Input(e.to_string()))?;
-            let shares = self
-                .check_shares(dealer, self.me, &plaintext)
-                .map_err(DkgError::Input)?;
+            let shares = match self.verified_shares.get(&dealer) {
+                Some(shares) => shares.clone(),
+                None => {
+                    let plaintext =
+                        seal::open(&self.node_key, sealed, &self.seal_context(dealer, self.me))
+                            .map_err(|e| DkgError::Input(e.to_string()))?;
+                    self.check_shares(dealer, self.me, &plaintext)
+                        .map_err(DkgError::Input)?
+                }
+            };
             for (v, share) in shares.into_iter().enumerate() {
                 per_validator[v].push(share);
             }
@@ -799,6 +810,7 @@ impl Ceremony {
         }
         self.shares = Some(shares);
         self.public = Some(public);
+        self.verified_shares.clear();
         Ok(())
     }
 
@@ -821,22 +833,33 @@ impl Ceremony {
     }
 
     /// The lock's validators from the agreed keys and everyone's partials.
+    ///
+    /// Partials are combined first and the combined signatures verified in
+    /// one batch against the group keys; only if that fails are partials
+    /// checked one by one, to name who sent a bad one.
     fn build_validators(&self) -> Result<Vec<DistributedValidator>, (Vec<u32>, String)> {
         let t = self.definition.threshold as usize;
         let fork_version = self.definition.network.genesis_fork_version;
         let public = self.public.clone().unwrap_or_default();
-        let mut validators = Vec::new();
+        struct Combined {
+            message: DepositMessage,
+            deposit_root: phalanx_eth::Root,
+            registration: ValidatorRegistration,
+            registration_root: phalanx_eth::Root,
+            deposit_partials: Vec<PartialSignature>,
+            registration_partials: Vec<PartialSignature>,
+            deposit: Signature,
+            registration_signature: Signature,
+        }
+        let mut combined = Vec::with_capacity(public.len());
         for (v, ((group, public_shares), spec)) in
             public.iter().zip(&self.definition.validators).enumerate()
         {
             let message = DepositMessage::new(group, spec.credentials(), spec.deposit_amount)
                 .map_err(|e| (vec![], e.to_string()))?;
-            let deposit_root = message.signing_root(fork_version);
             let registration = self.registration(group, spec.fee_recipient);
-            let registration_root =
-                compute_signing_root(&registration, application_builder_domain(fork_version));
-            let mut deposit_partials = Vec::new();
-            let mut registration_partials = Vec::new();
+            let mut deposit_partials = Vec::with_capacity(public_shares.len());
+            let mut registration_partials = Vec::with_capacity(public_shares.len());
             for (sender, public_share) in public_shares.iter().enumerate() {
                 let Body::Partials {
                     deposits,
@@ -853,53 +876,83 @@ impl Ceremony {
                         format!("operator {sender} sent too few partial signatures"),
                     ));
                 };
-                let deposit = PartialSignature::new(public_share.index, *deposit);
-                let registration_partial =
-                    PartialSignature::new(public_share.index, *registration_signature);
-                if !public_share.verify(&deposit, deposit_root.as_slice())
-                    || !public_share.verify(&registration_partial, registration_root.as_slice())
-                {
-                    return Err((
-                        vec![sender as u32],
-                        format!("operator {sender}'s partial signature for validator {v} does not verify"),
-                    ));
-                }
-                deposit_partials.push(deposit);
-                registration_partials.push(registration_partial);
-            }
-            let deposit_signature =
-                combine(&deposit_partials, t).map_err(|e| (vec![], e.to_string()))?;
-            let registration_signature =
-                combine(&registration_partials, t).map_err(|e| (vec![], e.to_string()))?;
-            let deposit_data = LaunchpadDeposit::new(
-                &message,
-                &deposit_signature,
-                fork_version,
-                &self.definition.network.name,
-            )
-            .map_err(|e| {
-                (
-                    vec![],
-                    format!("validator {v}: combined deposit signature: {e}"),
-                )
-            })?;
-            if !registration_signature.verify(group, registration_root.as_slice()) {
-                return Err((
-                    vec![],
-                    format!("validator {v}: combined registration signature does not verify"),
+                deposit_partials.push(PartialSignature::new(public_share.index, *deposit));
+                registration_partials.push(PartialSignature::new(
+                    public_share.index,
+                    *registration_signature,
                 ));
             }
-            validators.push(DistributedValidator {
-                public_key: *group,
-                public_shares: public_shares.iter().map(|s| s.key).collect(),
-                deposit_data,
-                builder_registration: SignedValidatorRegistration {
-                    message: registration,
-                    signature: registration_signature.to_bytes().into(),
-                },
+            let deposit = combine(&deposit_partials, t).map_err(|e| (vec![], e.to_string()))?;
+            let registration_signature =
+                combine(&registration_partials, t).map_err(|e| (vec![], e.to_string()))?;
+            combined.push(Combined {
+                deposit_root: message.signing_root(fork_version),
+                registration_root: compute_signing_root(
+                    &registration,
+                    application_builder_domain(fork_version),
+                ),
+                message,
+                registration,
+                deposit_partials,
+                registration_partials,
+                deposit,
+                registration_signature,
             });
         }
-        Ok(validators)
+        let sets: Vec<phalanx_crypto::SignatureSet<'_>> = combined
+            .iter()
+            .zip(&public)
+            .flat_map(|(c, (group, _))| {
+                [
+                    phalanx_crypto::SignatureSet::new(c.deposit_root.as_slice(), group, &c.deposit),
+                    phalanx_crypto::SignatureSet::new(
+                        c.registration_root.as_slice(),
+                        group,
+                        &c.registration_signature,
+                    ),
+                ]
+            })
+            .collect();
+        let mut rng = rand::rngs::OsRng;
+        if !phalanx_crypto::batch::verify_signature_sets(&sets, &mut rng) {
+            let bad = phalanx_crypto::batch::find_invalid(&sets, &mut rng);
+            let v = bad.first().map_or(0, |i| i / 2);
+            let (c, (_, public_shares)) = (&combined[v], &public[v]);
+            let culprits: Vec<u32> = public_shares
+                .iter()
+                .zip(c.deposit_partials.iter().zip(&c.registration_partials))
+                .enumerate()
+                .filter(|(_, (share, (deposit, registration)))| {
+                    !share.verify(deposit, c.deposit_root.as_slice())
+                        || !share.verify(registration, c.registration_root.as_slice())
+                })
+                .map(|(sender, _)| sender as u32)
+                .collect();
+            return Err((
+                culprits.clone(),
+                format!(
+                    "validator {v}: partial signatures from operators {culprits:?} do not verify"
+                ),
+            ));
+        }
+        Ok(combined
+            .into_iter()
+            .zip(&public)
+            .map(|(c, (group, public_shares))| DistributedValidator {
+                public_key: *group,
+                public_shares: public_shares.iter().map(|s| s.key).collect(),
+                deposit_data: LaunchpadDeposit::assemble(
+                    &c.message,
+                    &c.deposit,
+                    fork_version,
+                    &self.definition.network.name,
+                ),
+                builder_registration: SignedValidatorRegistration {
+                    message: c.registration,
+                    signature: c.registration_signature.to_bytes().into(),
+                },
+            })
+            .collect())
     }
 
     /// All lock signatures in: assemble and verify the lock.
@@ -934,7 +987,9 @@ impl Ceremony {
             share_signature: Signature::aggregate(&share_signatures)
                 .map_err(|e| (vec![], e.to_string()))?,
         };
-        if let Err(error) = lock.verify() {
+        // The validators were built and checked here; what is new is the
+        // signatures.
+        if let Err(error) = lock.verify_signatures() {
             // Find whose signatures fail, to name them.
             let culprits = self.lock_culprits(&hash);
             return Err((

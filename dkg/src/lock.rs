@@ -96,6 +96,13 @@ impl ClusterLock {
     /// and registration, the lock hash, every operator's signature and the
     /// shares' aggregate signature.
     pub fn verify(&self) -> Result<(), DkgError> {
+        self.verify_validators()?;
+        self.verify_signatures()
+    }
+
+    /// The definition and every validator's shares, deposit and
+    /// registration (what a ceremony computed and checked itself).
+    pub fn verify_validators(&self) -> Result<(), DkgError> {
         let bad = |why: String| Err(DkgError::Lock(why));
         let definition = &self.definition;
         definition.validate()?;
@@ -109,7 +116,6 @@ impl ClusterLock {
             ));
         }
         let fork_version = definition.network.genesis_fork_version;
-        let mut all_shares = Vec::with_capacity(n * self.validators.len());
         for (i, (validator, spec)) in self
             .validators
             .iter()
@@ -131,7 +137,6 @@ impl ClusterLock {
                     ));
                 }
             }
-            all_shares.extend(validator.public_shares.iter().copied());
             let deposit = &validator.deposit_data;
             deposit
                 .verify()
@@ -175,6 +180,19 @@ impl ClusterLock {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The lock hash, every operator's signature and the shares' aggregate.
+    pub fn verify_signatures(&self) -> Result<(), DkgError> {
+        let bad = |why: String| Err(DkgError::Lock(why));
+        let definition = &self.definition;
+        let n = definition.operators.len();
+        let all_shares: Vec<PublicKey> = self
+            .validators
+            .iter()
+            .flat_map(|v| v.public_shares.iter().copied())
+            .collect();
         let computed = lock_hash(definition, &self.validators);
         if self.lock_hash != format!("0x{}", hex::encode(computed)) {
             return bad(

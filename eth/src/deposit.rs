@@ -168,13 +168,29 @@ impl LaunchpadDeposit {
         ) {
             return Err(DepositError::BadSignature(pubkey.to_hex()));
         }
+        Ok(LaunchpadDeposit::assemble(
+            message,
+            signature,
+            genesis_fork_version,
+            network_name,
+        ))
+    }
+
+    /// Attaches a signature the caller has already verified (for example
+    /// in a batch with many others).
+    pub fn assemble(
+        message: &DepositMessage,
+        signature: &Signature,
+        genesis_fork_version: Version,
+        network_name: &str,
+    ) -> LaunchpadDeposit {
         let data = DepositData {
             pubkey: message.pubkey,
             withdrawal_credentials: message.withdrawal_credentials,
             amount: message.amount,
             signature: signature.to_bytes().into(),
         };
-        Ok(LaunchpadDeposit {
+        LaunchpadDeposit {
             pubkey: hex::encode(message.pubkey),
             withdrawal_credentials: hex::encode(message.withdrawal_credentials),
             amount: message.amount.0,
@@ -184,7 +200,7 @@ impl LaunchpadDeposit {
             fork_version: hex::encode(genesis_fork_version),
             network_name: network_name.into(),
             deposit_cli_version: DEPOSIT_CLI_VERSION.into(),
-        })
+        }
     }
 
     /// Checks an entry read from a file: the roots match the fields, the
