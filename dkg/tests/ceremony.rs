@@ -324,3 +324,35 @@ fn a_dealer_sending_a_bad_share_is_named_and_a_false_accuser_too() {
     );
     assert_named(results, 2);
 }
+
+#[test]
+fn an_operator_sending_a_bad_partial_signature_is_named() {
+    let (definition, keys) = setup(4, 3, 2);
+    let results = run(
+        &definition,
+        &keys,
+        Box::new(|from, _, e| {
+            if from == 1 {
+                if let Body::Partials {
+                    mut deposits,
+                    registrations,
+                } = e.body.clone()
+                {
+                    // Sign something else with a valid-looking signature.
+                    deposits[1] = registrations[0];
+                    return vec![resign(
+                        &definition,
+                        &keys,
+                        Body::Partials {
+                            deposits,
+                            registrations,
+                        },
+                        1,
+                    )];
+                }
+            }
+            vec![e]
+        }),
+    );
+    assert_named(results, 1);
+}
