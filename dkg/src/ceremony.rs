@@ -357,6 +357,20 @@ impl Ceremony {
         actions
     }
 
+    /// The phase this operator is waiting in, as `(number, of, name)`.
+    pub fn phase(&self) -> (usize, usize, &'static str) {
+        let names = [
+            "deal",
+            "echo",
+            "shares",
+            "complaints",
+            "partial signatures",
+            "lock signatures",
+        ];
+        let index = self.sent_phase.clamp(1, names.len()) - 1;
+        (index + 1, names.len(), names[index])
+    }
+
     /// This operator's index.
     pub fn me(&self) -> u32 {
         self.me

@@ -188,7 +188,16 @@ pub async fn run_ceremony(config: RunConfig, registry: &mut Registry) -> Result<
         }
     }
     let mut received = 0usize;
+    let mut shown_phase = 0;
     let result = loop {
+        let (phase, phases, name) = ceremony.phase();
+        if phase != shown_phase {
+            shown_phase = phase;
+            tracing::info!(
+                validators = definition.validators.len(),
+                "[{phase}/{phases}] {name}: waiting for every operator"
+            );
+        }
         if let Some(path) = &config.state_file {
             save_state(
                 path,

@@ -356,3 +356,18 @@ fn an_operator_sending_a_bad_partial_signature_is_named() {
     );
     assert_named(results, 1);
 }
+
+/// The group secret never exists: the only code that can rebuild a secret
+/// from shares (`recover_secret_key`, used by `phalanx combine`) is not
+/// reachable from the ceremony or its runner.
+#[test]
+fn the_ceremony_never_rebuilds_a_secret() {
+    for (name, source) in [
+        ("ceremony.rs", include_str!("../src/ceremony.rs")),
+        ("runner.rs", include_str!("../src/runner.rs")),
+    ] {
+        for forbidden in ["recover_secret_key", "combine::combine", "crate::combine"] {
+            assert!(!source.contains(forbidden), "{name} mentions {forbidden}");
+        }
+    }
+}
