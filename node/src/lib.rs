@@ -1,8 +1,15 @@
 //! The distributed-validator node (in progress).
 //!
+//! - [`duty`]: a duty is a type in a slot, the consensus instance key.
+//! - [`timing`]: when each duty starts and its deadline, in one place.
+//! - [`dutydb`]: decided duty data; a second, different value for the same
+//!   duty and validator is refused.
 //! - [`slashing`]: the persistent slashing-protection database of the
 //!   cluster's group keys, with EIP-3076 import and export. The node checks
 //!   every value it lets its validator client sign against it, so no
 //!   restart or bug can make the cluster sign a slashable pair.
 
+pub mod duty;
+pub mod dutydb;
 pub mod slashing;
+pub mod timing;
