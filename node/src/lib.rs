@@ -4,6 +4,8 @@
 //! - [`timing`]: when each duty starts and its deadline, in one place.
 //! - [`dutydb`]: decided duty data; a second, different value for the same
 //!   duty and validator is refused.
+//! - [`parsigdb`]: partial signatures per duty, validator and signing root,
+//!   released once at the threshold.
 //! - [`slashing`]: the persistent slashing-protection database of the
 //!   cluster's group keys, with EIP-3076 import and export. The node checks
 //!   every value it lets its validator client sign against it, so no
@@ -11,5 +13,6 @@
 
 pub mod duty;
 pub mod dutydb;
+pub mod parsigdb;
 pub mod slashing;
 pub mod timing;

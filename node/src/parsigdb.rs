@@ -1,0 +1,166 @@
+//! Partial signatures awaiting their threshold: this operator's (from its
+//! validator client) and its peers' (from parsigex), grouped per duty and
+//! validator by signing root — for sync-committee messages operators may
+//! sign different head roots, and only partials over the same root combine.
+//! Callers verify each partial against its sender's public share before
+//! inserting it; the store releases a set exactly once, when it reaches the
+//! threshold.
+
+use std::collections::BTreeMap;
+
+use phalanx_crypto::threshold::{PartialSignature, ShareIndex};
+use phalanx_eth::{PublicKeyBytes, Root, Slot};
+
+use crate::duty::Duty;
+
+/// A partial signature that contradicts one already stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParSigError {
+    /// The same share signed the same root differently (impossible for an
+    /// honest BLS signer: deterministic signatures).
+    #[error("{duty}: share {index} sent two different signatures over one root")]
+    Equivocation {
+        /// The duty.
+        duty: Duty,
+        /// The share index.
+        index: u64,
+    },
+}
+
+type Key = (Duty, PublicKeyBytes);
+
+/// Stored partials.
+#[derive(Debug)]
+pub struct ParSigDb {
+    threshold: usize,
+    partials: BTreeMap<Key, BTreeMap<Root, BTreeMap<u64, PartialSignature>>>,
+    released: BTreeMap<Key, Root>,
+}
+
+impl ParSigDb {
+    /// A store releasing sets of `threshold` partials.
+    pub fn new(threshold: usize) -> ParSigDb {
+        ParSigDb {
+            threshold,
+            partials: BTreeMap::new(),
+            released: BTreeMap::new(),
+        }
+    }
+
+    /// Stores a verified partial; returns the set to combine the first time
+    /// `threshold` partials over one root are present.
+    pub fn insert(
+        &mut self,
+        duty: Duty,
+        validator: PublicKeyBytes,
+        signing_root: Root,
+        partial: PartialSignature,
+    ) -> Result<Option<Vec<PartialSignature>>, ParSigError> {
+        let key = (duty, validator);
+        let by_index = self
+            .partials
+            .entry(key)
+            .or_default()
+            .entry(signing_root)
+            .or_default();
+        let index: ShareIndex = partial.index;
+        match by_index.get(&index.get()) {
+            Some(existing) if *existing == partial => return Ok(None),
+            Some(_) => {
+                return Err(ParSigError::Equivocation {
+                    duty,
+                    index: index.get(),
+                })
+            }
+            None => {
+                by_index.insert(index.get(), partial);
+            }
+        }
+        if by_index.len() >= self.threshold && !self.released.contains_key(&key) {
+            self.released.insert(key, signing_root);
+            return Ok(Some(
+                by_index.values().take(self.threshold).copied().collect(),
+            ));
+        }
+        Ok(None)
+    }
+
+    /// The partials stored for a duty, validator and root.
+    pub fn get(
+        &self,
+        duty: &Duty,
+        validator: &PublicKeyBytes,
+        root: &Root,
+    ) -> Vec<PartialSignature> {
+        self.partials
+            .get(&(*duty, *validator))
+            .and_then(|roots| roots.get(root))
+            .map(|by_index| by_index.values().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets duties of slots before `slot`.
+    pub fn expire_before(&mut self, slot: Slot) {
+        self.partials.retain(|(duty, _), _| duty.slot >= slot);
+        self.released.retain(|(duty, _), _| duty.slot >= slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duty::DutyType;
+    use phalanx_crypto::threshold::{combine, split};
+    use phalanx_crypto::SecretKey;
+
+    #[test]
+    fn a_set_is_released_once_at_the_threshold_per_root() {
+        let mut rng = rand::rngs::OsRng;
+        let secret = SecretKey::random(&mut rng);
+        let key_split = split(&secret, 3, 4, &mut rng).expect("split");
+        let duty = Duty::new(Slot(3), DutyType::SyncMessage);
+        let validator = PublicKeyBytes::repeat_byte(9);
+        let (root_a, root_b) = (Root::repeat_byte(1), Root::repeat_byte(2));
+        let mut db = ParSigDb::new(3);
+        let shares = &key_split.secret_shares;
+        // Two operators sign head A, two sign head B: nothing combines yet.
+        for (share, root) in shares.iter().zip([root_a, root_a, root_b, root_b]) {
+            let partial = share.sign(root.as_slice());
+            assert_eq!(
+                db.insert(duty, validator, root, partial).expect("stored"),
+                None
+            );
+        }
+        // A third signature over A reaches the threshold, exactly once.
+        let third = shares[2].sign(root_a.as_slice());
+        let set = db
+            .insert(duty, validator, root_a, third)
+            .expect("stored")
+            .expect("released");
+        let signature = combine(&set, 3).expect("combines");
+        assert!(signature.verify(&secret.public_key(), root_a.as_slice()));
+        let fourth = shares[3].sign(root_a.as_slice());
+        assert_eq!(
+            db.insert(duty, validator, root_a, fourth).expect("stored"),
+            None
+        );
+        // The same partial again is ignored; a different one from the same share is refused.
+        assert_eq!(
+            db.insert(duty, validator, root_a, third)
+                .expect("duplicate"),
+            None
+        );
+        let forged = shares[2].sign(root_b.as_slice());
+        let forged = PartialSignature::new(forged.index, forged.signature);
+        assert!(db
+            .insert(
+                duty,
+                validator,
+                root_a,
+                PartialSignature::new(third.index, forged.signature)
+            )
+            .is_err());
+        db.expire_before(Slot(4));
+        assert!(db.get(&duty, &validator, &root_a).is_empty());
+    }
+}
