@@ -6,6 +6,8 @@
 //!   duty and validator is refused.
 //! - [`parsigdb`]: partial signatures per duty, validator and signing root,
 //!   released once at the threshold.
+//! - [`qbft`]: consensus messages signed with the node key and checked
+//!   against the lock's operators; the consensus protocol's size limit.
 //! - [`slashing`]: the persistent slashing-protection database of the
 //!   cluster's group keys, with EIP-3076 import and export. The node checks
 //!   every value it lets its validator client sign against it, so no
@@ -14,5 +16,6 @@
 pub mod duty;
 pub mod dutydb;
 pub mod parsigdb;
+pub mod qbft;
 pub mod slashing;
 pub mod timing;

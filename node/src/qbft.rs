@@ -1,0 +1,154 @@
+//! QBFT between the cluster's nodes: messages signed with this operator's
+//! node key and checked against the lock's ENR keys, and the size limit of
+//! the consensus protocol on p2p.
+
+use phalanx_consensus::{MessageSignature, OperatorIndex, Signer, Verifier};
+use phalanx_p2p::{NodeKey, Protocol};
+
+/// Signs consensus messages with the operator's node key (secp256k1).
+pub struct NodeSigner(pub NodeKey);
+
+impl Signer for NodeSigner {
+    fn sign(&self, bytes: &[u8]) -> MessageSignature {
+        MessageSignature(self.0.sign(bytes))
+    }
+}
+
+/// Checks consensus messages against the operators' ENR keys, by index.
+pub struct LockVerifier {
+    keys: Vec<[u8; 33]>,
+}
+
+impl LockVerifier {
+    /// A verifier for the lock's operators, in lock order.
+    pub fn new(keys: Vec<[u8; 33]>) -> LockVerifier {
+        LockVerifier { keys }
+    }
+}
+
+impl Verifier for LockVerifier {
+    fn verify(&self, sender: OperatorIndex, bytes: &[u8], signature: &MessageSignature) -> bool {
+        self.keys
+            .get(sender.as_usize())
+            .is_some_and(|key| phalanx_p2p::verify(key, bytes, &signature.0))
+    }
+}
+
+/// An EIP-4844 blob.
+const BYTES_PER_BLOB: usize = 131_072;
+/// Fulu's cell proofs per blob (CELLS_PER_EXT_BLOB), 48 bytes each.
+const CELL_PROOFS_PER_BLOB: usize = 128;
+/// The largest block the node accepts in consensus besides its blobs: an
+/// execution payload is bounded by gas (at 16 gas per calldata byte even a
+/// 60M gas limit stays under 4 MB), so 16 MiB leaves a wide margin for
+/// the rest of the block and the encoding.
+const MAX_BLOCK_WITHOUT_BLOBS: usize = 16 << 20;
+
+/// The consensus protocol, sized for the largest message it carries: a
+/// proposal of a Fulu block with the network's maximum number of blobs and
+/// their cell proofs, travelling once per instance (plus the proposal's
+/// justification, which carries hashes only).
+pub fn consensus_protocol(max_blobs_per_block: u64) -> Protocol {
+    let blobs = usize::try_from(max_blobs_per_block).unwrap_or(usize::MAX / 2);
+    let per_blob = BYTES_PER_BLOB + CELL_PROOFS_PER_BLOB * 48 + 48;
+    Protocol {
+        name: "qbft",
+        version: "1.0.0",
+        max_size: MAX_BLOCK_WITHOUT_BLOBS.saturating_add(blobs.saturating_mul(per_blob)),
+        queue_per_peer: 1024,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phalanx_consensus::testing::{TestKey, TestValidity, TestValue};
+    use phalanx_consensus::{
+        Action, Committee, Config, Engine, Event, LinearTimeout, Parts, RotatingLeader, Wire,
+    };
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    /// Four engines whose messages are signed with real node keys and
+    /// checked against the operators' public keys decide; a message signed
+    /// by the wrong operator is refused.
+    #[test]
+    fn engines_decide_with_node_key_signatures() {
+        let keys: Vec<NodeKey> = (0..4).map(|_| NodeKey::generate()).collect();
+        let publics: Vec<[u8; 33]> = keys.iter().map(NodeKey::public_key).collect();
+        let committee = Committee::new(4).expect("size");
+        let mut engines: Vec<Engine<TestKey, TestValue>> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                Engine::new(
+                    OperatorIndex(i as u32),
+                    committee,
+                    Config::default(),
+                    Parts {
+                        signer: Box::new(NodeSigner(key.clone())),
+                        verifier: Box::new(LockVerifier::new(publics.clone())),
+                        validity: Box::new(TestValidity),
+                        leader: Box::new(RotatingLeader),
+                        timeout: Box::new(LinearTimeout {
+                            base: Duration::from_secs(1),
+                            step: Duration::from_secs(1),
+                        }),
+                    },
+                )
+                .expect("engine")
+            })
+            .collect();
+        let mut queue: VecDeque<(u32, u32, Wire<TestKey, TestValue>)> = VecDeque::new();
+        let mut decided = Vec::new();
+        let mut route =
+            |from: u32, actions: Vec<Action<TestKey, TestValue>>, queue: &mut VecDeque<_>| {
+                for action in actions {
+                    match action {
+                        Action::Broadcast(m) => (0..4)
+                            .filter(|&to| to != from)
+                            .for_each(|to| queue.push_back((from, to, m.clone()))),
+                        Action::Send { to, message } => queue.push_back((from, to.0, message)),
+                        Action::Decide(d) => decided.push(d.value),
+                        // Late messages after a decision are dropped as moot;
+                        // nothing may be dropped as a fault.
+                        Action::Dropped { reason, .. } => {
+                            assert!(!reason.is_fault(), "dropped: {reason}")
+                        }
+                        _ => {}
+                    }
+                }
+            };
+        for (i, engine) in engines.iter_mut().enumerate() {
+            let actions = engine.handle(Event::Propose {
+                instance: TestKey(0),
+                value: TestValue(i as u64 + 1),
+            });
+            route(i as u32, actions, &mut queue);
+        }
+        while let Some((from, to, message)) = queue.pop_front() {
+            let actions = engines[to as usize].handle(Event::Message {
+                from: OperatorIndex(from),
+                message,
+            });
+            route(to, actions, &mut queue);
+        }
+        assert_eq!(decided.len(), 4);
+        assert!(decided.iter().all(|v| *v == decided[0]));
+
+        let verifier = LockVerifier::new(publics);
+        let signature = NodeSigner(keys[1].clone()).sign(b"prepare");
+        assert!(verifier.verify(OperatorIndex(1), b"prepare", &signature));
+        assert!(!verifier.verify(OperatorIndex(2), b"prepare", &signature));
+        assert!(!verifier.verify(OperatorIndex(9), b"prepare", &signature));
+    }
+
+    #[test]
+    fn the_protocol_fits_the_largest_fulu_block() {
+        // Mainnet's blob schedule reaches 21 blobs (BPO2).
+        let protocol = consensus_protocol(21);
+        assert!(protocol.max_size >= 21 * BYTES_PER_BLOB + (10 << 20));
+        assert!(protocol.max_size < 64 << 20, "not unbounded");
+        assert_eq!(protocol.id(), "/phalanx/qbft/1.0.0");
+    }
+}
