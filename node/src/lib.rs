@@ -8,6 +8,8 @@
 //!   released once at the threshold.
 //! - [`qbft`]: consensus messages signed with the node key and checked
 //!   against the lock's operators; the consensus protocol's size limit.
+//! - [`sigagg`]: threshold partials combined and verified under the group
+//!   key before anything is broadcast.
 //! - [`slashing`]: the persistent slashing-protection database of the
 //!   cluster's group keys, with EIP-3076 import and export. The node checks
 //!   every value it lets its validator client sign against it, so no
@@ -17,5 +19,6 @@ pub mod duty;
 pub mod dutydb;
 pub mod parsigdb;
 pub mod qbft;
+pub mod sigagg;
 pub mod slashing;
 pub mod timing;
