@@ -10,6 +10,8 @@
 //!   against the lock's operators; the consensus protocol's size limit.
 //! - [`sigagg`]: threshold partials combined and verified under the group
 //!   key before anything is broadcast.
+//! - [`tracker`]: every duty's outcome by its deadline, with the precise
+//!   reason it failed.
 //! - [`slashing`]: the persistent slashing-protection database of the
 //!   cluster's group keys, with EIP-3076 import and export. The node checks
 //!   every value it lets its validator client sign against it, so no
@@ -22,3 +24,4 @@ pub mod qbft;
 pub mod sigagg;
 pub mod slashing;
 pub mod timing;
+pub mod tracker;

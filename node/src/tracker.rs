@@ -1,0 +1,210 @@
+//! Why a duty failed: every duty gets an outcome by its deadline — success,
+//! or the precise step that did not happen (no data from the beacon node,
+//! no consensus decision, too few partial signatures and from whom, the
+//! beacon node's refusal). Time is an input (milliseconds), as in every
+//! core of the pipeline.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::duty::Duty;
+
+/// How far a duty got.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Progress {
+    deadline_ms: u64,
+    fetched: bool,
+    decided: bool,
+    partials_from: BTreeSet<u32>,
+    broadcast: bool,
+    error: Option<Failure>,
+}
+
+/// Why a duty failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The beacon node gave no data (and why, if it said).
+    NoData(String),
+    /// Consensus did not decide in time.
+    NoDecision,
+    /// Fewer partial signatures than the threshold arrived; these operators
+    /// did not send theirs.
+    TooFewPartials {
+        /// Partials received.
+        got: usize,
+        /// The threshold.
+        needed: usize,
+        /// Operators whose partial never came.
+        missing: Vec<u32>,
+    },
+    /// The beacon node refused the signed object.
+    Rejected(String),
+    /// Slashing protection refused to sign.
+    Slashing(String),
+}
+
+impl Failure {
+    /// A stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Failure::NoData(_) => "no_data",
+            Failure::NoDecision => "no_decision",
+            Failure::TooFewPartials { .. } => "too_few_partials",
+            Failure::Rejected(_) => "rejected",
+            Failure::Slashing(_) => "slashing",
+        }
+    }
+}
+
+/// A duty's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Broadcast by its deadline.
+    Success,
+    /// Not done, and why.
+    Failed(Failure),
+}
+
+/// Follows every duty to its outcome.
+#[derive(Debug)]
+pub struct Tracker {
+    operators: u32,
+    threshold: usize,
+    duties: BTreeMap<Duty, Progress>,
+}
+
+impl Tracker {
+    /// A tracker for a cluster of `operators` with `threshold`.
+    pub fn new(operators: u32, threshold: usize) -> Tracker {
+        Tracker {
+            operators,
+            threshold,
+            duties: BTreeMap::new(),
+        }
+    }
+
+    /// A duty started; it must be done by `deadline_ms`.
+    pub fn started(&mut self, duty: Duty, deadline_ms: u64) {
+        self.duties.entry(duty).or_insert_with(|| Progress {
+            deadline_ms,
+            ..Progress::default()
+        });
+    }
+
+    /// The beacon node gave the duty's data.
+    pub fn fetched(&mut self, duty: &Duty) {
+        if let Some(p) = self.duties.get_mut(duty) {
+            p.fetched = true;
+        }
+    }
+
+    /// Consensus decided.
+    pub fn decided(&mut self, duty: &Duty) {
+        if let Some(p) = self.duties.get_mut(duty) {
+            p.fetched = true;
+            p.decided = true;
+        }
+    }
+
+    /// A valid partial signature from `operator` arrived.
+    pub fn partial(&mut self, duty: &Duty, operator: u32) {
+        if let Some(p) = self.duties.get_mut(duty) {
+            p.partials_from.insert(operator);
+        }
+    }
+
+    /// The combined signature was accepted by the beacon node.
+    pub fn broadcast(&mut self, duty: &Duty) {
+        if let Some(p) = self.duties.get_mut(duty) {
+            p.broadcast = true;
+        }
+    }
+
+    /// A step failed with a reason the tracker cannot infer.
+    pub fn failed(&mut self, duty: &Duty, failure: Failure) {
+        if let Some(p) = self.duties.get_mut(duty) {
+            p.error.get_or_insert(failure);
+        }
+    }
+
+    /// The outcomes of duties done or past their deadline at `now_ms`;
+    /// each is reported once.
+    pub fn outcomes(&mut self, now_ms: u64) -> Vec<(Duty, Outcome)> {
+        let mut done = Vec::new();
+        for (duty, p) in &self.duties {
+            let outcome = if p.broadcast {
+                Outcome::Success
+            } else if now_ms < p.deadline_ms {
+                continue;
+            } else if let Some(error) = &p.error {
+                Outcome::Failed(error.clone())
+            } else if !p.fetched {
+                Outcome::Failed(Failure::NoData("no answer before the deadline".into()))
+            } else if duty.kind.needs_consensus() && !p.decided {
+                Outcome::Failed(Failure::NoDecision)
+            } else {
+                Outcome::Failed(Failure::TooFewPartials {
+                    got: p.partials_from.len(),
+                    needed: self.threshold,
+                    missing: (0..self.operators)
+                        .filter(|o| !p.partials_from.contains(o))
+                        .collect(),
+                })
+            };
+            done.push((*duty, outcome));
+        }
+        for (duty, _) in &done {
+            self.duties.remove(duty);
+        }
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duty::DutyType;
+    use phalanx_eth::Slot;
+
+    #[test]
+    fn each_duty_gets_its_precise_outcome_once() {
+        let mut tracker = Tracker::new(4, 3);
+        let ok = Duty::new(Slot(1), DutyType::Attester);
+        let no_data = Duty::new(Slot(1), DutyType::Proposer);
+        let no_decision = Duty::new(Slot(1), DutyType::Aggregator);
+        let few = Duty::new(Slot(1), DutyType::SyncMessage);
+        let rejected = Duty::new(Slot(2), DutyType::Attester);
+        for duty in [ok, no_data, no_decision, few, rejected] {
+            tracker.started(duty, 1_000);
+        }
+        tracker.decided(&ok);
+        tracker.broadcast(&ok);
+        tracker.fetched(&no_decision);
+        tracker.fetched(&few);
+        tracker.partial(&few, 0);
+        tracker.partial(&few, 2);
+        tracker.decided(&rejected);
+        tracker.failed(&rejected, Failure::Rejected("400: invalid".into()));
+
+        // Before the deadline only the success is final.
+        assert_eq!(tracker.outcomes(500), vec![(ok, Outcome::Success)]);
+        let outcomes: BTreeMap<Duty, Outcome> = tracker.outcomes(1_000).into_iter().collect();
+        assert!(matches!(
+            outcomes[&no_data],
+            Outcome::Failed(Failure::NoData(_))
+        ));
+        assert_eq!(outcomes[&no_decision], Outcome::Failed(Failure::NoDecision));
+        assert_eq!(
+            outcomes[&few],
+            Outcome::Failed(Failure::TooFewPartials {
+                got: 2,
+                needed: 3,
+                missing: vec![1, 3]
+            })
+        );
+        assert_eq!(
+            outcomes[&rejected],
+            Outcome::Failed(Failure::Rejected("400: invalid".into()))
+        );
+        assert!(tracker.outcomes(5_000).is_empty(), "reported once");
+    }
+}
