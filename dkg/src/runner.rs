@@ -197,14 +197,18 @@ pub async fn run_ceremony(config: RunConfig, registry: &mut Registry) -> Result<
                 validators = definition.validators.len(),
                 "[{phase}/{phases}] {name}: waiting for every operator"
             );
-        }
-        if let Some(path) = &config.state_file {
-            save_state(
-                path,
-                &config.node_key,
-                &definition_hash,
-                &ceremony.snapshot(),
-            )?;
+            // The state changes that matter for a restart are this
+            // operator's own: its dealings and the messages it sent (which
+            // it must re-send byte for byte). What it received since, the
+            // others send again when it asks after a restart.
+            if let Some(path) = &config.state_file {
+                save_state(
+                    path,
+                    &config.node_key,
+                    &definition_hash,
+                    &ceremony.snapshot(),
+                )?;
+            }
         }
         let mut finished = None;
         for action in pending.drain(..) {
