@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
-use phalanx_crypto::keystore::{KdfSetting, Keystore};
+use phalanx_crypto::keystore::KdfSetting;
 use phalanx_crypto::SecretKey;
 use phalanx_dkg::dealer::deal;
 use phalanx_dkg::definition::{
@@ -310,21 +310,7 @@ fn read_existing_keys(dir: &Path) -> Result<Vec<SecretKey>> {
     );
     paths
         .iter()
-        .map(|path| {
-            let password_path = path.with_extension("txt");
-            let password = std::fs::read_to_string(&password_path).with_context(|| {
-                format!(
-                    "{}: its password file {} is missing",
-                    path.display(),
-                    password_path.display()
-                )
-            })?;
-            let keystore = Keystore::from_json(&std::fs::read_to_string(path)?)
-                .with_context(|| format!("{} is not an EIP-2335 keystore", path.display()))?;
-            keystore
-                .decrypt(password.trim_end_matches(['\n', '\r']))
-                .with_context(|| format!("decrypting {}", path.display()))
-        })
+        .map(|path| phalanx_dkg::files::read_keystore(path).map_err(anyhow::Error::from))
         .collect()
 }
 

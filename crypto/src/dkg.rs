@@ -12,7 +12,7 @@
 //! secret Σᵢ aᵢ₀ is never formed: nothing in this module adds the
 //! constant terms of different dealers.
 
-use blst::{blst_p1_affine, blst_p1_to_affine, min_pk};
+use blst::blst_p1_affine;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,7 +20,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::bls::{PublicKey, SecretKey};
 use crate::error::Error;
-use crate::msm::{msm_g1, SCALAR_BITS};
+use crate::msm::{msm_g1_public_key, SCALAR_BITS};
 use crate::scalar::Fr;
 use crate::threshold::{evaluate, fr_to_secret_key, ShareIndex, MAX_SHARES};
 
@@ -209,11 +209,7 @@ impl Commitments {
             .iter()
             .map(|c| *<&blst_p1_affine>::from(c.as_blst()))
             .collect();
-        let sum = msm_g1(&points, &scalars, bits);
-        let mut affine = blst_p1_affine::default();
-        // SAFETY: both are plain fixed-size values owned here.
-        unsafe { blst_p1_to_affine(&mut affine, &sum) };
-        PublicKey::from_point_checked(min_pk::PublicKey::from(affine))
+        msm_g1_public_key(&points, &scalars, bits)
     }
 
     /// Whether `share` is the value these commitments fix for `index`.
@@ -240,12 +236,7 @@ impl Commitments {
         let mut scalars = Vec::with_capacity(64);
         scalars.extend_from_slice(&z.to_scalar().b);
         scalars.extend_from_slice(&(Fr::ZERO - c).to_scalar().b);
-        let sum = msm_g1(&points, &scalars, SCALAR_BITS);
-        let mut affine = blst_p1_affine::default();
-        // SAFETY: both are plain fixed-size values owned here.
-        unsafe { blst_p1_to_affine(&mut affine, &sum) };
-        PublicKey::from_point_checked(min_pk::PublicKey::from(affine))
-            .is_ok_and(|lhs| lhs == proof.r)
+        msm_g1_public_key(&points, &scalars, SCALAR_BITS).is_ok_and(|lhs| lhs == proof.r)
     }
 
     /// Coefficient-wise sum of several dealers' commitments: the
@@ -267,11 +258,7 @@ impl Commitments {
                     .iter()
                     .map(|c| *<&blst_p1_affine>::from(c.0[k].as_blst()))
                     .collect();
-                let sum = msm_g1(&points, &scalars, 1);
-                let mut affine = blst_p1_affine::default();
-                // SAFETY: both are plain fixed-size values owned here.
-                unsafe { blst_p1_to_affine(&mut affine, &sum) };
-                PublicKey::from_point_checked(min_pk::PublicKey::from(affine))
+                msm_g1_public_key(&points, &scalars, 1)
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Commitments)

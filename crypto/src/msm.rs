@@ -64,3 +64,17 @@ pub(crate) fn msm_g1(points: &[blst_p1_affine], scalars: &[u8], bits: usize) -> 
 fn scratch_buffer(bytes: usize) -> Vec<limb_t> {
     vec![0; bytes.div_ceil(std::mem::size_of::<limb_t>()).max(1)]
 }
+
+/// Σ scalarᵢ·pointᵢ in G1 as a public key (refusing the point at infinity):
+/// the shape every interpolation and commitment evaluation ends in.
+pub(crate) fn msm_g1_public_key(
+    points: &[blst_p1_affine],
+    scalars: &[u8],
+    bits: usize,
+) -> Result<crate::bls::PublicKey, crate::error::Error> {
+    let sum = msm_g1(points, scalars, bits);
+    let mut affine = blst_p1_affine::default();
+    // SAFETY: both are plain fixed-size values owned here.
+    unsafe { blst::blst_p1_to_affine(&mut affine, &sum) };
+    crate::bls::PublicKey::from_point_checked(blst::min_pk::PublicKey::from(affine))
+}

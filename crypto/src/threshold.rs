@@ -18,17 +18,14 @@
 use std::fmt;
 use std::num::NonZeroU64;
 
-use blst::{
-    blst_fp2_cneg, blst_p1_affine, blst_p1_to_affine, blst_p2_affine, blst_p2_mult, blst_scalar,
-    min_pk,
-};
+use blst::{blst_fp2_cneg, blst_p1_affine, blst_p2_affine, blst_p2_mult, blst_scalar};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::bls::{PublicKey, SecretKey, Signature};
 use crate::error::Error;
-use crate::msm::{msm_g1, msm_g2, SCALAR_BITS};
+use crate::msm::{msm_g1_public_key, msm_g2, SCALAR_BITS};
 use crate::scalar::{lagrange_coefficients_at_zero, Fr};
 
 /// The most shares [`split`] makes: far beyond any real cluster, low enough
@@ -248,11 +245,7 @@ pub fn recover_public_key(shares: &[PublicShare], threshold: usize) -> Result<Pu
         .iter()
         .map(|s| *<&blst_p1_affine>::from(s.key.as_blst()))
         .collect();
-    let sum = msm_g1(&points, &scalars, SCALAR_BITS);
-    let mut affine = blst_p1_affine::default();
-    // SAFETY: both are plain fixed-size values owned here.
-    unsafe { blst_p1_to_affine(&mut affine, &sum) };
-    PublicKey::from_point_checked(min_pk::PublicKey::from(affine))
+    msm_g1_public_key(&points, &scalars, SCALAR_BITS)
 }
 
 /// Combines at least `threshold` partial signatures (the first `threshold`
