@@ -151,6 +151,35 @@ impl NetworkConfig {
         Ok(config)
     }
 
+    /// A local devnet on the minimal preset: every fork up to `fork` at
+    /// genesis, later ones never, slots of `slot_duration_ms`.
+    pub fn devnet(fork: ForkName, slot_duration_ms: u64) -> NetworkConfig {
+        let mut yaml = format!(
+            "PRESET_BASE: minimal\nCONFIG_NAME: phalanx-devnet\nGENESIS_FORK_VERSION: 0x10000000\nSLOT_DURATION_MS: {slot_duration_ms}\nSECONDS_PER_SLOT: {}\nDEPOSIT_CHAIN_ID: 1337\nBLOB_SCHEDULE: []\n",
+            slot_duration_ms.div_ceil(1000).max(1)
+        );
+        let later = [
+            (ForkName::Altair, "ALTAIR", 1),
+            (ForkName::Bellatrix, "BELLATRIX", 2),
+            (ForkName::Capella, "CAPELLA", 3),
+            (ForkName::Deneb, "DENEB", 4),
+            (ForkName::Electra, "ELECTRA", 5),
+            (ForkName::Fulu, "FULU", 6),
+        ];
+        for (name, key, number) in later {
+            let epoch = if name <= fork {
+                "0".to_string()
+            } else {
+                FAR_FUTURE_EPOCH.0.to_string()
+            };
+            yaml.push_str(&format!(
+                "{key}_FORK_VERSION: 0x{number:02x}000000\n{key}_FORK_EPOCH: {epoch}\n"
+            ));
+        }
+        // Every line above is well formed; the unit test proves it.
+        NetworkConfig::from_yaml(&yaml).unwrap_or_else(|e| unreachable!("devnet config: {e}"))
+    }
+
     /// Parses a consensus `config.yaml`.
     pub fn from_yaml(text: &str) -> Result<NetworkConfig, ConfigError> {
         NetworkConfig::from_raw(&parse_yaml(text)?)
@@ -190,6 +219,73 @@ impl NetworkConfig {
             }
         }
         NetworkConfig::from_raw(&raw)
+    }
+
+    /// The configuration part of a beacon node's `/eth/v1/config/spec`
+    /// `data` object, as [`NetworkConfig::from_spec`] reads it back: every
+    /// value a string, as beacon nodes write them, and `BLOB_SCHEDULE` a
+    /// list of objects. Preset constants are not included. The genesis
+    /// validators root and time are not part of a config and are left out.
+    pub fn to_spec_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::Value;
+        let mut data = serde_json::Map::new();
+        let mut put = |key: String, value: String| {
+            data.insert(key, Value::String(value));
+        };
+        let preset = match self.preset {
+            PresetBase::Mainnet => "mainnet",
+            PresetBase::Minimal => "minimal",
+        };
+        put("PRESET_BASE".into(), preset.into());
+        put("CONFIG_NAME".into(), self.name.clone());
+        put(
+            "GENESIS_FORK_VERSION".into(),
+            self.genesis_fork_version.to_string(),
+        );
+        for fork in &self.forks {
+            let name = fork.name.to_ascii_uppercase();
+            put(format!("{name}_FORK_VERSION"), fork.version.to_string());
+            put(format!("{name}_FORK_EPOCH"), fork.epoch.to_string());
+        }
+        // Clients that predate SLOT_DURATION_MS read whole seconds.
+        put(
+            "SECONDS_PER_SLOT".into(),
+            (self.slot_duration_ms / 1000).to_string(),
+        );
+        put(
+            "SLOT_DURATION_MS".into(),
+            self.slot_duration_ms.to_string(),
+        );
+        put("DEPOSIT_CHAIN_ID".into(), self.deposit_chain_id.to_string());
+        put(
+            "DEPOSIT_NETWORK_ID".into(),
+            self.deposit_chain_id.to_string(),
+        );
+        // Lower-case hex: parsing does not depend on an EIP-55 checksum.
+        put(
+            "DEPOSIT_CONTRACT_ADDRESS".into(),
+            format!("{:#x}", self.deposit_contract_address),
+        );
+        put(
+            "MAX_BLOBS_PER_BLOCK".into(),
+            self.max_blobs_per_block.to_string(),
+        );
+        put(
+            "MAX_BLOBS_PER_BLOCK_ELECTRA".into(),
+            self.max_blobs_per_block_electra.to_string(),
+        );
+        let schedule = self
+            .blob_schedule
+            .iter()
+            .map(|entry| {
+                serde_json::json!({
+                    "EPOCH": entry.epoch.to_string(),
+                    "MAX_BLOBS_PER_BLOCK": entry.max_blobs_per_block.to_string(),
+                })
+            })
+            .collect();
+        data.insert("BLOB_SCHEDULE".into(), Value::Array(schedule));
+        data
     }
 
     fn from_raw(raw: &RawConfig) -> Result<NetworkConfig, ConfigError> {
@@ -301,6 +397,14 @@ impl NetworkConfig {
         })
     }
 
+    /// `SLOTS_PER_EPOCH` of the config's preset.
+    pub fn slots_per_epoch(&self) -> u64 {
+        match self.preset {
+            PresetBase::Mainnet => 32,
+            PresetBase::Minimal => 8,
+        }
+    }
+
     /// The slot duration.
     pub fn slot_duration(&self) -> Duration {
         Duration::from_millis(self.slot_duration_ms)
@@ -341,6 +445,21 @@ impl NetworkConfig {
             .iter()
             .find(|f| f.fork == Some(fork))
             .map(|f| f.version)
+    }
+
+    /// The signature domain of `domain_type` at `epoch`: the fork version in
+    /// force then, bound to the chain's genesis validators root.
+    pub fn domain_at(
+        &self,
+        domain_type: crate::DomainType,
+        epoch: Epoch,
+        genesis_validators_root: crate::Root,
+    ) -> crate::Domain {
+        crate::signing::compute_domain(
+            domain_type,
+            self.fork_version_at(epoch),
+            genesis_validators_root,
+        )
     }
 
     /// The most blobs a block at `epoch` may carry.
@@ -543,6 +662,25 @@ mod tests {
     }
 
     #[test]
+    fn spec_json_round_trips() {
+        let devnet = "PRESET_BASE: minimal\nCONFIG_NAME: devnet\nGENESIS_FORK_VERSION: 0x00000001\nSLOT_DURATION_MS: 1500\nCAPELLA_FORK_VERSION: 0x03000001\nCAPELLA_FORK_EPOCH: 0\nELECTRA_FORK_VERSION: 0x05000001\nELECTRA_FORK_EPOCH: 3\nBLOB_SCHEDULE: []\n";
+        let mut configs: Vec<NetworkConfig> = ["mainnet", "hoodi", "sepolia"]
+            .into_iter()
+            .map(|name| NetworkConfig::built_in(name).expect("built in"))
+            .collect();
+        configs.push(NetworkConfig::from_yaml(devnet).expect("devnet"));
+        for config in configs {
+            let spec = config.to_spec_json();
+            assert!(spec.values().all(|v| v.is_string() || v.is_array()));
+            let back = NetworkConfig::from_spec(&spec).expect("own spec parses");
+            let mut expected = config.clone();
+            expected.genesis_validators_root = None;
+            expected.genesis_time = None;
+            assert_eq!(back, expected, "{}", config.name);
+        }
+    }
+
+    #[test]
     fn bad_configs_say_what_is_wrong() {
         assert_eq!(
             NetworkConfig::from_yaml("CONFIG_NAME: x\n"),
@@ -572,5 +710,16 @@ mod tests {
         assert_eq!(config.slot_duration(), Duration::from_secs(2));
         assert_eq!(config.fork_at(Epoch(0)), Ok(ForkName::Electra));
         assert_eq!(config.name, "custom");
+    }
+
+    #[test]
+    fn devnets_start_in_the_chosen_fork() {
+        for fork in [ForkName::Capella, ForkName::Deneb, ForkName::Electra, ForkName::Fulu] {
+            let config = NetworkConfig::devnet(fork, 1500);
+            assert_eq!(config.fork_at(Epoch(0)), Ok(fork));
+            assert_eq!(config.fork_at(Epoch(1_000_000)), Ok(fork));
+            assert_eq!(config.slot_duration(), Duration::from_millis(1500));
+            assert_eq!(config.slots_per_epoch(), 8);
+        }
     }
 }

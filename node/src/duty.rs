@@ -96,13 +96,28 @@ impl DutyType {
 }
 
 /// A duty: a type in a slot.
+///
+/// On the wire it is the pair (slot number, type): compact, and free of
+/// the beacon API's quoted numbers, which binary encodings cannot read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(from = "(u64, DutyType)", into = "(u64, DutyType)")]
 pub struct Duty {
     /// The slot.
     pub slot: Slot,
     /// The type.
-    #[serde(rename = "type")]
     pub kind: DutyType,
+}
+
+impl From<(u64, DutyType)> for Duty {
+    fn from((slot, kind): (u64, DutyType)) -> Duty {
+        Duty::new(Slot(slot), kind)
+    }
+}
+
+impl From<Duty> for (u64, DutyType) {
+    fn from(duty: Duty) -> (u64, DutyType) {
+        (duty.slot.0, duty.kind)
+    }
 }
 
 impl Duty {
@@ -149,5 +164,8 @@ mod tests {
             Duty::new(Slot(7), DutyType::Attester).to_string(),
             "7/attester"
         );
+        let duty = Duty::new(Slot(9), DutyType::SyncMessage);
+        let bytes = bincode::serialize(&duty).expect("encodes");
+        assert_eq!(bincode::deserialize::<Duty>(&bytes).ok(), Some(duty));
     }
 }

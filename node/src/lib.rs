@@ -1,11 +1,15 @@
-//! The distributed-validator node (in progress).
+//! The distributed-validator node.
+//!
+//! The pipeline's decisions live in one sans-IO state machine, [`core`],
+//! built from these parts:
 //!
 //! - [`duty`]: a duty is a type in a slot, the consensus instance key.
 //! - [`timing`]: when each duty starts and its deadline, in one place.
+//! - [`value`]: the unsigned data consensus agrees on, as SSZ bytes.
 //! - [`dutydb`]: decided duty data; a second, different value for the same
 //!   duty and validator is refused.
 //! - [`parsigdb`]: partial signatures per duty, validator and signing root,
-//!   released once at the threshold.
+//!   released once at the threshold; [`parsigex`] carries them between nodes.
 //! - [`qbft`]: consensus messages signed with the node key and checked
 //!   against the lock's operators; the consensus protocol's size limit.
 //! - [`sigagg`]: threshold partials combined and verified under the group
@@ -17,11 +21,14 @@
 //!   every value it lets its validator client sign against it, so no
 //!   restart or bug can make the cluster sign a slashable pair.
 
+pub mod core;
 pub mod duty;
 pub mod dutydb;
 pub mod parsigdb;
+pub mod parsigex;
 pub mod qbft;
 pub mod sigagg;
 pub mod slashing;
 pub mod timing;
 pub mod tracker;
+pub mod value;

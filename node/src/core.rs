@@ -1,0 +1,1539 @@
+//! The duty pipeline of one node as a single sans-IO state machine.
+//!
+//! [`Core::handle`] takes the time and one [`Event`] (a clock tick, a
+//! beacon-node answer, a peer's consensus message or partial signatures, a
+//! request of the own validator client) and returns [`Action`]s for the
+//! driver: calls to make, messages to send, timers to set, replies to give.
+//! The real node drives it with tokio, libp2p and HTTP (`runtime`); the
+//! simulator drives the very same code in virtual time.
+//!
+//! Per duty: the scheduler part starts it at its time (from the `timing`
+//! module), the fetcher asks the beacon node for its unsigned data,
+//! consensus decides one value for all its validators, the decided value is
+//! checked against slashing protection and stored, the validator client
+//! signs it with its share, partials are verified, exchanged and combined,
+//! the combined signature is verified under the group key and submitted.
+//! The tracker gives every duty an outcome by its deadline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use phalanx_consensus::{
+    self as qbft, Committee, Engine, OperatorIndex, Parts, RotatingLeader, Round, RoundTimeout,
+    Signer, Validity, Verifier, Wire,
+};
+use phalanx_crypto::batch::{find_invalid, SignatureSet};
+use phalanx_crypto::threshold::{PartialSignature, ShareIndex};
+use phalanx_crypto::{PublicKey, Signature};
+use phalanx_eth::api::{AttesterDuty, SyncDuty};
+use phalanx_eth::attestation::{Attestation, AttestationBase, AttestationData, SingleAttestation};
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::signing::{compute_signing_root, DOMAIN_BEACON_ATTESTER, DOMAIN_SYNC_COMMITTEE};
+use phalanx_eth::sync_committee::SyncCommitteeMessage;
+use phalanx_eth::{
+    CommitteeIndex, Epoch, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot,
+    ValidatorIndex,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use ssz_types::BitList;
+
+use crate::duty::{Duty, DutyType};
+use crate::dutydb::DutyDb;
+use crate::parsigdb::ParSigDb;
+use crate::parsigex::PartialMessage;
+use crate::sigagg;
+use crate::slashing::{Safety, SlashingDb};
+use crate::timing::{duty_timing, round_timeout};
+use crate::tracker::{Failure, Outcome, Tracker};
+use crate::value::{decode_attestation_data, encode_attestation_data, DutyValue};
+
+/// One validator of the cluster: its group key and every operator's share.
+#[derive(Clone, Debug)]
+pub struct ValidatorKeys {
+    /// The group public key (the validator's key on chain).
+    pub group: PublicKey,
+    /// Operator i's public share at position i (share index i + 1).
+    pub shares: Vec<PublicKey>,
+}
+
+/// What a core needs to know about its cluster and chain.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// This operator's position in the lock (share index − 1).
+    pub me: u32,
+    /// Partials needed to combine.
+    pub threshold: usize,
+    /// The cluster's validators.
+    pub validators: Vec<ValidatorKeys>,
+    /// The network.
+    pub network: NetworkConfig,
+    /// Genesis, in Unix milliseconds.
+    pub genesis_time_ms: u64,
+    /// The chain's genesis validators root (signature domains).
+    pub genesis_validators_root: Root,
+    /// Seeds the randomness of batch verification.
+    pub seed: u64,
+}
+
+/// What the driver tells the core.
+#[derive(Debug)]
+pub enum Event {
+    /// Time passed (the driver ticks often; the core does what is due).
+    Tick,
+    /// The beacon node's indices of the cluster's validators (group keys).
+    Indices(Vec<(PublicKeyBytes, ValidatorIndex)>),
+    /// Looking up indices failed.
+    IndicesFailed(String),
+    /// The beacon node's duties of the cluster's validators for an epoch.
+    Duties {
+        /// The epoch.
+        epoch: Epoch,
+        /// Attester duties (keys are group keys).
+        attester: Vec<AttesterDuty>,
+        /// Sync-committee duties.
+        sync: Vec<SyncDuty>,
+    },
+    /// Resolving an epoch's duties failed; retried a slot later.
+    DutiesFailed {
+        /// The epoch.
+        epoch: Epoch,
+        /// Why.
+        error: String,
+    },
+    /// The answer to [`Action::FetchAttestationData`]: data per committee asked.
+    AttestationData {
+        /// The duty.
+        duty: Duty,
+        /// Data per committee asked, or why there is none.
+        result: Result<Vec<(CommitteeIndex, AttestationData)>, String>,
+    },
+    /// A consensus message from a peer.
+    Consensus {
+        /// The peer's operator index.
+        from: u32,
+        /// The message.
+        message: Wire<Duty, DutyValue>,
+    },
+    /// A timer of [`Action::SetTimer`] fired.
+    Timer {
+        /// The duty.
+        duty: Duty,
+        /// The round it was set for.
+        round: Round,
+    },
+    /// Partial signatures from a peer.
+    Partials {
+        /// The peer's operator index.
+        from: u32,
+        /// The partials.
+        partials: Vec<PartialMessage>,
+    },
+    /// A request of this operator's validator client.
+    Vc {
+        /// The driver's reference, returned in [`Action::Reply`].
+        id: u64,
+        /// The request.
+        request: VcRequest,
+    },
+    /// How a submission of [`Action::Submit`] went.
+    Submitted {
+        /// The duty.
+        duty: Duty,
+        /// The validators whose signatures were in it.
+        validators: Vec<PublicKeyBytes>,
+        /// The beacon node's answer.
+        result: Result<(), String>,
+    },
+}
+
+/// A validator client's request the core answers (the validator API parses
+/// HTTP into these; endpoints that need no cluster decision it serves
+/// itself).
+#[derive(Clone, Debug)]
+pub enum VcRequest {
+    /// `GET /eth/v1/validator/attestation_data`.
+    AttestationData {
+        /// The slot.
+        slot: Slot,
+        /// The committee.
+        committee_index: CommitteeIndex,
+    },
+    /// `POST …/beacon/pool/attestations`, each signed with this operator's share.
+    Attestations(Vec<VcAttestation>),
+    /// `POST /eth/v1/beacon/pool/sync_committees`.
+    SyncMessages(Vec<SyncCommitteeMessage>),
+}
+
+/// One attestation as a validator client submits it, in either layout.
+#[derive(Clone, Debug)]
+pub struct VcAttestation {
+    /// The vote.
+    pub data: AttestationData,
+    /// Who signed: by index (Electra's `SingleAttestation`) or by position
+    /// in the committee (the single bit of a phase-0 `Attestation`).
+    pub attester: Attester,
+    /// The committee (Electra: `committee_index`; before: `data.index`).
+    pub committee_index: CommitteeIndex,
+    /// The partial signature.
+    pub signature: SignatureBytes,
+}
+
+/// How an attestation names its attester.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attester {
+    /// The validator index.
+    Index(ValidatorIndex),
+    /// The position in the committee.
+    Position(u64),
+}
+
+/// The core's answer to a validator-client request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VcResponse {
+    /// The decided attestation data.
+    AttestationData(AttestationData),
+    /// Everything submitted was accepted.
+    Accepted,
+}
+
+/// A refused request: status, message and per-item failures (as the
+/// beacon API's error body carries them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiFailure {
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong.
+    pub message: String,
+    /// For list submissions: the position of each refused item and why.
+    pub failures: Vec<(usize, String)>,
+}
+
+impl ApiFailure {
+    fn new(status: u16, message: impl Into<String>) -> ApiFailure {
+        ApiFailure {
+            status,
+            message: message.into(),
+            failures: Vec::new(),
+        }
+    }
+}
+
+/// A combined, verified object for the beacon node.
+#[derive(Clone, Debug)]
+pub enum Submission<E: EthSpec> {
+    /// An attestation (`SingleAttestation` from Electra on).
+    Attestation(ForkName, AttestationSubmission<E>),
+    /// A sync-committee message.
+    SyncMessage(SyncCommitteeMessage),
+}
+
+/// An attestation in the layout of its fork.
+#[derive(Clone, Debug)]
+pub enum AttestationSubmission<E: EthSpec> {
+    /// Before Electra.
+    Base(Attestation<E>),
+    /// Electra on.
+    Single(SingleAttestation),
+}
+
+/// What the core asks its driver to do.
+#[derive(Debug)]
+pub enum Action<E: EthSpec> {
+    /// Look up the validator indices of these group keys.
+    ResolveIndices(Vec<PublicKeyBytes>),
+    /// Fetch attester and sync duties of an epoch for these indices.
+    ResolveDuties {
+        /// The epoch.
+        epoch: Epoch,
+        /// The cluster's validators' indices.
+        indices: Vec<ValidatorIndex>,
+    },
+    /// Ask the beacon node for attestation data of these committees.
+    FetchAttestationData {
+        /// The duty.
+        duty: Duty,
+        /// The committees to ask for (one, index 0, from Electra on).
+        committees: Vec<CommitteeIndex>,
+    },
+    /// Send a consensus message to every peer.
+    ConsensusBroadcast(Wire<Duty, DutyValue>),
+    /// Send a consensus message to one peer.
+    ConsensusSend {
+        /// The peer's operator index.
+        to: u32,
+        /// The message.
+        message: Wire<Duty, DutyValue>,
+    },
+    /// Fire [`Event::Timer`] after `after` (replacing the duty's timer).
+    SetTimer {
+        /// The duty.
+        duty: Duty,
+        /// The round.
+        round: Round,
+        /// How long from now.
+        after: Duration,
+    },
+    /// The duty needs no timer any more.
+    StopTimer(Duty),
+    /// Send this node's partials to every peer.
+    SendPartials(Vec<PartialMessage>),
+    /// Submit to the beacon node.
+    Submit {
+        /// The duty.
+        duty: Duty,
+        /// The validator.
+        validator: PublicKeyBytes,
+        /// The object.
+        submission: Submission<E>,
+    },
+    /// Answer a validator-client request.
+    Reply {
+        /// The request's reference.
+        id: u64,
+        /// The answer.
+        result: Result<VcResponse, ApiFailure>,
+    },
+    /// Consensus decided a duty.
+    Decided {
+        /// The duty.
+        duty: Duty,
+        /// The round.
+        round: u64,
+    },
+    /// A duty's outcome (once per duty).
+    Outcome {
+        /// The duty.
+        duty: Duty,
+        /// Success or the reason for failure.
+        outcome: Outcome,
+    },
+    /// Something a peer sent was dropped.
+    Dropped {
+        /// The peer.
+        from: u32,
+        /// What it was (`consensus`, `partial`).
+        what: &'static str,
+        /// Why (a stable label).
+        reason: String,
+    },
+    /// Slashing protection refused a decided value for a validator.
+    Refused {
+        /// The duty.
+        duty: Duty,
+        /// The validator.
+        validator: PublicKeyBytes,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A core could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The cluster does not fit together.
+    #[error("invalid cluster: {0}")]
+    Cluster(String),
+}
+
+/// State the consensus validity predicate shares with the core.
+struct Shared {
+    slashing: SlashingDb,
+    /// Per slot: the cluster's committees and their validators.
+    committees: BTreeMap<Slot, BTreeMap<CommitteeIndex, Vec<PublicKeyBytes>>>,
+}
+
+/// Checks a proposed value for what is objectively wrong and for slashing
+/// safety of the group keys — never for agreement with this node's beacon
+/// node, which would stall honest leaders whenever blocks are late.
+struct DutyValidity {
+    shared: Arc<Mutex<Shared>>,
+    network: NetworkConfig,
+    genesis_validators_root: Root,
+}
+
+impl Validity<Duty, DutyValue> for DutyValidity {
+    fn check(&self, duty: &Duty, value: &DutyValue) -> Result<(), String> {
+        match duty.kind {
+            DutyType::Attester => {
+                let entries = decode_attestation_data(value)?;
+                let shared = lock(&self.shared);
+                check_attestation_data(
+                    duty.slot,
+                    &entries,
+                    shared.committees.get(&duty.slot),
+                    &self.network,
+                    self.genesis_validators_root,
+                    &shared.slashing,
+                )
+            }
+            other => Err(format!("{} duties are not agreed on", other.name())),
+        }
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic while holding the lock leaves consistent data behind (every
+    // update is a single insert), so a poisoned lock is still usable.
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn check_attestation_data(
+    slot: Slot,
+    entries: &[(CommitteeIndex, AttestationData)],
+    committees: Option<&BTreeMap<CommitteeIndex, Vec<PublicKeyBytes>>>,
+    network: &NetworkConfig,
+    genesis_validators_root: Root,
+    slashing: &SlashingDb,
+) -> Result<(), String> {
+    let epoch = slot.epoch(network.slots_per_epoch());
+    let electra = network
+        .fork_at(epoch)
+        .map_err(|f| format!("unknown fork {f}"))?;
+    let electra = electra.electra_enabled();
+    for (committee, data) in entries {
+        if data.slot != slot {
+            return Err(format!("data for slot {} in slot {slot}", data.slot));
+        }
+        if data.target.epoch != epoch {
+            return Err(format!(
+                "target epoch {} in epoch {epoch}",
+                data.target.epoch
+            ));
+        }
+        if data.source.epoch > data.target.epoch {
+            return Err("source after target".into());
+        }
+        let expected_index = if electra {
+            CommitteeIndex(0)
+        } else {
+            *committee
+        };
+        if data.index != expected_index {
+            return Err(format!(
+                "committee {committee} carries index {}",
+                data.index
+            ));
+        }
+        if let Some(known) = committees {
+            if !known.contains_key(committee) {
+                return Err(format!("committee {committee} has no cluster validator"));
+            }
+            let root = attestation_signing_root(data, network, genesis_validators_root);
+            for validator in known.get(committee).into_iter().flatten() {
+                slashing
+                    .check_attestation(validator, data.source.epoch, data.target.epoch, root)
+                    .map_err(|e| format!("slashable for {validator}: {e}"))?;
+            }
+        }
+    }
+    if let Some(known) = committees {
+        if let Some(missing) = known.keys().find(|c| !entries.iter().any(|(e, _)| e == *c)) {
+            return Err(format!("committee {missing} is missing"));
+        }
+    }
+    Ok(())
+}
+
+fn attestation_signing_root(
+    data: &AttestationData,
+    network: &NetworkConfig,
+    genesis_validators_root: Root,
+) -> Root {
+    let domain = network.domain_at(
+        DOMAIN_BEACON_ATTESTER,
+        data.target.epoch,
+        genesis_validators_root,
+    );
+    compute_signing_root(data, domain)
+}
+
+/// Round timeouts per duty type, from the timing module.
+struct DutyTimeout {
+    slot: Duration,
+}
+
+impl RoundTimeout<Duty> for DutyTimeout {
+    fn timeout(&self, duty: &Duty, round: Round) -> Duration {
+        round_timeout(duty.kind, self.slot, round.0)
+    }
+}
+
+/// A validator-client request waiting for a decision.
+#[derive(Debug)]
+struct Pending {
+    id: u64,
+    deadline_ms: u64,
+    slot: Slot,
+    committee_index: CommitteeIndex,
+}
+
+/// The duty pipeline of one node.
+pub struct Core<E: EthSpec> {
+    me: u32,
+    threshold: usize,
+    network: NetworkConfig,
+    genesis_time_ms: u64,
+    genesis_validators_root: Root,
+    slot_ms: u64,
+    slots_per_epoch: u64,
+    validators: Vec<ValidatorKeys>,
+    group_bytes: Vec<PublicKeyBytes>,
+    by_group: BTreeMap<PublicKeyBytes, usize>,
+    indices: BTreeMap<ValidatorIndex, usize>,
+    indices_requested_ms: Option<u64>,
+    duties_requested: BTreeMap<Epoch, u64>,
+    duties_known: BTreeSet<Epoch>,
+    engine: Engine<Duty, DutyValue>,
+    shared: Arc<Mutex<Shared>>,
+    attester: BTreeMap<Slot, Vec<AttesterDuty>>,
+    sync: BTreeMap<Epoch, Vec<SyncDuty>>,
+    started: BTreeSet<Duty>,
+    decided: BTreeMap<Slot, BTreeMap<CommitteeIndex, AttestationData>>,
+    dutydb: DutyDb<AttestationData>,
+    parsigs: ParSigDb,
+    block_roots: BTreeMap<(Duty, PublicKeyBytes, Root), Root>,
+    waiting: BTreeMap<(Duty, PublicKeyBytes), (Root, Signature)>,
+    submitted: BTreeSet<(Duty, PublicKeyBytes)>,
+    expected: BTreeMap<Duty, BTreeSet<PublicKeyBytes>>,
+    pending: Vec<Pending>,
+    tracker: Tracker,
+    rng: ChaCha20Rng,
+    current_slot: Option<Slot>,
+    _spec: PhantomData<E>,
+}
+
+impl<E: EthSpec> Core<E> {
+    /// A core for `config`, signing consensus messages with `signer`,
+    /// checking peers' with `verifier`, and protecting the group keys with
+    /// `slashing`.
+    pub fn new(
+        config: CoreConfig,
+        signer: Box<dyn Signer + Send>,
+        verifier: Box<dyn Verifier + Send>,
+        slashing: SlashingDb,
+    ) -> Result<Core<E>, CoreError> {
+        let operators = config.validators.first().map_or(0, |v| v.shares.len());
+        if config
+            .validators
+            .iter()
+            .any(|v| v.shares.len() != operators)
+        {
+            return Err(CoreError::Cluster(
+                "validators have different numbers of shares".into(),
+            ));
+        }
+        let operators = u32::try_from(operators)
+            .map_err(|_| CoreError::Cluster("too many operators".into()))?;
+        if config.me >= operators {
+            return Err(CoreError::Cluster(format!(
+                "operator {} of {operators}",
+                config.me
+            )));
+        }
+        if config.threshold == 0 || config.threshold > operators as usize {
+            return Err(CoreError::Cluster(format!(
+                "threshold {} of {operators}",
+                config.threshold
+            )));
+        }
+        let committee = Committee::new(operators).map_err(|e| CoreError::Cluster(e.to_string()))?;
+        let shared = Arc::new(Mutex::new(Shared {
+            slashing,
+            committees: BTreeMap::new(),
+        }));
+        let slot = config.network.slot_duration();
+        let engine = Engine::new(
+            OperatorIndex(config.me),
+            committee,
+            qbft::Config::default(),
+            Parts {
+                signer,
+                verifier,
+                validity: Box::new(DutyValidity {
+                    shared: shared.clone(),
+                    network: config.network.clone(),
+                    genesis_validators_root: config.genesis_validators_root,
+                }),
+                leader: Box::new(RotatingLeader),
+                timeout: Box::new(DutyTimeout { slot }),
+            },
+        )
+        .map_err(|e| CoreError::Cluster(e.to_string()))?;
+        let group_bytes: Vec<PublicKeyBytes> = config
+            .validators
+            .iter()
+            .map(|v| PublicKeyBytes::from(v.group.to_bytes()))
+            .collect();
+        let by_group = group_bytes
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (*key, i))
+            .collect();
+        Ok(Core {
+            me: config.me,
+            threshold: config.threshold,
+            slot_ms: config.network.slot_duration_ms.max(1),
+            slots_per_epoch: config.network.slots_per_epoch(),
+            network: config.network,
+            genesis_time_ms: config.genesis_time_ms,
+            genesis_validators_root: config.genesis_validators_root,
+            validators: config.validators,
+            group_bytes,
+            by_group,
+            indices: BTreeMap::new(),
+            indices_requested_ms: None,
+            duties_requested: BTreeMap::new(),
+            duties_known: BTreeSet::new(),
+            engine,
+            shared,
+            attester: BTreeMap::new(),
+            sync: BTreeMap::new(),
+            started: BTreeSet::new(),
+            decided: BTreeMap::new(),
+            dutydb: DutyDb::new(),
+            parsigs: ParSigDb::new(config.threshold),
+            block_roots: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            submitted: BTreeSet::new(),
+            expected: BTreeMap::new(),
+            pending: Vec::new(),
+            tracker: Tracker::new(operators, config.threshold),
+            rng: ChaCha20Rng::seed_from_u64(config.seed),
+            current_slot: None,
+            _spec: PhantomData,
+        })
+    }
+
+    /// The start of `slot` in Unix milliseconds.
+    pub fn slot_start_ms(&self, slot: Slot) -> u64 {
+        self.genesis_time_ms
+            .saturating_add(slot.0.saturating_mul(self.slot_ms))
+    }
+
+    /// The slot at `now_ms` (slot 0 before genesis).
+    pub fn slot_at(&self, now_ms: u64) -> Slot {
+        Slot(now_ms.saturating_sub(self.genesis_time_ms) / self.slot_ms)
+    }
+
+    /// The cluster's validators whose indices are known.
+    pub fn known_indices(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// The group keys of the cluster's validators.
+    pub fn group_keys(&self) -> &[PublicKeyBytes] {
+        &self.group_bytes
+    }
+
+    /// Exports the slashing-protection history (EIP-3076).
+    pub fn export_slashing(&self) -> phalanx_eth::interchange::Interchange {
+        lock(&self.shared).slashing.export()
+    }
+
+    /// Handles one event at `now_ms` (Unix milliseconds).
+    pub fn handle(&mut self, now_ms: u64, event: Event) -> Vec<Action<E>> {
+        let mut actions = Vec::new();
+        match event {
+            Event::Tick => self.tick(now_ms, &mut actions),
+            Event::Indices(found) => {
+                for (key, index) in found {
+                    if let Some(&position) = self.by_group.get(&key) {
+                        self.indices.insert(index, position);
+                    }
+                }
+                // New indices mean the known duties may be incomplete.
+                self.duties_requested.clear();
+                self.duties_known.clear();
+            }
+            Event::IndicesFailed(_) => {}
+            Event::Duties {
+                epoch,
+                attester,
+                sync,
+            } => self.on_duties(epoch, attester, sync),
+            Event::DutiesFailed { epoch, .. } => {
+                // Retried a slot after the request.
+                self.duties_known.remove(&epoch);
+            }
+            Event::AttestationData { duty, result } => {
+                self.on_attestation_data(duty, result, &mut actions)
+            }
+            Event::Consensus { from, message } => {
+                let qbft_actions = self.engine.handle(qbft::Event::Message {
+                    from: OperatorIndex(from),
+                    message,
+                });
+                self.on_consensus(now_ms, qbft_actions, &mut actions);
+            }
+            Event::Timer { duty, round } => {
+                let qbft_actions = self.engine.handle(qbft::Event::Timeout {
+                    instance: duty,
+                    round,
+                });
+                self.on_consensus(now_ms, qbft_actions, &mut actions);
+            }
+            Event::Partials { from, partials } => {
+                self.on_peer_partials(from, partials, &mut actions)
+            }
+            Event::Vc { id, request } => self.on_vc(now_ms, id, request, &mut actions),
+            Event::Submitted {
+                duty,
+                validators,
+                result,
+            } => match result {
+                Ok(()) => {
+                    for validator in validators {
+                        self.submitted.insert((duty, validator));
+                    }
+                    let done = self.expected.get(&duty).is_some_and(|expected| {
+                        expected
+                            .iter()
+                            .all(|v| self.submitted.contains(&(duty, *v)))
+                    });
+                    if done {
+                        self.tracker.broadcast(&duty);
+                    }
+                }
+                Err(error) => self.tracker.failed(&duty, Failure::Rejected(error)),
+            },
+        }
+        actions
+    }
+
+    fn tick(&mut self, now_ms: u64, actions: &mut Vec<Action<E>>) {
+        let slot = self.slot_at(now_ms);
+        let epoch = slot.epoch(self.slots_per_epoch);
+        if self.current_slot != Some(slot) {
+            self.current_slot = Some(slot);
+            self.new_slot(slot, actions);
+        }
+        // Indices, then the duties of this epoch and the next; failures
+        // are retried a slot later.
+        let retry_after = self.slot_ms;
+        if self.indices.len() < self.validators.len()
+            && self
+                .indices_requested_ms
+                .is_none_or(|at| now_ms >= at + retry_after)
+        {
+            self.indices_requested_ms = Some(now_ms);
+            actions.push(Action::ResolveIndices(self.group_bytes.clone()));
+        }
+        if !self.indices.is_empty() {
+            for epoch in [epoch, Epoch(epoch.0 + 1)] {
+                let due = !self.duties_known.contains(&epoch)
+                    && self
+                        .duties_requested
+                        .get(&epoch)
+                        .is_none_or(|at| now_ms >= at + retry_after);
+                if due {
+                    self.duties_requested.insert(epoch, now_ms);
+                    self.duties_known.insert(epoch);
+                    actions.push(Action::ResolveDuties {
+                        epoch,
+                        indices: self.indices.keys().copied().collect(),
+                    });
+                }
+            }
+        }
+        self.start_due_duties(now_ms, slot, actions);
+        // Requests that can no longer be answered get a clear error.
+        let (expired, pending): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| now_ms >= p.deadline_ms);
+        self.pending = pending;
+        for p in expired {
+            actions.push(Action::Reply {
+                id: p.id,
+                result: Err(ApiFailure::new(
+                    503,
+                    format!(
+                        "the cluster decided no attestation data for slot {} committee {} before the duty's deadline",
+                        p.slot, p.committee_index
+                    ),
+                )),
+            });
+        }
+        for (duty, outcome) in self.tracker.outcomes(now_ms) {
+            actions.push(Action::Outcome { duty, outcome });
+        }
+    }
+
+    fn new_slot(&mut self, slot: Slot, actions: &mut Vec<Action<E>>) {
+        let qbft_actions = self
+            .engine
+            .handle(qbft::Event::Advance { position: slot.0 });
+        self.on_consensus(0, qbft_actions, actions);
+        // Everything two slots old is past every deadline.
+        let keep = Slot(slot.0.saturating_sub(2));
+        self.parsigs.expire_before(keep);
+        self.dutydb.expire_before(keep);
+        self.decided = self.decided.split_off(&keep);
+        self.attester = self.attester.split_off(&keep);
+        let first_kept = Duty::new(keep, DutyType::Proposer);
+        self.started = self.started.split_off(&first_kept);
+        self.expected = self.expected.split_off(&first_kept);
+        self.block_roots.retain(|(duty, _, _), _| duty.slot >= keep);
+        self.waiting.retain(|(duty, _), _| duty.slot >= keep);
+        self.submitted.retain(|(duty, _)| duty.slot >= keep);
+        let epoch = slot.epoch(self.slots_per_epoch);
+        let keep_epoch = Epoch(epoch.0.saturating_sub(1));
+        self.sync = self.sync.split_off(&keep_epoch);
+        self.duties_known = self.duties_known.split_off(&keep_epoch);
+        self.duties_requested = self.duties_requested.split_off(&keep_epoch);
+        let mut shared = lock(&self.shared);
+        let kept = shared.committees.split_off(&keep);
+        shared.committees = kept;
+    }
+
+    fn start_due_duties(&mut self, now_ms: u64, slot: Slot, actions: &mut Vec<Action<E>>) {
+        let slot_duration = Duration::from_millis(self.slot_ms);
+        let spe = u32::try_from(self.slots_per_epoch).unwrap_or(32);
+        let start_ms = self.slot_start_ms(slot);
+        let at = |kind: DutyType| {
+            let timing = duty_timing(kind, slot_duration, spe);
+            (
+                start_ms + timing.start.as_millis() as u64,
+                start_ms + timing.deadline.as_millis() as u64,
+            )
+        };
+        let attester = Duty::new(slot, DutyType::Attester);
+        let (start, deadline) = at(DutyType::Attester);
+        if now_ms >= start && now_ms < deadline && !self.started.contains(&attester) {
+            if let Some(duties) = self.attester.get(&slot) {
+                self.started.insert(attester);
+                self.tracker.started(attester, deadline);
+                self.expected
+                    .insert(attester, duties.iter().map(|d| d.pubkey).collect());
+                let electra = self.fork(slot).is_ok_and(ForkName::electra_enabled);
+                let committees: BTreeSet<CommitteeIndex> = if electra {
+                    [CommitteeIndex(0)].into()
+                } else {
+                    duties.iter().map(|d| d.committee_index).collect()
+                };
+                actions.push(Action::FetchAttestationData {
+                    duty: attester,
+                    committees: committees.into_iter().collect(),
+                });
+            }
+        }
+        let sync = Duty::new(slot, DutyType::SyncMessage);
+        let (start, deadline) = at(DutyType::SyncMessage);
+        if now_ms >= start && now_ms < deadline && !self.started.contains(&sync) {
+            let members = self.sync_members(slot.epoch(self.slots_per_epoch));
+            if !members.is_empty() {
+                self.started.insert(sync);
+                self.tracker.started(sync, deadline);
+                // Sync messages need no data from the beacon node here: each
+                // validator client signs its own head.
+                self.tracker.fetched(&sync);
+                self.expected.insert(sync, members.into_iter().collect());
+            }
+        }
+    }
+
+    fn sync_members(&self, epoch: Epoch) -> BTreeSet<PublicKeyBytes> {
+        self.sync
+            .get(&epoch)
+            .map(|duties| duties.iter().map(|d| d.pubkey).collect())
+            .unwrap_or_default()
+    }
+
+    fn fork(&self, slot: Slot) -> Result<ForkName, String> {
+        self.network
+            .fork_at(slot.epoch(self.slots_per_epoch))
+            .map_err(|name| format!("the network is in fork {name}, unknown to this build"))
+    }
+
+    fn on_duties(&mut self, epoch: Epoch, attester: Vec<AttesterDuty>, sync: Vec<SyncDuty>) {
+        let ours = |key: &PublicKeyBytes| self.by_group.contains_key(key);
+        let mut by_slot: BTreeMap<Slot, Vec<AttesterDuty>> = BTreeMap::new();
+        for duty in attester.into_iter().filter(|d| ours(&d.pubkey)) {
+            if duty.slot.epoch(self.slots_per_epoch) == epoch {
+                by_slot.entry(duty.slot).or_default().push(duty);
+            }
+        }
+        let mut shared = lock(&self.shared);
+        for (slot, mut duties) in by_slot {
+            duties.sort_by_key(|d| (d.committee_index, d.validator_committee_index));
+            let mut committees: BTreeMap<CommitteeIndex, Vec<PublicKeyBytes>> = BTreeMap::new();
+            for duty in &duties {
+                committees
+                    .entry(duty.committee_index)
+                    .or_default()
+                    .push(duty.pubkey);
+            }
+            shared.committees.insert(slot, committees);
+            self.attester.insert(slot, duties);
+        }
+        drop(shared);
+        let sync: Vec<SyncDuty> = sync.into_iter().filter(|d| ours(&d.pubkey)).collect();
+        self.sync.insert(epoch, sync);
+    }
+
+    fn on_attestation_data(
+        &mut self,
+        duty: Duty,
+        result: Result<Vec<(CommitteeIndex, AttestationData)>, String>,
+        actions: &mut Vec<Action<E>>,
+    ) {
+        let event = match result {
+            Ok(mut entries) => {
+                self.tracker.fetched(&duty);
+                // From Electra on one answer serves every committee.
+                if self.fork(duty.slot).is_ok_and(ForkName::electra_enabled) {
+                    if let Some((_, data)) = entries.first().copied() {
+                        entries = self
+                            .attester
+                            .get(&duty.slot)
+                            .map(|duties| {
+                                duties
+                                    .iter()
+                                    .map(|d| d.committee_index)
+                                    .collect::<BTreeSet<_>>()
+                                    .into_iter()
+                                    .map(|c| (c, data))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                    }
+                }
+                entries.sort_by_key(|(c, _)| *c);
+                entries.dedup_by_key(|(c, _)| *c);
+                if entries.is_empty() {
+                    qbft::Event::Join { instance: duty }
+                } else {
+                    qbft::Event::Propose {
+                        instance: duty,
+                        value: encode_attestation_data(&entries),
+                    }
+                }
+            }
+            // Without data of its own the node follows the others' proposals.
+            Err(_) => qbft::Event::Join { instance: duty },
+        };
+        let qbft_actions = self.engine.handle(event);
+        self.on_consensus(0, qbft_actions, actions);
+    }
+
+    fn on_consensus(
+        &mut self,
+        _now_ms: u64,
+        qbft_actions: Vec<qbft::Action<Duty, DutyValue>>,
+        actions: &mut Vec<Action<E>>,
+    ) {
+        for action in qbft_actions {
+            match action {
+                qbft::Action::Broadcast(message) => {
+                    actions.push(Action::ConsensusBroadcast(message))
+                }
+                qbft::Action::Send { to, message } => {
+                    actions.push(Action::ConsensusSend { to: to.0, message })
+                }
+                qbft::Action::SetTimer {
+                    instance,
+                    round,
+                    after,
+                } => actions.push(Action::SetTimer {
+                    duty: instance,
+                    round,
+                    after,
+                }),
+                qbft::Action::StopTimer { instance } => actions.push(Action::StopTimer(instance)),
+                qbft::Action::Decide(decision) => {
+                    actions.push(Action::Decided {
+                        duty: decision.instance,
+                        round: decision.round.0,
+                    });
+                    self.on_decided(decision.instance, &decision.value, actions);
+                }
+                qbft::Action::Dropped { from, reason, .. } => {
+                    if reason.is_fault() {
+                        actions.push(Action::Dropped {
+                            from: from.0,
+                            what: "consensus",
+                            reason: reason.label().to_string(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_decided(&mut self, duty: Duty, value: &DutyValue, actions: &mut Vec<Action<E>>) {
+        if duty.kind != DutyType::Attester {
+            return;
+        }
+        let Ok(entries) = decode_attestation_data(value) else {
+            return;
+        };
+        self.tracker.decided(&duty);
+        let duties = self.attester.get(&duty.slot).cloned().unwrap_or_default();
+        let mut shared = lock(&self.shared);
+        for (committee, data) in &entries {
+            self.decided
+                .entry(duty.slot)
+                .or_default()
+                .insert(*committee, *data);
+            let root = attestation_signing_root(data, &self.network, self.genesis_validators_root);
+            for validator in duties
+                .iter()
+                .filter(|d| d.committee_index == *committee)
+                .map(|d| d.pubkey)
+            {
+                match shared.slashing.check_and_insert_attestation(
+                    validator,
+                    data.source.epoch,
+                    data.target.epoch,
+                    root,
+                ) {
+                    Ok(Safety::Safe | Safety::SameData) => {
+                        if let Err(conflict) = self.dutydb.store(duty, validator, *data) {
+                            actions.push(Action::Refused {
+                                duty,
+                                validator,
+                                reason: conflict.to_string(),
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        self.tracker.failed(&duty, Failure::Slashing(e.to_string()));
+                        actions.push(Action::Refused {
+                            duty,
+                            validator,
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        drop(shared);
+        // Answer the validator client's waiting requests.
+        let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| self.decided_data(p.slot, p.committee_index).is_some());
+        self.pending = waiting;
+        for p in ready {
+            if let Some(data) = self.decided_data(p.slot, p.committee_index) {
+                actions.push(Action::Reply {
+                    id: p.id,
+                    result: Ok(VcResponse::AttestationData(data)),
+                });
+            }
+        }
+        // Partials that combined before this node decided.
+        let waiting: Vec<((Duty, PublicKeyBytes), (Root, Signature))> = self
+            .waiting
+            .iter()
+            .filter(|((d, _), _)| *d == duty)
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        for ((duty, validator), (root, signature)) in waiting {
+            self.waiting.remove(&(duty, validator));
+            self.submit(duty, validator, root, signature, actions);
+        }
+    }
+
+    /// The decided data a validator client gets for a committee: from
+    /// Electra on every committee of the slot votes the same data.
+    fn decided_data(&self, slot: Slot, committee: CommitteeIndex) -> Option<AttestationData> {
+        let decided = self.decided.get(&slot)?;
+        if let Some(data) = decided.get(&committee) {
+            return Some(*data);
+        }
+        if self.fork(slot).is_ok_and(ForkName::electra_enabled) {
+            return decided.values().next().copied();
+        }
+        None
+    }
+
+    fn on_vc(&mut self, now_ms: u64, id: u64, request: VcRequest, actions: &mut Vec<Action<E>>) {
+        let result = match request {
+            VcRequest::AttestationData {
+                slot,
+                committee_index,
+            } => {
+                if let Some(data) = self.decided_data(slot, committee_index) {
+                    Ok(VcResponse::AttestationData(data))
+                } else {
+                    let timing = duty_timing(
+                        DutyType::Attester,
+                        Duration::from_millis(self.slot_ms),
+                        u32::try_from(self.slots_per_epoch).unwrap_or(32),
+                    );
+                    let deadline_ms = self.slot_start_ms(slot) + timing.deadline.as_millis() as u64;
+                    let electra = self.fork(slot).is_ok_and(ForkName::electra_enabled);
+                    let not_ours = !electra
+                        && self
+                            .duties_known
+                            .contains(&slot.epoch(self.slots_per_epoch))
+                        && self.attester.get(&slot).is_some_and(|duties| {
+                            !duties.iter().any(|d| d.committee_index == committee_index)
+                        });
+                    if not_ours {
+                        Err(ApiFailure::new(
+                            400,
+                            format!("no validator of this cluster attests in committee {committee_index} at slot {slot}"),
+                        ))
+                    } else if now_ms >= deadline_ms {
+                        Err(ApiFailure::new(
+                            400,
+                            format!("slot {slot} is past its attestation deadline"),
+                        ))
+                    } else if slot.0 > self.slot_at(now_ms).0 + 1 {
+                        Err(ApiFailure::new(
+                            400,
+                            format!("slot {slot} is too far in the future"),
+                        ))
+                    } else {
+                        self.pending.push(Pending {
+                            id,
+                            deadline_ms,
+                            slot,
+                            committee_index,
+                        });
+                        return;
+                    }
+                }
+            }
+            VcRequest::Attestations(attestations) => self.on_vc_attestations(attestations, actions),
+            VcRequest::SyncMessages(messages) => self.on_vc_sync_messages(messages, actions),
+        };
+        actions.push(Action::Reply { id, result });
+    }
+
+    fn own_share(&self, position: usize) -> (ShareIndex, &PublicKey) {
+        let index = ShareIndex::new(u64::from(self.me) + 1).unwrap_or_else(|_| unreachable!());
+        (index, &self.validators[position].shares[self.me as usize])
+    }
+
+    /// Verifies one of the own validator client's partials and makes it
+    /// count: stored, sent to the peers, combined at the threshold.
+    fn accept_own_partial(
+        &mut self,
+        duty: Duty,
+        position: usize,
+        root: Root,
+        signature: &SignatureBytes,
+        block_root: Option<Root>,
+        outgoing: &mut Vec<PartialMessage>,
+        actions: &mut Vec<Action<E>>,
+    ) -> Result<(), String> {
+        let (index, share) = self.own_share(position);
+        let signature = Signature::from_bytes(signature.as_slice())
+            .map_err(|e| format!("not a valid BLS signature: {e}"))?;
+        if !signature.verify(share, root.as_slice()) {
+            return Err(format!(
+                "the signature does not verify under this operator's share {} of validator {}",
+                PublicKeyBytes::from(share.to_bytes()),
+                self.group_bytes[position]
+            ));
+        }
+        let validator = self.group_bytes[position];
+        if let Some(block_root) = block_root {
+            self.block_roots.insert((duty, validator, root), block_root);
+        }
+        let partial = PartialSignature::new(index, signature);
+        outgoing.push(PartialMessage {
+            duty,
+            validator: validator.to_vec(),
+            signing_root: root.0,
+            signature: signature.to_bytes().to_vec(),
+            block_root: block_root.map(|r| r.0),
+        });
+        self.store_partial(duty, validator, root, partial, self.me, actions)
+            .map_err(|e| e.to_string())
+    }
+
+    fn store_partial(
+        &mut self,
+        duty: Duty,
+        validator: PublicKeyBytes,
+        root: Root,
+        partial: PartialSignature,
+        from: u32,
+        actions: &mut Vec<Action<E>>,
+    ) -> Result<(), crate::parsigdb::ParSigError> {
+        self.tracker.partial(&duty, from);
+        if let Some(set) = self.parsigs.insert(duty, validator, root, partial)? {
+            let position = self.by_group[&validator];
+            let group = self.validators[position].group;
+            match sigagg::aggregate(&set, self.threshold, &group, root.as_slice()) {
+                Ok(signature) => self.submit(duty, validator, root, signature, actions),
+                Err(e) => actions.push(Action::Refused {
+                    duty,
+                    validator,
+                    reason: format!("combining: {e}"),
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the object for a combined signature and submits it, or waits
+    /// for the decision it needs.
+    fn submit(
+        &mut self,
+        duty: Duty,
+        validator: PublicKeyBytes,
+        root: Root,
+        signature: Signature,
+        actions: &mut Vec<Action<E>>,
+    ) {
+        let signature_bytes = SignatureBytes::from(signature.to_bytes());
+        let submission = match duty.kind {
+            DutyType::Attester => {
+                let Some(data) = self.dutydb.get(&duty, &validator).copied() else {
+                    self.waiting.insert((duty, validator), (root, signature));
+                    return;
+                };
+                let Some(attester) = self
+                    .attester
+                    .get(&duty.slot)
+                    .and_then(|duties| duties.iter().find(|d| d.pubkey == validator))
+                    .cloned()
+                else {
+                    return;
+                };
+                if attestation_signing_root(&data, &self.network, self.genesis_validators_root)
+                    != root
+                {
+                    actions.push(Action::Refused {
+                        duty,
+                        validator,
+                        reason: "partials combined over a root other than the decided data's"
+                            .into(),
+                    });
+                    return;
+                }
+                let Ok(fork) = self.fork(duty.slot) else {
+                    return;
+                };
+                let attestation = if fork.electra_enabled() {
+                    AttestationSubmission::Single(SingleAttestation {
+                        committee_index: attester.committee_index,
+                        attester_index: attester.validator_index,
+                        data,
+                        signature: signature_bytes,
+                    })
+                } else {
+                    let Ok(mut bits) = BitList::<E::MaxValidatorsPerCommittee>::with_capacity(
+                        attester.committee_length as usize,
+                    ) else {
+                        return;
+                    };
+                    if bits
+                        .set(attester.validator_committee_index as usize, true)
+                        .is_err()
+                    {
+                        return;
+                    }
+                    AttestationSubmission::Base(Attestation::Base(AttestationBase {
+                        aggregation_bits: bits,
+                        data,
+                        signature: signature_bytes,
+                    }))
+                };
+                Submission::Attestation(fork, attestation)
+            }
+            DutyType::SyncMessage => {
+                let Some(block_root) = self.block_roots.get(&(duty, validator, root)).copied()
+                else {
+                    return;
+                };
+                let Some(index) = self
+                    .indices
+                    .iter()
+                    .find(|(_, p)| self.group_bytes[**p] == validator)
+                    .map(|(i, _)| *i)
+                else {
+                    return;
+                };
+                Submission::SyncMessage(SyncCommitteeMessage {
+                    slot: duty.slot,
+                    beacon_block_root: block_root,
+                    validator_index: index,
+                    signature: signature_bytes,
+                })
+            }
+            _ => return,
+        };
+        actions.push(Action::Submit {
+            duty,
+            validator,
+            submission,
+        });
+    }
+
+    fn on_vc_attestations(
+        &mut self,
+        attestations: Vec<VcAttestation>,
+        actions: &mut Vec<Action<E>>,
+    ) -> Result<VcResponse, ApiFailure> {
+        let mut failures = Vec::new();
+        let mut outgoing = Vec::new();
+        for (i, attestation) in attestations.into_iter().enumerate() {
+            let outcome = self.own_attestation(&attestation, &mut outgoing, actions);
+            if let Err(reason) = outcome {
+                failures.push((i, reason));
+            }
+        }
+        if !outgoing.is_empty() {
+            actions.push(Action::SendPartials(outgoing));
+        }
+        if failures.is_empty() {
+            Ok(VcResponse::Accepted)
+        } else {
+            Err(ApiFailure {
+                status: 400,
+                message: "some attestations were not accepted".into(),
+                failures,
+            })
+        }
+    }
+
+    fn own_attestation(
+        &mut self,
+        attestation: &VcAttestation,
+        outgoing: &mut Vec<PartialMessage>,
+        actions: &mut Vec<Action<E>>,
+    ) -> Result<(), String> {
+        let slot = attestation.data.slot;
+        let duty = Duty::new(slot, DutyType::Attester);
+        let attester = self
+            .attester
+            .get(&slot)
+            .and_then(|duties| {
+                duties.iter().find(|d| match attestation.attester {
+                    Attester::Index(index) => d.validator_index == index,
+                    Attester::Position(position) => {
+                        d.committee_index == attestation.committee_index
+                            && d.validator_committee_index == position
+                    }
+                })
+            })
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "no cluster validator has this attester duty at slot {slot} in committee {}",
+                    attestation.committee_index
+                )
+            })?;
+        if attester.committee_index != attestation.committee_index {
+            return Err(format!(
+                "validator {} attests in committee {}, not {}",
+                attester.validator_index, attester.committee_index, attestation.committee_index
+            ));
+        }
+        let decided = self
+            .dutydb
+            .get(&duty, &attester.pubkey)
+            .copied()
+            .ok_or_else(|| {
+                format!(
+                    "the cluster has no decided attestation data for validator {} at slot {slot}",
+                    attester.validator_index
+                )
+            })?;
+        if decided != attestation.data {
+            return Err(
+                "the attestation data differs from the data the cluster decided".to_string(),
+            );
+        }
+        let root = attestation_signing_root(&decided, &self.network, self.genesis_validators_root);
+        let position = self.by_group[&attester.pubkey];
+        self.accept_own_partial(
+            duty,
+            position,
+            root,
+            &attestation.signature,
+            None,
+            outgoing,
+            actions,
+        )
+    }
+
+    fn on_vc_sync_messages(
+        &mut self,
+        messages: Vec<SyncCommitteeMessage>,
+        actions: &mut Vec<Action<E>>,
+    ) -> Result<VcResponse, ApiFailure> {
+        let mut failures = Vec::new();
+        let mut outgoing = Vec::new();
+        for (i, message) in messages.into_iter().enumerate() {
+            let outcome = self.own_sync_message(&message, &mut outgoing, actions);
+            if let Err(reason) = outcome {
+                failures.push((i, reason));
+            }
+        }
+        if !outgoing.is_empty() {
+            actions.push(Action::SendPartials(outgoing));
+        }
+        if failures.is_empty() {
+            Ok(VcResponse::Accepted)
+        } else {
+            Err(ApiFailure {
+                status: 400,
+                message: "some sync committee messages were not accepted".into(),
+                failures,
+            })
+        }
+    }
+
+    fn own_sync_message(
+        &mut self,
+        message: &SyncCommitteeMessage,
+        outgoing: &mut Vec<PartialMessage>,
+        actions: &mut Vec<Action<E>>,
+    ) -> Result<(), String> {
+        let position = *self.indices.get(&message.validator_index).ok_or_else(|| {
+            format!(
+                "validator {} is not a validator of this cluster",
+                message.validator_index
+            )
+        })?;
+        let epoch = message.slot.epoch(self.slots_per_epoch);
+        if !self
+            .sync_members(epoch)
+            .contains(&self.group_bytes[position])
+        {
+            return Err(format!(
+                "validator {} is not in the sync committee at slot {}",
+                message.validator_index, message.slot
+            ));
+        }
+        let root = self.sync_signing_root(message.slot, message.beacon_block_root);
+        let duty = Duty::new(message.slot, DutyType::SyncMessage);
+        self.accept_own_partial(
+            duty,
+            position,
+            root,
+            &message.signature,
+            Some(message.beacon_block_root),
+            outgoing,
+            actions,
+        )
+    }
+
+    fn sync_signing_root(&self, slot: Slot, block_root: Root) -> Root {
+        let domain = self.network.domain_at(
+            DOMAIN_SYNC_COMMITTEE,
+            slot.epoch(self.slots_per_epoch),
+            self.genesis_validators_root,
+        );
+        compute_signing_root(&block_root, domain)
+    }
+
+    fn on_peer_partials(
+        &mut self,
+        from: u32,
+        partials: Vec<PartialMessage>,
+        actions: &mut Vec<Action<E>>,
+    ) {
+        if from == self.me || from as usize >= self.validators.first().map_or(0, |v| v.shares.len())
+        {
+            return;
+        }
+        let Ok(share_index) = ShareIndex::new(u64::from(from) + 1) else {
+            return;
+        };
+        // Decode everything first, then verify the batch at once.
+        struct Decoded {
+            duty: Duty,
+            validator: PublicKeyBytes,
+            position: usize,
+            root: Root,
+            signature: Signature,
+            block_root: Option<Root>,
+        }
+        let mut decoded = Vec::with_capacity(partials.len());
+        for message in partials {
+            let validator = match <[u8; 48]>::try_from(message.validator.as_slice()) {
+                Ok(bytes) => PublicKeyBytes::from(bytes),
+                Err(_) => {
+                    actions.push(dropped(from, "malformed_validator"));
+                    continue;
+                }
+            };
+            let Some(&position) = self.by_group.get(&validator) else {
+                actions.push(dropped(from, "unknown_validator"));
+                continue;
+            };
+            let Ok(signature) = Signature::from_bytes(&message.signature) else {
+                actions.push(dropped(from, "malformed_signature"));
+                continue;
+            };
+            if !matches!(
+                message.duty.kind,
+                DutyType::Attester | DutyType::SyncMessage
+            ) {
+                actions.push(dropped(from, "unsupported_duty"));
+                continue;
+            }
+            let root = Root::from(message.signing_root);
+            let block_root = message.block_root.map(Root::from);
+            if message.duty.kind == DutyType::SyncMessage {
+                // The root must be what the block root it names gives.
+                match block_root {
+                    Some(block) if self.sync_signing_root(message.duty.slot, block) == root => {}
+                    _ => {
+                        actions.push(dropped(from, "sync_root_mismatch"));
+                        continue;
+                    }
+                }
+            }
+            decoded.push(Decoded {
+                duty: message.duty,
+                validator,
+                position,
+                root,
+                signature,
+                block_root,
+            });
+        }
+        if decoded.is_empty() {
+            return;
+        }
+        let sets: Vec<SignatureSet<'_>> = decoded
+            .iter()
+            .map(|d| {
+                SignatureSet::new(
+                    d.root.as_slice(),
+                    &self.validators[d.position].shares[from as usize],
+                    &d.signature,
+                )
+            })
+            .collect();
+        let invalid: BTreeSet<usize> = find_invalid(&sets, &mut self.rng).into_iter().collect();
+        drop(sets);
+        for (i, d) in decoded.into_iter().enumerate() {
+            if invalid.contains(&i) {
+                actions.push(dropped(from, "invalid_partial"));
+                continue;
+            }
+            if let Some(block_root) = d.block_root {
+                self.block_roots
+                    .insert((d.duty, d.validator, d.root), block_root);
+            }
+            let partial = PartialSignature::new(share_index, d.signature);
+            if self
+                .store_partial(d.duty, d.validator, d.root, partial, from, actions)
+                .is_err()
+            {
+                actions.push(dropped(from, "equivocating_partial"));
+            }
+        }
+    }
+}
+
+fn dropped<E: EthSpec>(from: u32, reason: &str) -> Action<E> {
+    Action::Dropped {
+        from,
+        what: "partial",
+        reason: reason.to_string(),
+    }
+}

@@ -1,0 +1,100 @@
+//! The values the cluster agrees on, as consensus carries them: the SSZ
+//! bytes of a duty's unsigned data. SSZ makes the bytes, and so the value
+//! hash every operator signs, the same on every node.
+
+use phalanx_consensus::{Value, ValueHash};
+use phalanx_eth::attestation::AttestationData;
+use phalanx_eth::CommitteeIndex;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use ssz::{Decode, Encode};
+
+/// A duty's unsigned data, encoded.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DutyValue(pub Vec<u8>);
+
+impl std::fmt::Debug for DutyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DutyValue({} bytes)", self.0.len())
+    }
+}
+
+impl Value for DutyValue {
+    fn value_hash(&self) -> ValueHash {
+        ValueHash(Sha256::digest(&self.0).into())
+    }
+}
+
+/// Bytes of one committee's entry: the committee index and its data.
+const ATTESTER_ENTRY: usize = 8 + 128;
+
+/// The attestation data of a slot's committees (sorted by committee).
+pub fn encode_attestation_data(entries: &[(CommitteeIndex, AttestationData)]) -> DutyValue {
+    let mut bytes = Vec::with_capacity(entries.len() * ATTESTER_ENTRY);
+    for (committee, data) in entries {
+        bytes.extend_from_slice(&committee.0.to_le_bytes());
+        bytes.extend_from_slice(&data.as_ssz_bytes());
+    }
+    DutyValue(bytes)
+}
+
+/// Decodes [`encode_attestation_data`]'s bytes; committees must be sorted
+/// and distinct.
+pub fn decode_attestation_data(
+    value: &DutyValue,
+) -> Result<Vec<(CommitteeIndex, AttestationData)>, String> {
+    if value.0.is_empty() || value.0.len() % ATTESTER_ENTRY != 0 {
+        return Err(format!(
+            "{} bytes is not a list of committees' attestation data",
+            value.0.len()
+        ));
+    }
+    let mut entries: Vec<(CommitteeIndex, AttestationData)> = Vec::new();
+    for chunk in value.0.chunks_exact(ATTESTER_ENTRY) {
+        let mut index = [0u8; 8];
+        index.copy_from_slice(&chunk[..8]);
+        let committee = CommitteeIndex(u64::from_le_bytes(index));
+        let data = AttestationData::from_ssz_bytes(&chunk[8..])
+            .map_err(|e| format!("attestation data: {e:?}"))?;
+        if entries.last().is_some_and(|(last, _)| *last >= committee) {
+            return Err("committees are not sorted and distinct".into());
+        }
+        entries.push((committee, data));
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phalanx_eth::attestation::Checkpoint;
+    use phalanx_eth::{Epoch, Root, Slot};
+
+    #[test]
+    fn attestation_data_round_trips_and_bad_bytes_are_refused() {
+        let data = |index| AttestationData {
+            slot: Slot(9),
+            index: CommitteeIndex(index),
+            beacon_block_root: Root::repeat_byte(1),
+            source: Checkpoint {
+                epoch: Epoch(0),
+                root: Root::ZERO,
+            },
+            target: Checkpoint {
+                epoch: Epoch(1),
+                root: Root::repeat_byte(2),
+            },
+        };
+        let entries = vec![(CommitteeIndex(0), data(0)), (CommitteeIndex(3), data(3))];
+        let value = encode_attestation_data(&entries);
+        assert_eq!(decode_attestation_data(&value), Ok(entries.clone()));
+        let other = encode_attestation_data(&entries[..1]);
+        assert_ne!(value.value_hash(), other.value_hash());
+        let mut cut = value.clone();
+        cut.0.pop();
+        assert!(decode_attestation_data(&cut).is_err());
+        let unsorted = encode_attestation_data(&[entries[1], entries[0]]);
+        assert!(decode_attestation_data(&unsorted).is_err());
+        assert!(decode_attestation_data(&DutyValue(Vec::new())).is_err());
+    }
+}

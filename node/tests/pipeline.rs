@@ -1,0 +1,573 @@
+//! Four node cores wired in memory: duties resolve, consensus decides one
+//! attestation per slot, each operator's validator client signs with its
+//! share, partials are exchanged and combined, and what reaches the beacon
+//! node verifies under the group key. Faulty partials are dropped and
+//! named; a core with one silent peer still completes every duty.
+
+use std::collections::VecDeque;
+
+use phalanx_crypto::threshold::{split, SecretShare};
+use phalanx_crypto::{PublicKey, SecretKey, Signature};
+use phalanx_eth::api::{AttesterDuty, SyncDuty};
+use phalanx_eth::attestation::{AttestationData, Checkpoint};
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::signing::{compute_signing_root, DOMAIN_BEACON_ATTESTER, DOMAIN_SYNC_COMMITTEE};
+use phalanx_eth::sync_committee::SyncCommitteeMessage;
+use phalanx_eth::{
+    CommitteeIndex, Epoch, ForkName, MinimalEthSpec, PublicKeyBytes, Root, SignatureBytes, Slot,
+    ValidatorIndex,
+};
+use phalanx_node::core::{
+    Action, AttestationSubmission, Attester, Core, CoreConfig, Event, Submission, ValidatorKeys,
+    VcAttestation, VcRequest, VcResponse,
+};
+use phalanx_node::duty::DutyType;
+use phalanx_node::qbft::{LockVerifier, NodeSigner};
+use phalanx_node::slashing::SlashingDb;
+use phalanx_node::tracker::Outcome;
+use phalanx_p2p::NodeKey;
+
+type Spec = MinimalEthSpec;
+
+const SLOT_MS: u64 = 1200;
+const GENESIS_MS: u64 = 1_000_000;
+
+struct Cluster {
+    cores: Vec<Core<Spec>>,
+    shares: Vec<Vec<SecretShare>>,
+    groups: Vec<PublicKey>,
+    network: NetworkConfig,
+    gvr: Root,
+    submissions: Vec<(usize, Submission<Spec>)>,
+    outcomes: Vec<(usize, DutyType, Outcome)>,
+    dropped: Vec<(usize, u32, String)>,
+    asked: std::collections::BTreeSet<(usize, u64)>,
+    timers: std::collections::BTreeMap<
+        (usize, phalanx_node::duty::Duty),
+        (u64, phalanx_consensus::Round),
+    >,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+fn cluster(fork: ForkName, validators: usize) -> Cluster {
+    let mut rng = rand::rngs::OsRng;
+    let network = NetworkConfig::devnet(fork, SLOT_MS);
+    let gvr = Root::repeat_byte(7);
+    let secrets: Vec<SecretKey> = (0..validators)
+        .map(|_| SecretKey::random(&mut rng))
+        .collect();
+    let splits: Vec<_> = secrets
+        .iter()
+        .map(|s| split(s, 3, 4, &mut rng).expect("split"))
+        .collect();
+    let keys: Vec<ValidatorKeys> = secrets
+        .iter()
+        .zip(&splits)
+        .map(|(s, k)| ValidatorKeys {
+            group: s.public_key(),
+            shares: k
+                .secret_shares
+                .iter()
+                .map(|x| x.public_share().key)
+                .collect(),
+        })
+        .collect();
+    let node_keys: Vec<NodeKey> = (0..4).map(|_| NodeKey::generate()).collect();
+    let publics: Vec<[u8; 33]> = node_keys.iter().map(NodeKey::public_key).collect();
+    let mut dirs = Vec::new();
+    let cores = (0..4u32)
+        .map(|me| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let slashing = SlashingDb::open(&dir.path().join("slashing.jsonl"), gvr).expect("db");
+            dirs.push(dir);
+            Core::new(
+                CoreConfig {
+                    me,
+                    threshold: 3,
+                    validators: keys.clone(),
+                    network: network.clone(),
+                    genesis_time_ms: GENESIS_MS,
+                    genesis_validators_root: gvr,
+                    seed: u64::from(me),
+                },
+                Box::new(NodeSigner(node_keys[me as usize].clone())),
+                Box::new(LockVerifier::new(publics.clone())),
+                slashing,
+            )
+            .expect("core")
+        })
+        .collect();
+    let shares = (0..4)
+        .map(|op| splits.iter().map(|k| k.secret_shares[op].clone()).collect())
+        .collect();
+    Cluster {
+        cores,
+        shares,
+        groups: secrets.iter().map(SecretKey::public_key).collect(),
+        network,
+        gvr,
+        submissions: Vec::new(),
+        outcomes: Vec::new(),
+        dropped: Vec::new(),
+        asked: Default::default(),
+        timers: Default::default(),
+        _dirs: dirs,
+    }
+}
+
+fn data_for(slot: Slot, committee: CommitteeIndex, electra: bool) -> AttestationData {
+    let epoch = slot.epoch(8);
+    AttestationData {
+        slot,
+        index: if electra {
+            CommitteeIndex(0)
+        } else {
+            committee
+        },
+        beacon_block_root: Root::repeat_byte(slot.0 as u8),
+        source: Checkpoint {
+            epoch: Epoch(epoch.0.saturating_sub(1)),
+            root: Root::repeat_byte(1),
+        },
+        target: Checkpoint {
+            epoch,
+            root: Root::repeat_byte(2),
+        },
+    }
+}
+
+/// Attester duty of validator i: slot i mod 8 of the epoch, committee i mod 2.
+fn duties(epoch: Epoch, groups: &[PublicKey]) -> Vec<AttesterDuty> {
+    groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| AttesterDuty {
+            pubkey: PublicKeyBytes::from(g.to_bytes()),
+            validator_index: ValidatorIndex(i as u64 + 100),
+            committee_index: CommitteeIndex(i as u64 % 2),
+            committee_length: 16,
+            committees_at_slot: 2,
+            validator_committee_index: i as u64,
+            slot: Slot(epoch.0 * 8 + i as u64 % 8),
+        })
+        .collect()
+}
+
+impl Cluster {
+    /// Runs every core from `from_ms` to `to_ms` in 50 ms steps, delivering
+    /// messages at once; `silent` nodes neither act nor receive.
+    fn run(&mut self, from_ms: u64, to_ms: u64, silent: &[usize], electra: bool) {
+        let mut now = from_ms;
+        let mut vc_id = 0u64;
+        while now < to_ms {
+            let mut queue: VecDeque<(usize, Event)> = VecDeque::new();
+            for i in 0..4 {
+                if !silent.contains(&i) {
+                    queue.push_back((i, Event::Tick));
+                }
+            }
+            let due: Vec<_> = self
+                .timers
+                .iter()
+                .filter(|(_, (at, _))| *at <= now)
+                .map(|((node, duty), (_, round))| (*node, *duty, *round))
+                .collect();
+            for (node, duty, round) in due {
+                self.timers.remove(&(node, duty));
+                queue.push_back((node, Event::Timer { duty, round }));
+            }
+            while let Some((node, event)) = queue.pop_front() {
+                let actions = self.cores[node].handle(now, event);
+                for action in actions {
+                    self.route(node, now, action, &mut queue, silent, electra, &mut vc_id);
+                }
+            }
+            now += 50;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn route(
+        &mut self,
+        node: usize,
+        now: u64,
+        action: Action<Spec>,
+        queue: &mut VecDeque<(usize, Event)>,
+        silent: &[usize],
+        electra: bool,
+        vc_id: &mut u64,
+    ) {
+        let peers: Vec<usize> = (0..4)
+            .filter(|p| *p != node && !silent.contains(p))
+            .collect();
+        match action {
+            Action::ResolveIndices(keys) => {
+                let found = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (*k, ValidatorIndex(i as u64 + 100)))
+                    .collect();
+                queue.push_back((node, Event::Indices(found)));
+            }
+            Action::ResolveDuties { epoch, .. } => {
+                let sync = self
+                    .groups
+                    .iter()
+                    .enumerate()
+                    .take(2)
+                    .map(|(i, g)| SyncDuty {
+                        pubkey: PublicKeyBytes::from(g.to_bytes()),
+                        validator_index: ValidatorIndex(i as u64 + 100),
+                        validator_sync_committee_indices: vec![i as u64],
+                    })
+                    .collect();
+                queue.push_back((
+                    node,
+                    Event::Duties {
+                        epoch,
+                        attester: duties(epoch, &self.groups),
+                        sync,
+                    },
+                ));
+            }
+            Action::FetchAttestationData { duty, committees } => {
+                let data = committees
+                    .iter()
+                    .map(|c| (*c, data_for(duty.slot, *c, electra)))
+                    .collect();
+                queue.push_back((
+                    node,
+                    Event::AttestationData {
+                        duty,
+                        result: Ok(data),
+                    },
+                ));
+            }
+            Action::ConsensusBroadcast(message) => {
+                for p in peers {
+                    queue.push_back((
+                        p,
+                        Event::Consensus {
+                            from: node as u32,
+                            message: message.clone(),
+                        },
+                    ));
+                }
+            }
+            Action::ConsensusSend { to, message } => {
+                if !silent.contains(&(to as usize)) {
+                    queue.push_back((
+                        to as usize,
+                        Event::Consensus {
+                            from: node as u32,
+                            message,
+                        },
+                    ));
+                }
+            }
+            Action::SetTimer { duty, round, after } => {
+                self.timers
+                    .insert((node, duty), (now + after.as_millis() as u64, round));
+            }
+            Action::StopTimer(duty) => {
+                self.timers.remove(&(node, duty));
+            }
+            Action::Decided { .. } => {}
+            Action::SendPartials(partials) => {
+                for p in peers {
+                    queue.push_back((
+                        p,
+                        Event::Partials {
+                            from: node as u32,
+                            partials: partials.clone(),
+                        },
+                    ));
+                }
+            }
+            Action::Submit {
+                duty,
+                validator,
+                submission,
+            } => {
+                self.submissions.push((node, submission));
+                queue.push_back((
+                    node,
+                    Event::Submitted {
+                        duty,
+                        validators: vec![validator],
+                        result: Ok(()),
+                    },
+                ));
+            }
+            Action::Reply { result, .. } => {
+                // The validator client signs decided data with its share.
+                if let Ok(VcResponse::AttestationData(data)) = result {
+                    let attestations = self.sign_attestations(node, data, electra);
+                    *vc_id += 1;
+                    queue.push_back((
+                        node,
+                        Event::Vc {
+                            id: *vc_id,
+                            request: VcRequest::Attestations(attestations),
+                        },
+                    ));
+                } else if let Err(failure) = result {
+                    panic!("node {node} refused its validator client at {now}: {failure:?}");
+                }
+            }
+            Action::Outcome { duty, outcome } => self.outcomes.push((node, duty.kind, outcome)),
+            Action::Dropped { from, reason, .. } => self.dropped.push((node, from, reason)),
+            Action::Refused { reason, .. } => panic!("refused: {reason}"),
+        }
+        // Each validator client asks for data at a third of the slot, and
+        // its sync-committee members sign the head.
+        let slot = self.cores[node].slot_at(now);
+        let third = self.cores[node].slot_start_ms(slot) + SLOT_MS / 3;
+        if (third..third + 50).contains(&now) && self.asked.insert((node, slot.0)) {
+            // Validator s of the epoch attests in slot s, committee s mod 2.
+            for committee in [slot.0 % 8 % 2] {
+                *vc_id += 1;
+                queue.push_back((
+                    node,
+                    Event::Vc {
+                        id: *vc_id,
+                        request: VcRequest::AttestationData {
+                            slot,
+                            committee_index: CommitteeIndex(committee),
+                        },
+                    },
+                ));
+            }
+            let messages = (0..2).map(|v| self.sign_sync(node, v, slot)).collect();
+            *vc_id += 1;
+            queue.push_back((
+                node,
+                Event::Vc {
+                    id: *vc_id,
+                    request: VcRequest::SyncMessages(messages),
+                },
+            ));
+        }
+    }
+
+    fn sign_attestations(
+        &self,
+        node: usize,
+        data: AttestationData,
+        electra: bool,
+    ) -> Vec<VcAttestation> {
+        duties(data.slot.epoch(8), &self.groups)
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.slot == data.slot && (electra || d.committee_index == data.index))
+            .map(|(i, d)| {
+                let domain =
+                    self.network
+                        .domain_at(DOMAIN_BEACON_ATTESTER, data.target.epoch, self.gvr);
+                let root = compute_signing_root(&data, domain);
+                let partial = self.shares[node][i].sign(root.as_slice());
+                VcAttestation {
+                    data,
+                    attester: if electra {
+                        Attester::Index(d.validator_index)
+                    } else {
+                        Attester::Position(d.validator_committee_index)
+                    },
+                    committee_index: d.committee_index,
+                    signature: SignatureBytes::from(partial.signature.to_bytes()),
+                }
+            })
+            .collect()
+    }
+
+    fn sign_sync(&self, node: usize, validator: usize, slot: Slot) -> SyncCommitteeMessage {
+        let head = Root::repeat_byte(0x40 + slot.0 as u8);
+        let domain = self
+            .network
+            .domain_at(DOMAIN_SYNC_COMMITTEE, slot.epoch(8), self.gvr);
+        let root = compute_signing_root(&head, domain);
+        SyncCommitteeMessage {
+            slot,
+            beacon_block_root: head,
+            validator_index: ValidatorIndex(validator as u64 + 100),
+            signature: SignatureBytes::from(
+                self.shares[node][validator]
+                    .sign(root.as_slice())
+                    .signature
+                    .to_bytes(),
+            ),
+        }
+    }
+}
+
+fn verify_submissions(cluster: &Cluster) -> (usize, usize) {
+    let (mut attestations, mut sync) = (0, 0);
+    for (node, submission) in &cluster.submissions {
+        match submission {
+            Submission::Attestation(_, attestation) => {
+                let (data, signature, validator) = match attestation {
+                    AttestationSubmission::Single(single) => (
+                        single.data,
+                        single.signature,
+                        (single.attester_index.0 - 100) as usize,
+                    ),
+                    AttestationSubmission::Base(base) => {
+                        let bits = match base {
+                            phalanx_eth::attestation::Attestation::Base(b) => &b.aggregation_bits,
+                            other => panic!("electra layout before electra: {other:?}"),
+                        };
+                        assert_eq!(bits.num_set_bits(), 1, "one attester per attestation");
+                        let position = bits.iter().position(|b| b).expect("a bit");
+                        (*base.data(), *base.signature(), position)
+                    }
+                };
+                let domain = cluster.network.domain_at(
+                    DOMAIN_BEACON_ATTESTER,
+                    data.target.epoch,
+                    cluster.gvr,
+                );
+                let root = compute_signing_root(&data, domain);
+                let signature = Signature::from_bytes(signature.as_slice()).expect("signature");
+                assert!(
+                    signature.verify(&cluster.groups[validator], root.as_slice()),
+                    "node {node}: attestation of validator {validator} does not verify"
+                );
+                attestations += 1;
+            }
+            Submission::SyncMessage(message) => {
+                let validator = (message.validator_index.0 - 100) as usize;
+                let domain = cluster.network.domain_at(
+                    DOMAIN_SYNC_COMMITTEE,
+                    message.slot.epoch(8),
+                    cluster.gvr,
+                );
+                let root = compute_signing_root(&message.beacon_block_root, domain);
+                let signature =
+                    Signature::from_bytes(message.signature.as_slice()).expect("signature");
+                assert!(signature.verify(&cluster.groups[validator], root.as_slice()));
+                sync += 1;
+            }
+        }
+    }
+    (attestations, sync)
+}
+
+#[test]
+fn four_nodes_attest_and_sign_sync_messages_on_electra() {
+    let mut cluster = cluster(ForkName::Electra, 8);
+    // Two epochs of eight slots.
+    cluster.run(GENESIS_MS, GENESIS_MS + 16 * SLOT_MS, &[], true);
+    let (attestations, sync) = verify_submissions(&cluster);
+    // Every node submits every validator's attestation once per epoch.
+    assert_eq!(attestations, 4 * 8 * 2);
+    // Two sync-committee members in each of the 16 slots.
+    assert_eq!(sync, 4 * 2 * 16);
+    assert!(cluster.dropped.is_empty(), "{:?}", cluster.dropped);
+    let failed: Vec<_> = cluster
+        .outcomes
+        .iter()
+        .filter(|(_, _, o)| *o != Outcome::Success)
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(cluster.outcomes.len() >= 4 * 16 * 2 - 8);
+}
+
+#[test]
+fn three_of_four_complete_every_duty_on_capella() {
+    let mut cluster = cluster(ForkName::Capella, 8);
+    cluster.run(GENESIS_MS, GENESIS_MS + 8 * SLOT_MS, &[3], false);
+    let (attestations, sync) = verify_submissions(&cluster);
+    assert_eq!(attestations, 3 * 8);
+    assert_eq!(sync, 3 * 2 * 8);
+    assert!(cluster
+        .outcomes
+        .iter()
+        .all(|(_, _, o)| *o == Outcome::Success));
+}
+
+#[test]
+fn bad_partials_are_refused_or_dropped_and_named() {
+    let mut cluster = cluster(ForkName::Electra, 8);
+    // Slot 1's attestation is decided by two thirds into the slot.
+    let now = GENESIS_MS + SLOT_MS + 2 * SLOT_MS / 3 - 50;
+    cluster.run(GENESIS_MS, now, &[], true);
+    let data = data_for(Slot(1), CommitteeIndex(1), true);
+    let attest = |signature: SignatureBytes, data: AttestationData| VcAttestation {
+        data,
+        attester: Attester::Index(ValidatorIndex(101)),
+        committee_index: CommitteeIndex(1),
+        signature,
+    };
+    let domain = cluster
+        .network
+        .domain_at(DOMAIN_BEACON_ATTESTER, data.target.epoch, cluster.gvr);
+    let root = compute_signing_root(&data, domain);
+    let other_share = cluster.shares[1][1]
+        .sign(root.as_slice())
+        .signature
+        .to_bytes();
+    let mut other_data = data;
+    other_data.beacon_block_root = Root::repeat_byte(0xee);
+    let own = cluster.shares[0][1]
+        .sign(root.as_slice())
+        .signature
+        .to_bytes();
+    let cases = [
+        (
+            attest(SignatureBytes::repeat_byte(0x11), data),
+            "not a valid BLS signature",
+        ),
+        (
+            attest(SignatureBytes::from(other_share), data),
+            "does not verify under this operator's share",
+        ),
+        (
+            attest(SignatureBytes::from(own), other_data),
+            "differs from the data the cluster decided",
+        ),
+    ];
+    for (attestation, expected) in cases {
+        let actions = cluster.cores[0].handle(
+            now,
+            Event::Vc {
+                id: 1,
+                request: VcRequest::Attestations(vec![attestation]),
+            },
+        );
+        let reply = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Reply { result, .. } => Some(result.clone()),
+                _ => None,
+            })
+            .expect("a reply");
+        let failure = reply.expect_err("refused");
+        assert_eq!(failure.status, 400);
+        assert!(failure.failures[0].1.contains(expected), "{failure:?}");
+        assert!(!actions.iter().any(|a| matches!(a, Action::SendPartials(_))));
+    }
+    // A peer's partial signed with another operator's share is dropped and
+    // its sender named.
+    let forged = phalanx_node::parsigex::PartialMessage {
+        duty: phalanx_node::duty::Duty::new(Slot(1), DutyType::Attester),
+        validator: cluster.groups[1].to_bytes().to_vec(),
+        signing_root: root.0,
+        signature: cluster.shares[2][1]
+            .sign(root.as_slice())
+            .signature
+            .to_bytes()
+            .to_vec(),
+        block_root: None,
+    };
+    let actions = cluster.cores[0].handle(
+        now,
+        Event::Partials {
+            from: 1,
+            partials: vec![forged],
+        },
+    );
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Dropped { from: 1, reason, .. } if reason == "invalid_partial"
+    )));
+}
