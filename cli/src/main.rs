@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 
 mod cluster;
 mod monitoring;
+mod node;
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +56,8 @@ enum Command {
     Combine(cluster::CombineArgs),
     /// Run this operator's part of the key-generation ceremony.
     Dkg(cluster::DkgArgs),
+    /// Run this operator's distributed-validator node.
+    Run(node::RunArgs),
 }
 
 #[derive(Subcommand)]
@@ -135,6 +138,10 @@ fn main() -> Result<()> {
             runtime.block_on(cluster::dkg(args))
         }
         Command::Enr(args) => print_enr(&args),
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(node::run(args))
+        }
         Command::Relay(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(relay(args))

@@ -1,5 +1,8 @@
 //! The distributed-validator node.
 //!
+//! [`runtime`] drives the pipeline with tokio, libp2p and HTTP and serves
+//! the [`api`] (the validator API) to the operator's validator client.
+//!
 //! The pipeline's decisions live in one sans-IO state machine, [`core`],
 //! built from these parts:
 //!
@@ -21,12 +24,14 @@
 //!   every value it lets its validator client sign against it, so no
 //!   restart or bug can make the cluster sign a slashable pair.
 
+pub mod api;
 pub mod core;
 pub mod duty;
 pub mod dutydb;
 pub mod parsigdb;
 pub mod parsigex;
 pub mod qbft;
+pub mod runtime;
 pub mod sigagg;
 pub mod slashing;
 pub mod timing;

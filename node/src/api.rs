@@ -1,0 +1,714 @@
+//! The validator API: the beacon-node REST endpoints a validator client
+//! uses, served to this operator's validator client with its key shares
+//! presented as the validators' keys.
+//!
+//! Requests that need a cluster decision or carry a signature go to the
+//! core ([`crate::core::VcRequest`]); duties and validator lookups go to the
+//! beacon node with keys mapped between shares and group keys; an explicit
+//! allow-list of read-only endpoints is proxied unchanged. Everything else
+//! is refused with the beacon API's error body, so a signed object never
+//! leaves the node unexamined.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use phalanx_eth::attestation::{AttestationBase, SingleAttestation};
+use phalanx_eth::client::CONSENSUS_VERSION_HEADER;
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::sync_committee::SyncCommitteeMessage;
+use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Slot};
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+use ssz::Encode;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::{ApiFailure, Attester, Event, VcAttestation, VcRequest, VcResponse};
+
+/// A request for the core and where its answer goes.
+pub struct CoreRequest {
+    /// The event (a [`Event::Vc`]).
+    pub event: Event,
+    /// The reply channel.
+    pub reply: oneshot::Sender<Result<VcResponse, ApiFailure>>,
+}
+
+/// What the validator API needs.
+pub struct ApiConfig {
+    /// Where requests for the core go.
+    pub core: mpsc::Sender<CoreRequest>,
+    /// The beacon nodes, in fallback order.
+    pub beacon_nodes: Vec<String>,
+    /// Group key → this operator's public share.
+    pub shares: BTreeMap<PublicKeyBytes, PublicKeyBytes>,
+    /// The network.
+    pub network: NetworkConfig,
+    /// How long a request may wait for the cluster.
+    pub request_timeout: Duration,
+}
+
+struct ApiState {
+    core: mpsc::Sender<CoreRequest>,
+    beacon_nodes: Vec<String>,
+    http: reqwest::Client,
+    to_share: BTreeMap<String, String>,
+    to_group: BTreeMap<String, String>,
+    network: NetworkConfig,
+    request_timeout: Duration,
+    next_id: AtomicU64,
+}
+
+type Shared = Arc<ApiState>;
+
+/// Starts the validator API on `address`; returns the bound address.
+pub async fn serve<E: EthSpec>(
+    address: SocketAddr,
+    config: ApiConfig,
+) -> std::io::Result<SocketAddr> {
+    let hex = |k: &PublicKeyBytes| format!("{k}");
+    let state = Arc::new(ApiState {
+        core: config.core,
+        beacon_nodes: config
+            .beacon_nodes
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect(),
+        http: reqwest::Client::builder()
+            .build()
+            .map_err(std::io::Error::other)?,
+        to_share: config
+            .shares
+            .iter()
+            .map(|(g, s)| (hex(g), hex(s)))
+            .collect(),
+        to_group: config
+            .shares
+            .iter()
+            .map(|(g, s)| (hex(s), hex(g)))
+            .collect(),
+        network: config.network,
+        request_timeout: config.request_timeout,
+        next_id: AtomicU64::new(1),
+    });
+    let app = router::<E>(state);
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "validator API stopped");
+        }
+    });
+    Ok(bound)
+}
+
+fn router<E: EthSpec>(state: Shared) -> Router {
+    Router::new()
+        .route("/eth/v1/validator/attestation_data", get(attestation_data))
+        .route(
+            "/eth/v1/beacon/pool/attestations",
+            post(submit_attestations_v1::<E>),
+        )
+        .route(
+            "/eth/v2/beacon/pool/attestations",
+            post(submit_attestations_v2::<E>),
+        )
+        .route(
+            "/eth/v1/beacon/pool/sync_committees",
+            post(submit_sync_messages),
+        )
+        .route(
+            "/eth/v1/validator/duties/attester/{epoch}",
+            post(duties_post),
+        )
+        .route("/eth/v1/validator/duties/sync/{epoch}", post(duties_post))
+        .route("/eth/v1/validator/duties/proposer/{epoch}", get(duties_get))
+        .route(
+            "/eth/v1/beacon/states/{state}/validators",
+            get(validators_get).post(validators_post),
+        )
+        .route(
+            "/eth/v1/beacon/states/{state}/validators/{id}",
+            get(validator_get),
+        )
+        .fallback(fallback)
+        .with_state(state)
+}
+
+/// The beacon API's error body.
+fn error(status: u16, message: impl Into<String>) -> Response {
+    failure(ApiFailure {
+        status,
+        message: message.into(),
+        failures: Vec::new(),
+    })
+}
+
+fn failure(f: ApiFailure) -> Response {
+    let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut body = json!({"code": f.status, "message": f.message});
+    if !f.failures.is_empty() {
+        body["failures"] = Json::Array(
+            f.failures
+                .iter()
+                .map(|(index, message)| json!({"index": index, "message": message}))
+                .collect(),
+        );
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+impl ApiState {
+    async fn ask(&self, request: VcRequest) -> Result<VcResponse, ApiFailure> {
+        let (reply, answer) = oneshot::channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let sent = self
+            .core
+            .send(CoreRequest {
+                event: Event::Vc { id, request },
+                reply,
+            })
+            .await;
+        if sent.is_err() {
+            return Err(ApiFailure {
+                status: 503,
+                message: "the node is shutting down".into(),
+                failures: Vec::new(),
+            });
+        }
+        match tokio::time::timeout(self.request_timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ApiFailure {
+                status: 503,
+                message: "the node is shutting down".into(),
+                failures: Vec::new(),
+            }),
+            Err(_) => Err(ApiFailure {
+                status: 503,
+                message: format!(
+                    "the cluster did not answer within {:?}",
+                    self.request_timeout
+                ),
+                failures: Vec::new(),
+            }),
+        }
+    }
+
+    fn fork_at(&self, slot: Slot) -> Result<ForkName, Response> {
+        self.network
+            .fork_at(slot.epoch(self.network.slots_per_epoch()))
+            .map_err(|name| error(500, format!("fork {name} is unknown to this build")))
+    }
+
+    /// Sends a request to the beacon nodes in order; the first that answers
+    /// (with anything but a 5xx or a transport error) wins.
+    async fn forward(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<reqwest::Response, Response> {
+        let mut last = String::from("no beacon node configured");
+        for base in &self.beacon_nodes {
+            let url = format!("{base}{path_and_query}");
+            let mut request = self.http.request(method.clone(), &url);
+            for name in ["accept", "content-type", CONSENSUS_VERSION_HEADER] {
+                if let Some(value) = headers.get(name) {
+                    request = request.header(name, value.as_bytes());
+                }
+            }
+            if !body.is_empty() {
+                request = request.body(body.clone());
+            }
+            match request.send().await {
+                Ok(response) if !response.status().is_server_error() => return Ok(response),
+                Ok(response) => last = format!("{base} answered {}", response.status()),
+                Err(e) => last = format!("{base}: {}", without_url(&e)),
+            }
+        }
+        Err(error(503, format!("no beacon node answered: {last}")))
+    }
+
+    /// Forwards and returns the JSON answer, or the node's own error.
+    async fn forward_json(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Json>,
+    ) -> Result<Json, Response> {
+        let mut headers = HeaderMap::new();
+        headers.insert("accept", HeaderValue::from_static("application/json"));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let response = self
+            .forward(method, path_and_query, &headers, bytes)
+            .await?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| error(502, format!("reading the beacon node's answer: {e}")))?;
+        if !status.is_success() {
+            return Err((
+                StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+                [("content-type", "application/json")],
+                bytes,
+            )
+                .into_response());
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| error(502, format!("the beacon node's answer is not JSON: {e}")))
+    }
+
+    /// Replaces group keys by this operator's shares in `pubkey` fields.
+    fn keys_to_shares(&self, value: &mut Json) {
+        match value {
+            Json::Object(map) => {
+                for (key, field) in map.iter_mut() {
+                    if key == "pubkey" {
+                        if let Some(share) = field.as_str().and_then(|k| self.to_share.get(k)) {
+                            *field = Json::String(share.clone());
+                        }
+                    } else {
+                        self.keys_to_shares(field);
+                    }
+                }
+            }
+            Json::Array(items) => items.iter_mut().for_each(|v| self.keys_to_shares(v)),
+            _ => {}
+        }
+    }
+
+    /// A validator id from the client: a share key becomes its group key.
+    fn id_to_group(&self, id: &str) -> String {
+        self.to_group
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+struct AttestationDataQuery {
+    slot: String,
+    committee_index: String,
+}
+
+async fn attestation_data(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<AttestationDataQuery>,
+) -> Response {
+    let (Ok(slot), Ok(committee)) = (
+        query.slot.parse::<u64>(),
+        query.committee_index.parse::<u64>(),
+    ) else {
+        return error(400, "slot and committee_index must be unsigned integers");
+    };
+    let request = VcRequest::AttestationData {
+        slot: Slot(slot),
+        committee_index: CommitteeIndex(committee),
+    };
+    match state.ask(request).await {
+        Ok(VcResponse::AttestationData(data)) => {
+            if wants_ssz(&headers) {
+                ssz_response(data.as_ssz_bytes(), None)
+            } else {
+                axum::Json(json!({"data": data})).into_response()
+            }
+        }
+        Ok(other) => error(500, format!("unexpected answer {other:?}")),
+        Err(f) => failure(f),
+    }
+}
+
+fn wants_ssz(headers: &HeaderMap) -> bool {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| {
+            accept.contains("application/octet-stream") && !accept.starts_with("application/json")
+        })
+}
+
+fn ssz_response(bytes: Vec<u8>, fork: Option<ForkName>) -> Response {
+    let mut response = (
+        [("content-type", "application/octet-stream")],
+        Body::from(bytes),
+    )
+        .into_response();
+    if let Some(fork) = fork {
+        if let Ok(value) = HeaderValue::from_str(fork.as_str()) {
+            response
+                .headers_mut()
+                .insert(CONSENSUS_VERSION_HEADER, value);
+        }
+    }
+    response
+}
+
+fn parse_list(body: &Bytes) -> Result<Vec<Json>, Response> {
+    match serde_json::from_slice::<Json>(body) {
+        Ok(Json::Array(items)) => Ok(items),
+        Ok(_) => Err(error(400, "the body must be a JSON array")),
+        Err(e) => Err(error(400, format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+async fn submit_attestations_v1<E: EthSpec>(State(state): State<Shared>, body: Bytes) -> Response {
+    submit_attestations::<E>(state, body, false).await
+}
+
+async fn submit_attestations_v2<E: EthSpec>(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let electra = match headers
+        .get(CONSENSUS_VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(name) => match name.parse::<ForkName>() {
+            Ok(fork) => fork.electra_enabled(),
+            Err(e) => return error(400, format!("{CONSENSUS_VERSION_HEADER}: {e}")),
+        },
+        None => {
+            return error(
+                400,
+                format!("the {CONSENSUS_VERSION_HEADER} header is required"),
+            )
+        }
+    };
+    submit_attestations::<E>(state, body, electra).await
+}
+
+async fn submit_attestations<E: EthSpec>(state: Shared, body: Bytes, electra: bool) -> Response {
+    let items = match parse_list(&body) {
+        Ok(items) => items,
+        Err(response) => return response,
+    };
+    let mut attestations = Vec::with_capacity(items.len());
+    let mut failures = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let parsed = if electra {
+            serde_json::from_value::<SingleAttestation>(item)
+                .map(|a| VcAttestation {
+                    data: a.data,
+                    attester: Attester::Index(a.attester_index),
+                    committee_index: a.committee_index,
+                    signature: a.signature,
+                })
+                .map_err(|e| format!("not a SingleAttestation: {e}"))
+        } else {
+            serde_json::from_value::<AttestationBase<E>>(item)
+                .map_err(|e| format!("not an Attestation: {e}"))
+                .and_then(|a| {
+                    let mut set = a.aggregation_bits.iter().enumerate().filter(|(_, b)| *b);
+                    match (set.next(), set.next()) {
+                        (Some((position, _)), None) => Ok(VcAttestation {
+                            data: a.data,
+                            attester: Attester::Position(position as u64),
+                            committee_index: a.data.index,
+                            signature: a.signature,
+                        }),
+                        _ => Err("an attestation from a validator client has exactly one aggregation bit set".to_string()),
+                    }
+                })
+        };
+        match parsed {
+            Ok(attestation) => {
+                if let Ok(fork) = state.fork_at(attestation.data.slot) {
+                    if fork.electra_enabled() != electra {
+                        failures.push((
+                            i,
+                            format!("the {fork} fork takes the other attestation layout"),
+                        ));
+                        continue;
+                    }
+                }
+                attestations.push((i, attestation));
+            }
+            Err(reason) => failures.push((i, reason)),
+        }
+    }
+    if !failures.is_empty() {
+        return failure(ApiFailure {
+            status: 400,
+            message: "some attestations are malformed; none were accepted".into(),
+            failures,
+        });
+    }
+    let positions: Vec<usize> = attestations.iter().map(|(i, _)| *i).collect();
+    let request = VcRequest::Attestations(attestations.into_iter().map(|(_, a)| a).collect());
+    answer_submission(state.ask(request).await, &positions)
+}
+
+fn answer_submission(result: Result<VcResponse, ApiFailure>, positions: &[usize]) -> Response {
+    match result {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(mut f) => {
+            for (index, _) in &mut f.failures {
+                *index = positions.get(*index).copied().unwrap_or(*index);
+            }
+            failure(f)
+        }
+    }
+}
+
+async fn submit_sync_messages(State(state): State<Shared>, body: Bytes) -> Response {
+    let items = match parse_list(&body) {
+        Ok(items) => items,
+        Err(response) => return response,
+    };
+    let mut messages = Vec::with_capacity(items.len());
+    let mut failures = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match serde_json::from_value::<SyncCommitteeMessage>(item) {
+            Ok(message) => messages.push(message),
+            Err(e) => failures.push((i, format!("not a SyncCommitteeMessage: {e}"))),
+        }
+    }
+    if !failures.is_empty() {
+        return failure(ApiFailure {
+            status: 400,
+            message: "some sync committee messages are malformed; none were accepted".into(),
+            failures,
+        });
+    }
+    let positions: Vec<usize> = (0..messages.len()).collect();
+    answer_submission(
+        state.ask(VcRequest::SyncMessages(messages)).await,
+        &positions,
+    )
+}
+
+async fn duties_post(State(state): State<Shared>, uri: Uri, body: Bytes) -> Response {
+    let indices = match serde_json::from_slice::<Json>(&body) {
+        Ok(value @ Json::Array(_)) => value,
+        Ok(_) => return error(400, "the body must be a JSON array of validator indices"),
+        Err(e) => return error(400, format!("the body is not valid JSON: {e}")),
+    };
+    match state
+        .forward_json(Method::POST, uri.path(), Some(indices))
+        .await
+    {
+        Ok(mut value) => {
+            state.keys_to_shares(&mut value);
+            axum::Json(value).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn duties_get(State(state): State<Shared>, uri: Uri) -> Response {
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    match state.forward_json(Method::GET, path, None).await {
+        Ok(mut value) => {
+            state.keys_to_shares(&mut value);
+            axum::Json(value).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize)]
+struct IdQuery {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+async fn validators_get(
+    State(state): State<Shared>,
+    Path(state_id): Path<String>,
+    Query(query): Query<IdQuery>,
+) -> Response {
+    let mut path = format!("/eth/v1/beacon/states/{state_id}/validators");
+    let mut params = Vec::new();
+    if let Some(ids) = query.id {
+        let ids: Vec<String> = ids
+            .split(',')
+            .map(|id| state.id_to_group(id.trim()))
+            .collect();
+        params.push(format!("id={}", ids.join(",")));
+    }
+    if let Some(status) = query.status {
+        params.push(format!("status={status}"));
+    }
+    if !params.is_empty() {
+        path.push('?');
+        path.push_str(&params.join("&"));
+    }
+    match state.forward_json(Method::GET, &path, None).await {
+        Ok(mut value) => {
+            state.keys_to_shares(&mut value);
+            axum::Json(value).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn validators_post(
+    State(state): State<Shared>,
+    Path(state_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let mut request: Json = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(value @ Json::Object(_)) => value,
+            Ok(_) => return error(400, "the body must be a JSON object"),
+            Err(e) => return error(400, format!("the body is not valid JSON: {e}")),
+        }
+    };
+    if let Some(Json::Array(ids)) = request.get_mut("ids") {
+        for id in ids.iter_mut() {
+            if let Some(text) = id.as_str() {
+                *id = Json::String(state.id_to_group(text));
+            }
+        }
+    }
+    let path = format!("/eth/v1/beacon/states/{state_id}/validators");
+    match state.forward_json(Method::POST, &path, Some(request)).await {
+        Ok(mut value) => {
+            state.keys_to_shares(&mut value);
+            axum::Json(value).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn validator_get(
+    State(state): State<Shared>,
+    Path((state_id, id)): Path<(String, String)>,
+) -> Response {
+    let path = format!(
+        "/eth/v1/beacon/states/{state_id}/validators/{}",
+        state.id_to_group(&id)
+    );
+    match state.forward_json(Method::GET, &path, None).await {
+        Ok(mut value) => {
+            state.keys_to_shares(&mut value);
+            axum::Json(value).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+/// Read-only endpoints proxied unchanged (prefixes of GET paths).
+const READ_ONLY: &[&str] = &[
+    "/eth/v1/beacon/genesis",
+    "/eth/v1/config/",
+    "/eth/v1/node/",
+    "/eth/v1/beacon/headers",
+    "/eth/v1/beacon/blocks/",
+    "/eth/v2/beacon/blocks/",
+    "/eth/v1/beacon/states/",
+    "/eth/v1/beacon/blob_sidecars/",
+    "/eth/v2/debug/beacon/states/",
+    "/eth/v1/events",
+];
+
+/// Submissions without signatures that the beacon node needs as they are.
+const UNSIGNED_POSTS: &[&str] = &[
+    "/eth/v1/validator/prepare_beacon_proposer",
+    "/eth/v1/validator/beacon_committee_subscriptions",
+    "/eth/v1/validator/sync_committee_subscriptions",
+    "/eth/v1/validator/liveness/",
+];
+
+async fn fallback(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let path_and_query = uri.path_and_query().map_or(path, |p| p.as_str());
+    let allowed = (method == Method::GET && READ_ONLY.iter().any(|p| path.starts_with(p)))
+        || (method == Method::POST && UNSIGNED_POSTS.iter().any(|p| path.starts_with(p)));
+    if !allowed {
+        return error(
+            404,
+            format!(
+                "{method} {path} is not served by the Phalanx validator API: it is not a read-only endpoint, and signed objects reach the beacon node only through the cluster"
+            ),
+        );
+    }
+    match state.forward(method, path_and_query, &headers, body).await {
+        Ok(response) => {
+            let status =
+                StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut builder = Response::builder().status(status);
+            for name in ["content-type", CONSENSUS_VERSION_HEADER, "cache-control"] {
+                if let Some(value) = response.headers().get(name) {
+                    builder = builder.header(name, value.as_bytes());
+                }
+            }
+            // Streamed, so that the event stream flows as it comes.
+            builder
+                .body(Body::from_stream(response.bytes_stream()))
+                .unwrap_or_else(|e| error(502, e.to_string()))
+        }
+        Err(response) => response,
+    }
+}
+
+/// An error's text without the URL reqwest puts in it (it may carry credentials).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut text = if error.is_connect() {
+        "cannot connect".to_string()
+    } else if error.is_timeout() {
+        "timed out".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssz_is_served_only_when_preferred() {
+        let mut headers = HeaderMap::new();
+        assert!(!wants_ssz(&headers));
+        headers.insert(
+            "accept",
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        assert!(wants_ssz(&headers));
+        headers.insert(
+            "accept",
+            HeaderValue::from_static("application/json, application/octet-stream;q=0.9"),
+        );
+        assert!(!wants_ssz(&headers));
+    }
+
+    #[test]
+    fn error_bodies_follow_the_beacon_api() {
+        let response = failure(ApiFailure {
+            status: 400,
+            message: "bad".into(),
+            failures: vec![(2, "wrong".into())],
+        });
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+}

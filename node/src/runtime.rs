@@ -1,0 +1,798 @@
+//! The runtime: drives the [`Core`] with tokio, libp2p and HTTP.
+//!
+//! One task owns the core and feeds it events: a clock tick, the validator
+//! API's requests, peers' messages and the answers of calls it asked for.
+//! Every action becomes a spawned call whose answer comes back as an
+//! event, so a slow beacon node or peer never blocks the pipeline.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use phalanx_consensus::Wire;
+use phalanx_crypto::PublicKey;
+use phalanx_dkg::lock::ClusterLock;
+use phalanx_eth::client::{BeaconNodeClient, ClientError, Timeouts};
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::{EthSpec, ForkName, MainnetEthSpec, MinimalEthSpec, PublicKeyBytes, Root};
+use phalanx_p2p::{Multiaddr, Network, NetworkConfig as P2pConfig, NodeKey, PeerId};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, ApiConfig, CoreRequest};
+use crate::core::{
+    Action, AttestationSubmission, Core, CoreConfig, Event, Submission, ValidatorKeys,
+};
+use crate::duty::Duty;
+use crate::parsigex::{parsigex_protocol, PartialBatch};
+use crate::qbft::{consensus_protocol, LockVerifier, NodeSigner};
+use crate::slashing::SlashingDb;
+use crate::tracker::Outcome;
+use crate::value::DutyValue;
+
+/// The slashing database's file in the data directory.
+pub const SLASHING_DB_FILE: &str = "slashing-protection.jsonl";
+
+/// What the node needs to run.
+pub struct NodeConfig {
+    /// The verified cluster lock.
+    pub lock: ClusterLock,
+    /// This operator's node key (one of the lock's operators).
+    pub node_key: NodeKey,
+    /// The data directory (slashing database, imported history).
+    pub data_dir: PathBuf,
+    /// Beacon-node URLs, in fallback order.
+    pub beacon_nodes: Vec<String>,
+    /// Where the validator API listens.
+    pub validator_api: SocketAddr,
+    /// p2p listen addresses.
+    pub p2p_listen: Vec<Multiaddr>,
+    /// Relays.
+    pub relays: Vec<Multiaddr>,
+    /// Operators' addresses besides those in their ENRs.
+    pub extra_addresses: Vec<(PeerId, Multiaddr)>,
+}
+
+/// Why the node stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The lock, key or data directory do not fit.
+    #[error("{0}")]
+    Setup(String),
+    /// The beacon node is on another network, or unusable.
+    #[error("beacon node: {0}")]
+    BeaconNode(String),
+    /// p2p or the validator API could not start.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// Readiness for `/readyz`: empty when ready, else the reasons.
+#[derive(Debug, Default)]
+pub struct Health {
+    problems: Mutex<BTreeMap<&'static str, String>>,
+}
+
+impl Health {
+    /// Records or clears a problem.
+    pub fn set(&self, what: &'static str, problem: Option<String>) {
+        let mut problems = self
+            .problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match problem {
+            Some(reason) => problems.insert(what, reason),
+            None => problems.remove(what),
+        };
+    }
+
+    /// The current problems (empty: ready).
+    pub fn problems(&self) -> Vec<String> {
+        self.problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DutyLabels {
+    duty: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    peer: String,
+    what: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabels {
+    duty: String,
+}
+
+/// The node's metrics.
+struct Metrics {
+    /// Duty outcomes by type and outcome (`success` or the failure reason).
+    duties: Family<DutyLabels, Counter>,
+    /// Messages from peers dropped, by peer, kind and reason.
+    dropped: Family<DropLabels, Counter>,
+    /// The consensus round in which duties were decided.
+    decided_round: Family<TypeLabels, Histogram>,
+    /// Connected operators.
+    peers: Gauge,
+    /// Validators of the cluster whose index the beacon node knows.
+    validators_known: Gauge,
+}
+
+impl Metrics {
+    fn register(registry: &mut Registry) -> Metrics {
+        let metrics = Metrics {
+            duties: Family::default(),
+            dropped: Family::default(),
+            decided_round: Family::new_with_constructor(|| {
+                Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0].into_iter())
+            }),
+            peers: Gauge::default(),
+            validators_known: Gauge::default(),
+        };
+        registry.register(
+            "phalanx_duty_outcomes",
+            "Duty outcomes by type and outcome (success or the failure reason)",
+            metrics.duties.clone(),
+        );
+        registry.register(
+            "phalanx_peer_dropped_messages",
+            "Messages from peers dropped, by peer, kind and reason",
+            metrics.dropped.clone(),
+        );
+        registry.register(
+            "phalanx_consensus_decided_round",
+            "The consensus round in which duties were decided",
+            metrics.decided_round.clone(),
+        );
+        registry.register(
+            "phalanx_p2p_connected_operators",
+            "Operators connected",
+            metrics.peers.clone(),
+        );
+        registry.register(
+            "phalanx_validators_known",
+            "Validators of the cluster whose index the beacon node knows",
+            metrics.validators_known.clone(),
+        );
+        metrics
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Checks the set-up and the beacon node, then runs until `shutdown`.
+/// Once every metric is registered, `publish` gets the registry (to serve
+/// it).
+pub async fn run(
+    config: NodeConfig,
+    registry: Registry,
+    health: Arc<Health>,
+    shutdown: impl Future<Output = ()> + Send,
+    publish: impl FnOnce(Registry) + Send,
+) -> Result<(), NodeError> {
+    let me = config
+        .lock
+        .operator_index(&config.node_key.public_key())
+        .ok_or_else(|| {
+            NodeError::Setup(
+                "this node key is not one of the cluster lock's operators: check the data directory's enr-private-key against the lock".into(),
+            )
+        })?;
+    let client = BeaconNodeClient::new(&config.beacon_nodes, Timeouts::default())
+        .map_err(|e| NodeError::BeaconNode(e.to_string()))?;
+    // The beacon node may still be starting: wait for it, saying so.
+    let (genesis, network) = loop {
+        match (client.genesis().await, client.spec().await) {
+            (Ok(genesis), Ok(network)) => break (genesis, network),
+            (Err(e), _) | (_, Err(e)) => {
+                health.set("beacon_node", Some(format!("beacon node unreachable: {e}")));
+                tracing::warn!(error = %e, "waiting for the beacon node");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    };
+    health.set("beacon_node", None);
+    let lock_version = config.lock.definition.network.genesis_fork_version;
+    if genesis.genesis_fork_version != lock_version || network.genesis_fork_version != lock_version
+    {
+        return Err(NodeError::BeaconNode(format!(
+            "the beacon node is on a network with genesis fork version {}, the cluster lock's is {lock_version} ({})",
+            genesis.genesis_fork_version, config.lock.definition.network.name
+        )));
+    }
+    match network.preset {
+        phalanx_eth::config::PresetBase::Mainnet => {
+            run_with::<MainnetEthSpec>(
+                config,
+                me,
+                client,
+                genesis.genesis_time,
+                genesis.genesis_validators_root,
+                network,
+                registry,
+                health,
+                shutdown,
+                publish,
+            )
+            .await
+        }
+        phalanx_eth::config::PresetBase::Minimal => {
+            run_with::<MinimalEthSpec>(
+                config,
+                me,
+                client,
+                genesis.genesis_time,
+                genesis.genesis_validators_root,
+                network,
+                registry,
+                health,
+                shutdown,
+                publish,
+            )
+            .await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_with<E: EthSpec>(
+    config: NodeConfig,
+    me: usize,
+    client: BeaconNodeClient,
+    genesis_time: u64,
+    genesis_validators_root: Root,
+    network: NetworkConfig,
+    mut registry: Registry,
+    health: Arc<Health>,
+    shutdown: impl Future<Output = ()> + Send,
+    publish: impl FnOnce(Registry) + Send,
+) -> Result<(), NodeError> {
+    let lock = &config.lock;
+    let metrics = Metrics::register(&mut registry);
+    let enrs = lock
+        .definition
+        .enrs()
+        .map_err(|e| NodeError::Setup(e.to_string()))?;
+    let peers: Vec<PeerId> = enrs.iter().map(|e| e.peer_id()).collect();
+    let mut addresses: Vec<(PeerId, Multiaddr)> = enrs
+        .iter()
+        .flat_map(|e| e.multiaddrs().into_iter().map(move |a| (e.peer_id(), a)))
+        .collect();
+    addresses.extend(config.extra_addresses.iter().cloned());
+    let consensus = consensus_protocol(network.max_blobs_per_block_ever());
+    let parsigex = parsigex_protocol();
+    let (net, mut inbox) = Network::start(
+        P2pConfig {
+            key: config.node_key.clone(),
+            operators: peers.clone(),
+            addresses,
+            relays: config.relays.clone(),
+            listen: config.p2p_listen.clone(),
+            lock_hash: lock
+                .hash_bytes()
+                .map_err(|e| NodeError::Setup(e.to_string()))?,
+            version: format!("phalanx/{}", env!("CARGO_PKG_VERSION")),
+            protocols: vec![consensus.clone(), parsigex.clone()],
+            send_timeout: Duration::from_secs(4),
+        },
+        &mut registry,
+    )
+    .map_err(|e| NodeError::Start(format!("p2p: {e}")))?;
+    let net = Arc::new(net);
+
+    let validators: Vec<ValidatorKeys> = lock
+        .validators
+        .iter()
+        .map(|v| ValidatorKeys {
+            group: v.public_key,
+            shares: v.public_shares.clone(),
+        })
+        .collect();
+    let shares: BTreeMap<PublicKeyBytes, PublicKeyBytes> = validators
+        .iter()
+        .map(|v| {
+            (
+                PublicKeyBytes::from(v.group.to_bytes()),
+                PublicKeyBytes::from(v.shares[me].to_bytes()),
+            )
+        })
+        .collect();
+    let slashing = open_slashing(&config.data_dir, genesis_validators_root)?;
+    let operator_keys: Vec<[u8; 33]> = enrs.iter().map(|e| e.public_key()).collect();
+    let mut core: Core<E> = Core::new(
+        CoreConfig {
+            me: me as u32,
+            threshold: lock.definition.threshold as usize,
+            validators,
+            network: network.clone(),
+            genesis_time_ms: genesis_time.saturating_mul(1000),
+            genesis_validators_root,
+            seed: now_ms(),
+        },
+        Box::new(NodeSigner(config.node_key.clone())),
+        Box::new(LockVerifier::new(operator_keys)),
+        slashing,
+    )
+    .map_err(|e| NodeError::Setup(e.to_string()))?;
+
+    let (api_tx, mut api_rx) = mpsc::channel::<CoreRequest>(1024);
+    let bound = api::serve::<E>(
+        config.validator_api,
+        ApiConfig {
+            core: api_tx,
+            beacon_nodes: config.beacon_nodes.clone(),
+            shares,
+            network: network.clone(),
+            request_timeout: network.slot_duration(),
+        },
+    )
+    .await
+    .map_err(|e| NodeError::Start(format!("validator API on {}: {e}", config.validator_api)))?;
+    tracing::info!(address = %bound, operator = me, validators = lock.validators.len(), "validator API listening");
+
+    // Peers' messages become events.
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
+    let index_of: Arc<HashMap<PeerId, u32>> = Arc::new(
+        peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, i as u32))
+            .collect(),
+    );
+    let dropped = metrics.dropped.clone();
+    if let Some(mut rx) = inbox.take(consensus.name) {
+        let (tx, index_of, dropped) = (events_tx.clone(), index_of.clone(), dropped.clone());
+        tokio::spawn(async move {
+            while let Some(inbound) = rx.recv().await {
+                let Some(&from) = index_of.get(&inbound.peer) else {
+                    continue;
+                };
+                match inbound.decode::<Wire<Duty, DutyValue>>() {
+                    Ok(message) => {
+                        let _ = tx.send(Event::Consensus { from, message });
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = from, error = %e, "malformed consensus message dropped");
+                        dropped
+                            .get_or_create(&DropLabels {
+                                peer: from.to_string(),
+                                what: "consensus".into(),
+                                reason: "malformed".into(),
+                            })
+                            .inc();
+                    }
+                }
+            }
+        });
+    }
+    if let Some(mut rx) = inbox.take(parsigex.name) {
+        let (tx, index_of, dropped) = (events_tx.clone(), index_of.clone(), dropped.clone());
+        tokio::spawn(async move {
+            while let Some(inbound) = rx.recv().await {
+                let Some(&from) = index_of.get(&inbound.peer) else {
+                    continue;
+                };
+                match inbound.decode::<PartialBatch>() {
+                    Ok(PartialBatch(partials)) => {
+                        let _ = tx.send(Event::Partials { from, partials });
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = from, error = %e, "malformed partial signatures dropped");
+                        dropped
+                            .get_or_create(&DropLabels {
+                                peer: from.to_string(),
+                                what: "partial".into(),
+                                reason: "malformed".into(),
+                            })
+                            .inc();
+                    }
+                }
+            }
+        });
+    }
+
+    // Readiness: beacon node synced, enough peers.
+    {
+        let (client, health, net) = (
+            Arc::new(client_clone(&config.beacon_nodes)?),
+            health.clone(),
+            net.clone(),
+        );
+        let needed = (lock.definition.threshold as usize).saturating_sub(1);
+        let peers_gauge = metrics.peers.clone();
+        tokio::spawn(async move {
+            loop {
+                match client.syncing().await {
+                    Ok(s) if s.is_syncing => {
+                        health.set("beacon_node", Some("the beacon node is syncing".into()))
+                    }
+                    Ok(_) => health.set("beacon_node", None),
+                    Err(e) => health.set("beacon_node", Some(format!("beacon node down: {e}"))),
+                }
+                let connected = net.verified_peers().len();
+                peers_gauge.set(connected as i64);
+                health.set(
+                    "peers",
+                    (connected < needed).then(|| {
+                        format!("{connected} operators connected, {needed} needed to reach the threshold")
+                    }),
+                );
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+    }
+
+    let client = Arc::new(client);
+    let mut driver = Driver {
+        client,
+        net: net.clone(),
+        peers,
+        events: events_tx,
+        replies: HashMap::new(),
+        timers: HashMap::new(),
+        metrics,
+        next_reply: 1 << 62,
+        _spec: std::marker::PhantomData,
+    };
+    publish(registry);
+    let mut tick = tokio::time::interval(Duration::from_millis(25));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tokio::pin!(shutdown);
+    loop {
+        let event = tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => Event::Tick,
+            Some(request) = api_rx.recv() => {
+                let CoreRequest { event, reply } = request;
+                // The API's id is replaced by one the driver owns.
+                let Event::Vc { request, .. } = event else { continue };
+                let id = driver.next_reply;
+                driver.next_reply += 1;
+                driver.replies.insert(id, reply);
+                Event::Vc { id, request }
+            }
+            Some(event) = events_rx.recv() => event,
+        };
+        let actions = core.handle(now_ms(), event);
+        driver.execute(actions, &core);
+    }
+    net.shutdown();
+    Ok(())
+}
+
+fn client_clone(urls: &[String]) -> Result<BeaconNodeClient, NodeError> {
+    BeaconNodeClient::new(urls, Timeouts::default())
+        .map_err(|e| NodeError::BeaconNode(e.to_string()))
+}
+
+fn open_slashing(data_dir: &std::path::Path, gvr: Root) -> Result<SlashingDb, NodeError> {
+    let path = data_dir.join(SLASHING_DB_FILE);
+    let new = !path.exists();
+    let mut db = SlashingDb::open(&path, gvr).map_err(|e| NodeError::Setup(e.to_string()))?;
+    let history = data_dir.join(phalanx_dkg::files::SLASHING_PROTECTION_FILE);
+    if new && history.exists() {
+        let text = std::fs::read_to_string(&history)
+            .map_err(|e| NodeError::Setup(format!("{}: {e}", history.display())))?;
+        let interchange = phalanx_eth::interchange::Interchange::from_json(&text)
+            .map_err(|e| NodeError::Setup(format!("{}: {e}", history.display())))?;
+        db.import(&interchange)
+            .map_err(|e| NodeError::Setup(format!("importing {}: {e}", history.display())))?;
+        tracing::info!(file = %history.display(), "imported the validators' slashing-protection history");
+    }
+    Ok(db)
+}
+
+/// Executes the core's actions.
+struct Driver<E: EthSpec> {
+    client: Arc<BeaconNodeClient>,
+    net: Arc<Network>,
+    peers: Vec<PeerId>,
+    events: mpsc::UnboundedSender<Event>,
+    replies: HashMap<
+        u64,
+        tokio::sync::oneshot::Sender<Result<crate::core::VcResponse, crate::core::ApiFailure>>,
+    >,
+    timers: HashMap<Duty, JoinHandle<()>>,
+    metrics: Metrics,
+    next_reply: u64,
+    _spec: std::marker::PhantomData<E>,
+}
+
+impl<E: EthSpec> Driver<E> {
+    fn execute(&mut self, actions: Vec<Action<E>>, core: &Core<E>) {
+        let mut attestations: BTreeMap<
+            ForkName,
+            (Vec<AttestationSubmission<E>>, Vec<(Duty, PublicKeyBytes)>),
+        > = BTreeMap::new();
+        let mut sync_messages = Vec::new();
+        let mut sync_owners = Vec::new();
+        for action in actions {
+            match action {
+                Action::ResolveIndices(keys) => {
+                    let (client, events) = (self.client.clone(), self.events.clone());
+                    let known = self.metrics.validators_known.clone();
+                    tokio::spawn(async move {
+                        let ids: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+                        let event = match client.validators("head", &ids).await {
+                            Ok(found) => {
+                                known.set(found.len() as i64);
+                                Event::Indices(
+                                    found
+                                        .into_iter()
+                                        .map(|v| (v.validator.pubkey, v.index))
+                                        .collect(),
+                                )
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "looking up the validators' indices");
+                                Event::IndicesFailed(e.to_string())
+                            }
+                        };
+                        let _ = events.send(event);
+                    });
+                }
+                Action::ResolveDuties { epoch, indices } => {
+                    let (client, events) = (self.client.clone(), self.events.clone());
+                    tokio::spawn(async move {
+                        let attester = client.attester_duties(epoch, &indices).await;
+                        let sync = client.sync_duties(epoch, &indices).await;
+                        let event = match (attester, sync) {
+                            (Ok(attester), Ok(sync)) => Event::Duties {
+                                epoch,
+                                attester: attester.data,
+                                sync: sync.data,
+                            },
+                            (Err(e), _) | (_, Err(e)) => {
+                                tracing::warn!(%epoch, error = %e, "resolving duties");
+                                Event::DutiesFailed {
+                                    epoch,
+                                    error: e.to_string(),
+                                }
+                            }
+                        };
+                        let _ = events.send(event);
+                    });
+                }
+                Action::FetchAttestationData { duty, committees } => {
+                    let (client, events) = (self.client.clone(), self.events.clone());
+                    tokio::spawn(async move {
+                        let mut entries = Vec::with_capacity(committees.len());
+                        let mut failure: Option<ClientError> = None;
+                        for committee in committees {
+                            match client.attestation_data(duty.slot, committee).await {
+                                Ok(data) => entries.push((committee, data)),
+                                Err(e) => {
+                                    failure = Some(e);
+                                    break;
+                                }
+                            }
+                        }
+                        let result = match failure {
+                            None => Ok(entries),
+                            Some(e) => {
+                                tracing::warn!(%duty, error = %e, "no attestation data from the beacon node");
+                                Err(e.to_string())
+                            }
+                        };
+                        let _ = events.send(Event::AttestationData { duty, result });
+                    });
+                }
+                Action::ConsensusBroadcast(message) => {
+                    let net = self.net.clone();
+                    tokio::spawn(async move {
+                        if let Ok(results) = net.broadcast_message("qbft", &message).await {
+                            for (peer, result) in results {
+                                if let Err(e) = result {
+                                    tracing::debug!(%peer, error = %e, "consensus message not delivered");
+                                }
+                            }
+                        }
+                    });
+                }
+                Action::ConsensusSend { to, message } => {
+                    if let Some(peer) = self.peers.get(to as usize).copied() {
+                        let net = self.net.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = net.send_message(peer, "qbft", &message).await {
+                                tracing::debug!(%peer, error = %e, "consensus message not delivered");
+                            }
+                        });
+                    }
+                }
+                Action::SetTimer { duty, round, after } => {
+                    let events = self.events.clone();
+                    let handle = tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = events.send(Event::Timer { duty, round });
+                    });
+                    if let Some(old) = self.timers.insert(duty, handle) {
+                        old.abort();
+                    }
+                }
+                Action::StopTimer(duty) => {
+                    if let Some(old) = self.timers.remove(&duty) {
+                        old.abort();
+                    }
+                }
+                Action::SendPartials(partials) => {
+                    let net = self.net.clone();
+                    tokio::spawn(async move {
+                        match net
+                            .broadcast_message("parsigex", &PartialBatch(partials))
+                            .await
+                        {
+                            Ok(results) => {
+                                for (peer, result) in results {
+                                    if let Err(e) = result {
+                                        tracing::debug!(%peer, error = %e, "partial signatures not delivered");
+                                    }
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "partial signatures not sent"),
+                        }
+                    });
+                }
+                Action::Submit {
+                    duty,
+                    validator,
+                    submission,
+                } => match submission {
+                    Submission::Attestation(fork, attestation) => {
+                        let entry = attestations.entry(fork).or_default();
+                        entry.0.push(attestation);
+                        entry.1.push((duty, validator));
+                    }
+                    Submission::SyncMessage(message) => {
+                        sync_messages.push(message);
+                        sync_owners.push((duty, validator));
+                    }
+                },
+                Action::Reply { id, result } => {
+                    if let Some(reply) = self.replies.remove(&id) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Action::Decided { duty, round } => {
+                    tracing::debug!(%duty, round, "decided");
+                    self.metrics
+                        .decided_round
+                        .get_or_create(&TypeLabels {
+                            duty: duty.kind.name().into(),
+                        })
+                        .observe(round as f64);
+                }
+                Action::Outcome { duty, outcome } => {
+                    let label = match &outcome {
+                        Outcome::Success => "success".to_string(),
+                        Outcome::Failed(failure) => failure.label().to_string(),
+                    };
+                    match &outcome {
+                        Outcome::Success => {
+                            tracing::info!(
+                                slot = duty.slot.0,
+                                duty = duty.kind.name(),
+                                "duty succeeded"
+                            )
+                        }
+                        Outcome::Failed(failure) => tracing::warn!(
+                            slot = duty.slot.0,
+                            duty = duty.kind.name(),
+                            reason = label,
+                            detail = ?failure,
+                            "duty failed"
+                        ),
+                    }
+                    self.metrics
+                        .duties
+                        .get_or_create(&DutyLabels {
+                            duty: duty.kind.name().into(),
+                            outcome: label,
+                        })
+                        .inc();
+                }
+                Action::Dropped { from, what, reason } => {
+                    tracing::warn!(peer = from, what, reason, "dropped a peer's message");
+                    self.metrics
+                        .dropped
+                        .get_or_create(&DropLabels {
+                            peer: from.to_string(),
+                            what: what.into(),
+                            reason,
+                        })
+                        .inc();
+                }
+                Action::Refused {
+                    duty,
+                    validator,
+                    reason,
+                } => {
+                    tracing::warn!(%duty, %validator, reason, "refused to sign");
+                }
+            }
+        }
+        let _ = core;
+        for (fork, (items, owners)) in attestations {
+            let (client, events) = (self.client.clone(), self.events.clone());
+            tokio::spawn(async move {
+                let result = if fork.electra_enabled() {
+                    let singles: Vec<_> = items
+                        .into_iter()
+                        .filter_map(|a| match a {
+                            AttestationSubmission::Single(s) => Some(s),
+                            AttestationSubmission::Base(_) => None,
+                        })
+                        .collect();
+                    client.submit_attestations(fork, &singles).await
+                } else {
+                    let bases: Vec<_> = items
+                        .into_iter()
+                        .filter_map(|a| match a {
+                            AttestationSubmission::Base(b) => Some(b),
+                            AttestationSubmission::Single(_) => None,
+                        })
+                        .collect();
+                    client.submit_attestations(fork, &bases).await
+                };
+                report(&events, owners, result);
+            });
+        }
+        if !sync_messages.is_empty() {
+            let (client, events) = (self.client.clone(), self.events.clone());
+            tokio::spawn(async move {
+                let result = client.submit_sync_committee_messages(&sync_messages).await;
+                report(&events, sync_owners, result);
+            });
+        }
+    }
+}
+
+/// Tells the core how a submission went, per duty.
+fn report(
+    events: &mpsc::UnboundedSender<Event>,
+    owners: Vec<(Duty, PublicKeyBytes)>,
+    result: Result<(), ClientError>,
+) {
+    let mut by_duty: BTreeMap<Duty, Vec<PublicKeyBytes>> = BTreeMap::new();
+    for (duty, validator) in owners {
+        by_duty.entry(duty).or_default().push(validator);
+    }
+    if let Err(e) = &result {
+        tracing::warn!(error = %e, "the beacon node refused a submission");
+    }
+    for (duty, validators) in by_duty {
+        let _ = events.send(Event::Submitted {
+            duty,
+            validators,
+            result: result.clone().map_err(|e| e.to_string()),
+        });
+    }
+}
+
+/// The group public keys of a lock, for tools.
+pub fn group_keys(lock: &ClusterLock) -> Vec<PublicKey> {
+    lock.validators.iter().map(|v| v.public_key).collect()
+}
