@@ -9,6 +9,9 @@
 //! is refused with the beacon API's error body, so a signed object never
 //! leaves the node unexamined.
 
+// Handlers answer with a whole `Response` on every path, errors included.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -234,9 +234,9 @@ pub enum Submission<E: EthSpec> {
 #[derive(Clone, Debug)]
 pub enum AttestationSubmission<E: EthSpec> {
     /// Before Electra.
-    Base(Attestation<E>),
+    Base(Box<Attestation<E>>),
     /// Electra on.
-    Single(SingleAttestation),
+    Single(Box<SingleAttestation>),
 }
 
 /// What the core asks its driver to do.
@@ -461,6 +461,17 @@ impl RoundTimeout<Duty> for DutyTimeout {
     fn timeout(&self, duty: &Duty, round: Round) -> Duration {
         round_timeout(duty.kind, self.slot, round.0)
     }
+}
+
+/// A partial signature of the own validator client, before it is checked.
+struct OwnPartial<'a> {
+    duty: Duty,
+    /// The validator's position in the cluster.
+    position: usize,
+    root: Root,
+    signature: &'a SignatureBytes,
+    /// The head a sync-committee message signs.
+    block_root: Option<Root>,
 }
 
 /// A validator-client request waiting for a decision.
@@ -1115,14 +1126,17 @@ impl<E: EthSpec> Core<E> {
     /// count: stored, sent to the peers, combined at the threshold.
     fn accept_own_partial(
         &mut self,
-        duty: Duty,
-        position: usize,
-        root: Root,
-        signature: &SignatureBytes,
-        block_root: Option<Root>,
+        own: OwnPartial<'_>,
         outgoing: &mut Vec<PartialMessage>,
         actions: &mut Vec<Action<E>>,
     ) -> Result<(), String> {
+        let OwnPartial {
+            duty,
+            position,
+            root,
+            signature,
+            block_root,
+        } = own;
         let (index, share) = self.own_share(position);
         let signature = Signature::from_bytes(signature.as_slice())
             .map_err(|e| format!("not a valid BLS signature: {e}"))?;
@@ -1214,12 +1228,12 @@ impl<E: EthSpec> Core<E> {
                     return;
                 };
                 let attestation = if fork.electra_enabled() {
-                    AttestationSubmission::Single(SingleAttestation {
+                    AttestationSubmission::Single(Box::new(SingleAttestation {
                         committee_index: attester.committee_index,
                         attester_index: attester.validator_index,
                         data,
                         signature: signature_bytes,
-                    })
+                    }))
                 } else {
                     let Ok(mut bits) = BitList::<E::MaxValidatorsPerCommittee>::with_capacity(
                         attester.committee_length as usize,
@@ -1232,11 +1246,11 @@ impl<E: EthSpec> Core<E> {
                     {
                         return;
                     }
-                    AttestationSubmission::Base(Attestation::Base(AttestationBase {
+                    AttestationSubmission::Base(Box::new(Attestation::Base(AttestationBase {
                         aggregation_bits: bits,
                         data,
                         signature: signature_bytes,
-                    }))
+                    })))
                 };
                 Submission::Attestation(fork, attestation)
             }
@@ -1347,11 +1361,13 @@ impl<E: EthSpec> Core<E> {
         let root = attestation_signing_root(&decided, &self.network, self.genesis_validators_root);
         let position = self.by_group[&attester.pubkey];
         self.accept_own_partial(
-            duty,
-            position,
-            root,
-            &attestation.signature,
-            None,
+            OwnPartial {
+                duty,
+                position,
+                root,
+                signature: &attestation.signature,
+                block_root: None,
+            },
             outgoing,
             actions,
         )
@@ -1409,11 +1425,13 @@ impl<E: EthSpec> Core<E> {
         let root = self.sync_signing_root(message.slot, message.beacon_block_root);
         let duty = Duty::new(message.slot, DutyType::SyncMessage);
         self.accept_own_partial(
-            duty,
-            position,
-            root,
-            &message.signature,
-            Some(message.beacon_block_root),
+            OwnPartial {
+                duty,
+                position,
+                root,
+                signature: &message.signature,
+                block_root: Some(message.beacon_block_root),
+            },
             outgoing,
             actions,
         )

@@ -144,7 +144,7 @@ impl Metrics {
             duties: Family::default(),
             dropped: Family::default(),
             decided_round: Family::new_with_constructor(|| {
-                Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0].into_iter())
+                Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0])
             }),
             peers: Gauge::default(),
             validators_known: Gauge::default(),
@@ -178,6 +178,10 @@ impl Metrics {
     }
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the runtime is the edge where the clock is read; the core takes time as input"
+)]
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -524,10 +528,7 @@ struct Driver<E: EthSpec> {
 
 impl<E: EthSpec> Driver<E> {
     fn execute(&mut self, actions: Vec<Action<E>>, core: &Core<E>) {
-        let mut attestations: BTreeMap<
-            ForkName,
-            (Vec<AttestationSubmission<E>>, Vec<(Duty, PublicKeyBytes)>),
-        > = BTreeMap::new();
+        let mut attestations: BTreeMap<ForkName, Batch<AttestationSubmission<E>>> = BTreeMap::new();
         let mut sync_messages = Vec::new();
         let mut sync_owners = Vec::new();
         for action in actions {
@@ -742,7 +743,7 @@ impl<E: EthSpec> Driver<E> {
                     let singles: Vec<_> = items
                         .into_iter()
                         .filter_map(|a| match a {
-                            AttestationSubmission::Single(s) => Some(s),
+                            AttestationSubmission::Single(s) => Some(*s),
                             AttestationSubmission::Base(_) => None,
                         })
                         .collect();
@@ -769,6 +770,9 @@ impl<E: EthSpec> Driver<E> {
         }
     }
 }
+
+/// Objects to submit in one call, and whose they are.
+type Batch<T> = (Vec<T>, Vec<(Duty, PublicKeyBytes)>);
 
 /// Tells the core how a submission went, per duty.
 fn report(

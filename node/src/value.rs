@@ -43,7 +43,7 @@ pub fn encode_attestation_data(entries: &[(CommitteeIndex, AttestationData)]) ->
 pub fn decode_attestation_data(
     value: &DutyValue,
 ) -> Result<Vec<(CommitteeIndex, AttestationData)>, String> {
-    if value.0.is_empty() || value.0.len() % ATTESTER_ENTRY != 0 {
+    if value.0.is_empty() || !value.0.len().is_multiple_of(ATTESTER_ENTRY) {
         return Err(format!(
             "{} bytes is not a list of committees' attestation data",
             value.0.len()

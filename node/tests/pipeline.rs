@@ -325,7 +325,8 @@ impl Cluster {
         let third = self.cores[node].slot_start_ms(slot) + SLOT_MS / 3;
         if (third..third + 50).contains(&now) && self.asked.insert((node, slot.0)) {
             // Validator s of the epoch attests in slot s, committee s mod 2.
-            for committee in [slot.0 % 8 % 2] {
+            {
+                let committee = slot.0 % 8 % 2;
                 *vc_id += 1;
                 queue.push_back((
                     node,
@@ -412,7 +413,7 @@ fn verify_submissions(cluster: &Cluster) -> (usize, usize) {
                         (single.attester_index.0 - 100) as usize,
                     ),
                     AttestationSubmission::Base(base) => {
-                        let bits = match base {
+                        let bits = match base.as_ref() {
                             phalanx_eth::attestation::Attestation::Base(b) => &b.aggregation_bits,
                             other => panic!("electra layout before electra: {other:?}"),
                         };
