@@ -11,6 +11,7 @@ use phalanx_p2p::{Enr, Multiaddr, NodeKey, RelayLimits, RelayServer, NODE_KEY_FI
 use prometheus_client::registry::Registry;
 
 mod cluster;
+mod devnet;
 mod monitoring;
 mod node;
 
@@ -58,6 +59,8 @@ enum Command {
     Dkg(cluster::DkgArgs),
     /// Run this operator's distributed-validator node.
     Run(node::RunArgs),
+    /// Run a whole 4-operator cluster on this machine on a simulated beacon chain.
+    Devnet(devnet::DevnetArgs),
 }
 
 #[derive(Subcommand)]
@@ -126,8 +129,16 @@ struct RelayArgs {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
-    init_logging(&cli.log)?;
+    let mut cli = Cli::parse();
+    if let Command::Devnet(args) = &mut cli.command {
+        // The devnet's output is its live table: logs of its eight
+        // processes' worth of parts go to a file beside its other output.
+        let dir = args.prepare_dir()?;
+        args.set_dir(dir.clone());
+        init_file_logging(&cli.log, &dir.join("devnet.log"))?;
+    } else {
+        init_logging(&cli.log)?;
+    }
     match cli.command {
         Command::Create(CreateCommand::Enr(args)) => create_enr(&args),
         Command::Create(CreateCommand::Dkg(args)) => cluster::create_dkg(&args),
@@ -138,6 +149,10 @@ fn main() -> Result<()> {
             runtime.block_on(cluster::dkg(args))
         }
         Command::Enr(args) => print_enr(&args),
+        Command::Devnet(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(devnet::devnet(args))
+        }
         Command::Run(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(node::run(args))
@@ -155,6 +170,22 @@ fn init_logging(args: &LogArgs) -> Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+fn init_file_logging(args: &LogArgs, path: &Path) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("invalid --log-level {:?}", args.log_level))?;
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("creating the log file {}", path.display()))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file));
     match args.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -24,7 +24,9 @@ use crate::api::{
     NodeVersion, ProposerDuty, ProposerPreparation, SyncDuty, Syncing, ValidatorData,
     ValidatorsQuery,
 };
-use crate::attestation::{Attestation, AttestationData};
+use crate::attestation::{
+    Attestation, AttestationData, BeaconCommitteeSelection, SyncCommitteeSelection,
+};
 use crate::block_contents::ProducedBlock;
 use crate::config::NetworkConfig;
 use crate::fork::ForkName;
@@ -171,6 +173,36 @@ impl Default for Timeouts {
 struct Node {
     base: Url,
     display: String,
+}
+
+/// An entry of `POST /eth/v1/validator/beacon_committee_subscriptions`:
+/// an attester asks its node to follow (and, as aggregator, join) its
+/// committee's subnet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BeaconCommitteeSubscription {
+    /// The attester.
+    pub validator_index: ValidatorIndex,
+    /// Its committee.
+    pub committee_index: CommitteeIndex,
+    /// Committees in the slot (the subnet depends on it).
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub committees_at_slot: u64,
+    /// The slot of the duty.
+    pub slot: Slot,
+    /// Whether its selection proof makes it an aggregator.
+    pub is_aggregator: bool,
+}
+
+/// An entry of `POST /eth/v1/validator/sync_committee_subscriptions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SyncCommitteeSubscription {
+    /// The sync-committee member.
+    pub validator_index: ValidatorIndex,
+    /// Its positions in the sync committee.
+    #[serde(with = "serde_utils::quoted_u64_vec")]
+    pub sync_committee_indices: Vec<u64>,
+    /// The first epoch it no longer needs the subscription.
+    pub until_epoch: Epoch,
 }
 
 /// A client over one or more beacon nodes.
@@ -581,6 +613,62 @@ impl BeaconNodeClient {
         .await
     }
 
+    /// `GET /eth/v1/beacon/blocks/{block_id}/root` (`head`, `finalized`, a
+    /// slot or a `0x` root).
+    pub async fn block_root(&self, block_id: &str) -> Result<Root, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct BlockRoot {
+            root: Root,
+        }
+        let data: Data<BlockRoot> = self
+            .get(
+                "block_root",
+                &format!("eth/v1/beacon/blocks/{block_id}/root"),
+                self.timeouts.default,
+            )
+            .await?;
+        Ok(data.data.root)
+    }
+
+    /// `POST /eth/v1/validator/beacon_committee_selections`: a distributed
+    /// validator's client sends its partial selection proofs and gets back
+    /// the combined ones, which decide whether it aggregates.
+    pub async fn beacon_committee_selections(
+        &self,
+        selections: &[BeaconCommitteeSelection],
+    ) -> Result<Vec<BeaconCommitteeSelection>, ClientError> {
+        let endpoint = "beacon_committee_selections";
+        let data: Data<Vec<BeaconCommitteeSelection>> = self
+            .post(
+                endpoint,
+                "eth/v1/validator/beacon_committee_selections",
+                encode(endpoint, selections)?,
+                &[],
+                self.timeouts.default,
+            )
+            .await?;
+        Ok(data.data)
+    }
+
+    /// `POST /eth/v1/validator/sync_committee_selections`: the sync-committee
+    /// counterpart of [`BeaconNodeClient::beacon_committee_selections`].
+    pub async fn sync_committee_selections(
+        &self,
+        selections: &[SyncCommitteeSelection],
+    ) -> Result<Vec<SyncCommitteeSelection>, ClientError> {
+        let endpoint = "sync_committee_selections";
+        let data: Data<Vec<SyncCommitteeSelection>> = self
+            .post(
+                endpoint,
+                "eth/v1/validator/sync_committee_selections",
+                encode(endpoint, selections)?,
+                &[],
+                self.timeouts.default,
+            )
+            .await?;
+        Ok(data.data)
+    }
+
     /// `GET /eth/v1/validator/attestation_data`.
     pub async fn attestation_data(
         &self,
@@ -856,6 +944,36 @@ impl BeaconNodeClient {
         .await
     }
 
+    /// `POST /eth/v1/validator/beacon_committee_subscriptions`.
+    pub async fn beacon_committee_subscriptions(
+        &self,
+        subscriptions: &[BeaconCommitteeSubscription],
+    ) -> Result<(), ClientError> {
+        self.submit(
+            "beacon_committee_subscriptions",
+            "eth/v1/validator/beacon_committee_subscriptions",
+            subscriptions,
+            &[],
+            self.timeouts.default,
+        )
+        .await
+    }
+
+    /// `POST /eth/v1/validator/sync_committee_subscriptions`.
+    pub async fn sync_committee_subscriptions(
+        &self,
+        subscriptions: &[SyncCommitteeSubscription],
+    ) -> Result<(), ClientError> {
+        self.submit(
+            "sync_committee_subscriptions",
+            "eth/v1/validator/sync_committee_subscriptions",
+            subscriptions,
+            &[],
+            self.timeouts.default,
+        )
+        .await
+    }
+
     /// `POST /eth/v1/validator/prepare_beacon_proposer`.
     pub async fn prepare_beacon_proposer(
         &self,
@@ -994,6 +1112,16 @@ fn parse_sse_block(block: &str) -> Option<Result<Event, String>> {
         }
         _ => None,
     }
+}
+
+/// A request body as JSON; only a type whose `Serialize` can fail (a map
+/// with non-string keys) makes this an error.
+fn encode(endpoint: &'static str, body: impl Serialize) -> Result<serde_json::Value, ClientError> {
+    serde_json::to_value(body).map_err(|e| ClientError::Decode {
+        node: String::new(),
+        endpoint,
+        reason: format!("cannot encode the request: {e}"),
+    })
 }
 
 fn json_decode<T: DeserializeOwned>(bytes: &[u8], _: &HeaderMap) -> Result<T, String> {

@@ -252,10 +252,7 @@ impl NetworkConfig {
             "SECONDS_PER_SLOT".into(),
             (self.slot_duration_ms / 1000).to_string(),
         );
-        put(
-            "SLOT_DURATION_MS".into(),
-            self.slot_duration_ms.to_string(),
-        );
+        put("SLOT_DURATION_MS".into(), self.slot_duration_ms.to_string());
         put("DEPOSIT_CHAIN_ID".into(), self.deposit_chain_id.to_string());
         put(
             "DEPOSIT_NETWORK_ID".into(),
@@ -714,7 +711,12 @@ mod tests {
 
     #[test]
     fn devnets_start_in_the_chosen_fork() {
-        for fork in [ForkName::Capella, ForkName::Deneb, ForkName::Electra, ForkName::Fulu] {
+        for fork in [
+            ForkName::Capella,
+            ForkName::Deneb,
+            ForkName::Electra,
+            ForkName::Fulu,
+        ] {
             let config = NetworkConfig::devnet(fork, 1500);
             assert_eq!(config.fork_at(Epoch(0)), Ok(fork));
             assert_eq!(config.fork_at(Epoch(1_000_000)), Ok(fork));

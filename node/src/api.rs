@@ -71,11 +71,12 @@ struct ApiState {
 
 type Shared = Arc<ApiState>;
 
-/// Starts the validator API on `address`; returns the bound address.
+/// Starts the validator API on `address`; returns the bound address and
+/// the server's task (aborting it closes the listener).
 pub async fn serve<E: EthSpec>(
     address: SocketAddr,
     config: ApiConfig,
-) -> std::io::Result<SocketAddr> {
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let hex = |k: &PublicKeyBytes| format!("{k}");
     let state = Arc::new(ApiState {
         core: config.core,
@@ -104,12 +105,12 @@ pub async fn serve<E: EthSpec>(
     let app = router::<E>(state);
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "validator API stopped");
         }
     });
-    Ok(bound)
+    Ok((bound, task))
 }
 
 fn router<E: EthSpec>(state: Shared) -> Router {

@@ -344,7 +344,7 @@ async fn run_with<E: EthSpec>(
     .map_err(|e| NodeError::Setup(e.to_string()))?;
 
     let (api_tx, mut api_rx) = mpsc::channel::<CoreRequest>(1024);
-    let bound = api::serve::<E>(
+    let (bound, api_task) = api::serve::<E>(
         config.validator_api,
         ApiConfig {
             core: api_tx,
@@ -368,9 +368,11 @@ async fn run_with<E: EthSpec>(
             .collect(),
     );
     let dropped = metrics.dropped.clone();
+    // Every task of this node, stopped with it.
+    let mut tasks = vec![api_task];
     if let Some(mut rx) = inbox.take(consensus.name) {
         let (tx, index_of, dropped) = (events_tx.clone(), index_of.clone(), dropped.clone());
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             while let Some(inbound) = rx.recv().await {
                 let Some(&from) = index_of.get(&inbound.peer) else {
                     continue;
@@ -391,11 +393,11 @@ async fn run_with<E: EthSpec>(
                     }
                 }
             }
-        });
+        }));
     }
     if let Some(mut rx) = inbox.take(parsigex.name) {
         let (tx, index_of, dropped) = (events_tx.clone(), index_of.clone(), dropped.clone());
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             while let Some(inbound) = rx.recv().await {
                 let Some(&from) = index_of.get(&inbound.peer) else {
                     continue;
@@ -416,7 +418,7 @@ async fn run_with<E: EthSpec>(
                     }
                 }
             }
-        });
+        }));
     }
 
     // Readiness: beacon node synced, enough peers.
@@ -428,7 +430,7 @@ async fn run_with<E: EthSpec>(
         );
         let needed = (lock.definition.threshold as usize).saturating_sub(1);
         let peers_gauge = metrics.peers.clone();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             loop {
                 match client.syncing().await {
                     Ok(s) if s.is_syncing => {
@@ -447,7 +449,7 @@ async fn run_with<E: EthSpec>(
                 );
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
-        });
+        }));
     }
 
     let client = Arc::new(client);
@@ -483,6 +485,12 @@ async fn run_with<E: EthSpec>(
         };
         let actions = core.handle(now_ms(), event);
         driver.execute(actions, &core);
+    }
+    for task in tasks {
+        task.abort();
+    }
+    for (_, timer) in driver.timers.drain() {
+        timer.abort();
     }
     net.shutdown();
     Ok(())

@@ -1,0 +1,558 @@
+//! `phalanx devnet`: a whole distributed-validator cluster on this machine,
+//! with no outside service. Four operators run the key-generation ceremony
+//! over p2p on loopback, four nodes run on the embedded simulated beacon
+//! chain, four validator-client mocks sign with their shares. One node is
+//! stopped at epoch 2 and restarted at epoch 4; a live table shows each
+//! slot's duties as the beacon chain received them, and a summary ends it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use phalanx_crypto::keystore::KdfSetting;
+use phalanx_crypto::SecretKey;
+use phalanx_dkg::definition::{BuilderSpec, ClusterDefinition, NetworkSpec, ValidatorSpec};
+use phalanx_dkg::files::write_operator_files;
+use phalanx_dkg::runner::{run_ceremony, RunConfig};
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::{ExecutionAddress, ForkName, Gwei, PublicKeyBytes, Root};
+use phalanx_node::runtime::{self, Health, NodeConfig};
+use phalanx_p2p::{NodeKey, NODE_KEY_FILE};
+use phalanx_sim::beacon::{BeaconMock, BeaconMockConfig, Submission, SubmissionKind};
+use phalanx_sim::vc::{Misbehaviour, VcMock, VcMockConfig};
+use prometheus_client::registry::Registry;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::socket_multiaddr;
+
+const OPERATORS: usize = 4;
+const THRESHOLD: u32 = 3;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum DevnetFork {
+    Capella,
+    Deneb,
+    Electra,
+    Fulu,
+}
+
+impl DevnetFork {
+    fn fork(self) -> ForkName {
+        match self {
+            DevnetFork::Capella => ForkName::Capella,
+            DevnetFork::Deneb => ForkName::Deneb,
+            DevnetFork::Electra => ForkName::Electra,
+            DevnetFork::Fulu => ForkName::Fulu,
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct DevnetArgs {
+    /// Where the operators' folders, the submissions record and the summary
+    /// go (a new temporary folder if omitted; kept either way).
+    #[arg(long, env = "PHALANX_DEVNET_DIR")]
+    dir: Option<PathBuf>,
+    /// Distributed validators to create.
+    #[arg(long, default_value_t = 8)]
+    validators: usize,
+    /// Other validators on the simulated chain (fill the committees).
+    #[arg(long, default_value_t = 24)]
+    other_validators: usize,
+    /// Epochs to run (8 slots each, minimal preset).
+    #[arg(long, default_value_t = 6)]
+    epochs: u64,
+    /// Slot duration in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    slot_ms: u64,
+    /// The fork the chain is in from genesis.
+    #[arg(long, value_enum, default_value_t = DevnetFork::Electra)]
+    fork: DevnetFork,
+    /// Do not stop node 3 at epoch 2 (and restart it at epoch 4).
+    #[arg(long)]
+    no_chaos: bool,
+}
+
+impl DevnetArgs {
+    /// The devnet's folder, created (a new temporary one unless `--dir`).
+    pub(crate) fn prepare_dir(&self) -> Result<PathBuf> {
+        let dir = match &self.dir {
+            Some(dir) => dir.clone(),
+            None => std::env::temp_dir().join(format!("phalanx-devnet-{}", unix_ms())),
+        };
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Fixes the folder (so that logs and output share it).
+    pub(crate) fn set_dir(&mut self, dir: PathBuf) {
+        self.dir = Some(dir);
+    }
+}
+
+fn free_tcp_port() -> Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+fn free_udp_port() -> Result<u16> {
+    Ok(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+struct Operator {
+    dir: PathBuf,
+    key: NodeKey,
+    tcp: u16,
+    api: SocketAddr,
+}
+
+struct RunningNode {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), String>>,
+}
+
+fn start_node(
+    operator: &Operator,
+    lock: &phalanx_dkg::lock::ClusterLock,
+    beacon: &str,
+) -> RunningNode {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = NodeConfig {
+        lock: lock.clone(),
+        node_key: operator.key.clone(),
+        data_dir: operator.dir.clone(),
+        beacon_nodes: vec![beacon.to_string()],
+        validator_api: operator.api,
+        p2p_listen: vec![socket_multiaddr(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, operator.tcp)),
+            false,
+        )],
+        relays: Vec::new(),
+        extra_addresses: Vec::new(),
+    };
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        runtime::run(
+            config,
+            Registry::default(),
+            Arc::new(Health::default()),
+            shutdown,
+            |_| {},
+        )
+        .await
+        .map_err(|e| e.to_string())
+    });
+    RunningNode { stop, task }
+}
+
+/// Runs the devnet.
+#[expect(
+    clippy::print_stdout,
+    reason = "the live table and summary are the command's output"
+)]
+pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
+    if args.validators == 0 || args.epochs < 2 {
+        bail!("a devnet needs at least one validator and two epochs");
+    }
+    let dir = args.prepare_dir()?;
+    let network = NetworkConfig::devnet(args.fork.fork(), args.slot_ms);
+    let slots_per_epoch = network.slots_per_epoch();
+    println!("Phalanx devnet in {} (logs in devnet.log)", dir.display());
+    println!(
+        "{OPERATORS} operators, threshold {THRESHOLD}, {} distributed validators, {} fork, {} ms slots, {} epochs",
+        args.validators,
+        args.fork.fork(),
+        args.slot_ms,
+        args.epochs
+    );
+
+    // 1. Operators: node keys and ENRs on loopback.
+    let mut operators = Vec::with_capacity(OPERATORS);
+    for i in 0..OPERATORS {
+        let op_dir = dir.join(format!("operator-{i}"));
+        std::fs::create_dir_all(&op_dir)?;
+        let key_path = op_dir.join(NODE_KEY_FILE);
+        let key = if key_path.exists() {
+            NodeKey::load(&key_path)?
+        } else {
+            NodeKey::create(&key_path)?
+        };
+        let api_port = free_tcp_port()?;
+        operators.push(Operator {
+            dir: op_dir,
+            key,
+            tcp: free_tcp_port()?,
+            api: SocketAddr::from((Ipv4Addr::LOCALHOST, api_port)),
+        });
+    }
+    let enrs: Vec<_> = operators
+        .iter()
+        .map(|o| {
+            Ok(o.key.enr(
+                1,
+                Some(Ipv4Addr::LOCALHOST),
+                Some(o.tcp),
+                Some(free_udp_port()?),
+            ))
+        })
+        .collect::<Result<_>>()?;
+
+    // 2. The key-generation ceremony over p2p.
+    let genesis_estimate = unix_ms() / 1000 + 30;
+    let specs = (0..args.validators)
+        .map(|i| ValidatorSpec {
+            withdrawal_address: ExecutionAddress::repeat_byte(0x10 + (i % 200) as u8),
+            compounding: false,
+            fee_recipient: ExecutionAddress::repeat_byte(0x01),
+            deposit_amount: Gwei(32_000_000_000),
+        })
+        .collect();
+    let definition = ClusterDefinition::new(
+        "phalanx-devnet",
+        NetworkSpec::of(&network),
+        THRESHOLD,
+        &enrs,
+        specs,
+        BuilderSpec {
+            gas_limit: 30_000_000,
+            timestamp: genesis_estimate,
+        },
+        "2026-01-01T00:00:00Z",
+    );
+    definition.validate()?;
+    println!("Running the key-generation ceremony over p2p on 127.0.0.1 …");
+    let started = std::time::Instant::now();
+    let ceremonies: Vec<_> = operators
+        .iter()
+        .map(|o| {
+            let config = RunConfig {
+                definition: definition.clone(),
+                node_key: o.key.clone(),
+                listen: vec![socket_multiaddr(
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, o.tcp)),
+                    false,
+                )],
+                relays: Vec::new(),
+                extra_addresses: Vec::new(),
+                timeout: Duration::from_secs(120),
+                state_file: None,
+                interrupt_after: None,
+            };
+            tokio::spawn(async move { run_ceremony(config, &mut Registry::default()).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for (i, ceremony) in ceremonies.into_iter().enumerate() {
+        let outcome = ceremony
+            .await
+            .context("ceremony task")?
+            .with_context(|| format!("operator {i}'s ceremony"))?;
+        outcomes.push(outcome);
+    }
+    let lock = outcomes[0].lock.clone();
+    for (operator, outcome) in operators.iter().zip(&outcomes) {
+        if outcome.lock.lock_hash != lock.lock_hash {
+            bail!("the operators' locks differ");
+        }
+        // Devnet keystores use the low-cost KDF: they guard nothing of value.
+        if !operator.dir.join(phalanx_dkg::files::LOCK_FILE).exists() {
+            write_operator_files(
+                &operator.dir,
+                &outcome.lock,
+                &outcome.shares,
+                KdfSetting::InsecureLowCost,
+                None,
+            )?;
+        }
+    }
+    println!(
+        "Ceremony done in {:.1} s: lock {}",
+        started.elapsed().as_secs_f64(),
+        lock.lock_hash
+    );
+
+    // 3. The simulated beacon chain, genesis a few slots ahead.
+    let mut validators: Vec<PublicKeyBytes> = lock
+        .validators
+        .iter()
+        .map(|v| PublicKeyBytes::from(v.public_key.to_bytes()))
+        .collect();
+    let mut rng = rand::rngs::OsRng;
+    for _ in 0..args.other_validators {
+        validators.push(PublicKeyBytes::from(
+            SecretKey::random(&mut rng).public_key().to_bytes(),
+        ));
+    }
+    let genesis_ms = (unix_ms() + 4 * args.slot_ms).div_ceil(1000) * 1000;
+    let record = dir.join("submissions.jsonl");
+    let beacon = BeaconMock::start(BeaconMockConfig {
+        network: network.clone(),
+        genesis_time: genesis_ms / 1000,
+        genesis_validators_root: Root::repeat_byte(0x42),
+        validators,
+        seed: genesis_ms,
+        record: Some(record.clone()),
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+    })
+    .await
+    .context("starting the beacon-node mock")?;
+    let beacon_url = beacon.url();
+    println!("Simulated beacon node at {beacon_url}");
+
+    // 4. Nodes and validator clients.
+    let mut nodes: Vec<Option<RunningNode>> = operators
+        .iter()
+        .map(|o| Some(start_node(o, &lock, &beacon_url)))
+        .collect();
+    let vcs: Vec<VcMock> = operators
+        .iter()
+        .zip(&outcomes)
+        .enumerate()
+        .map(|(i, (o, outcome))| {
+            let mut config = VcMockConfig::new(
+                format!("http://{}", o.api),
+                outcome
+                    .shares
+                    .iter()
+                    .map(|s| s.secret_key().clone())
+                    .collect(),
+            );
+            config.distributed = true;
+            config.misbehaviour = Misbehaviour::Honest;
+            config.label = format!("vc-{i}");
+            VcMock::spawn(config)
+        })
+        .collect();
+
+    // 5. The live table.
+    println!();
+    println!(
+        "{:>5} {:>5}  {:<12} {:<12} {:<12}  nodes",
+        "slot", "epoch", "attestations", "sync", "blocks"
+    );
+    let group_indices: BTreeSet<u64> = (0..args.validators as u64).collect();
+    let last_slot = args.epochs * slots_per_epoch;
+    let chaos = !args.no_chaos;
+    let mut slot = 0u64;
+    while slot < last_slot {
+        let slot_end = genesis_ms + (slot + 1) * args.slot_ms;
+        let now = unix_ms();
+        if now < slot_end {
+            tokio::time::sleep(Duration::from_millis(slot_end - now + 50)).await;
+        }
+        let epoch = slot / slots_per_epoch;
+        let next_epoch_start = (slot + 1) % slots_per_epoch == 0;
+        if chaos && next_epoch_start && epoch + 1 == 2 {
+            if let Some(node) = nodes[3].take() {
+                let _ = node.stop.send(());
+                let _ = node.task.await;
+                println!("      --- node 3 stopped (epoch 2) ---");
+            }
+        }
+        if chaos && next_epoch_start && epoch + 1 == 4 && nodes[3].is_none() {
+            nodes[3] = Some(start_node(&operators[3], &lock, &beacon_url));
+            println!("      --- node 3 restarted (epoch 4) ---");
+        }
+        let submissions = beacon.submissions();
+        let count = |kind: SubmissionKind| {
+            let (ok, bad) = distinct(&submissions, kind, slot, &group_indices);
+            (ok, bad)
+        };
+        let (att, att_bad) = count(SubmissionKind::Attestation);
+        let (sync, sync_bad) = count(SubmissionKind::SyncMessage);
+        let (blocks, _) = count(SubmissionKind::Block);
+        let up: String = nodes
+            .iter()
+            .map(|n| if n.is_some() { '●' } else { '○' })
+            .collect();
+        println!(
+            "{:>5} {:>5}  {:<12} {:<12} {:<12}  {up}",
+            slot,
+            epoch,
+            with_bad(att, att_bad),
+            with_bad(sync, sync_bad),
+            blocks
+        );
+        slot += 1;
+    }
+
+    // 6. Stop everything and summarise.
+    let mut vc_stats = Vec::new();
+    for vc in vcs {
+        vc_stats.push(vc.stop().await);
+    }
+    for node in nodes.into_iter().flatten() {
+        let _ = node.stop.send(());
+        if let Ok(Err(e)) = node.task.await {
+            println!("a node stopped with an error: {e}");
+        }
+    }
+    let submissions = beacon.submissions();
+    beacon.shutdown();
+    let summary = summarise(
+        &submissions,
+        &group_indices,
+        genesis_ms,
+        args.slot_ms,
+        last_slot,
+    );
+    println!();
+    println!(
+        "{:<14} {:>10} {:>10} {:>8} {:>8} {:>8}",
+        "duty", "expected", "succeeded", "p50 ms", "p90 ms", "p99 ms"
+    );
+    for line in &summary.lines {
+        println!(
+            "{:<14} {:>10} {:>10} {:>8} {:>8} {:>8}",
+            line.kind,
+            line.expected.map_or("-".to_string(), |e| e.to_string()),
+            line.succeeded,
+            line.p50,
+            line.p90,
+            line.p99
+        );
+    }
+    if summary.invalid > 0 {
+        println!("{} submissions did not verify", summary.invalid);
+    }
+    let text = serde_json::to_string_pretty(&serde_json::json!({
+        "vc": vc_stats,
+        "invalid_submissions": summary.invalid,
+        "duties": summary.lines.iter().map(|l| serde_json::json!({
+            "duty": l.kind, "expected": l.expected, "succeeded": l.succeeded,
+            "p50_ms": l.p50, "p90_ms": l.p90, "p99_ms": l.p99,
+        })).collect::<Vec<_>>(),
+    }))?;
+    std::fs::write(dir.join("summary.json"), text)?;
+    println!();
+    println!(
+        "Every submission is in {}; the summary in {}",
+        record.display(),
+        dir.join("summary.json").display()
+    );
+    if summary.invalid > 0 {
+        bail!("{} submissions did not verify", summary.invalid);
+    }
+    Ok(())
+}
+
+fn with_bad(ok: usize, bad: usize) -> String {
+    if bad == 0 {
+        ok.to_string()
+    } else {
+        format!("{ok} ({bad} bad)")
+    }
+}
+
+/// Distinct valid and invalid (validator) submissions of a kind in a slot,
+/// counting only the cluster's validators.
+fn distinct(
+    submissions: &[Submission],
+    kind: SubmissionKind,
+    slot: u64,
+    ours: &BTreeSet<u64>,
+) -> (usize, usize) {
+    let mut ok = BTreeSet::new();
+    let mut bad = 0;
+    for s in submissions
+        .iter()
+        .filter(|s| s.kind == kind && s.slot == slot && ours.contains(&s.validator_index))
+    {
+        if s.valid {
+            ok.insert(s.validator_index);
+        } else {
+            bad += 1;
+        }
+    }
+    (ok.len(), bad)
+}
+
+struct SummaryLine {
+    kind: &'static str,
+    expected: Option<u64>,
+    succeeded: usize,
+    p50: u64,
+    p90: u64,
+    p99: u64,
+}
+
+struct Summary {
+    lines: Vec<SummaryLine>,
+    invalid: usize,
+}
+
+fn summarise(
+    submissions: &[Submission],
+    ours: &BTreeSet<u64>,
+    genesis_ms: u64,
+    slot_ms: u64,
+    slots: u64,
+) -> Summary {
+    let epochs = slots / 8;
+    let kinds: [(SubmissionKind, &'static str, Option<u64>); 5] = [
+        (
+            SubmissionKind::Attestation,
+            "attester",
+            Some(ours.len() as u64 * epochs),
+        ),
+        (SubmissionKind::SyncMessage, "sync_message", None),
+        (SubmissionKind::Block, "proposer", None),
+        (SubmissionKind::Aggregate, "aggregator", None),
+        (SubmissionKind::Contribution, "contribution", None),
+    ];
+    let mut lines = Vec::new();
+    for (kind, name, expected) in kinds {
+        // The first valid submission per (slot, validator) counts.
+        let mut first: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        for s in submissions
+            .iter()
+            .filter(|s| s.kind == kind && s.valid && ours.contains(&s.validator_index))
+        {
+            let latency = s.received_ms.saturating_sub(s.slot * slot_ms);
+            first
+                .entry((s.slot, s.validator_index))
+                .and_modify(|l| *l = (*l).min(latency))
+                .or_insert(latency);
+        }
+        let mut latencies: Vec<u64> = first.values().copied().collect();
+        latencies.sort_unstable();
+        let pct = |p: usize| {
+            latencies
+                .get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0)
+        };
+        lines.push(SummaryLine {
+            kind: name,
+            expected,
+            succeeded: first.len(),
+            p50: pct(50),
+            p90: pct(90),
+            p99: pct(99),
+        });
+    }
+    let _ = genesis_ms;
+    Summary {
+        lines,
+        invalid: submissions
+            .iter()
+            .filter(|s| !s.valid && ours.contains(&s.validator_index))
+            .count(),
+    }
+}

@@ -1,0 +1,10 @@
+//! Simulated Ethereum parts for tests, demos and the cluster simulator.
+//!
+//! - [`beacon`]: a beacon-node mock serving a deterministic simulated chain
+//!   over the beacon REST API, checking and recording every submission.
+//! - [`vc`]: a validator-client mock that uses a beacon-node (or Phalanx
+//!   validator) API exactly as a real validator client does, signing with
+//!   the keys it is given.
+
+pub mod beacon;
+pub mod vc;
