@@ -1,0 +1,292 @@
+//! Four `phalanx run` processes over real p2p on 127.0.0.1, the beacon-node
+//! mock and four validator-client mocks signing with their share keystores,
+//! for four epochs of the minimal preset: every attester and sync-committee
+//! duty of every validator reaches the chain with a signature that verifies
+//! under the group key, also while one process is killed; the restarted
+//! process does duties again within a slot or two.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use phalanx_crypto::SecretKey;
+use phalanx_dkg::files::read_keystores;
+use phalanx_dkg::ClusterLock;
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::{PublicKeyBytes, Root};
+use phalanx_sim::beacon::{BeaconMock, BeaconMockConfig, SubmissionKind};
+use phalanx_sim::vc::{VcMock, VcMockConfig};
+
+const ADDRESS: &str = "0x52908400098527886E0F7030069857D2E4169EE7";
+const SLOT_MS: u64 = 2000;
+const VALIDATORS: usize = 4;
+const EPOCHS: u64 = 4;
+
+const DEVNET_YAML: &str = "PRESET_BASE: minimal
+CONFIG_NAME: phalanx-run-test
+GENESIS_FORK_VERSION: 0x10000000
+SLOT_DURATION_MS: 2000
+SECONDS_PER_SLOT: 2
+DEPOSIT_CHAIN_ID: 1337
+BLOB_SCHEDULE: []
+ALTAIR_FORK_VERSION: 0x01000000
+ALTAIR_FORK_EPOCH: 0
+BELLATRIX_FORK_VERSION: 0x02000000
+BELLATRIX_FORK_EPOCH: 0
+CAPELLA_FORK_VERSION: 0x03000000
+CAPELLA_FORK_EPOCH: 0
+DENEB_FORK_VERSION: 0x04000000
+DENEB_FORK_EPOCH: 0
+ELECTRA_FORK_VERSION: 0x05000000
+ELECTRA_FORK_EPOCH: 0
+";
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Four consecutive free TCP ports (the ENRs of `create cluster` use base + i).
+fn free_port_block() -> u16 {
+    for _ in 0..100 {
+        let base = free_port();
+        if base > 65_000 {
+            continue;
+        }
+        let all_free = (0..4).all(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no block of four free ports");
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+struct Node {
+    dir: PathBuf,
+    api: SocketAddr,
+    monitoring: SocketAddr,
+    p2p: u16,
+    log: PathBuf,
+}
+
+impl Node {
+    fn start(&self, beacon: &str, run: u32) -> Child {
+        let log =
+            std::fs::File::create(self.log.with_extension(format!("{run}.log"))).expect("log");
+        Command::new(env!("CARGO_BIN_EXE_phalanx"))
+            .args([
+                "--log-format",
+                "json",
+                "run",
+                "--data-dir",
+                self.dir.to_str().expect("utf-8"),
+                "--beacon-node-endpoints",
+                beacon,
+                "--validator-api-address",
+                &self.api.to_string(),
+                "--monitoring-address",
+                &self.monitoring.to_string(),
+                "--p2p-tcp-address",
+                &format!("127.0.0.1:{}", self.p2p),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("phalanx run starts")
+    }
+}
+
+async fn sleep_until_ms(at: u64) {
+    let now = unix_ms();
+    if at > now {
+        tokio::time::sleep(Duration::from_millis(at - now)).await;
+    }
+}
+
+async fn ready(monitoring: SocketAddr) -> (u16, String) {
+    match reqwest::get(format!("http://{monitoring}/readyz")).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_do_every_duty_through_a_crash_and_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let network_file = dir.path().join("devnet.yaml");
+    std::fs::write(&network_file, DEVNET_YAML).expect("network file");
+    let network = NetworkConfig::from_yaml(DEVNET_YAML).expect("devnet config");
+    let cluster = dir.path().join("cluster");
+    let base = free_port_block();
+    let output = Command::new(env!("CARGO_BIN_EXE_phalanx"))
+        .args([
+            "create",
+            "cluster",
+            "--nodes",
+            "4",
+            "--num-validators",
+            &VALIDATORS.to_string(),
+            "--insecure-keys",
+            "--network",
+            path(&network_file),
+            "--builder-timestamp",
+            "1700000000",
+            "--withdrawal-addresses",
+            ADDRESS,
+            "--fee-recipient-addresses",
+            ADDRESS,
+            "--p2p-tcp-port",
+            &base.to_string(),
+            "--cluster-dir",
+            path(&cluster),
+        ])
+        .output()
+        .expect("create cluster runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lock = ClusterLock::load(&cluster.join("node0/cluster-lock.json")).expect("lock");
+    let shares: Vec<Vec<SecretKey>> = (0..4)
+        .map(|i| {
+            read_keystores(&cluster.join(format!("node{i}/validator_keys"))).expect("keystores")
+        })
+        .collect();
+
+    // The chain: the cluster's validators first, then others.
+    let mut validators: Vec<PublicKeyBytes> = lock
+        .validators
+        .iter()
+        .map(|v| PublicKeyBytes::from(v.public_key.to_bytes()))
+        .collect();
+    let mut rng = rand::rngs::OsRng;
+    for _ in 0..12 {
+        validators.push(PublicKeyBytes::from(
+            SecretKey::random(&mut rng).public_key().to_bytes(),
+        ));
+    }
+    let genesis_ms = (unix_ms() + 12_000).div_ceil(1000) * 1000;
+    let beacon = BeaconMock::start(BeaconMockConfig {
+        network: network.clone(),
+        genesis_time: genesis_ms / 1000,
+        genesis_validators_root: Root::repeat_byte(0x42),
+        validators,
+        seed: 7,
+        record: Some(dir.path().join("submissions.jsonl")),
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+    })
+    .await
+    .expect("beacon mock");
+    let url = beacon.url();
+
+    let nodes: Vec<Node> = (0..4)
+        .map(|i| Node {
+            dir: cluster.join(format!("node{i}")),
+            api: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
+            monitoring: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
+            p2p: base + i as u16,
+            log: dir.path().join(format!("node{i}")),
+        })
+        .collect();
+    let mut children: Vec<Child> = nodes.iter().map(|n| n.start(&url, 0)).collect();
+    let vcs: Vec<VcMock> = nodes
+        .iter()
+        .zip(shares)
+        .enumerate()
+        .map(|(i, (node, keys))| {
+            let mut config = VcMockConfig::new(format!("http://{}", node.api), keys);
+            config.distributed = true;
+            config.label = format!("vc-{i}");
+            VcMock::spawn(config)
+        })
+        .collect();
+
+    let slot_start = |slot: u64| genesis_ms + slot * SLOT_MS;
+    // Before genesis every node connects and becomes ready.
+    sleep_until_ms(genesis_ms).await;
+    for node in &nodes {
+        let (status, text) = ready(node.monitoring).await;
+        assert_eq!(status, 200, "node not ready at genesis: {text}");
+    }
+    // Epoch 1: operator 3's process is killed; epoch 2: it restarts.
+    sleep_until_ms(slot_start(8)).await;
+    children[3].kill().expect("kill");
+    let _ = children[3].wait();
+    sleep_until_ms(slot_start(16)).await;
+    children[3] = nodes[3].start(&url, 1);
+    sleep_until_ms(slot_start(EPOCHS * 8) + 500).await;
+
+    for vc in vcs {
+        vc.stop().await;
+    }
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let submissions = beacon.submissions();
+    beacon.shutdown();
+
+    let ours = |index: u64| (index as usize) < VALIDATORS;
+    let bad: Vec<_> = submissions
+        .iter()
+        .filter(|s| ours(s.validator_index) && !s.valid)
+        .collect();
+    assert!(bad.is_empty(), "invalid submissions: {bad:?}");
+    // Every validator attests in every epoch, the crashed one included.
+    for epoch in 0..EPOCHS {
+        for validator in 0..VALIDATORS as u64 {
+            let attested = submissions.iter().any(|s| {
+                s.kind == SubmissionKind::Attestation
+                    && s.valid
+                    && s.validator_index == validator
+                    && s.slot / 8 == epoch
+            });
+            assert!(
+                attested,
+                "validator {validator} missed its attestation in epoch {epoch}"
+            );
+        }
+    }
+    // Sync-committee messages of the cluster's members in every slot after the first.
+    for slot in 1..EPOCHS * 8 {
+        let signed = submissions.iter().any(|s| {
+            s.kind == SubmissionKind::SyncMessage
+                && s.valid
+                && ours(s.validator_index)
+                && s.slot == slot
+        });
+        assert!(
+            signed,
+            "no sync-committee message of the cluster at slot {slot}"
+        );
+    }
+    // The restarted process did duties again soon after it came back.
+    let log = std::fs::read_to_string(nodes[3].log.with_extension("1.log")).expect("log");
+    let first_success = log
+        .lines()
+        .filter(|l| l.contains("duty succeeded"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["fields"]["slot"].as_u64())
+        .min();
+    assert!(
+        first_success.is_some_and(|slot| slot <= 18),
+        "the restarted node's first successful duty: {first_success:?}"
+    );
+}
