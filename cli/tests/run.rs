@@ -126,13 +126,12 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_processes_do_every_duty_through_a_crash_and_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let network_file = dir.path().join("devnet.yaml");
+/// Writes a 4-operator cluster of the test devnet under `dir/cluster`;
+/// returns its folder and the first p2p port.
+fn create_cluster(dir: &Path) -> (PathBuf, u16) {
+    let network_file = dir.join("devnet.yaml");
     std::fs::write(&network_file, DEVNET_YAML).expect("network file");
-    let network = NetworkConfig::from_yaml(DEVNET_YAML).expect("devnet config");
-    let cluster = dir.path().join("cluster");
+    let cluster = dir.join("cluster");
     let base = free_port_block();
     let output = Command::new(env!("CARGO_BIN_EXE_phalanx"))
         .args([
@@ -163,6 +162,14 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    (cluster, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_do_every_duty_through_a_crash_and_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let network = NetworkConfig::from_yaml(DEVNET_YAML).expect("devnet config");
+    let (cluster, base) = create_cluster(dir.path());
     let lock = ClusterLock::load(&cluster.join("node0/cluster-lock.json")).expect("lock");
     let shares: Vec<Vec<SecretKey>> = (0..4)
         .map(|i| {
@@ -289,4 +296,146 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
         first_success.is_some_and(|slot| slot <= 18),
         "the restarted node's first successful duty: {first_success:?}"
     );
+}
+
+/// One node with a dead first beacon node falls back to the second; when
+/// that one goes down too, `/readyz` says so. Malformed requests of a
+/// validator client get a 4xx with a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beacon_node_fallback_readiness_and_malformed_requests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let network = NetworkConfig::from_yaml(DEVNET_YAML).expect("devnet config");
+    let (cluster, base) = create_cluster(dir.path());
+    let lock = ClusterLock::load(&cluster.join("node0/cluster-lock.json")).expect("lock");
+    let beacon = BeaconMock::start(BeaconMockConfig {
+        network,
+        genesis_time: unix_ms() / 1000,
+        genesis_validators_root: Root::repeat_byte(0x42),
+        validators: lock
+            .validators
+            .iter()
+            .map(|v| PublicKeyBytes::from(v.public_key.to_bytes()))
+            .collect(),
+        seed: 1,
+        record: None,
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+    })
+    .await
+    .expect("beacon mock");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let node = Node {
+        dir: cluster.join("node0"),
+        api: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
+        monitoring: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
+        p2p: base,
+        log: dir.path().join("node0"),
+    };
+    let mut child = node.start(&format!("{dead},{}", beacon.url()), 0);
+    let http = reqwest::Client::new();
+    let metrics = format!("http://{}/metrics", node.monitoring);
+    // The validators' indices come from the second beacon node.
+    let mut known = false;
+    for _ in 0..60 {
+        if let Ok(response) = http.get(&metrics).send().await {
+            let text = response.text().await.unwrap_or_default();
+            if text.contains(&format!(
+                "phalanx_validators_known {}",
+                lock.validators.len()
+            )) {
+                known = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(known, "the node never learnt its validators' indices");
+    // Alone, it is not ready for want of peers, and says so.
+    let (status, text) = ready(node.monitoring).await;
+    assert_eq!(status, 503);
+    assert!(text.contains("operators connected"), "{text}");
+    assert!(!text.contains("beacon node"), "{text}");
+
+    let api = format!("http://{}", node.api);
+    let post = |path: &str, body: &'static str, version: Option<&'static str>| {
+        let mut request = http
+            .post(format!("{api}{path}"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(version) = version {
+            request = request.header("Eth-Consensus-Version", version);
+        }
+        request.send()
+    };
+    let cases = [
+        (
+            "/eth/v2/beacon/pool/attestations",
+            "{not json",
+            Some("electra"),
+            "not valid JSON",
+        ),
+        (
+            "/eth/v2/beacon/pool/attestations",
+            "[{\"committee_index\":\"x\"}]",
+            Some("electra"),
+            "not a SingleAttestation",
+        ),
+        (
+            "/eth/v2/beacon/pool/attestations",
+            "[]",
+            None,
+            "Eth-Consensus-Version",
+        ),
+        (
+            "/eth/v1/beacon/pool/sync_committees",
+            "{}",
+            None,
+            "JSON array",
+        ),
+        (
+            "/eth/v1/beacon/pool/voluntary_exits",
+            "{}",
+            None,
+            "not served",
+        ),
+    ];
+    for (path, body, version, expected) in cases {
+        let response = post(path, body, version).await.expect("answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        assert!((400..500).contains(&status), "{path}: {status} {text}");
+        assert!(text.contains(expected), "{path}: {text}");
+        let body: serde_json::Value = serde_json::from_str(&text).expect("an error body");
+        assert_eq!(body["code"].as_u64(), Some(u64::from(status)));
+    }
+    let response = http
+        .get(format!(
+            "{api}/eth/v1/validator/attestation_data?slot=abc&committee_index=0"
+        ))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status().as_u16(), 400);
+    // The read-only proxy serves the chain's genesis.
+    let response = http
+        .get(format!("{api}/eth/v1/beacon/genesis"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status().as_u16(), 200);
+
+    // Both beacon nodes down: /readyz names it.
+    beacon.set_down(true);
+    let mut named = false;
+    for _ in 0..20 {
+        let (_, text) = ready(node.monitoring).await;
+        if text.contains("beacon node") {
+            named = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(named, "readyz never said the beacon nodes are down");
+    let _ = child.kill();
+    let _ = child.wait();
+    beacon.shutdown();
 }
