@@ -64,7 +64,10 @@ fn free_port_block() -> u16 {
     panic!("no block of four free ports");
 }
 
-#[expect(clippy::disallowed_methods, reason = "the test paces real processes by the clock")]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test paces real processes by the clock"
+)]
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
