@@ -19,15 +19,15 @@ use phalanx_sim::beacon::{BeaconMock, BeaconMockConfig, SubmissionKind};
 use phalanx_sim::vc::{VcMock, VcMockConfig};
 
 const ADDRESS: &str = "0x52908400098527886E0F7030069857D2E4169EE7";
-const SLOT_MS: u64 = 2000;
+const SLOT_MS: u64 = 3000;
 const VALIDATORS: usize = 4;
 const EPOCHS: u64 = 4;
 
 const DEVNET_YAML: &str = "PRESET_BASE: minimal
 CONFIG_NAME: phalanx-run-test
 GENESIS_FORK_VERSION: 0x10000000
-SLOT_DURATION_MS: 2000
-SECONDS_PER_SLOT: 2
+SLOT_DURATION_MS: 3000
+SECONDS_PER_SLOT: 3
 DEPOSIT_CHAIN_ID: 1337
 BLOB_SCHEDULE: []
 ALTAIR_FORK_VERSION: 0x01000000
@@ -126,6 +126,10 @@ async fn ready(monitoring: SocketAddr) -> (u16, String) {
     }
 }
 
+/// The tests of this file run one at a time: each starts processes whose
+/// slot timing a concurrent one would disturb on a small machine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
@@ -171,6 +175,7 @@ fn create_cluster(dir: &Path) -> (PathBuf, u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_do_every_duty_through_a_crash_and_restart() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let network = NetworkConfig::from_yaml(DEVNET_YAML).expect("devnet config");
     let (cluster, base) = create_cluster(dir.path());
@@ -307,6 +312,7 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
 /// validator client get a 4xx with a message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beacon_node_fallback_readiness_and_malformed_requests() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let network = NetworkConfig::from_yaml(DEVNET_YAML).expect("devnet config");
     let (cluster, base) = create_cluster(dir.path());

@@ -1071,12 +1071,9 @@ impl<E: EthSpec> Core<E> {
                 if let Some(data) = self.decided_data(slot, committee_index) {
                     Ok(VcResponse::AttestationData(data))
                 } else {
-                    let timing = duty_timing(
-                        DutyType::Attester,
-                        Duration::from_millis(self.slot_ms),
-                        u32::try_from(self.slots_per_epoch).unwrap_or(32),
-                    );
-                    let deadline_ms = self.slot_start_ms(slot) + timing.deadline.as_millis() as u64;
+                    // A late attestation still beats none: the validator client
+                    // may wait for the decision until the slot ends.
+                    let deadline_ms = self.slot_start_ms(Slot(slot.0 + 1));
                     let electra = self.fork(slot).is_ok_and(ForkName::electra_enabled);
                     let not_ours = !electra
                         && self
@@ -1093,7 +1090,7 @@ impl<E: EthSpec> Core<E> {
                     } else if now_ms >= deadline_ms {
                         Err(ApiFailure::new(
                             400,
-                            format!("slot {slot} is past its attestation deadline"),
+                            format!("slot {slot} is over: its attestation can no longer be made"),
                         ))
                     } else if slot.0 > self.slot_at(now_ms).0 + 1 {
                         Err(ApiFailure::new(
