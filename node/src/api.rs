@@ -24,7 +24,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use phalanx_eth::attestation::{AttestationBase, SingleAttestation};
+use phalanx_eth::attestation::{
+    AttestationBase, BeaconCommitteeSelection, SingleAttestation, SyncCommitteeSelection,
+};
 use phalanx_eth::client::CONSENSUS_VERSION_HEADER;
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::sync_committee::SyncCommitteeMessage;
@@ -127,6 +129,14 @@ fn router<E: EthSpec>(state: Shared) -> Router {
         .route(
             "/eth/v1/beacon/pool/sync_committees",
             post(submit_sync_messages),
+        )
+        .route(
+            "/eth/v1/validator/beacon_committee_selections",
+            post(beacon_committee_selections),
+        )
+        .route(
+            "/eth/v1/validator/sync_committee_selections",
+            post(sync_committee_selections),
         )
         .route(
             "/eth/v1/validator/duties/attester/{epoch}",
@@ -492,6 +502,66 @@ async fn submit_sync_messages(State(state): State<Shared>, body: Bytes) -> Respo
         state.ask(VcRequest::SyncMessages(messages)).await,
         &positions,
     )
+}
+
+/// Parses a JSON array of `T`, naming every item that does not parse.
+fn parse_items<T: serde::de::DeserializeOwned>(
+    body: &Bytes,
+    what: &str,
+) -> Result<Vec<T>, Response> {
+    let items = parse_list(body)?;
+    let mut parsed = Vec::with_capacity(items.len());
+    let mut failures = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match serde_json::from_value::<T>(item) {
+            Ok(value) => parsed.push(value),
+            Err(e) => failures.push((i, format!("not a {what}: {e}"))),
+        }
+    }
+    if failures.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(failure(ApiFailure {
+            status: 400,
+            message: format!("some items are not a {what}; none were accepted"),
+            failures,
+        }))
+    }
+}
+
+async fn beacon_committee_selections(State(state): State<Shared>, body: Bytes) -> Response {
+    let selections =
+        match parse_items::<BeaconCommitteeSelection>(&body, "BeaconCommitteeSelection") {
+            Ok(selections) => selections,
+            Err(response) => return response,
+        };
+    match state
+        .ask(VcRequest::BeaconCommitteeSelections(selections))
+        .await
+    {
+        Ok(VcResponse::BeaconCommitteeSelections(combined)) => {
+            axum::Json(json!({ "data": combined })).into_response()
+        }
+        Ok(other) => error(500, format!("unexpected answer {other:?}")),
+        Err(f) => failure(f),
+    }
+}
+
+async fn sync_committee_selections(State(state): State<Shared>, body: Bytes) -> Response {
+    let selections = match parse_items::<SyncCommitteeSelection>(&body, "SyncCommitteeSelection") {
+        Ok(selections) => selections,
+        Err(response) => return response,
+    };
+    match state
+        .ask(VcRequest::SyncCommitteeSelections(selections))
+        .await
+    {
+        Ok(VcResponse::SyncCommitteeSelections(combined)) => {
+            axum::Json(json!({ "data": combined })).into_response()
+        }
+        Ok(other) => error(500, format!("unexpected answer {other:?}")),
+        Err(f) => failure(f),
+    }
 }
 
 async fn duties_post(State(state): State<Shared>, uri: Uri, body: Bytes) -> Response {

@@ -28,10 +28,16 @@ use phalanx_crypto::batch::{find_invalid, SignatureSet};
 use phalanx_crypto::threshold::{PartialSignature, ShareIndex};
 use phalanx_crypto::{PublicKey, Signature};
 use phalanx_eth::api::{AttesterDuty, SyncDuty};
-use phalanx_eth::attestation::{Attestation, AttestationBase, AttestationData, SingleAttestation};
+use phalanx_eth::attestation::{
+    Attestation, AttestationBase, AttestationData, BeaconCommitteeSelection, SingleAttestation,
+    SyncCommitteeSelection,
+};
 use phalanx_eth::config::NetworkConfig;
-use phalanx_eth::signing::{compute_signing_root, DOMAIN_BEACON_ATTESTER, DOMAIN_SYNC_COMMITTEE};
-use phalanx_eth::sync_committee::SyncCommitteeMessage;
+use phalanx_eth::signing::{
+    compute_signing_root, DOMAIN_BEACON_ATTESTER, DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE,
+    DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
+};
+use phalanx_eth::sync_committee::{SyncAggregatorSelectionData, SyncCommitteeMessage};
 use phalanx_eth::{
     CommitteeIndex, Epoch, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot,
     ValidatorIndex,
@@ -165,6 +171,11 @@ pub enum VcRequest {
     Attestations(Vec<VcAttestation>),
     /// `POST /eth/v1/beacon/pool/sync_committees`.
     SyncMessages(Vec<SyncCommitteeMessage>),
+    /// `POST /eth/v1/validator/beacon_committee_selections`: partial
+    /// selection proofs in, the cluster's combined ones out.
+    BeaconCommitteeSelections(Vec<BeaconCommitteeSelection>),
+    /// `POST /eth/v1/validator/sync_committee_selections`.
+    SyncCommitteeSelections(Vec<SyncCommitteeSelection>),
 }
 
 /// One attestation as a validator client submits it, in either layout.
@@ -197,6 +208,10 @@ pub enum VcResponse {
     AttestationData(AttestationData),
     /// Everything submitted was accepted.
     Accepted,
+    /// The combined selection proofs, in request order.
+    BeaconCommitteeSelections(Vec<BeaconCommitteeSelection>),
+    /// The combined sync selection proofs, in request order.
+    SyncCommitteeSelections(Vec<SyncCommitteeSelection>),
 }
 
 /// A refused request: status, message and per-item failures (as the
@@ -483,6 +498,22 @@ struct Pending {
     committee_index: CommitteeIndex,
 }
 
+/// Selection proofs a validator client waits for.
+#[derive(Debug)]
+struct PendingSelections {
+    id: u64,
+    deadline_ms: u64,
+    /// What combines each requested proof, in request order.
+    needed: Vec<(Duty, PublicKeyBytes, Root)>,
+    request: SelectionRequest,
+}
+
+#[derive(Debug)]
+enum SelectionRequest {
+    Beacon(Vec<BeaconCommitteeSelection>),
+    Sync(Vec<SyncCommitteeSelection>),
+}
+
 /// The duty pipeline of one node.
 pub struct Core<E: EthSpec> {
     me: u32,
@@ -512,6 +543,8 @@ pub struct Core<E: EthSpec> {
     submitted: BTreeSet<(Duty, PublicKeyBytes)>,
     expected: BTreeMap<Duty, BTreeSet<PublicKeyBytes>>,
     pending: Vec<Pending>,
+    selections: BTreeMap<(Duty, PublicKeyBytes, Root), Signature>,
+    pending_selections: Vec<PendingSelections>,
     tracker: Tracker,
     rng: ChaCha20Rng,
     current_slot: Option<Slot>,
@@ -613,6 +646,8 @@ impl<E: EthSpec> Core<E> {
             submitted: BTreeSet::new(),
             expected: BTreeMap::new(),
             pending: Vec::new(),
+            selections: BTreeMap::new(),
+            pending_selections: Vec::new(),
             tracker: Tracker::new(operators, config.threshold),
             rng: ChaCha20Rng::seed_from_u64(config.seed),
             current_slot: None,
@@ -769,6 +804,20 @@ impl<E: EthSpec> Core<E> {
                 )),
             });
         }
+        let (expired, waiting): (Vec<PendingSelections>, Vec<PendingSelections>) =
+            std::mem::take(&mut self.pending_selections)
+                .into_iter()
+                .partition(|p| now_ms >= p.deadline_ms);
+        self.pending_selections = waiting;
+        for p in expired {
+            actions.push(Action::Reply {
+                id: p.id,
+                result: Err(ApiFailure::new(
+                    503,
+                    "too few operators' validator clients sent their selection proofs in time to combine them",
+                )),
+            });
+        }
         for (duty, outcome) in self.tracker.outcomes(now_ms) {
             actions.push(Action::Outcome { duty, outcome });
         }
@@ -791,6 +840,7 @@ impl<E: EthSpec> Core<E> {
         self.block_roots.retain(|(duty, _, _), _| duty.slot >= keep);
         self.waiting.retain(|(duty, _), _| duty.slot >= keep);
         self.submitted.retain(|(duty, _)| duty.slot >= keep);
+        self.selections.retain(|(duty, _, _), _| duty.slot >= keep);
         let epoch = slot.epoch(self.slots_per_epoch);
         let keep_epoch = Epoch(epoch.0.saturating_sub(1));
         self.sync = self.sync.split_off(&keep_epoch);
@@ -835,7 +885,7 @@ impl<E: EthSpec> Core<E> {
         let sync = Duty::new(slot, DutyType::SyncMessage);
         let (start, deadline) = at(DutyType::SyncMessage);
         if now_ms >= start && now_ms < deadline && !self.started.contains(&sync) {
-            let members = self.sync_members(slot.epoch(self.slots_per_epoch));
+            let members = self.sync_members_at(slot);
             if !members.is_empty() {
                 self.started.insert(sync);
                 self.tracker.started(sync, deadline);
@@ -845,6 +895,13 @@ impl<E: EthSpec> Core<E> {
                 self.expected.insert(sync, members.into_iter().collect());
             }
         }
+    }
+
+    /// The members who sign sync-committee messages at `slot`: the next
+    /// slot's block checks them, so at a period's last slot the next
+    /// period's committee signs (as the honest validator guide says).
+    fn sync_members_at(&self, slot: Slot) -> BTreeSet<PublicKeyBytes> {
+        self.sync_members(Slot(slot.0 + 1).epoch(self.slots_per_epoch))
     }
 
     fn sync_members(&self, epoch: Epoch) -> BTreeSet<PublicKeyBytes> {
@@ -1110,6 +1167,14 @@ impl<E: EthSpec> Core<E> {
             }
             VcRequest::Attestations(attestations) => self.on_vc_attestations(attestations, actions),
             VcRequest::SyncMessages(messages) => self.on_vc_sync_messages(messages, actions),
+            VcRequest::BeaconCommitteeSelections(selections) => {
+                self.on_vc_selections(now_ms, id, SelectionRequest::Beacon(selections), actions);
+                return;
+            }
+            VcRequest::SyncCommitteeSelections(selections) => {
+                self.on_vc_selections(now_ms, id, SelectionRequest::Sync(selections), actions);
+                return;
+            }
         };
         actions.push(Action::Reply { id, result });
     }
@@ -1195,6 +1260,14 @@ impl<E: EthSpec> Core<E> {
         signature: Signature,
         actions: &mut Vec<Action<E>>,
     ) {
+        if matches!(
+            duty.kind,
+            DutyType::PrepareAggregator | DutyType::PrepareSyncContribution
+        ) {
+            self.selections.insert((duty, validator, root), signature);
+            self.answer_selections(actions);
+            return;
+        }
         let signature_bytes = SignatureBytes::from(signature.to_bytes());
         let submission = match duty.kind {
             DutyType::Attester => {
@@ -1409,9 +1482,8 @@ impl<E: EthSpec> Core<E> {
                 message.validator_index
             )
         })?;
-        let epoch = message.slot.epoch(self.slots_per_epoch);
         if !self
-            .sync_members(epoch)
+            .sync_members_at(message.slot)
             .contains(&self.group_bytes[position])
         {
             return Err(format!(
@@ -1441,6 +1513,156 @@ impl<E: EthSpec> Core<E> {
             self.genesis_validators_root,
         );
         compute_signing_root(&block_root, domain)
+    }
+
+    /// What an aggregation selection proof signs: the slot.
+    fn selection_root(&self, slot: Slot) -> Root {
+        let domain = self.network.domain_at(
+            DOMAIN_SELECTION_PROOF,
+            slot.epoch(self.slots_per_epoch),
+            self.genesis_validators_root,
+        );
+        compute_signing_root(&slot, domain)
+    }
+
+    /// What a sync-contribution selection proof signs.
+    fn sync_selection_root(&self, slot: Slot, subcommittee_index: u64) -> Root {
+        let domain = self.network.domain_at(
+            DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
+            slot.epoch(self.slots_per_epoch),
+            self.genesis_validators_root,
+        );
+        let data = SyncAggregatorSelectionData {
+            slot,
+            subcommittee_index,
+        };
+        compute_signing_root(&data, domain)
+    }
+
+    /// Verifies and shares the validator client's partial selection proofs;
+    /// answers with the combined ones once every one has combined.
+    fn on_vc_selections(
+        &mut self,
+        now_ms: u64,
+        id: u64,
+        request: SelectionRequest,
+        actions: &mut Vec<Action<E>>,
+    ) {
+        let items: Vec<(ValidatorIndex, Slot, Root, DutyType, SignatureBytes)> = match &request {
+            SelectionRequest::Beacon(list) => list
+                .iter()
+                .map(|s| {
+                    (
+                        s.validator_index,
+                        s.slot,
+                        self.selection_root(s.slot),
+                        DutyType::PrepareAggregator,
+                        s.selection_proof,
+                    )
+                })
+                .collect(),
+            SelectionRequest::Sync(list) => list
+                .iter()
+                .map(|s| {
+                    (
+                        s.validator_index,
+                        s.slot,
+                        self.sync_selection_root(s.slot, s.subcommittee_index),
+                        DutyType::PrepareSyncContribution,
+                        s.selection_proof,
+                    )
+                })
+                .collect(),
+        };
+        let current = self.slot_at(now_ms);
+        let mut failures = Vec::new();
+        let mut outgoing = Vec::new();
+        let mut needed = Vec::with_capacity(items.len());
+        for (i, (index, slot, root, kind, proof)) in items.into_iter().enumerate() {
+            let Some(&position) = self.indices.get(&index) else {
+                failures.push((
+                    i,
+                    format!("validator {index} is not a validator of this cluster"),
+                ));
+                continue;
+            };
+            if slot.0 + 1 < current.0 || slot.0 > current.0 + self.slots_per_epoch {
+                failures.push((i, format!("slot {slot} is not current")));
+                continue;
+            }
+            let duty = Duty::new(slot, kind);
+            let own = OwnPartial {
+                duty,
+                position,
+                root,
+                signature: &proof,
+                block_root: None,
+            };
+            match self.accept_own_partial(own, &mut outgoing, actions) {
+                Ok(()) => needed.push((duty, self.group_bytes[position], root)),
+                Err(reason) => failures.push((i, reason)),
+            }
+        }
+        if !outgoing.is_empty() {
+            actions.push(Action::SendPartials(outgoing));
+        }
+        if !failures.is_empty() {
+            actions.push(Action::Reply {
+                id,
+                result: Err(ApiFailure {
+                    status: 400,
+                    message: "some selection proofs were not accepted".into(),
+                    failures,
+                }),
+            });
+            return;
+        }
+        let last_slot = needed
+            .iter()
+            .map(|(d, _, _)| d.slot)
+            .max()
+            .unwrap_or(current);
+        self.pending_selections.push(PendingSelections {
+            id,
+            deadline_ms: self.slot_start_ms(Slot(last_slot.0 + 1)),
+            needed,
+            request,
+        });
+        self.answer_selections(actions);
+    }
+
+    /// Replies to every selection request whose proofs have all combined.
+    fn answer_selections(&mut self, actions: &mut Vec<Action<E>>) {
+        let (done, waiting): (Vec<PendingSelections>, Vec<PendingSelections>) =
+            std::mem::take(&mut self.pending_selections)
+                .into_iter()
+                .partition(|p| p.needed.iter().all(|k| self.selections.contains_key(k)));
+        self.pending_selections = waiting;
+        for p in done {
+            let combined: Vec<SignatureBytes> = p
+                .needed
+                .iter()
+                .map(|k| SignatureBytes::from(self.selections[k].to_bytes()))
+                .collect();
+            let response = match p.request {
+                SelectionRequest::Beacon(mut list) => {
+                    for (item, proof) in list.iter_mut().zip(combined) {
+                        item.selection_proof = proof;
+                    }
+                    VcResponse::BeaconCommitteeSelections(list)
+                }
+                SelectionRequest::Sync(mut list) => {
+                    for (item, proof) in list.iter_mut().zip(combined) {
+                        item.selection_proof = proof;
+                    }
+                    VcResponse::SyncCommitteeSelections(list)
+                }
+            };
+            actions.push(Action::Reply {
+                id: p.id,
+                result: Ok(response),
+            });
+        }
     }
 
     fn on_peer_partials(
@@ -1484,7 +1706,10 @@ impl<E: EthSpec> Core<E> {
             };
             if !matches!(
                 message.duty.kind,
-                DutyType::Attester | DutyType::SyncMessage
+                DutyType::Attester
+                    | DutyType::SyncMessage
+                    | DutyType::PrepareAggregator
+                    | DutyType::PrepareSyncContribution
             ) {
                 actions.push(dropped(from, "unsupported_duty"));
                 continue;
@@ -1500,6 +1725,12 @@ impl<E: EthSpec> Core<E> {
                         continue;
                     }
                 }
+            }
+            if message.duty.kind == DutyType::PrepareAggregator
+                && self.selection_root(message.duty.slot) != root
+            {
+                actions.push(dropped(from, "selection_root_mismatch"));
+                continue;
             }
             decoded.push(Decoded {
                 duty: message.duty,

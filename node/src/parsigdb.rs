@@ -34,7 +34,7 @@ type Key = (Duty, PublicKeyBytes);
 pub struct ParSigDb {
     threshold: usize,
     partials: BTreeMap<Key, BTreeMap<Root, BTreeMap<u64, PartialSignature>>>,
-    released: BTreeMap<Key, Root>,
+    released: BTreeMap<(Key, Option<Root>), Root>,
 }
 
 impl ParSigDb {
@@ -76,8 +76,15 @@ impl ParSigDb {
                 by_index.insert(index.get(), partial);
             }
         }
-        if by_index.len() >= self.threshold && !self.released.contains_key(&key) {
-            self.released.insert(key, signing_root);
+        // One object per duty and validator is combined, except sync
+        // selection proofs: a validator in several subcommittees has one per
+        // subcommittee, each over its own root.
+        let release = (
+            key,
+            (duty.kind == crate::duty::DutyType::PrepareSyncContribution).then_some(signing_root),
+        );
+        if by_index.len() >= self.threshold && !self.released.contains_key(&release) {
+            self.released.insert(release, signing_root);
             return Ok(Some(
                 by_index.values().take(self.threshold).copied().collect(),
             ));
@@ -102,7 +109,7 @@ impl ParSigDb {
     /// Forgets duties of slots before `slot`.
     pub fn expire_before(&mut self, slot: Slot) {
         self.partials.retain(|(duty, _), _| duty.slot >= slot);
-        self.released.retain(|(duty, _), _| duty.slot >= slot);
+        self.released.retain(|((duty, _), _), _| duty.slot >= slot);
     }
 }
 

@@ -42,6 +42,7 @@ struct Cluster {
     outcomes: Vec<(usize, DutyType, Outcome)>,
     dropped: Vec<(usize, u32, String)>,
     asked: std::collections::BTreeSet<(usize, u64)>,
+    replies: Vec<(usize, VcResponse)>,
     timers: std::collections::BTreeMap<
         (usize, phalanx_node::duty::Duty),
         (u64, phalanx_consensus::Round),
@@ -111,6 +112,7 @@ fn cluster(fork: ForkName, validators: usize) -> Cluster {
         dropped: Vec::new(),
         asked: Default::default(),
         timers: Default::default(),
+        replies: Vec::new(),
         _dirs: dirs,
     }
 }
@@ -176,13 +178,25 @@ impl Cluster {
                 self.timers.remove(&(node, duty));
                 queue.push_back((node, Event::Timer { duty, round }));
             }
-            while let Some((node, event)) = queue.pop_front() {
-                let actions = self.cores[node].handle(now, event);
-                for action in actions {
-                    self.route(node, now, action, &mut queue, silent, electra, &mut vc_id);
-                }
-            }
+            self.drain(now, &mut queue, silent, electra, &mut vc_id);
             now += 50;
+        }
+    }
+
+    /// Delivers events, and everything they cause, at `now`.
+    fn drain(
+        &mut self,
+        now: u64,
+        queue: &mut VecDeque<(usize, Event)>,
+        silent: &[usize],
+        electra: bool,
+        vc_id: &mut u64,
+    ) {
+        while let Some((node, event)) = queue.pop_front() {
+            let actions = self.cores[node].handle(now, event);
+            for action in actions {
+                self.route(node, now, action, queue, silent, electra, vc_id);
+            }
         }
     }
 
@@ -313,6 +327,8 @@ impl Cluster {
                     ));
                 } else if let Err(failure) = result {
                     panic!("node {node} refused its validator client at {now}: {failure:?}");
+                } else if let Ok(other) = result {
+                    self.replies.push((node, other));
                 }
             }
             Action::Outcome { duty, outcome } => self.outcomes.push((node, duty.kind, outcome)),
@@ -570,5 +586,117 @@ fn bad_partials_are_refused_or_dropped_and_named() {
     assert!(actions.iter().any(|a| matches!(
         a,
         Action::Dropped { from: 1, reason, .. } if reason == "invalid_partial"
+    )));
+}
+
+#[test]
+fn selection_proofs_combine_across_the_cluster() {
+    use phalanx_eth::attestation::{BeaconCommitteeSelection, SyncCommitteeSelection};
+    use phalanx_eth::signing::{DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF};
+    use phalanx_eth::sync_committee::SyncAggregatorSelectionData;
+
+    let mut cluster = cluster(ForkName::Electra, 8);
+    let now = GENESIS_MS + SLOT_MS + 100;
+    cluster.run(GENESIS_MS, now, &[], true);
+    let slot = Slot(2);
+    let (network, gvr, shares) = (cluster.network.clone(), cluster.gvr, cluster.shares.clone());
+    let selection_root = compute_signing_root(
+        &slot,
+        network.domain_at(DOMAIN_SELECTION_PROOF, slot.epoch(8), gvr),
+    );
+    let sync_root = |subcommittee_index| {
+        compute_signing_root(
+            &SyncAggregatorSelectionData {
+                slot,
+                subcommittee_index,
+            },
+            network.domain_at(DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF, slot.epoch(8), gvr),
+        )
+    };
+    let sign = |node: usize, root: Root| {
+        SignatureBytes::from(shares[node][1].sign(root.as_slice()).signature.to_bytes())
+    };
+    let mut queue = VecDeque::new();
+    // Three operators' validator clients ask; the fourth stays silent.
+    for node in 0..3 {
+        queue.push_back((
+            node,
+            Event::Vc {
+                id: 900 + node as u64,
+                request: VcRequest::BeaconCommitteeSelections(vec![BeaconCommitteeSelection {
+                    validator_index: ValidatorIndex(101),
+                    slot,
+                    selection_proof: sign(node, selection_root),
+                }]),
+            },
+        ));
+        // Two subcommittees of one validator: each combines on its own.
+        queue.push_back((
+            node,
+            Event::Vc {
+                id: 950 + node as u64,
+                request: VcRequest::SyncCommitteeSelections(
+                    [0, 1]
+                        .map(|sub| SyncCommitteeSelection {
+                            validator_index: ValidatorIndex(101),
+                            slot,
+                            subcommittee_index: sub,
+                            selection_proof: sign(node, sync_root(sub)),
+                        })
+                        .to_vec(),
+                ),
+            },
+        ));
+    }
+    let mut vc_id = 5000;
+    cluster.replies.clear();
+    cluster.drain(now, &mut queue, &[3], true, &mut vc_id);
+    let group = cluster.groups[1];
+    let (mut beacon, mut sync) = (0, 0);
+    for (node, reply) in &cluster.replies {
+        match reply {
+            VcResponse::BeaconCommitteeSelections(list) => {
+                let proof =
+                    Signature::from_bytes(list[0].selection_proof.as_slice()).expect("proof");
+                assert!(
+                    proof.verify(&group, selection_root.as_slice()),
+                    "node {node}"
+                );
+                beacon += 1;
+            }
+            VcResponse::SyncCommitteeSelections(list) => {
+                for (item, sub) in list.iter().zip([0, 1]) {
+                    let proof =
+                        Signature::from_bytes(item.selection_proof.as_slice()).expect("proof");
+                    assert!(
+                        proof.verify(&group, sync_root(sub).as_slice()),
+                        "node {node}"
+                    );
+                }
+                sync += 1;
+            }
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+    assert_eq!(
+        (beacon, sync),
+        (3, 3),
+        "every asking client gets the combined proofs"
+    );
+    // A proof for a validator outside the cluster is refused at once.
+    let actions = cluster.cores[0].handle(
+        now,
+        Event::Vc {
+            id: 1,
+            request: VcRequest::BeaconCommitteeSelections(vec![BeaconCommitteeSelection {
+                validator_index: ValidatorIndex(7),
+                slot,
+                selection_proof: sign(0, selection_root),
+            }]),
+        },
+    );
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Reply { result: Err(f), .. } if f.status == 400
     )));
 }
