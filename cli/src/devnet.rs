@@ -305,6 +305,7 @@ pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
     }
     let genesis_ms = (unix_ms() + 4 * args.slot_ms).div_ceil(1000) * 1000;
     let record = dir.join("submissions.jsonl");
+    let chain_validators = validators.clone();
     let beacon = BeaconMock::start(BeaconMockConfig {
         network: network.clone(),
         genesis_time: genesis_ms / 1000,
@@ -317,6 +318,21 @@ pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
     .await
     .context("starting the beacon-node mock")?;
     let beacon_url = beacon.url();
+    // What an independent checker needs to recompute every signing root.
+    let fork_version = network
+        .fork_version(args.fork.fork())
+        .unwrap_or(network.genesis_fork_version);
+    std::fs::write(
+        dir.join("chain.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "preset": "minimal",
+            "fork": args.fork.fork().to_string(),
+            "fork_version": fork_version.to_string(),
+            "genesis_validators_root": Root::repeat_byte(0x42).to_string(),
+            "cluster_validators": args.validators,
+            "validators": chain_validators.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }))?,
+    )?;
     println!("Simulated beacon node at {beacon_url}");
 
     // 4. Nodes and validator clients.
