@@ -1358,11 +1358,33 @@ impl<E: EthSpec> Core<E> {
         attestations: Vec<VcAttestation>,
         actions: &mut Vec<Action<E>>,
     ) -> Result<VcResponse, ApiFailure> {
+        self.own_partials(
+            &attestations,
+            "attestations",
+            actions,
+            Self::own_attestation,
+        )
+    }
+
+    /// Takes a validator client's list of partially signed objects: each is
+    /// checked and made to count on its own; the good ones go to the peers
+    /// in one batch, the refused ones are named by position.
+    fn own_partials<T>(
+        &mut self,
+        items: &[T],
+        what: &str,
+        actions: &mut Vec<Action<E>>,
+        mut accept: impl FnMut(
+            &mut Self,
+            &T,
+            &mut Vec<PartialMessage>,
+            &mut Vec<Action<E>>,
+        ) -> Result<(), String>,
+    ) -> Result<VcResponse, ApiFailure> {
         let mut failures = Vec::new();
         let mut outgoing = Vec::new();
-        for (i, attestation) in attestations.into_iter().enumerate() {
-            let outcome = self.own_attestation(&attestation, &mut outgoing, actions);
-            if let Err(reason) = outcome {
+        for (i, item) in items.iter().enumerate() {
+            if let Err(reason) = accept(self, item, &mut outgoing, actions) {
                 failures.push((i, reason));
             }
         }
@@ -1374,7 +1396,7 @@ impl<E: EthSpec> Core<E> {
         } else {
             Err(ApiFailure {
                 status: 400,
-                message: "some attestations were not accepted".into(),
+                message: format!("some {what} were not accepted"),
                 failures,
             })
         }
@@ -1448,26 +1470,12 @@ impl<E: EthSpec> Core<E> {
         messages: Vec<SyncCommitteeMessage>,
         actions: &mut Vec<Action<E>>,
     ) -> Result<VcResponse, ApiFailure> {
-        let mut failures = Vec::new();
-        let mut outgoing = Vec::new();
-        for (i, message) in messages.into_iter().enumerate() {
-            let outcome = self.own_sync_message(&message, &mut outgoing, actions);
-            if let Err(reason) = outcome {
-                failures.push((i, reason));
-            }
-        }
-        if !outgoing.is_empty() {
-            actions.push(Action::SendPartials(outgoing));
-        }
-        if failures.is_empty() {
-            Ok(VcResponse::Accepted)
-        } else {
-            Err(ApiFailure {
-                status: 400,
-                message: "some sync committee messages were not accepted".into(),
-                failures,
-            })
-        }
+        self.own_partials(
+            &messages,
+            "sync committee messages",
+            actions,
+            Self::own_sync_message,
+        )
     }
 
     fn own_sync_message(
