@@ -428,9 +428,8 @@ pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
     let summary = summarise(
         &submissions,
         &group_indices,
-        genesis_ms,
         args.slot_ms,
-        last_slot,
+        last_slot / slots_per_epoch,
     );
     println!();
     println!(
@@ -520,11 +519,9 @@ struct Summary {
 fn summarise(
     submissions: &[Submission],
     ours: &BTreeSet<u64>,
-    genesis_ms: u64,
     slot_ms: u64,
-    slots: u64,
+    epochs: u64,
 ) -> Summary {
-    let epochs = slots / 8;
     let kinds: [(SubmissionKind, &'static str, Option<u64>); 5] = [
         (
             SubmissionKind::Attestation,
@@ -567,7 +564,6 @@ fn summarise(
             p99: pct(99),
         });
     }
-    let _ = genesis_ms;
     Summary {
         lines,
         invalid: submissions

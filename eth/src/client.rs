@@ -1177,7 +1177,7 @@ fn error_message(status: StatusCode, bytes: &[u8]) -> String {
 }
 
 /// An error's text without the URL reqwest puts in it (it may carry credentials).
-fn without_url(error: &reqwest::Error) -> String {
+pub fn without_url(error: &reqwest::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
     let mut reason = if error.is_connect() {
         "cannot connect".to_string()

@@ -27,7 +27,7 @@ use axum::Router;
 use phalanx_eth::attestation::{
     AttestationBase, BeaconCommitteeSelection, SingleAttestation, SyncCommitteeSelection,
 };
-use phalanx_eth::client::CONSENSUS_VERSION_HEADER;
+use phalanx_eth::client::{without_url, CONSENSUS_VERSION_HEADER};
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::sync_committee::SyncCommitteeMessage;
 use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Slot};
@@ -737,23 +737,6 @@ async fn fallback(
         }
         Err(response) => response,
     }
-}
-
-/// An error's text without the URL reqwest puts in it (it may carry credentials).
-fn without_url(error: &reqwest::Error) -> String {
-    let mut text = if error.is_connect() {
-        "cannot connect".to_string()
-    } else if error.is_timeout() {
-        "timed out".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -527,6 +527,7 @@ pub struct Core<E: EthSpec> {
     group_bytes: Vec<PublicKeyBytes>,
     by_group: BTreeMap<PublicKeyBytes, usize>,
     indices: BTreeMap<ValidatorIndex, usize>,
+    index_of: BTreeMap<PublicKeyBytes, ValidatorIndex>,
     indices_requested_ms: Option<u64>,
     duties_requested: BTreeMap<Epoch, u64>,
     duties_known: BTreeSet<Epoch>,
@@ -630,6 +631,7 @@ impl<E: EthSpec> Core<E> {
             group_bytes,
             by_group,
             indices: BTreeMap::new(),
+            index_of: BTreeMap::new(),
             indices_requested_ms: None,
             duties_requested: BTreeMap::new(),
             duties_known: BTreeSet::new(),
@@ -690,6 +692,7 @@ impl<E: EthSpec> Core<E> {
                 for (key, index) in found {
                     if let Some(&position) = self.by_group.get(&key) {
                         self.indices.insert(index, position);
+                        self.index_of.insert(key, index);
                     }
                 }
                 // New indices mean the known duties may be incomplete.
@@ -714,14 +717,14 @@ impl<E: EthSpec> Core<E> {
                     from: OperatorIndex(from),
                     message,
                 });
-                self.on_consensus(now_ms, qbft_actions, &mut actions);
+                self.on_consensus(qbft_actions, &mut actions);
             }
             Event::Timer { duty, round } => {
                 let qbft_actions = self.engine.handle(qbft::Event::Timeout {
                     instance: duty,
                     round,
                 });
-                self.on_consensus(now_ms, qbft_actions, &mut actions);
+                self.on_consensus(qbft_actions, &mut actions);
             }
             Event::Partials { from, partials } => {
                 self.on_peer_partials(from, partials, &mut actions)
@@ -827,7 +830,7 @@ impl<E: EthSpec> Core<E> {
         let qbft_actions = self
             .engine
             .handle(qbft::Event::Advance { position: slot.0 });
-        self.on_consensus(0, qbft_actions, actions);
+        self.on_consensus(qbft_actions, actions);
         // Everything two slots old is past every deadline.
         let keep = Slot(slot.0.saturating_sub(2));
         self.parsigs.expire_before(keep);
@@ -985,12 +988,11 @@ impl<E: EthSpec> Core<E> {
             Err(_) => qbft::Event::Join { instance: duty },
         };
         let qbft_actions = self.engine.handle(event);
-        self.on_consensus(0, qbft_actions, actions);
+        self.on_consensus(qbft_actions, actions);
     }
 
     fn on_consensus(
         &mut self,
-        _now_ms: u64,
         qbft_actions: Vec<qbft::Action<Duty, DutyValue>>,
         actions: &mut Vec<Action<E>>,
     ) {
@@ -1329,12 +1331,7 @@ impl<E: EthSpec> Core<E> {
                 else {
                     return;
                 };
-                let Some(index) = self
-                    .indices
-                    .iter()
-                    .find(|(_, p)| self.group_bytes[**p] == validator)
-                    .map(|(i, _)| *i)
-                else {
+                let Some(index) = self.index_of.get(&validator).copied() else {
                     return;
                 };
                 Submission::SyncMessage(SyncCommitteeMessage {

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use phalanx_consensus::Wire;
-use phalanx_crypto::PublicKey;
 use phalanx_dkg::lock::ClusterLock;
 use phalanx_eth::client::{BeaconNodeClient, ClientError, Timeouts};
 use phalanx_eth::config::NetworkConfig;
@@ -276,6 +275,7 @@ async fn run_with<E: EthSpec>(
     publish: impl FnOnce(Registry) + Send,
 ) -> Result<(), NodeError> {
     let lock = &config.lock;
+    let client = Arc::new(client);
     let metrics = Metrics::register(&mut registry);
     let enrs = lock
         .definition
@@ -423,11 +423,7 @@ async fn run_with<E: EthSpec>(
 
     // Readiness: beacon node synced, enough peers.
     {
-        let (client, health, net) = (
-            Arc::new(client_clone(&config.beacon_nodes)?),
-            health.clone(),
-            net.clone(),
-        );
+        let (client, health, net) = (client.clone(), health.clone(), net.clone());
         let needed = (lock.definition.threshold as usize).saturating_sub(1);
         let peers_gauge = metrics.peers.clone();
         tasks.push(tokio::spawn(async move {
@@ -452,7 +448,6 @@ async fn run_with<E: EthSpec>(
         }));
     }
 
-    let client = Arc::new(client);
     let mut driver = Driver {
         client,
         net: net.clone(),
@@ -484,7 +479,7 @@ async fn run_with<E: EthSpec>(
             Some(event) = events_rx.recv() => event,
         };
         let actions = core.handle(now_ms(), event);
-        driver.execute(actions, &core);
+        driver.execute(actions);
     }
     for task in tasks {
         task.abort();
@@ -494,11 +489,6 @@ async fn run_with<E: EthSpec>(
     }
     net.shutdown();
     Ok(())
-}
-
-fn client_clone(urls: &[String]) -> Result<BeaconNodeClient, NodeError> {
-    BeaconNodeClient::new(urls, Timeouts::default())
-        .map_err(|e| NodeError::BeaconNode(e.to_string()))
 }
 
 fn open_slashing(data_dir: &std::path::Path, gvr: Root) -> Result<SlashingDb, NodeError> {
@@ -535,7 +525,7 @@ struct Driver<E: EthSpec> {
 }
 
 impl<E: EthSpec> Driver<E> {
-    fn execute(&mut self, actions: Vec<Action<E>>, core: &Core<E>) {
+    fn execute(&mut self, actions: Vec<Action<E>>) {
         let mut attestations: BTreeMap<ForkName, Batch<AttestationSubmission<E>>> = BTreeMap::new();
         let mut sync_messages = Vec::new();
         let mut sync_owners = Vec::new();
@@ -743,7 +733,6 @@ impl<E: EthSpec> Driver<E> {
                 }
             }
         }
-        let _ = core;
         for (fork, (items, owners)) in attestations {
             let (client, events) = (self.client.clone(), self.events.clone());
             tokio::spawn(async move {
@@ -802,9 +791,4 @@ fn report(
             result: result.clone().map_err(|e| e.to_string()),
         });
     }
-}
-
-/// The group public keys of a lock, for tools.
-pub fn group_keys(lock: &ClusterLock) -> Vec<PublicKey> {
-    lock.validators.iter().map(|v| v.public_key).collect()
 }
