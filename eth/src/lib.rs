@@ -34,6 +34,7 @@ pub mod fork;
 pub mod interchange;
 pub mod preset;
 pub mod primitives;
+pub mod selection;
 pub mod signing;
 pub mod sync_committee;
 pub mod validator;

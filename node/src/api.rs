@@ -25,31 +25,32 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use phalanx_eth::attestation::{
-    AttestationBase, BeaconCommitteeSelection, SingleAttestation, SyncCommitteeSelection,
+    AggregateAndProof, AttestationBase, BeaconCommitteeSelection, SignedAggregateAndProofBase,
+    SignedAggregateAndProofElectra, SingleAttestation, SyncCommitteeSelection,
 };
 use phalanx_eth::client::{without_url, CONSENSUS_VERSION_HEADER};
 use phalanx_eth::config::NetworkConfig;
-use phalanx_eth::sync_committee::SyncCommitteeMessage;
-use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Slot};
+use phalanx_eth::sync_committee::{SignedContributionAndProof, SyncCommitteeMessage};
+use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Root, Slot, ValidatorIndex};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use ssz::Encode;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{ApiFailure, Attester, Event, VcAttestation, VcRequest, VcResponse};
+use crate::core::{ApiFailure, Attester, Event, VcAttestation, VcRequest, VcResponse, VcSigned};
 
 /// A request for the core and where its answer goes.
-pub struct CoreRequest {
+pub struct CoreRequest<E: EthSpec> {
     /// The event (a [`Event::Vc`]).
-    pub event: Event,
+    pub event: Event<E>,
     /// The reply channel.
-    pub reply: oneshot::Sender<Result<VcResponse, ApiFailure>>,
+    pub reply: oneshot::Sender<Result<VcResponse<E>, ApiFailure>>,
 }
 
 /// What the validator API needs.
-pub struct ApiConfig {
+pub struct ApiConfig<E: EthSpec> {
     /// Where requests for the core go.
-    pub core: mpsc::Sender<CoreRequest>,
+    pub core: mpsc::Sender<CoreRequest<E>>,
     /// The beacon nodes, in fallback order.
     pub beacon_nodes: Vec<String>,
     /// Group key → this operator's public share.
@@ -60,8 +61,8 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
 }
 
-struct ApiState {
-    core: mpsc::Sender<CoreRequest>,
+struct ApiState<E: EthSpec> {
+    core: mpsc::Sender<CoreRequest<E>>,
     beacon_nodes: Vec<String>,
     http: reqwest::Client,
     to_share: BTreeMap<String, String>,
@@ -71,13 +72,13 @@ struct ApiState {
     next_id: AtomicU64,
 }
 
-type Shared = Arc<ApiState>;
+type Shared<E> = Arc<ApiState<E>>;
 
 /// Starts the validator API on `address`; returns the bound address and
 /// the server's task (aborting it closes the listener).
 pub async fn serve<E: EthSpec>(
     address: SocketAddr,
-    config: ApiConfig,
+    config: ApiConfig<E>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let hex = |k: &PublicKeyBytes| format!("{k}");
     let state = Arc::new(ApiState {
@@ -115,9 +116,12 @@ pub async fn serve<E: EthSpec>(
     Ok((bound, task))
 }
 
-fn router<E: EthSpec>(state: Shared) -> Router {
+fn router<E: EthSpec>(state: Shared<E>) -> Router {
     Router::new()
-        .route("/eth/v1/validator/attestation_data", get(attestation_data))
+        .route(
+            "/eth/v1/validator/attestation_data",
+            get(attestation_data::<E>),
+        )
         .route(
             "/eth/v1/beacon/pool/attestations",
             post(submit_attestations_v1::<E>),
@@ -128,31 +132,65 @@ fn router<E: EthSpec>(state: Shared) -> Router {
         )
         .route(
             "/eth/v1/beacon/pool/sync_committees",
-            post(submit_sync_messages),
+            post(submit_sync_messages::<E>),
         )
         .route(
             "/eth/v1/validator/beacon_committee_selections",
-            post(beacon_committee_selections),
+            post(beacon_committee_selections::<E>),
         )
         .route(
             "/eth/v1/validator/sync_committee_selections",
-            post(sync_committee_selections),
+            post(sync_committee_selections::<E>),
         )
         .route(
             "/eth/v1/validator/duties/attester/{epoch}",
-            post(duties_post),
+            post(duties_post::<E>),
         )
-        .route("/eth/v1/validator/duties/sync/{epoch}", post(duties_post))
-        .route("/eth/v1/validator/duties/proposer/{epoch}", get(duties_get))
+        .route(
+            "/eth/v1/validator/aggregate_attestation",
+            get(aggregate_attestation_v1::<E>),
+        )
+        .route(
+            "/eth/v2/validator/aggregate_attestation",
+            get(aggregate_attestation_v2::<E>),
+        )
+        .route(
+            "/eth/v1/validator/aggregate_and_proofs",
+            post(aggregate_and_proofs_v1::<E>),
+        )
+        .route(
+            "/eth/v2/validator/aggregate_and_proofs",
+            post(aggregate_and_proofs_v2::<E>),
+        )
+        .route(
+            "/eth/v1/validator/sync_committee_contribution",
+            get(sync_committee_contribution::<E>),
+        )
+        .route(
+            "/eth/v1/validator/contribution_and_proofs",
+            post(contribution_and_proofs::<E>),
+        )
+        .route(
+            "/eth/v1/validator/beacon_committee_subscriptions",
+            post(beacon_committee_subscriptions::<E>),
+        )
+        .route(
+            "/eth/v1/validator/duties/sync/{epoch}",
+            post(duties_post::<E>),
+        )
+        .route(
+            "/eth/v1/validator/duties/proposer/{epoch}",
+            get(duties_get::<E>),
+        )
         .route(
             "/eth/v1/beacon/states/{state}/validators",
-            get(validators_get).post(validators_post),
+            get(validators_get::<E>).post(validators_post::<E>),
         )
         .route(
             "/eth/v1/beacon/states/{state}/validators/{id}",
-            get(validator_get),
+            get(validator_get::<E>),
         )
-        .fallback(fallback)
+        .fallback(fallback::<E>)
         .with_state(state)
 }
 
@@ -179,8 +217,8 @@ fn failure(f: ApiFailure) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-impl ApiState {
-    async fn ask(&self, request: VcRequest) -> Result<VcResponse, ApiFailure> {
+impl<E: EthSpec> ApiState<E> {
+    async fn ask(&self, request: VcRequest<E>) -> Result<VcResponse<E>, ApiFailure> {
         let (reply, answer) = oneshot::channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let sent = self
@@ -316,8 +354,8 @@ struct AttestationDataQuery {
     committee_index: String,
 }
 
-async fn attestation_data(
-    State(state): State<Shared>,
+async fn attestation_data<E: EthSpec>(
+    State(state): State<Shared<E>>,
     headers: HeaderMap,
     Query(query): Query<AttestationDataQuery>,
 ) -> Response {
@@ -377,12 +415,15 @@ fn parse_list(body: &Bytes) -> Result<Vec<Json>, Response> {
     }
 }
 
-async fn submit_attestations_v1<E: EthSpec>(State(state): State<Shared>, body: Bytes) -> Response {
+async fn submit_attestations_v1<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    body: Bytes,
+) -> Response {
     submit_attestations::<E>(state, body, false).await
 }
 
 async fn submit_attestations_v2<E: EthSpec>(
-    State(state): State<Shared>,
+    State(state): State<Shared<E>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -404,7 +445,7 @@ async fn submit_attestations_v2<E: EthSpec>(
     submit_attestations::<E>(state, body, electra).await
 }
 
-async fn submit_attestations<E: EthSpec>(state: Shared, body: Bytes, electra: bool) -> Response {
+async fn submit_attestations<E: EthSpec>(state: Shared<E>, body: Bytes, electra: bool) -> Response {
     let items = match parse_list(&body) {
         Ok(items) => items,
         Err(response) => return response,
@@ -465,7 +506,10 @@ async fn submit_attestations<E: EthSpec>(state: Shared, body: Bytes, electra: bo
     answer_submission(state.ask(request).await, &positions)
 }
 
-fn answer_submission(result: Result<VcResponse, ApiFailure>, positions: &[usize]) -> Response {
+fn answer_submission<E: EthSpec>(
+    result: Result<VcResponse<E>, ApiFailure>,
+    positions: &[usize],
+) -> Response {
     match result {
         Ok(_) => StatusCode::OK.into_response(),
         Err(mut f) => {
@@ -477,7 +521,7 @@ fn answer_submission(result: Result<VcResponse, ApiFailure>, positions: &[usize]
     }
 }
 
-async fn submit_sync_messages(State(state): State<Shared>, body: Bytes) -> Response {
+async fn submit_sync_messages<E: EthSpec>(State(state): State<Shared<E>>, body: Bytes) -> Response {
     let items = match parse_list(&body) {
         Ok(items) => items,
         Err(response) => return response,
@@ -529,7 +573,10 @@ fn parse_items<T: serde::de::DeserializeOwned>(
     }
 }
 
-async fn beacon_committee_selections(State(state): State<Shared>, body: Bytes) -> Response {
+async fn beacon_committee_selections<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    body: Bytes,
+) -> Response {
     let selections =
         match parse_items::<BeaconCommitteeSelection>(&body, "BeaconCommitteeSelection") {
             Ok(selections) => selections,
@@ -547,7 +594,10 @@ async fn beacon_committee_selections(State(state): State<Shared>, body: Bytes) -
     }
 }
 
-async fn sync_committee_selections(State(state): State<Shared>, body: Bytes) -> Response {
+async fn sync_committee_selections<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    body: Bytes,
+) -> Response {
     let selections = match parse_items::<SyncCommitteeSelection>(&body, "SyncCommitteeSelection") {
         Ok(selections) => selections,
         Err(response) => return response,
@@ -564,7 +614,314 @@ async fn sync_committee_selections(State(state): State<Shared>, body: Bytes) -> 
     }
 }
 
-async fn duties_post(State(state): State<Shared>, uri: Uri, body: Bytes) -> Response {
+#[derive(Deserialize)]
+struct AggregateQuery {
+    attestation_data_root: String,
+    slot: String,
+    committee_index: Option<String>,
+}
+
+async fn aggregate_attestation_v1<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    headers: HeaderMap,
+    Query(query): Query<AggregateQuery>,
+) -> Response {
+    aggregate_attestation(state, headers, query, false).await
+}
+
+async fn aggregate_attestation_v2<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    headers: HeaderMap,
+    Query(query): Query<AggregateQuery>,
+) -> Response {
+    aggregate_attestation(state, headers, query, true).await
+}
+
+/// The decided aggregate of a committee: v1 names the committee by the
+/// data's index (before Electra), v2 by `committee_index`.
+async fn aggregate_attestation<E: EthSpec>(
+    state: Shared<E>,
+    headers: HeaderMap,
+    query: AggregateQuery,
+    v2: bool,
+) -> Response {
+    let Ok(slot) = query.slot.parse::<u64>() else {
+        return error(400, "slot must be an unsigned integer");
+    };
+    let Ok(data_root) = query.attestation_data_root.parse::<Root>() else {
+        return error(
+            400,
+            "attestation_data_root must be a 0x-prefixed 32-byte hex string",
+        );
+    };
+    let committee_index = match query.committee_index.as_deref().map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(index)) => Some(CommitteeIndex(index)),
+        Some(Err(_)) => return error(400, "committee_index must be an unsigned integer"),
+    };
+    let slot = Slot(slot);
+    let fork = match state.fork_at(slot) {
+        Ok(fork) => fork,
+        Err(response) => return response,
+    };
+    if v2 && committee_index.is_none() {
+        return error(400, "committee_index is required");
+    }
+    if !v2 && fork.electra_enabled() {
+        return error(
+            400,
+            format!("from Electra on aggregates are served by /eth/v2/validator/aggregate_attestation (slot {slot} is in {fork})"),
+        );
+    }
+    let request = VcRequest::AggregateAttestation {
+        slot,
+        data_root,
+        committee_index,
+    };
+    match state.ask(request).await {
+        Ok(VcResponse::Aggregate(aggregate)) => versioned_response(
+            &headers,
+            aggregate.as_ssz_bytes(),
+            json!(aggregate),
+            v2.then_some(fork),
+        ),
+        Ok(other) => error(500, format!("unexpected answer {other:?}")),
+        Err(f) => failure(f),
+    }
+}
+
+/// A `{"data": …}` body (with `version` and the fork header when `fork` is
+/// given), or the SSZ bytes when the client prefers them.
+fn versioned_response(
+    headers: &HeaderMap,
+    ssz: Vec<u8>,
+    data: Json,
+    fork: Option<ForkName>,
+) -> Response {
+    if wants_ssz(headers) {
+        return ssz_response(ssz, fork);
+    }
+    let mut response = match fork {
+        Some(fork) => axum::Json(json!({"version": fork.as_str(), "data": data})).into_response(),
+        None => axum::Json(json!({ "data": data })).into_response(),
+    };
+    if let Some(value) = fork.and_then(|f| HeaderValue::from_str(f.as_str()).ok()) {
+        response
+            .headers_mut()
+            .insert(CONSENSUS_VERSION_HEADER, value);
+    }
+    response
+}
+
+async fn aggregate_and_proofs_v1<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    body: Bytes,
+) -> Response {
+    aggregate_and_proofs(state, body, None).await
+}
+
+async fn aggregate_and_proofs_v2<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fork = match headers
+        .get(CONSENSUS_VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(name) => match name.parse::<ForkName>() {
+            Ok(fork) => fork,
+            Err(e) => return error(400, format!("{CONSENSUS_VERSION_HEADER}: {e}")),
+        },
+        None => {
+            return error(
+                400,
+                format!("the {CONSENSUS_VERSION_HEADER} header is required"),
+            )
+        }
+    };
+    aggregate_and_proofs(state, body, Some(fork)).await
+}
+
+/// Signed aggregates in the layout of `fork` (v1: the phase 0 layout).
+async fn aggregate_and_proofs<E: EthSpec>(
+    state: Shared<E>,
+    body: Bytes,
+    fork: Option<ForkName>,
+) -> Response {
+    let electra = fork.is_some_and(ForkName::electra_enabled);
+    let items = match parse_list(&body) {
+        Ok(items) => items,
+        Err(response) => return response,
+    };
+    let mut signed = Vec::with_capacity(items.len());
+    let mut failures = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let parsed = if electra {
+            serde_json::from_value::<SignedAggregateAndProofElectra<E>>(item).map(|s| VcSigned {
+                message: AggregateAndProof::Electra(s.message),
+                signature: s.signature,
+            })
+        } else {
+            serde_json::from_value::<SignedAggregateAndProofBase<E>>(item).map(|s| VcSigned {
+                message: AggregateAndProof::Base(s.message),
+                signature: s.signature,
+            })
+        };
+        match parsed {
+            Ok(item) => {
+                let slot = match &item.message {
+                    AggregateAndProof::Base(m) => m.aggregate.data.slot,
+                    AggregateAndProof::Electra(m) => m.aggregate.data.slot,
+                };
+                match state.fork_at(slot) {
+                    Ok(at) if at.electra_enabled() != electra => failures.push((
+                        i,
+                        format!("slot {slot} is in {at}, which takes the other aggregate layout"),
+                    )),
+                    _ => signed.push(item),
+                }
+            }
+            Err(e) => failures.push((i, format!("not a SignedAggregateAndProof: {e}"))),
+        }
+    }
+    if !failures.is_empty() {
+        return failure(ApiFailure {
+            status: 400,
+            message: "some aggregates are malformed; none were accepted".into(),
+            failures,
+        });
+    }
+    let positions: Vec<usize> = (0..signed.len()).collect();
+    answer_submission(
+        state.ask(VcRequest::AggregateAndProofs(signed)).await,
+        &positions,
+    )
+}
+
+#[derive(Deserialize)]
+struct ContributionQuery {
+    slot: String,
+    subcommittee_index: String,
+    beacon_block_root: String,
+}
+
+/// The decided contribution of a subcommittee. The cluster agrees on one
+/// head per slot; a validator client whose own head differs still gets the
+/// cluster's, which is what its aggregate will carry.
+async fn sync_committee_contribution<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    headers: HeaderMap,
+    Query(query): Query<ContributionQuery>,
+) -> Response {
+    let (Ok(slot), Ok(subcommittee_index)) = (
+        query.slot.parse::<u64>(),
+        query.subcommittee_index.parse::<u64>(),
+    ) else {
+        return error(400, "slot and subcommittee_index must be unsigned integers");
+    };
+    if query.beacon_block_root.parse::<Root>().is_err() {
+        return error(
+            400,
+            "beacon_block_root must be a 0x-prefixed 32-byte hex string",
+        );
+    }
+    let request = VcRequest::SyncContribution {
+        slot: Slot(slot),
+        subcommittee_index,
+    };
+    match state.ask(request).await {
+        Ok(VcResponse::Contribution(contribution)) => versioned_response(
+            &headers,
+            contribution.as_ssz_bytes(),
+            json!(contribution),
+            None,
+        ),
+        Ok(other) => error(500, format!("unexpected answer {other:?}")),
+        Err(f) => failure(f),
+    }
+}
+
+async fn contribution_and_proofs<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    body: Bytes,
+) -> Response {
+    let signed =
+        match parse_items::<SignedContributionAndProof<E>>(&body, "SignedContributionAndProof") {
+            Ok(signed) => signed,
+            Err(response) => return response,
+        };
+    let positions: Vec<usize> = (0..signed.len()).collect();
+    answer_submission(
+        state.ask(VcRequest::ContributionAndProofs(signed)).await,
+        &positions,
+    )
+}
+
+/// Committee subscriptions go to the beacon node with `is_aggregator` as
+/// the cluster's combined selection proof says (a validator client that
+/// is not aware of distributed validators derives it from its own share's
+/// proof, which means nothing).
+async fn beacon_committee_subscriptions<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut items = match parse_list(&body) {
+        Ok(items) => items,
+        Err(response) => return response,
+    };
+    let mut queries = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let field = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_str())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        match (field("validator_index"), field("slot")) {
+            (Some(index), Some(slot)) => queries.push((Slot(slot), ValidatorIndex(index))),
+            _ => {
+                return failure(ApiFailure {
+                    status: 400,
+                    message: "a subscription needs validator_index and slot as quoted integers"
+                        .into(),
+                    failures: vec![(i, "missing or malformed validator_index or slot".into())],
+                })
+            }
+        }
+    }
+    if let Ok(VcResponse::Aggregators(flags)) = state.ask(VcRequest::Aggregators(queries)).await {
+        for (item, flag) in items.iter_mut().zip(flags) {
+            if let Some(flag) = flag {
+                item["is_aggregator"] = Json::Bool(flag);
+            }
+        }
+    }
+    let body = Bytes::from(serde_json::to_vec(&items).unwrap_or_default());
+    match state
+        .forward(
+            Method::POST,
+            "/eth/v1/validator/beacon_committee_subscriptions",
+            &headers,
+            body,
+        )
+        .await
+    {
+        Ok(response) => {
+            let status =
+                StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let bytes = response.bytes().await.unwrap_or_default();
+            (status, [("content-type", "application/json")], bytes).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn duties_post<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let indices = match serde_json::from_slice::<Json>(&body) {
         Ok(value @ Json::Array(_)) => value,
         Ok(_) => return error(400, "the body must be a JSON array of validator indices"),
@@ -582,7 +939,7 @@ async fn duties_post(State(state): State<Shared>, uri: Uri, body: Bytes) -> Resp
     }
 }
 
-async fn duties_get(State(state): State<Shared>, uri: Uri) -> Response {
+async fn duties_get<E: EthSpec>(State(state): State<Shared<E>>, uri: Uri) -> Response {
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     match state.forward_json(Method::GET, path, None).await {
         Ok(mut value) => {
@@ -593,30 +950,29 @@ async fn duties_get(State(state): State<Shared>, uri: Uri) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-struct IdQuery {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    status: Option<String>,
-}
-
-async fn validators_get(
-    State(state): State<Shared>,
+async fn validators_get<E: EthSpec>(
+    State(state): State<Shared<E>>,
     Path(state_id): Path<String>,
-    Query(query): Query<IdQuery>,
+    // Pairs, not a struct: `id` and `status` come repeated (`id=1&id=2`,
+    // as Lodestar sends them) or comma-separated.
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     let mut path = format!("/eth/v1/beacon/states/{state_id}/validators");
+    // Forwarded repeated, the array form every beacon node accepts
+    // (Lodestar 1.5.1 answers a comma-separated `id` with no validators).
     let mut params = Vec::new();
-    if let Some(ids) = query.id {
-        let ids: Vec<String> = ids
-            .split(',')
-            .map(|id| state.id_to_group(id.trim()))
-            .collect();
-        params.push(format!("id={}", ids.join(",")));
-    }
-    if let Some(status) = query.status {
-        params.push(format!("status={status}"));
+    for (key, values) in &query {
+        if key != "id" && key != "status" {
+            continue;
+        }
+        for value in values.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+            let value = if key == "id" {
+                state.id_to_group(value)
+            } else {
+                value.to_string()
+            };
+            params.push(format!("{key}={value}"));
+        }
     }
     if !params.is_empty() {
         path.push('?');
@@ -631,8 +987,8 @@ async fn validators_get(
     }
 }
 
-async fn validators_post(
-    State(state): State<Shared>,
+async fn validators_post<E: EthSpec>(
+    State(state): State<Shared<E>>,
     Path(state_id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -662,8 +1018,8 @@ async fn validators_post(
     }
 }
 
-async fn validator_get(
-    State(state): State<Shared>,
+async fn validator_get<E: EthSpec>(
+    State(state): State<Shared<E>>,
     Path((state_id, id)): Path<(String, String)>,
 ) -> Response {
     let path = format!(
@@ -701,8 +1057,8 @@ const UNSIGNED_POSTS: &[&str] = &[
     "/eth/v1/validator/liveness/",
 ];
 
-async fn fallback(
-    State(state): State<Shared>,
+async fn fallback<E: EthSpec>(
+    State(state): State<Shared<E>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

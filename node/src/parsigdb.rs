@@ -77,12 +77,14 @@ impl ParSigDb {
             }
         }
         // One object per duty and validator is combined, except sync
-        // selection proofs: a validator in several subcommittees has one per
-        // subcommittee, each over its own root.
-        let release = (
-            key,
-            (duty.kind == crate::duty::DutyType::PrepareSyncContribution).then_some(signing_root),
+        // selection proofs and contributions: a validator in several
+        // subcommittees has one per subcommittee, each over its own root.
+        let per_root = matches!(
+            duty.kind,
+            crate::duty::DutyType::PrepareSyncContribution
+                | crate::duty::DutyType::SyncContribution
         );
+        let release = (key, per_root.then_some(signing_root));
         if by_index.len() >= self.threshold && !self.released.contains_key(&release) {
             self.released.insert(release, signing_root);
             return Ok(Some(

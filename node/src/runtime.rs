@@ -16,7 +16,8 @@ use phalanx_consensus::Wire;
 use phalanx_dkg::lock::ClusterLock;
 use phalanx_eth::client::{BeaconNodeClient, ClientError, Timeouts};
 use phalanx_eth::config::NetworkConfig;
-use phalanx_eth::{EthSpec, ForkName, MainnetEthSpec, MinimalEthSpec, PublicKeyBytes, Root};
+use phalanx_eth::sync_committee::SignedContributionAndProof;
+use phalanx_eth::{EthSpec, ForkName, MainnetEthSpec, MinimalEthSpec, PublicKeyBytes, Root, Slot};
 use phalanx_p2p::{Multiaddr, Network, NetworkConfig as P2pConfig, NodeKey, PeerId};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,7 +30,8 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiConfig, CoreRequest};
 use crate::core::{
-    Action, AttestationSubmission, Core, CoreConfig, Event, Submission, ValidatorKeys,
+    Action, AggregateSubmission, AttestationSubmission, Core, CoreConfig, Event, Submission,
+    ValidatorKeys,
 };
 use crate::duty::Duty;
 use crate::parsigex::{parsigex_protocol, PartialBatch};
@@ -220,7 +222,12 @@ pub async fn run(
     };
     health.set("beacon_node", None);
     let lock_version = config.lock.definition.network.genesis_fork_version;
-    if genesis.genesis_fork_version != lock_version || network.genesis_fork_version != lock_version
+    // `/eth/v1/beacon/genesis` names either the config's GENESIS_FORK_VERSION
+    // (Lighthouse) or the version in force at slot 0 (Lodestar); they differ
+    // on a chain that starts in a later fork, as devnets do.
+    let genesis_state_version = network.fork_version_at(phalanx_eth::Epoch(0));
+    if ![lock_version, genesis_state_version].contains(&genesis.genesis_fork_version)
+        || network.genesis_fork_version != lock_version
     {
         return Err(NodeError::BeaconNode(format!(
             "the beacon node is on a network with genesis fork version {}, the cluster lock's is {lock_version} ({})",
@@ -343,7 +350,7 @@ async fn run_with<E: EthSpec>(
     )
     .map_err(|e| NodeError::Setup(e.to_string()))?;
 
-    let (api_tx, mut api_rx) = mpsc::channel::<CoreRequest>(1024);
+    let (api_tx, mut api_rx) = mpsc::channel::<CoreRequest<E>>(1024);
     let (bound, api_task) = api::serve::<E>(
         config.validator_api,
         ApiConfig {
@@ -359,7 +366,7 @@ async fn run_with<E: EthSpec>(
     tracing::info!(address = %bound, operator = me, validators = lock.validators.len(), "validator API listening");
 
     // Peers' messages become events.
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event<E>>();
     let index_of: Arc<HashMap<PeerId, u32>> = Arc::new(
         peers
             .iter()
@@ -457,6 +464,7 @@ async fn run_with<E: EthSpec>(
         timers: HashMap::new(),
         metrics,
         next_reply: 1 << 62,
+        network: network.clone(),
         _spec: std::marker::PhantomData,
     };
     publish(registry);
@@ -513,22 +521,32 @@ struct Driver<E: EthSpec> {
     client: Arc<BeaconNodeClient>,
     net: Arc<Network>,
     peers: Vec<PeerId>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedSender<Event<E>>,
     replies: HashMap<
         u64,
-        tokio::sync::oneshot::Sender<Result<crate::core::VcResponse, crate::core::ApiFailure>>,
+        tokio::sync::oneshot::Sender<Result<crate::core::VcResponse<E>, crate::core::ApiFailure>>,
     >,
     timers: HashMap<Duty, JoinHandle<()>>,
     metrics: Metrics,
     next_reply: u64,
+    network: NetworkConfig,
     _spec: std::marker::PhantomData<E>,
 }
 
 impl<E: EthSpec> Driver<E> {
+    /// The fork in force at `slot` (the last known one for slots beyond
+    /// this build's schedule).
+    fn fork(&self, slot: Slot) -> ForkName {
+        let epoch = slot.epoch(self.network.slots_per_epoch());
+        self.network.fork_at(epoch).unwrap_or(ForkName::Fulu)
+    }
+
     fn execute(&mut self, actions: Vec<Action<E>>) {
         let mut attestations: BTreeMap<ForkName, Batch<AttestationSubmission<E>>> = BTreeMap::new();
         let mut sync_messages = Vec::new();
         let mut sync_owners = Vec::new();
+        let mut aggregates: BTreeMap<ForkName, Batch<AggregateSubmission<E>>> = BTreeMap::new();
+        let mut contributions: Batch<SignedContributionAndProof<E>> = (Vec::new(), Vec::new());
         for action in actions {
             match action {
                 Action::ResolveIndices(keys) => {
@@ -600,6 +618,74 @@ impl<E: EthSpec> Driver<E> {
                         let _ = events.send(Event::AttestationData { duty, result });
                     });
                 }
+                Action::FetchAggregates { duty, requests } => {
+                    let (client, events) = (self.client.clone(), self.events.clone());
+                    let fork = self.fork(duty.slot);
+                    tokio::spawn(async move {
+                        let mut aggregates = Vec::with_capacity(requests.len());
+                        let mut failure = None;
+                        for (committee, data_root) in requests {
+                            match client
+                                .aggregate_attestation::<E>(fork, duty.slot, data_root, committee)
+                                .await
+                            {
+                                Ok(aggregate) => aggregates.push((committee, aggregate)),
+                                Err(e) => {
+                                    tracing::warn!(%duty, %committee, error = %e, "no aggregate attestation from the beacon node");
+                                    failure = Some(e.to_string());
+                                }
+                            }
+                        }
+                        // Some aggregates beat none: the others' proposals
+                        // may cover the rest.
+                        let result = match failure {
+                            Some(e) if aggregates.is_empty() => Err(e),
+                            _ => Ok(aggregates),
+                        };
+                        let _ = events.send(Event::Aggregates { duty, result });
+                    });
+                }
+                Action::FetchContributions {
+                    duty,
+                    block_root,
+                    subcommittees,
+                } => {
+                    let (client, events) = (self.client.clone(), self.events.clone());
+                    tokio::spawn(async move {
+                        let block_root = match block_root {
+                            Some(root) => Ok(root),
+                            None => client.block_root("head").await,
+                        };
+                        let result = match block_root {
+                            Err(e) => Err(e.to_string()),
+                            Ok(root) => {
+                                let mut contributions = Vec::new();
+                                let mut failure = None;
+                                for subcommittee in subcommittees {
+                                    match client
+                                        .sync_committee_contribution::<E>(
+                                            duty.slot,
+                                            subcommittee,
+                                            root,
+                                        )
+                                        .await
+                                    {
+                                        Ok(c) => contributions.push(c),
+                                        Err(e) => {
+                                            tracing::warn!(%duty, subcommittee, error = %e, "no sync committee contribution from the beacon node");
+                                            failure = Some(e.to_string());
+                                        }
+                                    }
+                                }
+                                match failure {
+                                    Some(e) if contributions.is_empty() => Err(e),
+                                    _ => Ok(contributions),
+                                }
+                            }
+                        };
+                        let _ = events.send(Event::Contributions { duty, result });
+                    });
+                }
                 Action::ConsensusBroadcast(message) => {
                     let net = self.net.clone();
                     tokio::spawn(async move {
@@ -666,8 +752,17 @@ impl<E: EthSpec> Driver<E> {
                         entry.1.push((duty, validator));
                     }
                     Submission::SyncMessage(message) => {
-                        sync_messages.push(message);
+                        sync_messages.push(*message);
                         sync_owners.push((duty, validator));
+                    }
+                    Submission::Aggregate(fork, aggregate) => {
+                        let entry = aggregates.entry(fork).or_default();
+                        entry.0.push(aggregate);
+                        entry.1.push((duty, validator));
+                    }
+                    Submission::Contribution(contribution) => {
+                        contributions.0.push(*contribution);
+                        contributions.1.push((duty, validator));
                     }
                 },
                 Action::Reply { id, result } => {
@@ -758,6 +853,39 @@ impl<E: EthSpec> Driver<E> {
                 report(&events, owners, result);
             });
         }
+        for (fork, (items, owners)) in aggregates {
+            let (client, events) = (self.client.clone(), self.events.clone());
+            tokio::spawn(async move {
+                let result = if fork.electra_enabled() {
+                    let list: Vec<_> = items
+                        .into_iter()
+                        .filter_map(|a| match a {
+                            AggregateSubmission::Electra(a) => Some(a),
+                            AggregateSubmission::Base(_) => None,
+                        })
+                        .collect();
+                    client.submit_aggregate_and_proofs(fork, &list).await
+                } else {
+                    let list: Vec<_> = items
+                        .into_iter()
+                        .filter_map(|a| match a {
+                            AggregateSubmission::Base(a) => Some(a),
+                            AggregateSubmission::Electra(_) => None,
+                        })
+                        .collect();
+                    client.submit_aggregate_and_proofs(fork, &list).await
+                };
+                report(&events, owners, result);
+            });
+        }
+        if !contributions.0.is_empty() {
+            let (client, events) = (self.client.clone(), self.events.clone());
+            let (list, owners) = contributions;
+            tokio::spawn(async move {
+                let result = client.submit_contribution_and_proofs(&list).await;
+                report(&events, owners, result);
+            });
+        }
         if !sync_messages.is_empty() {
             let (client, events) = (self.client.clone(), self.events.clone());
             tokio::spawn(async move {
@@ -772,8 +900,8 @@ impl<E: EthSpec> Driver<E> {
 type Batch<T> = (Vec<T>, Vec<(Duty, PublicKeyBytes)>);
 
 /// Tells the core how a submission went, per duty.
-fn report(
-    events: &mpsc::UnboundedSender<Event>,
+fn report<E: EthSpec>(
+    events: &mpsc::UnboundedSender<Event<E>>,
     owners: Vec<(Duty, PublicKeyBytes)>,
     result: Result<(), ClientError>,
 ) {

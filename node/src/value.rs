@@ -64,6 +64,48 @@ pub fn decode_attestation_data(
     Ok(entries)
 }
 
+/// A list of keyed, variable-length entries (aggregates by committee,
+/// contributions by subcommittee): per entry the key (u64 LE), the length
+/// (u32 LE) and the bytes; keys sorted and distinct.
+pub fn encode_entries(entries: &[(u64, Vec<u8>)]) -> DutyValue {
+    let mut bytes = Vec::with_capacity(entries.iter().map(|(_, b)| 12 + b.len()).sum());
+    for (key, entry) in entries {
+        bytes.extend_from_slice(&key.to_le_bytes());
+        bytes.extend_from_slice(&(entry.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(entry);
+    }
+    DutyValue(bytes)
+}
+
+/// Decodes [`encode_entries`]'s bytes.
+pub fn decode_entries(value: &DutyValue) -> Result<Vec<(u64, &[u8])>, String> {
+    let mut rest = value.0.as_slice();
+    let mut entries: Vec<(u64, &[u8])> = Vec::new();
+    if rest.is_empty() {
+        return Err("an empty list".into());
+    }
+    while !rest.is_empty() {
+        if rest.len() < 12 {
+            return Err("an entry is cut short".into());
+        }
+        let key = u64::from_le_bytes(rest[..8].try_into().unwrap_or_default());
+        let length = u32::from_le_bytes(rest[8..12].try_into().unwrap_or_default()) as usize;
+        rest = &rest[12..];
+        if rest.len() < length {
+            return Err(format!(
+                "entry {key} claims {length} bytes, {} remain",
+                rest.len()
+            ));
+        }
+        if entries.last().is_some_and(|(last, _)| *last >= key) {
+            return Err("entries are not sorted and distinct".into());
+        }
+        entries.push((key, &rest[..length]));
+        rest = &rest[length..];
+    }
+    Ok(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +138,24 @@ mod tests {
         let unsorted = encode_attestation_data(&[entries[1], entries[0]]);
         assert!(decode_attestation_data(&unsorted).is_err());
         assert!(decode_attestation_data(&DutyValue(Vec::new())).is_err());
+    }
+
+    #[test]
+    fn entries_round_trip_and_bad_bytes_are_refused() {
+        let entries = vec![(1, vec![1, 2, 3]), (4, Vec::new()), (9, vec![7; 300])];
+        let value = encode_entries(&entries);
+        let decoded: Vec<(u64, Vec<u8>)> = decode_entries(&value)
+            .unwrap()
+            .into_iter()
+            .map(|(k, b)| (k, b.to_vec()))
+            .collect();
+        assert_eq!(decoded, entries);
+        let mut cut = value.clone();
+        cut.0.pop();
+        assert!(decode_entries(&cut).is_err());
+        let unsorted = encode_entries(&[entries[1].clone(), entries[0].clone()]);
+        assert!(decode_entries(&unsorted).is_err());
+        assert!(decode_entries(&DutyValue(Vec::new())).is_err());
+        assert!(decode_entries(&DutyValue(vec![0; 11])).is_err());
     }
 }

@@ -9,23 +9,36 @@ use std::collections::VecDeque;
 use phalanx_crypto::threshold::{split, SecretShare};
 use phalanx_crypto::{PublicKey, SecretKey, Signature};
 use phalanx_eth::api::{AttesterDuty, SyncDuty};
+use phalanx_eth::attestation::{
+    AggregateAndProof, AggregateAndProofBase, AggregateAndProofElectra, Attestation,
+    AttestationBase, AttestationElectra, BeaconCommitteeSelection, SyncCommitteeSelection,
+};
 use phalanx_eth::attestation::{AttestationData, Checkpoint};
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::signing::{compute_signing_root, DOMAIN_BEACON_ATTESTER, DOMAIN_SYNC_COMMITTEE};
+use phalanx_eth::signing::{
+    DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_SELECTION_PROOF,
+    DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
+};
 use phalanx_eth::sync_committee::SyncCommitteeMessage;
+use phalanx_eth::sync_committee::{
+    ContributionAndProof, SignedContributionAndProof, SyncAggregatorSelectionData,
+    SyncCommitteeContribution,
+};
 use phalanx_eth::{
     CommitteeIndex, Epoch, ForkName, MinimalEthSpec, PublicKeyBytes, Root, SignatureBytes, Slot,
     ValidatorIndex,
 };
 use phalanx_node::core::{
-    Action, AttestationSubmission, Attester, Core, CoreConfig, Event, Submission, ValidatorKeys,
-    VcAttestation, VcRequest, VcResponse,
+    Action, AggregateSubmission, AttestationSubmission, Attester, Core, CoreConfig, Event,
+    Submission, ValidatorKeys, VcAttestation, VcRequest, VcResponse, VcSigned,
 };
 use phalanx_node::duty::DutyType;
 use phalanx_node::qbft::{LockVerifier, NodeSigner};
 use phalanx_node::slashing::SlashingDb;
 use phalanx_node::tracker::Outcome;
 use phalanx_p2p::NodeKey;
+use tree_hash::TreeHash;
 
 type Spec = MinimalEthSpec;
 
@@ -42,7 +55,12 @@ struct Cluster {
     outcomes: Vec<(usize, DutyType, Outcome)>,
     dropped: Vec<(usize, u32, String)>,
     asked: std::collections::BTreeSet<(usize, u64)>,
-    replies: Vec<(usize, VcResponse)>,
+    replies: Vec<(usize, VcResponse<Spec>)>,
+    /// Whether validator clients take part in aggregation.
+    aggregation: bool,
+    /// Combined selection proofs each node's client got: (node, validator
+    /// index, slot, subcommittee for sync) → proof.
+    proofs: std::collections::BTreeMap<(usize, u64, Slot, Option<u64>), SignatureBytes>,
     timers: std::collections::BTreeMap<
         (usize, phalanx_node::duty::Duty),
         (u64, phalanx_consensus::Round),
@@ -113,6 +131,8 @@ fn cluster(fork: ForkName, validators: usize) -> Cluster {
         asked: Default::default(),
         timers: Default::default(),
         replies: Vec::new(),
+        aggregation: false,
+        proofs: Default::default(),
         _dirs: dirs,
     }
 }
@@ -162,7 +182,7 @@ impl Cluster {
         let mut now = from_ms;
         let mut vc_id = 0u64;
         while now < to_ms {
-            let mut queue: VecDeque<(usize, Event)> = VecDeque::new();
+            let mut queue: VecDeque<(usize, Event<Spec>)> = VecDeque::new();
             for i in 0..4 {
                 if !silent.contains(&i) {
                     queue.push_back((i, Event::Tick));
@@ -178,6 +198,12 @@ impl Cluster {
                 self.timers.remove(&(node, duty));
                 queue.push_back((node, Event::Timer { duty, round }));
             }
+            if self.aggregation {
+                for node in (0..4).filter(|n| !silent.contains(n)) {
+                    let slot = self.cores[node].slot_at(now);
+                    self.aggregation_requests(node, now, slot, &mut queue, &mut vc_id);
+                }
+            }
             self.drain(now, &mut queue, silent, electra, &mut vc_id);
             now += 50;
         }
@@ -187,7 +213,7 @@ impl Cluster {
     fn drain(
         &mut self,
         now: u64,
-        queue: &mut VecDeque<(usize, Event)>,
+        queue: &mut VecDeque<(usize, Event<Spec>)>,
         silent: &[usize],
         electra: bool,
         vc_id: &mut u64,
@@ -206,7 +232,7 @@ impl Cluster {
         node: usize,
         now: u64,
         action: Action<Spec>,
-        queue: &mut VecDeque<(usize, Event)>,
+        queue: &mut VecDeque<(usize, Event<Spec>)>,
         silent: &[usize],
         electra: bool,
         vc_id: &mut u64,
@@ -254,6 +280,51 @@ impl Cluster {
                     Event::AttestationData {
                         duty,
                         result: Ok(data),
+                    },
+                ));
+            }
+            Action::FetchAggregates { duty, requests } => {
+                let aggregates = requests
+                    .iter()
+                    .map(|(committee, root)| {
+                        let data = data_for(duty.slot, *committee, electra);
+                        assert_eq!(data.tree_hash_root(), *root, "the decided data's root");
+                        (*committee, aggregate_of(data, *committee, electra))
+                    })
+                    .collect();
+                queue.push_back((
+                    node,
+                    Event::Aggregates {
+                        duty,
+                        result: Ok(aggregates),
+                    },
+                ));
+            }
+            Action::FetchContributions {
+                duty,
+                block_root,
+                subcommittees,
+            } => {
+                let head = block_root.expect("the cluster's sync messages name the head");
+                let contributions = subcommittees
+                    .iter()
+                    .map(|sub| {
+                        let mut bits = ssz_types::BitVector::new();
+                        bits.set(0, true).expect("bit");
+                        SyncCommitteeContribution {
+                            slot: duty.slot,
+                            beacon_block_root: head,
+                            subcommittee_index: *sub,
+                            aggregation_bits: bits,
+                            signature: SignatureBytes::from([0xc0; 96]),
+                        }
+                    })
+                    .collect();
+                queue.push_back((
+                    node,
+                    Event::Contributions {
+                        duty,
+                        result: Ok(contributions),
                     },
                 ));
             }
@@ -328,6 +399,16 @@ impl Cluster {
                 } else if let Err(failure) = result {
                     panic!("node {node} refused its validator client at {now}: {failure:?}");
                 } else if let Ok(other) = result {
+                    if let Some(request) = self.aggregate_reply(node, &other) {
+                        *vc_id += 1;
+                        queue.push_back((
+                            node,
+                            Event::Vc {
+                                id: *vc_id,
+                                request,
+                            },
+                        ));
+                    }
                     self.replies.push((node, other));
                 }
             }
@@ -335,9 +416,9 @@ impl Cluster {
             Action::Dropped { from, reason, .. } => self.dropped.push((node, from, reason)),
             Action::Refused { reason, .. } => panic!("refused: {reason}"),
         }
+        let slot = self.cores[node].slot_at(now);
         // Each validator client asks for data at a third of the slot, and
         // its sync-committee members sign the head.
-        let slot = self.cores[node].slot_at(now);
         let third = self.cores[node].slot_start_ms(slot) + SLOT_MS / 3;
         if (third..third + 50).contains(&now) && self.asked.insert((node, slot.0)) {
             // Validator s of the epoch attests in slot s, committee s mod 2.
@@ -397,6 +478,203 @@ impl Cluster {
             .collect()
     }
 
+    /// The validator clients' aggregation steps: selection proofs at the
+    /// slot's start, aggregates asked for at two thirds.
+    fn aggregation_requests(
+        &mut self,
+        node: usize,
+        now: u64,
+        slot: Slot,
+        queue: &mut VecDeque<(usize, Event<Spec>)>,
+        vc_id: &mut u64,
+    ) {
+        let start = self.cores[node].slot_start_ms(slot);
+        let epoch = slot.epoch(8);
+        // A little after the start: the first slot's duties are known by then.
+        if (start + 100..start + 150).contains(&now) && self.asked.insert((node + 100, slot.0)) {
+            let domain = self
+                .network
+                .domain_at(DOMAIN_SELECTION_PROOF, epoch, self.gvr);
+            let root = compute_signing_root(&slot, domain);
+            let selections: Vec<BeaconCommitteeSelection> = duties(epoch, &self.groups)
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.slot == slot)
+                .map(|(i, d)| BeaconCommitteeSelection {
+                    validator_index: d.validator_index,
+                    slot,
+                    selection_proof: self.partial(node, i, root),
+                })
+                .collect();
+            let domain =
+                self.network
+                    .domain_at(DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF, epoch, self.gvr);
+            let root = compute_signing_root(
+                &SyncAggregatorSelectionData {
+                    slot,
+                    subcommittee_index: 0,
+                },
+                domain,
+            );
+            let sync: Vec<SyncCommitteeSelection> = (0..2)
+                .map(|v| SyncCommitteeSelection {
+                    validator_index: ValidatorIndex(v as u64 + 100),
+                    slot,
+                    subcommittee_index: 0,
+                    selection_proof: self.partial(node, v, root),
+                })
+                .collect();
+            for request in [
+                VcRequest::BeaconCommitteeSelections(selections),
+                VcRequest::SyncCommitteeSelections(sync),
+            ] {
+                *vc_id += 1;
+                queue.push_back((
+                    node,
+                    Event::Vc {
+                        id: *vc_id,
+                        request,
+                    },
+                ));
+            }
+        }
+        let two_thirds = start + 2 * SLOT_MS / 3;
+        if (two_thirds..two_thirds + 50).contains(&now) && self.asked.insert((node + 200, slot.0)) {
+            let committee = CommitteeIndex(slot.0 % 8 % 2);
+            let electra = self.network.fork_at(epoch).expect("fork").electra_enabled();
+            let data = data_for(slot, committee, electra);
+            for request in [
+                VcRequest::AggregateAttestation {
+                    slot,
+                    data_root: data.tree_hash_root(),
+                    committee_index: Some(committee),
+                },
+                VcRequest::SyncContribution {
+                    slot,
+                    subcommittee_index: 0,
+                },
+            ] {
+                *vc_id += 1;
+                queue.push_back((
+                    node,
+                    Event::Vc {
+                        id: *vc_id,
+                        request,
+                    },
+                ));
+            }
+        }
+    }
+
+    fn partial(&self, node: usize, validator: usize, root: Root) -> SignatureBytes {
+        SignatureBytes::from(
+            self.shares[node][validator]
+                .sign(root.as_slice())
+                .signature
+                .to_bytes(),
+        )
+    }
+
+    /// What a validator client does with an answer: keeps combined proofs,
+    /// signs a decided aggregate or contribution.
+    fn aggregate_reply(
+        &mut self,
+        node: usize,
+        reply: &VcResponse<Spec>,
+    ) -> Option<VcRequest<Spec>> {
+        match reply {
+            VcResponse::BeaconCommitteeSelections(list) => {
+                for s in list {
+                    self.proofs
+                        .insert((node, s.validator_index.0, s.slot, None), s.selection_proof);
+                }
+                None
+            }
+            VcResponse::SyncCommitteeSelections(list) => {
+                for s in list {
+                    self.proofs.insert(
+                        (
+                            node,
+                            s.validator_index.0,
+                            s.slot,
+                            Some(s.subcommittee_index),
+                        ),
+                        s.selection_proof,
+                    );
+                }
+                None
+            }
+            VcResponse::Aggregate(aggregate) => {
+                let slot = aggregate.data().slot;
+                let epoch = slot.epoch(8);
+                let domain = self
+                    .network
+                    .domain_at(DOMAIN_AGGREGATE_AND_PROOF, epoch, self.gvr);
+                let committee = match aggregate.as_ref() {
+                    Attestation::Base(a) => a.data.index,
+                    Attestation::Electra(a) => CommitteeIndex(
+                        a.committee_bits
+                            .iter()
+                            .position(|b| b)
+                            .expect("a committee") as u64,
+                    ),
+                };
+                let signed = duties(epoch, &self.groups)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| d.slot == slot && d.committee_index == committee)
+                    .map(|(i, d)| {
+                        let proof = self.proofs[&(node, d.validator_index.0, slot, None)];
+                        let message = match aggregate.as_ref().clone() {
+                            Attestation::Base(aggregate) => {
+                                AggregateAndProof::Base(AggregateAndProofBase {
+                                    aggregator_index: d.validator_index,
+                                    aggregate,
+                                    selection_proof: proof,
+                                })
+                            }
+                            Attestation::Electra(aggregate) => {
+                                AggregateAndProof::Electra(AggregateAndProofElectra {
+                                    aggregator_index: d.validator_index,
+                                    aggregate,
+                                    selection_proof: proof,
+                                })
+                            }
+                        };
+                        let root = compute_signing_root(&message.tree_hash_root(), domain);
+                        VcSigned {
+                            message,
+                            signature: self.partial(node, i, root),
+                        }
+                    })
+                    .collect();
+                Some(VcRequest::AggregateAndProofs(signed))
+            }
+            VcResponse::Contribution(contribution) => {
+                let slot = contribution.slot;
+                let domain =
+                    self.network
+                        .domain_at(DOMAIN_CONTRIBUTION_AND_PROOF, slot.epoch(8), self.gvr);
+                let signed = (0..2)
+                    .map(|v| {
+                        let message = ContributionAndProof {
+                            aggregator_index: ValidatorIndex(v as u64 + 100),
+                            contribution: contribution.as_ref().clone(),
+                            selection_proof: self.proofs[&(node, v as u64 + 100, slot, Some(0))],
+                        };
+                        let root = compute_signing_root(&message, domain);
+                        SignedContributionAndProof {
+                            message,
+                            signature: self.partial(node, v, root),
+                        }
+                    })
+                    .collect();
+                Some(VcRequest::ContributionAndProofs(signed))
+            }
+            _ => None,
+        }
+    }
+
     fn sign_sync(&self, node: usize, validator: usize, slot: Slot) -> SyncCommitteeMessage {
         let head = Root::repeat_byte(0x40 + slot.0 as u8);
         let domain = self
@@ -417,10 +695,102 @@ impl Cluster {
     }
 }
 
-fn verify_submissions(cluster: &Cluster) -> (usize, usize) {
-    let (mut attestations, mut sync) = (0, 0);
+/// An aggregate of the first three members of a committee of 16.
+fn aggregate_of(
+    data: AttestationData,
+    committee: CommitteeIndex,
+    electra: bool,
+) -> Attestation<Spec> {
+    let signature = SignatureBytes::from([0xc0; 96]);
+    fn bits<N: ssz_types::typenum::Unsigned + Clone>() -> ssz_types::BitList<N> {
+        let mut bits = ssz_types::BitList::with_capacity(16).expect("bits");
+        for i in 0..3 {
+            bits.set(i, true).expect("bit");
+        }
+        bits
+    }
+    if electra {
+        let mut committee_bits = ssz_types::BitVector::new();
+        committee_bits
+            .set(committee.0 as usize, true)
+            .expect("committee bit");
+        Attestation::Electra(AttestationElectra {
+            aggregation_bits: bits(),
+            data,
+            signature,
+            committee_bits,
+        })
+    } else {
+        Attestation::Base(AttestationBase {
+            aggregation_bits: bits(),
+            data,
+            signature,
+        })
+    }
+}
+
+/// Counts of verified (attestations, sync messages, aggregates,
+/// contributions) the nodes submitted.
+fn verify_submissions(cluster: &Cluster) -> (usize, usize, usize, usize) {
+    let (mut attestations, mut sync, mut aggregates, mut contributions) = (0, 0, 0, 0);
+    let verify = |key: &PublicKey, root: Root, signature: &SignatureBytes| {
+        Signature::from_bytes(signature.as_slice())
+            .expect("signature")
+            .verify(key, root.as_slice())
+    };
     for (node, submission) in &cluster.submissions {
         match submission {
+            Submission::Aggregate(_, signed) => {
+                let (message, signature): (AggregateAndProof<Spec>, SignatureBytes) = match signed {
+                    AggregateSubmission::Base(s) => {
+                        (AggregateAndProof::Base(s.message.clone()), s.signature)
+                    }
+                    AggregateSubmission::Electra(s) => {
+                        (AggregateAndProof::Electra(s.message.clone()), s.signature)
+                    }
+                };
+                let (index, slot, proof) = match &message {
+                    AggregateAndProof::Base(m) => {
+                        (m.aggregator_index, m.aggregate.data.slot, m.selection_proof)
+                    }
+                    AggregateAndProof::Electra(m) => {
+                        (m.aggregator_index, m.aggregate.data.slot, m.selection_proof)
+                    }
+                };
+                let key = &cluster.groups[(index.0 - 100) as usize];
+                let epoch = slot.epoch(8);
+                let domain =
+                    cluster
+                        .network
+                        .domain_at(DOMAIN_AGGREGATE_AND_PROOF, epoch, cluster.gvr);
+                let root = compute_signing_root(&message.tree_hash_root(), domain);
+                assert!(verify(key, root, &signature), "node {node}: aggregate");
+                let domain = cluster
+                    .network
+                    .domain_at(DOMAIN_SELECTION_PROOF, epoch, cluster.gvr);
+                let proof_root = compute_signing_root(&slot, domain);
+                assert!(
+                    verify(key, proof_root, &proof),
+                    "node {node}: selection proof"
+                );
+                aggregates += 1;
+            }
+            Submission::Contribution(signed) => {
+                let message = &signed.message;
+                let key = &cluster.groups[(message.aggregator_index.0 - 100) as usize];
+                let slot = message.contribution.slot;
+                let domain = cluster.network.domain_at(
+                    DOMAIN_CONTRIBUTION_AND_PROOF,
+                    slot.epoch(8),
+                    cluster.gvr,
+                );
+                let root = compute_signing_root(message, domain);
+                assert!(
+                    verify(key, root, &signed.signature),
+                    "node {node}: contribution"
+                );
+                contributions += 1;
+            }
             Submission::Attestation(_, attestation) => {
                 let (data, signature, validator) = match attestation {
                     AttestationSubmission::Single(single) => (
@@ -466,7 +836,7 @@ fn verify_submissions(cluster: &Cluster) -> (usize, usize) {
             }
         }
     }
-    (attestations, sync)
+    (attestations, sync, aggregates, contributions)
 }
 
 #[test]
@@ -474,7 +844,7 @@ fn four_nodes_attest_and_sign_sync_messages_on_electra() {
     let mut cluster = cluster(ForkName::Electra, 8);
     // Two epochs of eight slots.
     cluster.run(GENESIS_MS, GENESIS_MS + 16 * SLOT_MS, &[], true);
-    let (attestations, sync) = verify_submissions(&cluster);
+    let (attestations, sync, _, _) = verify_submissions(&cluster);
     // Every node submits every validator's attestation once per epoch.
     assert_eq!(attestations, 4 * 8 * 2);
     // Two sync-committee members in each of the 16 slots.
@@ -490,10 +860,96 @@ fn four_nodes_attest_and_sign_sync_messages_on_electra() {
 }
 
 #[test]
+fn aggregates_and_contributions_combine_on_deneb_and_electra() {
+    for (fork, electra) in [(ForkName::Deneb, false), (ForkName::Electra, true)] {
+        let mut cluster = cluster(fork, 8);
+        cluster.aggregation = true;
+        cluster.run(GENESIS_MS, GENESIS_MS + 8 * SLOT_MS, &[], electra);
+        let (attestations, sync, aggregates, contributions) = verify_submissions(&cluster);
+        assert_eq!((attestations, sync), (4 * 8, 4 * 2 * 8), "{fork}");
+        // Committees of 16 make every attester an aggregator (modulo 1),
+        // and the minimal preset's subcommittees of 8 every sync member:
+        // one aggregate per validator, two contributions per slot, from
+        // each of the four nodes.
+        assert_eq!(aggregates, 4 * 8, "{fork}");
+        assert_eq!(contributions, 4 * 2 * 8, "{fork}");
+        let failed: Vec<_> = cluster
+            .outcomes
+            .iter()
+            .filter(|(_, _, o)| *o != Outcome::Success)
+            .collect();
+        assert!(failed.is_empty(), "{fork}: {failed:?}");
+        assert!(cluster.dropped.is_empty(), "{:?}", cluster.dropped);
+        // An aggregate whose selection proof is not the cluster's combined
+        // one (here: the share's own) is refused, not forwarded.
+        let last = cluster
+            .submissions
+            .iter()
+            .rev()
+            .find_map(|(node, s)| match s {
+                Submission::Aggregate(_, signed) if *node == 0 => Some(signed.clone()),
+                _ => None,
+            })
+            .expect("an aggregate of node 0");
+        let mut message = match last {
+            AggregateSubmission::Base(s) => AggregateAndProof::Base(s.message),
+            AggregateSubmission::Electra(s) => AggregateAndProof::Electra(s.message),
+        };
+        let (slot, validator) = match &mut message {
+            AggregateAndProof::Base(m) => {
+                let slot = m.aggregate.data.slot;
+                m.selection_proof = own_selection_proof(&cluster, slot, m.aggregator_index);
+                (slot, m.aggregator_index)
+            }
+            AggregateAndProof::Electra(m) => {
+                let slot = m.aggregate.data.slot;
+                m.selection_proof = own_selection_proof(&cluster, slot, m.aggregator_index);
+                (slot, m.aggregator_index)
+            }
+        };
+        let domain =
+            cluster
+                .network
+                .domain_at(DOMAIN_AGGREGATE_AND_PROOF, slot.epoch(8), cluster.gvr);
+        let root = compute_signing_root(&message.tree_hash_root(), domain);
+        let signature = cluster.partial(0, (validator.0 - 100) as usize, root);
+        let now = cluster.cores[0].slot_start_ms(slot) + SLOT_MS - 100;
+        let actions = cluster.cores[0].handle(
+            now,
+            Event::Vc {
+                id: 1,
+                request: VcRequest::AggregateAndProofs(vec![VcSigned { message, signature }]),
+            },
+        );
+        assert!(
+            actions.iter().any(|a| matches!(
+                a,
+                Action::Reply { result: Err(f), .. }
+                    if f.status == 400 && f.failures[0].1.contains("combined")
+            )),
+            "{fork}: {actions:?}"
+        );
+        assert!(!actions.iter().any(|a| matches!(a, Action::SendPartials(_))));
+    }
+}
+
+/// Operator 0's own (uncombined) selection proof of a validator.
+fn own_selection_proof(cluster: &Cluster, slot: Slot, validator: ValidatorIndex) -> SignatureBytes {
+    let domain = cluster
+        .network
+        .domain_at(DOMAIN_SELECTION_PROOF, slot.epoch(8), cluster.gvr);
+    cluster.partial(
+        0,
+        (validator.0 - 100) as usize,
+        compute_signing_root(&slot, domain),
+    )
+}
+
+#[test]
 fn three_of_four_complete_every_duty_on_capella() {
     let mut cluster = cluster(ForkName::Capella, 8);
     cluster.run(GENESIS_MS, GENESIS_MS + 8 * SLOT_MS, &[3], false);
-    let (attestations, sync) = verify_submissions(&cluster);
+    let (attestations, sync, _, _) = verify_submissions(&cluster);
     assert_eq!(attestations, 3 * 8);
     assert_eq!(sync, 3 * 2 * 8);
     assert!(cluster
@@ -591,10 +1047,6 @@ fn bad_partials_are_refused_or_dropped_and_named() {
 
 #[test]
 fn selection_proofs_combine_across_the_cluster() {
-    use phalanx_eth::attestation::{BeaconCommitteeSelection, SyncCommitteeSelection};
-    use phalanx_eth::signing::{DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF};
-    use phalanx_eth::sync_committee::SyncAggregatorSelectionData;
-
     let mut cluster = cluster(ForkName::Electra, 8);
     let now = GENESIS_MS + SLOT_MS + 100;
     cluster.run(GENESIS_MS, now, &[], true);

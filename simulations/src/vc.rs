@@ -42,6 +42,7 @@ use phalanx_eth::client::{
     Timeouts, CONSENSUS_VERSION_HEADER,
 };
 use phalanx_eth::config::{NetworkConfig, PresetBase};
+use phalanx_eth::selection::{is_aggregator, is_sync_committee_aggregator, sync_subcommittee};
 use phalanx_eth::signing::{
     application_builder_domain, compute_signing_root, DOMAIN_AGGREGATE_AND_PROOF,
     DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_RANDAO,
@@ -58,18 +59,11 @@ use phalanx_eth::{
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use ssz_types::typenum::Unsigned;
 use ssz_types::BitList;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tree_hash::TreeHash;
 
-/// `TARGET_AGGREGATORS_PER_COMMITTEE` of the phase 0 validator guide.
-const TARGET_AGGREGATORS_PER_COMMITTEE: u64 = 16;
-/// `TARGET_AGGREGATORS_PER_SYNC_SUBCOMMITTEE` of the Altair validator guide.
-const TARGET_AGGREGATORS_PER_SYNC_SUBCOMMITTEE: u64 = 16;
-/// `SYNC_COMMITTEE_SUBNET_COUNT`, the same in every preset.
-const SYNC_COMMITTEE_SUBNET_COUNT: u64 = 4;
 /// Where every validator asks its execution fees to go (0x00…01).
 pub const FEE_RECIPIENT: ExecutionAddress = ExecutionAddress::with_last_byte(1);
 /// The gas limit every builder registration asks for.
@@ -96,6 +90,9 @@ pub struct VcMockConfig {
     pub misbehaviour: Misbehaviour,
     /// Names this client in logs.
     pub label: String,
+    /// Whether to keep a [`SentPartial`] of every attestation, sync message
+    /// and selection proof sent (for latency measurements).
+    pub record_sent: bool,
 }
 
 impl VcMockConfig {
@@ -108,6 +105,7 @@ impl VcMockConfig {
             graffiti: None,
             misbehaviour: Misbehaviour::Honest,
             label: "vc".into(),
+            record_sent: false,
         }
     }
 }
@@ -219,6 +217,37 @@ pub struct DutyStats {
     pub failed: u64,
 }
 
+/// What a [`SentPartial`] was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SentKind {
+    /// An attestation (a `SingleAttestation`, Electra on).
+    Attestation,
+    /// A sync-committee message.
+    SyncMessage,
+    /// An attester's selection proof, exchanged for the combined one.
+    BeaconSelection,
+    /// A sync-committee member's selection proof for one subcommittee.
+    SyncSelection,
+}
+
+/// One partially signed object sent to the node, recorded when
+/// [`VcMockConfig::record_sent`] is set.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SentPartial {
+    /// What it was.
+    pub kind: SentKind,
+    /// Its slot.
+    pub slot: u64,
+    /// The validator it was signed for.
+    pub validator_index: u64,
+    /// Unix milliseconds just before the request left.
+    pub sent_ms: u64,
+    /// Unix milliseconds when the node accepted it (selections: when the
+    /// combined proofs came back); `None` if it did not.
+    pub answered_ms: Option<u64>,
+}
+
 /// A running validator-client mock.
 pub struct VcMock {
     shared: Arc<Shared>,
@@ -234,6 +263,7 @@ impl VcMock {
             label: config.label.clone(),
             stats: Mutex::new(VcStats::new()),
             stopping: AtomicBool::new(false),
+            sent: config.record_sent.then(|| Mutex::new(Vec::new())),
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(main_task(config, shared.clone(), stopped));
@@ -247,6 +277,13 @@ impl VcMock {
     /// A snapshot of the counts so far.
     pub fn stats(&self) -> VcStats {
         self.shared.stats().clone()
+    }
+
+    /// What was sent so far (empty unless [`VcMockConfig::record_sent`]).
+    pub fn sent_partials(&self) -> Vec<SentPartial> {
+        self.shared.sent.as_ref().map_or_else(Vec::new, |sent| {
+            sent.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        })
     }
 
     /// Stops the client, waits for its tasks to end, and returns the final
@@ -280,6 +317,8 @@ struct Shared {
     stats: Mutex<VcStats>,
     /// Set by [`VcMock::stop`]: duties abandoned from then on are not failures.
     stopping: AtomicBool,
+    /// What was sent, when recording.
+    sent: Option<Mutex<Vec<SentPartial>>>,
 }
 
 impl Shared {
@@ -301,6 +340,28 @@ impl Shared {
             text.push('…');
         }
         stats.errors.push(text);
+    }
+
+    /// Records one request's partials (one per validator), when recording.
+    fn record_sent(
+        &self,
+        kind: SentKind,
+        slot: Slot,
+        validators: impl Iterator<Item = ValidatorIndex>,
+        sent_ms: u64,
+        answered: bool,
+    ) {
+        let Some(sent) = &self.sent else { return };
+        let answered_ms = answered.then(now_ms);
+        sent.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(validators.map(|validator| SentPartial {
+                kind,
+                slot: slot.as_u64(),
+                validator_index: validator.0,
+                sent_ms,
+                answered_ms,
+            }));
     }
 }
 
@@ -595,34 +656,12 @@ impl Roots {
     }
 }
 
-/// The first 8 bytes of `sha256(signature)` as a little-endian integer, as
-/// both aggregator selections use it (`bytes_to_uint64(hash(sig)[0:8])`).
-fn selection_value(signature: &SignatureBytes) -> u64 {
-    let digest = Sha256::digest(signature.as_slice());
-    let mut prefix = [0u8; 8];
-    prefix.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(prefix)
-}
-
-/// `is_aggregator` of the phase 0 validator guide.
-fn is_aggregator(committee_length: u64, selection_proof: &SignatureBytes) -> bool {
-    let modulo = (committee_length / TARGET_AGGREGATORS_PER_COMMITTEE).max(1);
-    selection_value(selection_proof).is_multiple_of(modulo)
-}
-
-/// `is_sync_committee_aggregator` of the Altair validator guide.
-fn is_sync_committee_aggregator<E: EthSpec>(selection_proof: &SignatureBytes) -> bool {
-    let modulo = (E::SyncCommitteeSize::to_u64()
-        / SYNC_COMMITTEE_SUBNET_COUNT
-        / TARGET_AGGREGATORS_PER_SYNC_SUBCOMMITTEE)
-        .max(1);
-    selection_value(selection_proof).is_multiple_of(modulo)
-}
-
 /// The sync subcommittees a member's positions in the committee fall in.
 fn sync_subcommittees<E: EthSpec>(positions: &[u64]) -> BTreeSet<u64> {
-    let size = E::SyncSubcommitteeSize::to_u64().max(1);
-    positions.iter().map(|position| position / size).collect()
+    positions
+        .iter()
+        .map(|position| sync_subcommittee::<E>(*position))
+        .collect()
 }
 
 /// Graffiti as the 32 bytes a block carries: UTF-8, zero-padded, cut at 32.
@@ -1414,10 +1453,17 @@ impl<E: EthSpec> Vc<E> {
                     .await
                     .and_then(|()| Err(accepted_malformed()))
             } else {
-                self.client
-                    .beacon_committee_selections(&own)
-                    .await
-                    .map_err(DutyError::from)
+                let sent_ms = now_ms();
+                let exchanged = self.client.beacon_committee_selections(&own).await;
+                let validators = own.iter().map(|selection| selection.validator_index);
+                self.shared.record_sent(
+                    SentKind::BeaconSelection,
+                    slot,
+                    validators,
+                    sent_ms,
+                    exchanged.is_ok(),
+                );
+                exchanged.map_err(DutyError::from)
             };
             match exchanged {
                 Ok(combined) => combined,
@@ -1558,9 +1604,17 @@ impl<E: EthSpec> Vc<E> {
         let path = "eth/v2/beacon/pool/attestations";
         if !singles.is_empty() {
             let submit = self.client.submit_attestations(fork, &singles);
+            let sent_ms = now_ms();
             let result = self
                 .send("submit_attestations", path, Some(fork), &singles, submit)
                 .await;
+            self.shared.record_sent(
+                SentKind::Attestation,
+                slot,
+                singles.iter().map(|single| single.attester_index),
+                sent_ms,
+                result.is_ok(),
+            );
             tally.settle("submit_attestations", singles.len(), result);
         }
         if !bases.is_empty() {
@@ -1765,10 +1819,17 @@ impl<E: EthSpec> Vc<E> {
                     .await
                     .and_then(|()| Err(accepted_malformed()))
             } else {
-                self.client
-                    .sync_committee_selections(&own)
-                    .await
-                    .map_err(DutyError::from)
+                let sent_ms = now_ms();
+                let exchanged = self.client.sync_committee_selections(&own).await;
+                let validators = own.iter().map(|selection| selection.validator_index);
+                self.shared.record_sent(
+                    SentKind::SyncSelection,
+                    slot,
+                    validators,
+                    sent_ms,
+                    exchanged.is_ok(),
+                );
+                exchanged.map_err(DutyError::from)
             };
             match exchanged {
                 Ok(combined) => combined,
@@ -1826,6 +1887,7 @@ impl<E: EthSpec> Vc<E> {
         }
         if !messages.is_empty() {
             let submit = self.client.submit_sync_committee_messages(&messages);
+            let sent_ms = now_ms();
             let result = self
                 .send(
                     "submit_sync_committee_messages",
@@ -1835,6 +1897,13 @@ impl<E: EthSpec> Vc<E> {
                     submit,
                 )
                 .await;
+            self.shared.record_sent(
+                SentKind::SyncMessage,
+                slot,
+                messages.iter().map(|message| message.validator_index),
+                sent_ms,
+                result.is_ok(),
+            );
             tally.settle("submit_sync_committee_messages", messages.len(), result);
         }
         Some(root)
@@ -1986,29 +2055,6 @@ mod tests {
         compute_domain(domain_type, Version::from(version), Root::repeat_byte(0x42))
     }
 
-    #[test]
-    fn aggregator_selection_follows_the_spec_arithmetic() {
-        // sha256([0x11; 96])[..8] as little-endian is 2154568890823163240,
-        // which is 0 mod 10, 0 mod 8 and 104 mod 128 (computed independently
-        // with Python's hashlib); sha256([0; 96]) gives 4 mod 10.
-        let chosen = SignatureBytes::repeat_byte(0x11);
-        let other = SignatureBytes::repeat_byte(0x00);
-        assert_eq!(selection_value(&chosen), 2_154_568_890_823_163_240);
-        // Committees under 32 members: everyone aggregates.
-        assert!(is_aggregator(2, &other) && is_aggregator(31, &other));
-        // 160 members: modulo 10.
-        assert!(is_aggregator(160, &chosen));
-        assert!(!is_aggregator(160, &other));
-        // 2048 members: modulo 128.
-        assert!(!is_aggregator(2048, &chosen));
-        // Minimal sync committees (32 members) are too small to thin out.
-        assert!(is_sync_committee_aggregator::<MinimalEthSpec>(&other));
-        // Mainnet: 512 / 4 / 16 = modulo 8; 0xab gives 5 mod 8.
-        assert!(is_sync_committee_aggregator::<MainnetEthSpec>(&chosen));
-        assert!(!is_sync_committee_aggregator::<MainnetEthSpec>(
-            &SignatureBytes::repeat_byte(0xab)
-        ));
-    }
 
     #[test]
     fn sync_positions_map_to_subcommittees() {
@@ -2217,6 +2263,7 @@ mod tests {
             label: "test".into(),
             stats: Mutex::new(VcStats::new()),
             stopping: AtomicBool::new(false),
+            sent: None,
         });
         let tally = Tally::start(&shared, Duty::Attester, Slot(3), 4);
         tally.submitted(1);

@@ -29,15 +29,18 @@ use phalanx_crypto::threshold::{PartialSignature, ShareIndex};
 use phalanx_crypto::{PublicKey, Signature};
 use phalanx_eth::api::{AttesterDuty, SyncDuty};
 use phalanx_eth::attestation::{
-    Attestation, AttestationBase, AttestationData, BeaconCommitteeSelection, SingleAttestation,
-    SyncCommitteeSelection,
+    AggregateAndProof, Attestation, AttestationBase, AttestationData, BeaconCommitteeSelection,
+    SingleAttestation, SyncCommitteeSelection,
 };
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::signing::{
     compute_signing_root, DOMAIN_BEACON_ATTESTER, DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE,
     DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
 };
-use phalanx_eth::sync_committee::{SyncAggregatorSelectionData, SyncCommitteeMessage};
+use phalanx_eth::sync_committee::{
+    SignedContributionAndProof, SyncAggregatorSelectionData, SyncCommitteeContribution,
+    SyncCommitteeMessage,
+};
 use phalanx_eth::{
     CommitteeIndex, Epoch, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot,
     ValidatorIndex,
@@ -47,6 +50,9 @@ use rand_chacha::ChaCha20Rng;
 use ssz_types::BitList;
 
 use crate::duty::{Duty, DutyType};
+
+mod aggregation;
+
 use crate::dutydb::DutyDb;
 use crate::parsigdb::ParSigDb;
 use crate::parsigex::PartialMessage;
@@ -55,6 +61,8 @@ use crate::slashing::{Safety, SlashingDb};
 use crate::timing::{duty_timing, round_timeout};
 use crate::tracker::{Failure, Outcome, Tracker};
 use crate::value::{decode_attestation_data, encode_attestation_data, DutyValue};
+pub use aggregation::AggregateSubmission;
+use aggregation::{AggregateQuery, PendingAggregate};
 
 /// One validator of the cluster: its group key and every operator's share.
 #[derive(Clone, Debug)]
@@ -86,7 +94,7 @@ pub struct CoreConfig {
 
 /// What the driver tells the core.
 #[derive(Debug)]
-pub enum Event {
+pub enum Event<E: EthSpec> {
     /// Time passed (the driver ticks often; the core does what is due).
     Tick,
     /// The beacon node's indices of the cluster's validators (group keys).
@@ -116,6 +124,20 @@ pub enum Event {
         /// Data per committee asked, or why there is none.
         result: Result<Vec<(CommitteeIndex, AttestationData)>, String>,
     },
+    /// The answer to [`Action::FetchAggregates`]: an aggregate per committee.
+    Aggregates {
+        /// The duty.
+        duty: Duty,
+        /// Aggregates by committee, or why there are none.
+        result: Result<Vec<(CommitteeIndex, Attestation<E>)>, String>,
+    },
+    /// The answer to [`Action::FetchContributions`].
+    Contributions {
+        /// The duty.
+        duty: Duty,
+        /// Contributions, or why there are none.
+        result: Result<Vec<SyncCommitteeContribution<E>>, String>,
+    },
     /// A consensus message from a peer.
     Consensus {
         /// The peer's operator index.
@@ -142,7 +164,7 @@ pub enum Event {
         /// The driver's reference, returned in [`Action::Reply`].
         id: u64,
         /// The request.
-        request: VcRequest,
+        request: VcRequest<E>,
     },
     /// How a submission of [`Action::Submit`] went.
     Submitted {
@@ -159,7 +181,7 @@ pub enum Event {
 /// HTTP into these; endpoints that need no cluster decision it serves
 /// itself).
 #[derive(Clone, Debug)]
-pub enum VcRequest {
+pub enum VcRequest<E: EthSpec> {
     /// `GET /eth/v1/validator/attestation_data`.
     AttestationData {
         /// The slot.
@@ -176,6 +198,38 @@ pub enum VcRequest {
     BeaconCommitteeSelections(Vec<BeaconCommitteeSelection>),
     /// `POST /eth/v1/validator/sync_committee_selections`.
     SyncCommitteeSelections(Vec<SyncCommitteeSelection>),
+    /// `GET …/validator/aggregate_attestation`.
+    AggregateAttestation {
+        /// The slot.
+        slot: Slot,
+        /// The root of the attestation data to aggregate.
+        data_root: Root,
+        /// The committee (v2; v1 names it by the data's index).
+        committee_index: Option<CommitteeIndex>,
+    },
+    /// `POST …/validator/aggregate_and_proofs`, signed with this operator's share.
+    AggregateAndProofs(Vec<VcSigned<AggregateAndProof<E>>>),
+    /// `GET /eth/v1/validator/sync_committee_contribution`.
+    SyncContribution {
+        /// The slot.
+        slot: Slot,
+        /// The subcommittee.
+        subcommittee_index: u64,
+    },
+    /// `POST /eth/v1/validator/contribution_and_proofs`.
+    ContributionAndProofs(Vec<SignedContributionAndProof<E>>),
+    /// Whether each validator aggregates at its slot, by the cluster's
+    /// combined selection proofs (for committee subscriptions).
+    Aggregators(Vec<(Slot, ValidatorIndex)>),
+}
+
+/// A message and a validator client's partial signature of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VcSigned<T> {
+    /// The message.
+    pub message: T,
+    /// The partial signature.
+    pub signature: SignatureBytes,
 }
 
 /// One attestation as a validator client submits it, in either layout.
@@ -203,7 +257,7 @@ pub enum Attester {
 
 /// The core's answer to a validator-client request.
 #[derive(Clone, Debug, PartialEq)]
-pub enum VcResponse {
+pub enum VcResponse<E: EthSpec> {
     /// The decided attestation data.
     AttestationData(AttestationData),
     /// Everything submitted was accepted.
@@ -212,6 +266,12 @@ pub enum VcResponse {
     BeaconCommitteeSelections(Vec<BeaconCommitteeSelection>),
     /// The combined sync selection proofs, in request order.
     SyncCommitteeSelections(Vec<SyncCommitteeSelection>),
+    /// The aggregate the cluster decided.
+    Aggregate(Box<Attestation<E>>),
+    /// The sync-committee contribution the cluster decided.
+    Contribution(Box<SyncCommitteeContribution<E>>),
+    /// Per query: aggregates or not, or `None` when not known yet.
+    Aggregators(Vec<Option<bool>>),
 }
 
 /// A refused request: status, message and per-item failures (as the
@@ -242,7 +302,11 @@ pub enum Submission<E: EthSpec> {
     /// An attestation (`SingleAttestation` from Electra on).
     Attestation(ForkName, AttestationSubmission<E>),
     /// A sync-committee message.
-    SyncMessage(SyncCommitteeMessage),
+    SyncMessage(Box<SyncCommitteeMessage>),
+    /// A signed aggregate and proof.
+    Aggregate(ForkName, AggregateSubmission<E>),
+    /// A signed contribution and proof.
+    Contribution(Box<SignedContributionAndProof<E>>),
 }
 
 /// An attestation in the layout of its fork.
@@ -272,6 +336,24 @@ pub enum Action<E: EthSpec> {
         duty: Duty,
         /// The committees to ask for (one, index 0, from Electra on).
         committees: Vec<CommitteeIndex>,
+    },
+    /// Ask the beacon node for the aggregate of each committee's decided
+    /// attestation data (by its root).
+    FetchAggregates {
+        /// The duty.
+        duty: Duty,
+        /// Committee and attestation data root.
+        requests: Vec<(CommitteeIndex, Root)>,
+    },
+    /// Ask the beacon node for sync-committee contributions of these
+    /// subcommittees over `block_root` (its head's root if `None`).
+    FetchContributions {
+        /// The duty.
+        duty: Duty,
+        /// The head the cluster's sync messages signed, if known.
+        block_root: Option<Root>,
+        /// The subcommittees.
+        subcommittees: Vec<u64>,
     },
     /// Send a consensus message to every peer.
     ConsensusBroadcast(Wire<Duty, DutyValue>),
@@ -309,7 +391,7 @@ pub enum Action<E: EthSpec> {
         /// The request's reference.
         id: u64,
         /// The answer.
-        result: Result<VcResponse, ApiFailure>,
+        result: Result<VcResponse<E>, ApiFailure>,
     },
     /// Consensus decided a duty.
     Decided {
@@ -358,18 +440,23 @@ struct Shared {
     slashing: SlashingDb,
     /// Per slot: the cluster's committees and their validators.
     committees: BTreeMap<Slot, BTreeMap<CommitteeIndex, Vec<PublicKeyBytes>>>,
+    /// Per slot: the length of each committee with a cluster validator.
+    committee_lengths: BTreeMap<Slot, BTreeMap<CommitteeIndex, u64>>,
+    /// Per slot: the attestation data the cluster decided, by committee.
+    attestation_data: BTreeMap<Slot, BTreeMap<CommitteeIndex, AttestationData>>,
 }
 
 /// Checks a proposed value for what is objectively wrong and for slashing
 /// safety of the group keys — never for agreement with this node's beacon
 /// node, which would stall honest leaders whenever blocks are late.
-struct DutyValidity {
+struct DutyValidity<E: EthSpec> {
     shared: Arc<Mutex<Shared>>,
     network: NetworkConfig,
     genesis_validators_root: Root,
+    _spec: PhantomData<E>,
 }
 
-impl Validity<Duty, DutyValue> for DutyValidity {
+impl<E: EthSpec> Validity<Duty, DutyValue> for DutyValidity<E> {
     fn check(&self, duty: &Duty, value: &DutyValue) -> Result<(), String> {
         match duty.kind {
             DutyType::Attester => {
@@ -384,6 +471,13 @@ impl Validity<Duty, DutyValue> for DutyValidity {
                     &shared.slashing,
                 )
             }
+            DutyType::Aggregator => aggregation::check_aggregates::<E>(
+                duty.slot,
+                value,
+                &self.network,
+                &lock(&self.shared),
+            ),
+            DutyType::SyncContribution => aggregation::check_contributions::<E>(duty.slot, value),
             other => Err(format!("{} duties are not agreed on", other.name())),
         }
     }
@@ -546,6 +640,9 @@ pub struct Core<E: EthSpec> {
     pending: Vec<Pending>,
     selections: BTreeMap<(Duty, PublicKeyBytes, Root), Signature>,
     pending_selections: Vec<PendingSelections>,
+    aggregates: BTreeMap<(Slot, CommitteeIndex), Attestation<E>>,
+    contributions: BTreeMap<(Slot, u64), SyncCommitteeContribution<E>>,
+    pending_aggregates: Vec<PendingAggregate>,
     tracker: Tracker,
     rng: ChaCha20Rng,
     current_slot: Option<Slot>,
@@ -590,6 +687,8 @@ impl<E: EthSpec> Core<E> {
         let shared = Arc::new(Mutex::new(Shared {
             slashing,
             committees: BTreeMap::new(),
+            committee_lengths: BTreeMap::new(),
+            attestation_data: BTreeMap::new(),
         }));
         let slot = config.network.slot_duration();
         let engine = Engine::new(
@@ -603,6 +702,7 @@ impl<E: EthSpec> Core<E> {
                     shared: shared.clone(),
                     network: config.network.clone(),
                     genesis_validators_root: config.genesis_validators_root,
+                    _spec: PhantomData::<E>,
                 }),
                 leader: Box::new(RotatingLeader),
                 timeout: Box::new(DutyTimeout { slot }),
@@ -650,6 +750,9 @@ impl<E: EthSpec> Core<E> {
             pending: Vec::new(),
             selections: BTreeMap::new(),
             pending_selections: Vec::new(),
+            aggregates: BTreeMap::new(),
+            contributions: BTreeMap::new(),
+            pending_aggregates: Vec::new(),
             tracker: Tracker::new(operators, config.threshold),
             rng: ChaCha20Rng::seed_from_u64(config.seed),
             current_slot: None,
@@ -684,7 +787,7 @@ impl<E: EthSpec> Core<E> {
     }
 
     /// Handles one event at `now_ms` (Unix milliseconds).
-    pub fn handle(&mut self, now_ms: u64, event: Event) -> Vec<Action<E>> {
+    pub fn handle(&mut self, now_ms: u64, event: Event<E>) -> Vec<Action<E>> {
         let mut actions = Vec::new();
         match event {
             Event::Tick => self.tick(now_ms, &mut actions),
@@ -711,6 +814,10 @@ impl<E: EthSpec> Core<E> {
             }
             Event::AttestationData { duty, result } => {
                 self.on_attestation_data(duty, result, &mut actions)
+            }
+            Event::Aggregates { duty, result } => self.on_aggregates(duty, result, &mut actions),
+            Event::Contributions { duty, result } => {
+                self.on_contributions(duty, result, &mut actions)
             }
             Event::Consensus { from, message } => {
                 let qbft_actions = self.engine.handle(qbft::Event::Message {
@@ -821,6 +928,7 @@ impl<E: EthSpec> Core<E> {
                 )),
             });
         }
+        self.answer_aggregate_requests(now_ms, actions);
         for (duty, outcome) in self.tracker.outcomes(now_ms) {
             actions.push(Action::Outcome { duty, outcome });
         }
@@ -844,29 +952,57 @@ impl<E: EthSpec> Core<E> {
         self.waiting.retain(|(duty, _), _| duty.slot >= keep);
         self.submitted.retain(|(duty, _)| duty.slot >= keep);
         self.selections.retain(|(duty, _, _), _| duty.slot >= keep);
+        self.aggregates = self.aggregates.split_off(&(keep, CommitteeIndex(0)));
+        self.contributions = self.contributions.split_off(&(keep, 0));
         let epoch = slot.epoch(self.slots_per_epoch);
         let keep_epoch = Epoch(epoch.0.saturating_sub(1));
         self.sync = self.sync.split_off(&keep_epoch);
         self.duties_known = self.duties_known.split_off(&keep_epoch);
         self.duties_requested = self.duties_requested.split_off(&keep_epoch);
         let mut shared = lock(&self.shared);
-        let kept = shared.committees.split_off(&keep);
-        shared.committees = kept;
+        shared.committees = shared.committees.split_off(&keep);
+        shared.committee_lengths = shared.committee_lengths.split_off(&keep);
+        shared.attestation_data = shared.attestation_data.split_off(&keep);
     }
 
-    fn start_due_duties(&mut self, now_ms: u64, slot: Slot, actions: &mut Vec<Action<E>>) {
+    /// When a duty of `kind` at `slot` starts and its deadline, in Unix
+    /// milliseconds (from the timing module).
+    fn window(&self, slot: Slot, kind: DutyType) -> (u64, u64) {
         let slot_duration = Duration::from_millis(self.slot_ms);
         let spe = u32::try_from(self.slots_per_epoch).unwrap_or(32);
         let start_ms = self.slot_start_ms(slot);
-        let at = |kind: DutyType| {
-            let timing = duty_timing(kind, slot_duration, spe);
-            (
-                start_ms + timing.start.as_millis() as u64,
-                start_ms + timing.deadline.as_millis() as u64,
-            )
+        let timing = duty_timing(kind, slot_duration, spe);
+        (
+            start_ms + timing.start.as_millis() as u64,
+            start_ms + timing.deadline.as_millis() as u64,
+        )
+    }
+
+    /// Proposes a value for a duty, or follows the others' proposals when
+    /// this node has none.
+    fn propose_or_join(
+        &mut self,
+        duty: Duty,
+        value: Option<DutyValue>,
+        actions: &mut Vec<Action<E>>,
+    ) {
+        if value.is_some() {
+            self.tracker.fetched(&duty);
+        }
+        let event = match value {
+            Some(value) => qbft::Event::Propose {
+                instance: duty,
+                value,
+            },
+            None => qbft::Event::Join { instance: duty },
         };
+        let qbft_actions = self.engine.handle(event);
+        self.on_consensus(qbft_actions, actions);
+    }
+
+    fn start_due_duties(&mut self, now_ms: u64, slot: Slot, actions: &mut Vec<Action<E>>) {
         let attester = Duty::new(slot, DutyType::Attester);
-        let (start, deadline) = at(DutyType::Attester);
+        let (start, deadline) = self.window(slot, DutyType::Attester);
         if now_ms >= start && now_ms < deadline && !self.started.contains(&attester) {
             if let Some(duties) = self.attester.get(&slot) {
                 self.started.insert(attester);
@@ -886,7 +1022,7 @@ impl<E: EthSpec> Core<E> {
             }
         }
         let sync = Duty::new(slot, DutyType::SyncMessage);
-        let (start, deadline) = at(DutyType::SyncMessage);
+        let (start, deadline) = self.window(slot, DutyType::SyncMessage);
         if now_ms >= start && now_ms < deadline && !self.started.contains(&sync) {
             let members = self.sync_members_at(slot);
             if !members.is_empty() {
@@ -898,6 +1034,9 @@ impl<E: EthSpec> Core<E> {
                 self.expected.insert(sync, members.into_iter().collect());
             }
         }
+        // The previous slot's aggregations may still be due when a tick
+        // falls exactly on the slot boundary: only this slot's are started.
+        self.start_aggregations(now_ms, slot, actions);
     }
 
     /// The members who sign sync-committee messages at `slot`: the next
@@ -932,13 +1071,16 @@ impl<E: EthSpec> Core<E> {
         for (slot, mut duties) in by_slot {
             duties.sort_by_key(|d| (d.committee_index, d.validator_committee_index));
             let mut committees: BTreeMap<CommitteeIndex, Vec<PublicKeyBytes>> = BTreeMap::new();
+            let mut lengths: BTreeMap<CommitteeIndex, u64> = BTreeMap::new();
             for duty in &duties {
                 committees
                     .entry(duty.committee_index)
                     .or_default()
                     .push(duty.pubkey);
+                lengths.insert(duty.committee_index, duty.committee_length);
             }
             shared.committees.insert(slot, committees);
+            shared.committee_lengths.insert(slot, lengths);
             self.attester.insert(slot, duties);
         }
         drop(shared);
@@ -1035,9 +1177,32 @@ impl<E: EthSpec> Core<E> {
     }
 
     fn on_decided(&mut self, duty: Duty, value: &DutyValue, actions: &mut Vec<Action<E>>) {
-        if duty.kind != DutyType::Attester {
-            return;
+        match duty.kind {
+            DutyType::Attester => self.on_decided_attestation(duty, value, actions),
+            DutyType::Aggregator | DutyType::SyncContribution => {
+                self.on_decided_aggregation(duty, value, actions)
+            }
+            _ => return,
         }
+        // Partials that combined before this node decided.
+        let waiting: Vec<((Duty, PublicKeyBytes), (Root, Signature))> = self
+            .waiting
+            .iter()
+            .filter(|((d, _), _)| *d == duty)
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        for ((duty, validator), (root, signature)) in waiting {
+            self.waiting.remove(&(duty, validator));
+            self.submit(duty, validator, root, signature, actions);
+        }
+    }
+
+    fn on_decided_attestation(
+        &mut self,
+        duty: Duty,
+        value: &DutyValue,
+        actions: &mut Vec<Action<E>>,
+    ) {
         let Ok(entries) = decode_attestation_data(value) else {
             return;
         };
@@ -1046,6 +1211,11 @@ impl<E: EthSpec> Core<E> {
         let mut shared = lock(&self.shared);
         for (committee, data) in &entries {
             self.decided
+                .entry(duty.slot)
+                .or_default()
+                .insert(*committee, *data);
+            shared
+                .attestation_data
                 .entry(duty.slot)
                 .or_default()
                 .insert(*committee, *data);
@@ -1095,17 +1265,6 @@ impl<E: EthSpec> Core<E> {
                 });
             }
         }
-        // Partials that combined before this node decided.
-        let waiting: Vec<((Duty, PublicKeyBytes), (Root, Signature))> = self
-            .waiting
-            .iter()
-            .filter(|((d, _), _)| *d == duty)
-            .map(|(k, v)| (*k, *v))
-            .collect();
-        for ((duty, validator), (root, signature)) in waiting {
-            self.waiting.remove(&(duty, validator));
-            self.submit(duty, validator, root, signature, actions);
-        }
     }
 
     /// The decided data a validator client gets for a committee: from
@@ -1121,7 +1280,7 @@ impl<E: EthSpec> Core<E> {
         None
     }
 
-    fn on_vc(&mut self, now_ms: u64, id: u64, request: VcRequest, actions: &mut Vec<Action<E>>) {
+    fn on_vc(&mut self, now_ms: u64, id: u64, request: VcRequest<E>, actions: &mut Vec<Action<E>>) {
         let result = match request {
             VcRequest::AttestationData {
                 slot,
@@ -1177,6 +1336,45 @@ impl<E: EthSpec> Core<E> {
                 self.on_vc_selections(now_ms, id, SelectionRequest::Sync(selections), actions);
                 return;
             }
+            VcRequest::AggregateAttestation {
+                slot,
+                data_root,
+                committee_index,
+            } => {
+                let query = AggregateQuery::Attestation {
+                    slot,
+                    data_root,
+                    committee_index,
+                };
+                self.on_vc_aggregate_query(now_ms, id, query, actions);
+                return;
+            }
+            VcRequest::SyncContribution {
+                slot,
+                subcommittee_index,
+            } => {
+                let query = AggregateQuery::Contribution {
+                    slot,
+                    subcommittee_index,
+                };
+                self.on_vc_aggregate_query(now_ms, id, query, actions);
+                return;
+            }
+            VcRequest::AggregateAndProofs(list) => {
+                self.own_partials(&list, "aggregates", actions, Self::own_aggregate)
+            }
+            VcRequest::ContributionAndProofs(list) => {
+                self.own_partials(&list, "contributions", actions, Self::own_contribution)
+            }
+            VcRequest::Aggregators(queries) => Ok(VcResponse::Aggregators(
+                queries
+                    .into_iter()
+                    .map(|(slot, index)| {
+                        let position = self.indices.get(&index)?;
+                        self.is_cluster_aggregator(slot, self.group_bytes[*position])
+                    })
+                    .collect(),
+            )),
         };
         actions.push(Action::Reply { id, result });
     }
@@ -1326,6 +1524,28 @@ impl<E: EthSpec> Core<E> {
                 };
                 Submission::Attestation(fork, attestation)
             }
+            DutyType::Aggregator | DutyType::SyncContribution => {
+                if !self.aggregation_decided(duty) {
+                    self.waiting.insert((duty, validator), (root, signature));
+                    return;
+                }
+                let Ok(fork) = self.fork(duty.slot) else {
+                    return;
+                };
+                match self.aggregation_submission(duty, validator, root, signature_bytes, fork) {
+                    Some(submission) => submission,
+                    None => {
+                        actions.push(Action::Refused {
+                            duty,
+                            validator,
+                            reason:
+                                "partials combined over a root other than the decided aggregate's"
+                                    .into(),
+                        });
+                        return;
+                    }
+                }
+            }
             DutyType::SyncMessage => {
                 let Some(block_root) = self.block_roots.get(&(duty, validator, root)).copied()
                 else {
@@ -1334,12 +1554,12 @@ impl<E: EthSpec> Core<E> {
                 let Some(index) = self.index_of.get(&validator).copied() else {
                     return;
                 };
-                Submission::SyncMessage(SyncCommitteeMessage {
+                Submission::SyncMessage(Box::new(SyncCommitteeMessage {
                     slot: duty.slot,
                     beacon_block_root: block_root,
                     validator_index: index,
                     signature: signature_bytes,
-                })
+                }))
             }
             _ => return,
         };
@@ -1354,7 +1574,7 @@ impl<E: EthSpec> Core<E> {
         &mut self,
         attestations: Vec<VcAttestation>,
         actions: &mut Vec<Action<E>>,
-    ) -> Result<VcResponse, ApiFailure> {
+    ) -> Result<VcResponse<E>, ApiFailure> {
         self.own_partials(
             &attestations,
             "attestations",
@@ -1377,7 +1597,7 @@ impl<E: EthSpec> Core<E> {
             &mut Vec<PartialMessage>,
             &mut Vec<Action<E>>,
         ) -> Result<(), String>,
-    ) -> Result<VcResponse, ApiFailure> {
+    ) -> Result<VcResponse<E>, ApiFailure> {
         let mut failures = Vec::new();
         let mut outgoing = Vec::new();
         for (i, item) in items.iter().enumerate() {
@@ -1466,7 +1686,7 @@ impl<E: EthSpec> Core<E> {
         &mut self,
         messages: Vec<SyncCommitteeMessage>,
         actions: &mut Vec<Action<E>>,
-    ) -> Result<VcResponse, ApiFailure> {
+    ) -> Result<VcResponse<E>, ApiFailure> {
         self.own_partials(
             &messages,
             "sync committee messages",
@@ -1715,6 +1935,8 @@ impl<E: EthSpec> Core<E> {
                     | DutyType::SyncMessage
                     | DutyType::PrepareAggregator
                     | DutyType::PrepareSyncContribution
+                    | DutyType::Aggregator
+                    | DutyType::SyncContribution
             ) {
                 actions.push(dropped(from, "unsupported_duty"));
                 continue;
