@@ -10,9 +10,12 @@ script rebuilds the signed container from the submitted JSON with the
 spec's own SSZ types, computes the domain and signing root with the spec's
 functions, and verifies the BLS signature under the validator's key from
 `chain.json` (not the key the mock recorded) with the spec's BLS. So a
-misreading shared by the beacon mock and the node cannot pass. It fails if
-any signature does not verify, or if a run has no attestation or sync
-message to check.
+misreading shared by the beacon mock and the node cannot pass. Aggregates
+and sync-committee contributions are rebuilt the same way: the signed
+`AggregateAndProof` / `ContributionAndProof`, their selection proofs, and
+the spec's aggregator selection rule applied to the (combined) proof. It
+fails if any signature does not verify, or if a run has no attestation,
+sync message, aggregate or contribution to check.
 
 Run by .ci/run with eth-consensus-specs (pinned there) installed.
 """
@@ -40,6 +43,81 @@ def attestation_data(spec, value):
     )
 
 
+def hex_bytes(value):
+    return bytes.fromhex(value[2:])
+
+
+def field_type(container, name):
+    return container.fields()[name]
+
+
+def aggregate_and_proof(spec, message):
+    aggregate = message["aggregate"]
+    fields = dict(
+        aggregation_bits=field_type(spec.Attestation, "aggregation_bits").decode_bytes(
+            hex_bytes(aggregate["aggregation_bits"])),
+        data=attestation_data(spec, aggregate["data"]),
+        signature=hex_bytes(aggregate["signature"]),
+    )
+    if "committee_bits" in spec.Attestation.fields():  # Electra on
+        fields["committee_bits"] = field_type(spec.Attestation, "committee_bits").decode_bytes(
+            hex_bytes(aggregate["committee_bits"]))
+    return spec.AggregateAndProof(
+        aggregator_index=int(message["aggregator_index"]),
+        aggregate=spec.Attestation(**fields),
+        selection_proof=hex_bytes(message["selection_proof"]),
+    )
+
+
+def contribution_and_proof(spec, message):
+    contribution = message["contribution"]
+    return spec.ContributionAndProof(
+        aggregator_index=int(message["aggregator_index"]),
+        contribution=spec.SyncCommitteeContribution(
+            slot=int(contribution["slot"]),
+            beacon_block_root=hex_bytes(contribution["beacon_block_root"]),
+            subcommittee_index=int(contribution["subcommittee_index"]),
+            aggregation_bits=field_type(spec.SyncCommitteeContribution, "aggregation_bits").decode_bytes(
+                hex_bytes(contribution["aggregation_bits"])),
+            signature=hex_bytes(contribution["signature"]),
+        ),
+        selection_proof=hex_bytes(message["selection_proof"]),
+    )
+
+
+def check_aggregation(spec, kind, record, version, gvr, keys):
+    """The signing root of a signed aggregate or contribution, and what is
+    wrong with its selection proof (None if nothing)."""
+    message = record["body"]["message"]
+    index = int(record["validator_index"])
+    if kind == "aggregate":
+        obj = aggregate_and_proof(spec, message)
+        slot = int(obj.aggregate.data.slot)
+        domain = spec.compute_domain(spec.DOMAIN_AGGREGATE_AND_PROOF, version, gvr)
+        proof_root = spec.compute_signing_root(
+            spec.Slot(slot), spec.compute_domain(spec.DOMAIN_SELECTION_PROOF, version, gvr))
+        committee_length = len(obj.aggregate.aggregation_bits)
+        modulo = max(1, committee_length // spec.TARGET_AGGREGATORS_PER_COMMITTEE)
+        elected = spec.bytes_to_uint64(spec.hash(obj.selection_proof)[0:8]) % modulo == 0
+    else:
+        obj = contribution_and_proof(spec, message)
+        contribution = obj.contribution
+        domain = spec.compute_domain(spec.DOMAIN_CONTRIBUTION_AND_PROOF, version, gvr)
+        selection = spec.SyncAggregatorSelectionData(
+            slot=contribution.slot, subcommittee_index=contribution.subcommittee_index)
+        proof_root = spec.compute_signing_root(
+            selection, spec.compute_domain(spec.DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF, version, gvr))
+        elected = spec.is_sync_committee_aggregator(obj.selection_proof)
+    problem = None
+    if int(obj.aggregator_index) != index:
+        problem = "the aggregator index differs from the record's"
+    elif not spec.bls.Verify(keys[index], proof_root, bytes(obj.selection_proof)):
+        problem = "the selection proof does not verify under the validator's key"
+    elif not elected:
+        problem = "the selection proof does not elect the validator"
+    return spec.compute_signing_root(obj, domain), problem
+
+
 def check_run(directory):
     chain = json.loads((directory / "chain.json").read_text())
     spec = load_spec(chain["fork"])
@@ -47,7 +125,7 @@ def check_run(directory):
     gvr = bytes.fromhex(chain["genesis_validators_root"][2:])
     keys = [bytes.fromhex(k[2:]) for k in chain["validators"]]
     ours = int(chain["cluster_validators"])
-    checked = {"attestation": 0, "sync_message": 0}
+    checked = {"attestation": 0, "sync_message": 0, "aggregate": 0, "contribution": 0}
     seen = set()
     failures = []
     for line in (directory / "submissions.jsonl").read_text().splitlines():
@@ -62,7 +140,11 @@ def check_run(directory):
         if key in seen:
             continue  # every node submits the same combined signature
         seen.add(key)
-        if kind == "attestation":
+        if kind in ("aggregate", "contribution"):
+            root, problem = check_aggregation(spec, kind, record, version, gvr, keys)
+            if problem:
+                failures.append(f"{kind} slot {record['slot']} validator {index}: {problem}")
+        elif kind == "attestation":
             data = attestation_data(spec, body["data"])
             domain = spec.compute_domain(spec.DOMAIN_BEACON_ATTESTER, version, gvr)
             obj = data
@@ -72,15 +154,17 @@ def check_run(directory):
         else:
             obj = spec.Root(bytes.fromhex(body["beacon_block_root"][2:]))
             domain = spec.compute_domain(spec.DOMAIN_SYNC_COMMITTEE, version, gvr)
-        root = spec.compute_signing_root(obj, domain)
+        if kind in ("attestation", "sync_message"):
+            root = spec.compute_signing_root(obj, domain)
         if "0x" + bytes(root).hex() != record["signing_root"]:
             failures.append(f"{kind} slot {record['slot']} validator {index}: the mock's signing root differs from the spec's")
         if not spec.bls.Verify(keys[index], root, signature):
             failures.append(f"{kind} slot {record['slot']} validator {index}: signature does not verify")
         checked[kind] += 1
-    print(f"{directory}: {chain['fork']}: checked {checked['attestation']} attestations and "
-          f"{checked['sync_message']} sync-committee messages with the executable spec")
-    if checked["attestation"] == 0 or checked["sync_message"] == 0:
+    print(f"{directory}: {chain['fork']}: checked {checked['attestation']} attestations, "
+          f"{checked['sync_message']} sync-committee messages, {checked['aggregate']} aggregates and "
+          f"{checked['contribution']} contributions with the executable spec")
+    if 0 in checked.values():
         failures.append(f"{directory}: nothing to check")
     return failures
 
