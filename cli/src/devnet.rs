@@ -147,6 +147,7 @@ fn start_node(
         )],
         relays: Vec::new(),
         extra_addresses: Vec::new(),
+        graffiti: None,
     };
     let task = tokio::spawn(async move {
         let shutdown = async {
@@ -223,7 +224,9 @@ pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
         .map(|i| ValidatorSpec {
             withdrawal_address: ExecutionAddress::repeat_byte(0x10 + (i % 200) as u8),
             compounding: false,
-            fee_recipient: ExecutionAddress::repeat_byte(0x01),
+            // What the validator-client mocks ask for (an operator whose client
+            // asks otherwise is overruled by the lock, with a warning).
+            fee_recipient: phalanx_sim::vc::FEE_RECIPIENT,
             deposit_amount: Gwei(32_000_000_000),
         })
         .collect();

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use phalanx_dkg::files::LOCK_FILE;
 use phalanx_dkg::lock::ClusterLock;
+use phalanx_eth::Root;
 use phalanx_node::runtime::{self, Health, NodeConfig};
 use phalanx_p2p::{Multiaddr, NodeKey, NODE_KEY_FILE};
 use prometheus_client::registry::Registry;
@@ -51,6 +52,21 @@ pub(crate) struct RunArgs {
     /// Relays to reach operators behind NAT through (multiaddrs ending in /p2p/<id>).
     #[arg(long, env = "PHALANX_P2P_RELAYS", value_delimiter = ',')]
     pub(crate) p2p_relays: Vec<Multiaddr>,
+    /// Graffiti of the cluster's blocks when the validator client sets
+    /// none (UTF-8, at most 32 bytes).
+    #[arg(long, env = "PHALANX_GRAFFITI", value_parser = parse_graffiti)]
+    pub(crate) graffiti: Option<Root>,
+}
+
+/// Graffiti text as the 32 bytes a block carries (zero-padded).
+pub(crate) fn parse_graffiti(text: &str) -> Result<Root, String> {
+    let bytes = text.as_bytes();
+    if bytes.len() > 32 {
+        return Err(format!("{} bytes; graffiti holds at most 32", bytes.len()));
+    }
+    let mut graffiti = [0u8; 32];
+    graffiti[..bytes.len()].copy_from_slice(bytes);
+    Ok(Root::from(graffiti))
 }
 
 /// Loads and checks everything, then runs the node until Ctrl-C.
@@ -87,6 +103,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         p2p_listen: listen,
         relays: args.p2p_relays.clone(),
         extra_addresses: Vec::new(),
+        graffiti: args.graffiti,
     };
     // Metrics start once the node has registered its own.
     let (registered_tx, registered_rx) = tokio::sync::oneshot::channel::<Registry>();

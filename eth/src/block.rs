@@ -386,7 +386,7 @@ blind!(
 );
 
 macro_rules! fork_enum {
-    ($(#[$meta:meta])* $name:ident, $what:literal, $capella:ident, $deneb:ident, $electra:ident) => {
+    ($(#[$meta:meta])* $name:ident, $what:literal, $capella:ident, $deneb:ident, $electra:ident, $payload:ident) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
         #[serde(untagged, bound = "E: EthSpec")]
@@ -427,6 +427,27 @@ macro_rules! fork_enum {
                     $name::Capella(b) => b.proposer_index,
                     $name::Deneb(b) => b.proposer_index,
                     $name::Electra(b) | $name::Fulu(b) => b.proposer_index,
+                }
+            }
+
+            /// The proposer's randao reveal.
+            pub fn randao_reveal(&self) -> SignatureBytes {
+                match self {
+                    $name::Capella(b) => b.body.randao_reveal,
+                    $name::Deneb(b) => b.body.randao_reveal,
+                    $name::Electra(b) | $name::Fulu(b) => b.body.randao_reveal,
+                }
+            }
+
+            /// The execution payload's fee recipient and block hash (zero
+            /// before the merge completed on the chain).
+            pub fn fee_recipient_and_block_hash(&self) -> (ExecutionAddress, Root) {
+                match self {
+                    $name::Capella(b) => (b.body.$payload.fee_recipient, b.body.$payload.block_hash),
+                    $name::Deneb(b) => (b.body.$payload.fee_recipient, b.body.$payload.block_hash),
+                    $name::Electra(b) | $name::Fulu(b) => {
+                        (b.body.$payload.fee_recipient, b.body.$payload.block_hash)
+                    }
                 }
             }
 
@@ -498,7 +519,8 @@ fork_enum!(
     "BeaconBlock",
     BeaconBlockCapella,
     BeaconBlockDeneb,
-    BeaconBlockElectra
+    BeaconBlockElectra,
+    execution_payload
 );
 
 fork_enum!(
@@ -507,5 +529,6 @@ fork_enum!(
     "BlindedBeaconBlock",
     BlindedBeaconBlockCapella,
     BlindedBeaconBlockDeneb,
-    BlindedBeaconBlockElectra
+    BlindedBeaconBlockElectra,
+    execution_payload_header
 );

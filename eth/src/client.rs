@@ -561,7 +561,10 @@ impl BeaconNodeClient {
         {
             Ok(data) => Ok(data.data),
             Err(e) if matches!(e.status(), Some(404 | 405)) => {
-                let get_path = format!("{path}?id={}", ids.join(","));
+                // `id` repeated, the array form every beacon node accepts:
+                // Lodestar 1.5.1 answers a comma-separated one with nothing.
+                let query: Vec<String> = ids.iter().map(|id| format!("id={id}")).collect();
+                let get_path = format!("{path}?{}", query.join("&"));
                 let data: Data<Vec<ValidatorData>> = self
                     .get("validators", &get_path, self.timeouts.duties)
                     .await?;

@@ -24,14 +24,19 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use phalanx_eth::api::ProposerPreparation;
 use phalanx_eth::attestation::{
     AggregateAndProof, AttestationBase, BeaconCommitteeSelection, SignedAggregateAndProofBase,
     SignedAggregateAndProofElectra, SingleAttestation, SyncCommitteeSelection,
 };
+use phalanx_eth::block::{BeaconBlock, BlindedBeaconBlock};
+use phalanx_eth::block_contents::{ProducedBlockData, Signed, SignedBlockContents};
 use phalanx_eth::client::{without_url, CONSENSUS_VERSION_HEADER};
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::sync_committee::{SignedContributionAndProof, SyncCommitteeMessage};
-use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Root, Slot, ValidatorIndex};
+use phalanx_eth::{
+    CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot, ValidatorIndex,
+};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use ssz::Encode;
@@ -173,6 +178,28 @@ fn router<E: EthSpec>(state: Shared<E>) -> Router {
         .route(
             "/eth/v1/validator/beacon_committee_subscriptions",
             post(beacon_committee_subscriptions::<E>),
+        )
+        .route(
+            "/eth/v1/validator/prepare_beacon_proposer",
+            post(prepare_beacon_proposer::<E>),
+        )
+        .route(
+            "/eth/v3/validator/blocks/{slot}",
+            get(produce_block_v3::<E>),
+        )
+        .route(
+            "/eth/v2/validator/blocks/{slot}",
+            get(produce_block_v2::<E>),
+        )
+        .route("/eth/v1/beacon/blocks", post(publish_block_v1::<E>))
+        .route("/eth/v2/beacon/blocks", post(publish_block_v2::<E>))
+        .route(
+            "/eth/v1/beacon/blinded_blocks",
+            post(publish_blinded_v1::<E>),
+        )
+        .route(
+            "/eth/v2/beacon/blinded_blocks",
+            post(publish_blinded_v2::<E>),
         )
         .route(
             "/eth/v1/validator/duties/sync/{epoch}",
@@ -610,6 +637,285 @@ async fn sync_committee_selections<E: EthSpec>(
             axum::Json(json!({ "data": combined })).into_response()
         }
         Ok(other) => error(500, format!("unexpected answer {other:?}")),
+        Err(f) => failure(f),
+    }
+}
+
+/// Fee recipients go to the beacon node as the lock says for the
+/// cluster's validators: every operator's node builds the same payloads,
+/// and the validity check refuses a block that pays anyone else.
+async fn prepare_beacon_proposer<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut items = match parse_items::<ProposerPreparation>(&body, "ProposerPreparation") {
+        Ok(items) => items,
+        Err(response) => return response,
+    };
+    let indices = items.iter().map(|p| p.validator_index).collect();
+    if let Ok(VcResponse::FeeRecipients(locked)) =
+        state.ask(VcRequest::FeeRecipients(indices)).await
+    {
+        for (item, locked) in items.iter_mut().zip(locked) {
+            if let Some(locked) = locked {
+                if item.fee_recipient != locked {
+                    tracing::warn!(
+                        validator = %item.validator_index,
+                        asked = %item.fee_recipient,
+                        lock = %locked,
+                        "the validator client asks for another fee recipient than the lock's; the lock's is used"
+                    );
+                    item.fee_recipient = locked;
+                }
+            }
+        }
+    }
+    let body = Bytes::from(serde_json::to_vec(&items).unwrap_or_default());
+    match state
+        .forward(
+            Method::POST,
+            "/eth/v1/validator/prepare_beacon_proposer",
+            &headers,
+            body,
+        )
+        .await
+    {
+        Ok(response) => {
+            let status =
+                StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let bytes = response.bytes().await.unwrap_or_default();
+            (status, [("content-type", "application/json")], bytes).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize)]
+struct BlockQuery {
+    randao_reveal: String,
+    graffiti: Option<String>,
+    builder_boost_factor: Option<String>,
+}
+
+async fn produce_block_v3<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    Path(slot): Path<String>,
+    Query(query): Query<BlockQuery>,
+) -> Response {
+    produce_block(state, slot, query, true).await
+}
+
+async fn produce_block_v2<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    Path(slot): Path<String>,
+    Query(query): Query<BlockQuery>,
+) -> Response {
+    produce_block(state, slot, query, false).await
+}
+
+/// The block the cluster decides for a slot, after the client's randao
+/// reveal has combined with its peers'. v2 answers full blocks only, so
+/// the node then asks its beacon node for a local payload.
+async fn produce_block<E: EthSpec>(
+    state: Shared<E>,
+    slot: String,
+    query: BlockQuery,
+    v3: bool,
+) -> Response {
+    let Ok(slot) = slot.parse::<u64>() else {
+        return error(400, "the slot must be an unsigned integer");
+    };
+    let Ok(randao_reveal) = query.randao_reveal.parse::<SignatureBytes>() else {
+        return error(
+            400,
+            "randao_reveal must be a 0x-prefixed 96-byte hex string",
+        );
+    };
+    let graffiti = match query.graffiti.as_deref().map(str::parse::<Root>) {
+        None => None,
+        Some(Ok(graffiti)) => Some(graffiti),
+        Some(Err(_)) => return error(400, "graffiti must be a 0x-prefixed 32-byte hex string"),
+    };
+    let builder_boost_factor = match query.builder_boost_factor.as_deref().map(str::parse::<u64>) {
+        _ if !v3 => Some(0),
+        None => None,
+        Some(Ok(factor)) => Some(factor),
+        Some(Err(_)) => return error(400, "builder_boost_factor must be an unsigned integer"),
+    };
+    let request = VcRequest::ProduceBlock {
+        slot: Slot(slot),
+        randao_reveal,
+        graffiti,
+        builder_boost_factor,
+    };
+    let block = match state.ask(request).await {
+        Ok(VcResponse::Block(block)) => block,
+        Ok(other) => return error(500, format!("unexpected answer {other:?}")),
+        Err(f) => return failure(f),
+    };
+    let blinded = matches!(block.data, ProducedBlockData::Blinded(_));
+    if !v3 && blinded {
+        return error(
+            500,
+            "the cluster decided a blinded block, which /eth/v2/validator/blocks cannot carry: use v3",
+        );
+    }
+    let mut body = block.to_json();
+    if !v3 {
+        body = json!({"version": body["version"], "data": body["data"]});
+    }
+    let mut response = axum::Json(body).into_response();
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    set(CONSENSUS_VERSION_HEADER, block.fork.as_str().to_string());
+    if v3 {
+        set("eth-execution-payload-blinded", blinded.to_string());
+        set(
+            "eth-execution-payload-value",
+            block.execution_payload_value.to_string(),
+        );
+        set(
+            "eth-consensus-block-value",
+            block.consensus_block_value.to_string(),
+        );
+    }
+    response
+}
+
+async fn publish_block_v1<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    publish_block(state, headers, body, false, false).await
+}
+
+async fn publish_block_v2<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    publish_block(state, headers, body, false, true).await
+}
+
+async fn publish_blinded_v1<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    publish_block(state, headers, body, true, false).await
+}
+
+async fn publish_blinded_v2<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    publish_block(state, headers, body, true, true).await
+}
+
+/// The slot, root and signature of a signed block in a publish body, JSON
+/// or SSZ, full (with or without contents) or blinded.
+fn signed_block_parts<E: EthSpec>(
+    body: &[u8],
+    ssz: bool,
+    fork: ForkName,
+    blinded: bool,
+) -> Result<(Slot, Root, SignatureBytes), String> {
+    let json = || {
+        serde_json::from_slice::<Json>(body).map_err(|e| format!("the body is not valid JSON: {e}"))
+    };
+    if blinded {
+        let signed = if ssz {
+            Signed::<BlindedBeaconBlock<E>>::from_ssz_bytes(body, fork)
+        } else {
+            Signed::<BlindedBeaconBlock<E>>::from_json_value(json()?, fork)
+        }
+        .map_err(|e| e.to_string())?;
+        let block = &signed.message;
+        return Ok((block.slot(), block.tree_hash_root(), signed.signature));
+    }
+    if fork >= ForkName::Deneb {
+        let contents = if ssz {
+            SignedBlockContents::<E>::from_ssz_bytes(body, fork)
+        } else {
+            SignedBlockContents::<E>::from_json_value(json()?, fork)
+        }
+        .map_err(|e| e.to_string())?;
+        let block = &contents.signed_block;
+        return Ok((
+            block.message.slot(),
+            block.message.tree_hash_root(),
+            block.signature,
+        ));
+    }
+    let signed = if ssz {
+        Signed::<BeaconBlock<E>>::from_ssz_bytes(body, fork)
+    } else {
+        Signed::<BeaconBlock<E>>::from_json_value(json()?, fork)
+    }
+    .map_err(|e| e.to_string())?;
+    let block = &signed.message;
+    Ok((block.slot(), block.tree_hash_root(), signed.signature))
+}
+
+/// The slot a v1 JSON publish body carries (its fork follows from it).
+fn slot_in_json(body: &[u8]) -> Option<Slot> {
+    let value: Json = serde_json::from_slice(body).ok()?;
+    let message = value
+        .pointer("/signed_block/message")
+        .or_else(|| value.pointer("/message"))?;
+    message.get("slot")?.as_str()?.parse().ok().map(Slot)
+}
+
+/// A signed block from the validator client: its signature counts towards
+/// the cluster's once the block is the decided one.
+async fn publish_block<E: EthSpec>(
+    state: Shared<E>,
+    headers: HeaderMap,
+    body: Bytes,
+    blinded: bool,
+    v2: bool,
+) -> Response {
+    let ssz = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/octet-stream"));
+    let header_fork = headers
+        .get(CONSENSUS_VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::parse::<ForkName>);
+    let fork = match header_fork {
+        Some(Ok(fork)) => fork,
+        Some(Err(e)) => return error(400, format!("{CONSENSUS_VERSION_HEADER}: {e}")),
+        None if v2 || ssz => {
+            return error(
+                400,
+                format!("the {CONSENSUS_VERSION_HEADER} header is required"),
+            )
+        }
+        None => match slot_in_json(&body).map(|slot| state.fork_at(slot)) {
+            Some(Ok(fork)) => fork,
+            Some(Err(response)) => return response,
+            None => return error(400, "the body is not a signed block"),
+        },
+    };
+    let (slot, block_root, signature) = match signed_block_parts::<E>(&body, ssz, fork, blinded) {
+        Ok(parts) => parts,
+        Err(e) => return error(400, format!("not a signed {fork} block: {e}")),
+    };
+    let request = VcRequest::PublishBlock {
+        slot,
+        block_root,
+        signature,
+    };
+    match state.ask(request).await {
+        Ok(_) => StatusCode::OK.into_response(),
         Err(f) => failure(f),
     }
 }

@@ -30,8 +30,8 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiConfig, CoreRequest};
 use crate::core::{
-    Action, AggregateSubmission, AttestationSubmission, Core, CoreConfig, Event, Submission,
-    ValidatorKeys,
+    Action, AggregateSubmission, AttestationSubmission, BlockSubmission, Core, CoreConfig, Event,
+    Submission, ValidatorKeys,
 };
 use crate::duty::Duty;
 use crate::parsigex::{parsigex_protocol, PartialBatch};
@@ -61,6 +61,9 @@ pub struct NodeConfig {
     pub relays: Vec<Multiaddr>,
     /// Operators' addresses besides those in their ENRs.
     pub extra_addresses: Vec<(PeerId, Multiaddr)>,
+    /// The graffiti of the cluster's blocks when the validator client asks
+    /// for none.
+    pub graffiti: Option<Root>,
 }
 
 /// Why the node stopped or could not start.
@@ -318,9 +321,11 @@ async fn run_with<E: EthSpec>(
     let validators: Vec<ValidatorKeys> = lock
         .validators
         .iter()
-        .map(|v| ValidatorKeys {
+        .zip(&lock.definition.validators)
+        .map(|(v, spec)| ValidatorKeys {
             group: v.public_key,
             shares: v.public_shares.clone(),
+            fee_recipient: Some(spec.fee_recipient),
         })
         .collect();
     let shares: BTreeMap<PublicKeyBytes, PublicKeyBytes> = validators
@@ -343,6 +348,7 @@ async fn run_with<E: EthSpec>(
             genesis_time_ms: genesis_time.saturating_mul(1000),
             genesis_validators_root,
             seed: now_ms(),
+            graffiti: config.graffiti,
         },
         Box::new(NodeSigner(config.node_key.clone())),
         Box::new(LockVerifier::new(operator_keys)),
@@ -572,18 +578,29 @@ impl<E: EthSpec> Driver<E> {
                         let _ = events.send(event);
                     });
                 }
-                Action::ResolveDuties { epoch, indices } => {
+                Action::ResolveDuties {
+                    epoch,
+                    indices,
+                    preparations,
+                } => {
                     let (client, events) = (self.client.clone(), self.events.clone());
                     tokio::spawn(async move {
+                        if !preparations.is_empty() {
+                            if let Err(e) = client.prepare_beacon_proposer(&preparations).await {
+                                tracing::warn!(%epoch, error = %e, "telling the beacon node the lock's fee recipients");
+                            }
+                        }
                         let attester = client.attester_duties(epoch, &indices).await;
                         let sync = client.sync_duties(epoch, &indices).await;
-                        let event = match (attester, sync) {
-                            (Ok(attester), Ok(sync)) => Event::Duties {
+                        let proposer = client.proposer_duties(epoch).await;
+                        let event = match (attester, sync, proposer) {
+                            (Ok(attester), Ok(sync), Ok(proposer)) => Event::Duties {
                                 epoch,
                                 attester: attester.data,
                                 sync: sync.data,
+                                proposer: proposer.data,
                             },
-                            (Err(e), _) | (_, Err(e)) => {
+                            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                                 tracing::warn!(%epoch, error = %e, "resolving duties");
                                 Event::DutiesFailed {
                                     epoch,
@@ -686,6 +703,30 @@ impl<E: EthSpec> Driver<E> {
                         let _ = events.send(Event::Contributions { duty, result });
                     });
                 }
+                Action::FetchBlock {
+                    duty,
+                    randao_reveal,
+                    graffiti,
+                    builder_boost_factor,
+                } => {
+                    let (client, events) = (self.client.clone(), self.events.clone());
+                    tokio::spawn(async move {
+                        let result = client
+                            .produce_block::<E>(
+                                duty.slot,
+                                &randao_reveal,
+                                graffiti,
+                                builder_boost_factor,
+                            )
+                            .await
+                            .map(Box::new)
+                            .map_err(|e| {
+                                tracing::warn!(%duty, error = %e, "no block from the beacon node");
+                                e.to_string()
+                            });
+                        let _ = events.send(Event::Block { duty, result });
+                    });
+                }
                 Action::ConsensusBroadcast(message) => {
                     let net = self.net.clone();
                     tokio::spawn(async move {
@@ -759,6 +800,23 @@ impl<E: EthSpec> Driver<E> {
                         let entry = aggregates.entry(fork).or_default();
                         entry.0.push(aggregate);
                         entry.1.push((duty, validator));
+                    }
+                    Submission::Block(fork, block) => {
+                        let (client, events) = (self.client.clone(), self.events.clone());
+                        tokio::spawn(async move {
+                            let result = match block {
+                                BlockSubmission::Full(signed) => {
+                                    client.publish_block(fork, &signed, false).await
+                                }
+                                BlockSubmission::Contents(contents) => {
+                                    client.publish_block(fork, &contents, false).await
+                                }
+                                BlockSubmission::Blinded(signed) => {
+                                    client.publish_block(fork, &signed, true).await
+                                }
+                            };
+                            report(&events, vec![(duty, validator)], result);
+                        });
                     }
                     Submission::Contribution(contribution) => {
                         contributions.0.push(*contribution);

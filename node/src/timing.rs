@@ -18,7 +18,8 @@ pub struct DutyTiming {
 /// Start and deadline of a duty type for a slot duration.
 ///
 /// - Proposals start at the slot's start (after the randao reveal) and must
-///   be broadcast within the first third, when attesters vote on the head.
+///   be broadcast within the slot; one later than the first third misses
+///   the slot's votes and may be orphaned, but still counts.
 /// - Attestations start at one third, when the block should be known, and
 ///   must be out by two thirds, when aggregation starts.
 /// - Aggregates and contributions start at two thirds and must be out by
@@ -30,8 +31,7 @@ pub struct DutyTiming {
 pub fn duty_timing(kind: DutyType, slot: Duration, slots_per_epoch: u32) -> DutyTiming {
     let third = slot / 3;
     let (start, deadline) = match kind {
-        DutyType::Randao => (Duration::ZERO, third),
-        DutyType::Proposer => (Duration::ZERO, third),
+        DutyType::Randao | DutyType::Proposer => (Duration::ZERO, slot),
         DutyType::Attester | DutyType::SyncMessage => (third, 2 * third),
         DutyType::PrepareAggregator | DutyType::PrepareSyncContribution => {
             (Duration::ZERO, 2 * third)
@@ -77,7 +77,7 @@ mod tests {
             (Duration::from_secs(8), slot)
         );
         let proposer = duty_timing(DutyType::Proposer, slot, 32);
-        assert_eq!(proposer.deadline, Duration::from_secs(4));
+        assert_eq!(proposer.deadline, slot);
         for kind in DutyType::ALL {
             let t = duty_timing(kind, slot, 32);
             assert!(t.start < t.deadline, "{kind:?}");

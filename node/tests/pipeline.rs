@@ -8,18 +8,24 @@ use std::collections::VecDeque;
 
 use phalanx_crypto::threshold::{split, SecretShare};
 use phalanx_crypto::{PublicKey, SecretKey, Signature};
+use phalanx_eth::api::ProposerDuty;
 use phalanx_eth::api::{AttesterDuty, SyncDuty};
 use phalanx_eth::attestation::{
     AggregateAndProof, AggregateAndProofBase, AggregateAndProofElectra, Attestation,
     AttestationBase, AttestationElectra, BeaconCommitteeSelection, SyncCommitteeSelection,
 };
 use phalanx_eth::attestation::{AttestationData, Checkpoint};
+use phalanx_eth::block::BeaconBlock;
+use phalanx_eth::block_contents::{
+    Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData,
+};
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::signing::{compute_signing_root, DOMAIN_BEACON_ATTESTER, DOMAIN_SYNC_COMMITTEE};
 use phalanx_eth::signing::{
     DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_SELECTION_PROOF,
     DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
 };
+use phalanx_eth::signing::{DOMAIN_BEACON_PROPOSER, DOMAIN_RANDAO};
 use phalanx_eth::sync_committee::SyncCommitteeMessage;
 use phalanx_eth::sync_committee::{
     ContributionAndProof, SignedContributionAndProof, SyncAggregatorSelectionData,
@@ -30,8 +36,8 @@ use phalanx_eth::{
     ValidatorIndex,
 };
 use phalanx_node::core::{
-    Action, AggregateSubmission, AttestationSubmission, Attester, Core, CoreConfig, Event,
-    Submission, ValidatorKeys, VcAttestation, VcRequest, VcResponse, VcSigned,
+    Action, AggregateSubmission, AttestationSubmission, Attester, BlockSubmission, Core,
+    CoreConfig, Event, Submission, ValidatorKeys, VcAttestation, VcRequest, VcResponse, VcSigned,
 };
 use phalanx_node::duty::DutyType;
 use phalanx_node::qbft::{LockVerifier, NodeSigner};
@@ -58,6 +64,8 @@ struct Cluster {
     replies: Vec<(usize, VcResponse<Spec>)>,
     /// Whether validator clients take part in aggregation.
     aggregation: bool,
+    /// Whether the cluster's validators propose (validator i at slot i).
+    proposals: bool,
     /// Combined selection proofs each node's client got: (node, validator
     /// index, slot, subcommittee for sync) → proof.
     proofs: std::collections::BTreeMap<(usize, u64, Slot, Option<u64>), SignatureBytes>,
@@ -89,6 +97,7 @@ fn cluster(fork: ForkName, validators: usize) -> Cluster {
                 .iter()
                 .map(|x| x.public_share().key)
                 .collect(),
+            fee_recipient: None,
         })
         .collect();
     let node_keys: Vec<NodeKey> = (0..4).map(|_| NodeKey::generate()).collect();
@@ -108,6 +117,7 @@ fn cluster(fork: ForkName, validators: usize) -> Cluster {
                     genesis_time_ms: GENESIS_MS,
                     genesis_validators_root: gvr,
                     seed: u64::from(me),
+                    graffiti: None,
                 },
                 Box::new(NodeSigner(node_keys[me as usize].clone())),
                 Box::new(LockVerifier::new(publics.clone())),
@@ -132,6 +142,7 @@ fn cluster(fork: ForkName, validators: usize) -> Cluster {
         timers: Default::default(),
         replies: Vec::new(),
         aggregation: false,
+        proposals: false,
         proofs: Default::default(),
         _dirs: dirs,
     }
@@ -197,6 +208,12 @@ impl Cluster {
             for (node, duty, round) in due {
                 self.timers.remove(&(node, duty));
                 queue.push_back((node, Event::Timer { duty, round }));
+            }
+            if self.proposals {
+                for node in (0..4).filter(|n| !silent.contains(n)) {
+                    let slot = self.cores[node].slot_at(now);
+                    self.proposal_requests(node, now, slot, &mut queue, &mut vc_id);
+                }
             }
             if self.aggregation {
                 for node in (0..4).filter(|n| !silent.contains(n)) {
@@ -267,6 +284,17 @@ impl Cluster {
                         epoch,
                         attester: duties(epoch, &self.groups),
                         sync,
+                        proposer: if self.proposals {
+                            (0..8)
+                                .map(|i| ProposerDuty {
+                                    pubkey: PublicKeyBytes::from(self.groups[i].to_bytes()),
+                                    validator_index: ValidatorIndex(100 + i as u64),
+                                    slot: Slot(epoch.0 * 8 + i as u64),
+                                })
+                                .collect()
+                        } else {
+                            Vec::new()
+                        },
                     },
                 ));
             }
@@ -325,6 +353,22 @@ impl Cluster {
                     Event::Contributions {
                         duty,
                         result: Ok(contributions),
+                    },
+                ));
+            }
+            Action::FetchBlock {
+                duty,
+                randao_reveal,
+                graffiti,
+                ..
+            } => {
+                let proposer = ValidatorIndex(100 + duty.slot.0 % 8);
+                let block = deneb_block(duty.slot, proposer, randao_reveal, graffiti);
+                queue.push_back((
+                    node,
+                    Event::Block {
+                        duty,
+                        result: Ok(Box::new(block)),
                     },
                 ));
             }
@@ -566,6 +610,41 @@ impl Cluster {
         }
     }
 
+    /// Each validator client asks for its block a little after the slot
+    /// starts, with its share's randao reveal.
+    fn proposal_requests(
+        &mut self,
+        node: usize,
+        now: u64,
+        slot: Slot,
+        queue: &mut VecDeque<(usize, Event<Spec>)>,
+        vc_id: &mut u64,
+    ) {
+        let start = self.cores[node].slot_start_ms(slot) + 100;
+        if (start..start + 50).contains(&now) && self.asked.insert((node + 300, slot.0)) {
+            let epoch = slot.epoch(8);
+            let domain = self.network.domain_at(DOMAIN_RANDAO, epoch, self.gvr);
+            let reveal = self.partial(
+                node,
+                (slot.0 % 8) as usize,
+                compute_signing_root(&epoch, domain),
+            );
+            *vc_id += 1;
+            queue.push_back((
+                node,
+                Event::Vc {
+                    id: *vc_id,
+                    request: VcRequest::ProduceBlock {
+                        slot,
+                        randao_reveal: reveal,
+                        graffiti: None,
+                        builder_boost_factor: None,
+                    },
+                },
+            ));
+        }
+    }
+
     fn partial(&self, node: usize, validator: usize, root: Root) -> SignatureBytes {
         SignatureBytes::from(
             self.shares[node][validator]
@@ -650,6 +729,21 @@ impl Cluster {
                     .collect();
                 Some(VcRequest::AggregateAndProofs(signed))
             }
+            VcResponse::Block(block) => {
+                let (slot, root) = match &block.data {
+                    ProducedBlockData::Contents(c) => (c.block.slot(), c.block.tree_hash_root()),
+                    other => panic!("a Deneb block comes with its contents: {other:?}"),
+                };
+                let domain =
+                    self.network
+                        .domain_at(DOMAIN_BEACON_PROPOSER, slot.epoch(8), self.gvr);
+                let signing_root = compute_signing_root(&root, domain);
+                Some(VcRequest::PublishBlock {
+                    slot,
+                    block_root: root,
+                    signature: self.partial(node, (slot.0 % 8) as usize, signing_root),
+                })
+            }
             VcResponse::Contribution(contribution) => {
                 let slot = contribution.slot;
                 let domain =
@@ -733,6 +827,7 @@ fn aggregate_of(
 /// contributions) the nodes submitted.
 fn verify_submissions(cluster: &Cluster) -> (usize, usize, usize, usize) {
     let (mut attestations, mut sync, mut aggregates, mut contributions) = (0, 0, 0, 0);
+    let mut blocks = 0;
     let verify = |key: &PublicKey, root: Root, signature: &SignatureBytes| {
         Signature::from_bytes(signature.as_slice())
             .expect("signature")
@@ -740,6 +835,33 @@ fn verify_submissions(cluster: &Cluster) -> (usize, usize, usize, usize) {
     };
     for (node, submission) in &cluster.submissions {
         match submission {
+            Submission::Block(_, BlockSubmission::Contents(contents)) => {
+                let block = &contents.signed_block.message;
+                let key = &cluster.groups[(block.proposer_index().0 - 100) as usize];
+                let epoch = block.slot().epoch(8);
+                let domain = cluster
+                    .network
+                    .domain_at(DOMAIN_BEACON_PROPOSER, epoch, cluster.gvr);
+                let root = compute_signing_root(&block.tree_hash_root(), domain);
+                assert!(
+                    verify(key, root, &contents.signed_block.signature),
+                    "node {node}: block"
+                );
+                let domain = cluster.network.domain_at(DOMAIN_RANDAO, epoch, cluster.gvr);
+                assert!(
+                    verify(
+                        key,
+                        compute_signing_root(&epoch, domain),
+                        &block.randao_reveal()
+                    ),
+                    "node {node}: randao"
+                );
+                assert_eq!((contents.blobs.len(), contents.kzg_proofs.len()), (1, 1));
+                blocks += 1;
+            }
+            Submission::Block(_, other) => {
+                panic!("a Deneb block is published with its blobs: {other:?}")
+            }
             Submission::Aggregate(_, signed) => {
                 let (message, signature): (AggregateAndProof<Spec>, SignatureBytes) = match signed {
                     AggregateSubmission::Base(s) => {
@@ -836,7 +958,80 @@ fn verify_submissions(cluster: &Cluster) -> (usize, usize, usize, usize) {
             }
         }
     }
+    assert!(
+        blocks == 0 || cluster.proposals,
+        "blocks published without proposals"
+    );
+    PUBLISHED.with(|p| p.set(blocks));
     (attestations, sync, aggregates, contributions)
+}
+
+thread_local! {
+    /// Blocks the last [`verify_submissions`] checked.
+    static PUBLISHED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A Deneb block with one (zero) blob and its proof, as a beacon node
+/// would produce it for the proposer.
+fn deneb_block(
+    slot: Slot,
+    proposer: ValidatorIndex,
+    randao: SignatureBytes,
+    graffiti: Option<Root>,
+) -> ProducedBlock<Spec> {
+    let zero = Root::ZERO;
+    let block = serde_json::json!({
+        "slot": slot.0.to_string(),
+        "proposer_index": proposer.0.to_string(),
+        "parent_root": Root::repeat_byte(slot.0 as u8),
+        "state_root": zero,
+        "body": {
+            "randao_reveal": randao,
+            "eth1_data": {"deposit_root": zero, "deposit_count": "0", "block_hash": zero},
+            "graffiti": graffiti.unwrap_or(zero),
+            "proposer_slashings": [],
+            "attester_slashings": [],
+            "attestations": [],
+            "deposits": [],
+            "voluntary_exits": [],
+            "sync_aggregate": {
+                "sync_committee_bits": format!("0x{}", "00".repeat(4)),
+                "sync_committee_signature": SignatureBytes::from([0xc0; 96]),
+            },
+            "execution_payload": {
+                "parent_hash": zero,
+                "fee_recipient": "0x0000000000000000000000000000000000000000",
+                "state_root": zero,
+                "receipts_root": zero,
+                "logs_bloom": format!("0x{}", "00".repeat(256)),
+                "prev_randao": zero,
+                "block_number": slot.0.to_string(),
+                "gas_limit": "30000000",
+                "gas_used": "0",
+                "timestamp": "0",
+                "extra_data": "0x",
+                "base_fee_per_gas": "7",
+                "block_hash": zero,
+                "transactions": [],
+                "withdrawals": [],
+                "blob_gas_used": "0",
+                "excess_blob_gas": "0",
+            },
+            "bls_to_execution_changes": [],
+            "blob_kzg_commitments": [format!("0x{}", "c0".repeat(48))],
+        }
+    });
+    let block = BeaconBlock::from_json_value(block, ForkName::Deneb).expect("a Deneb block");
+    ProducedBlock {
+        fork: ForkName::Deneb,
+        data: ProducedBlockData::Contents(BlockContents {
+            block,
+            kzg_proofs: vec![KzgProof::from([0xc0; 48])],
+            blobs: vec![Blob(ssz_types::FixedVector::from(vec![0u8; 131_072]))],
+        }),
+        execution_payload_value: Default::default(),
+        consensus_block_value: Default::default(),
+    }
 }
 
 #[test]
@@ -943,6 +1138,40 @@ fn own_selection_proof(cluster: &Cluster, slot: Slot, validator: ValidatorIndex)
         (validator.0 - 100) as usize,
         compute_signing_root(&slot, domain),
     )
+}
+
+#[test]
+fn blocks_with_blobs_are_proposed_on_deneb_with_one_node_silent() {
+    let mut cluster = cluster(ForkName::Deneb, 8);
+    cluster.proposals = true;
+    cluster.run(GENESIS_MS, GENESIS_MS + 8 * SLOT_MS, &[3], false);
+    verify_submissions(&cluster);
+    // Every slot's block is published by each of the three running nodes.
+    assert_eq!(PUBLISHED.with(|p| p.get()), 3 * 8);
+    let failed: Vec<_> = cluster
+        .outcomes
+        .iter()
+        .filter(|(_, kind, o)| *kind == DutyType::Proposer && *o != Outcome::Success)
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    // A signature of any block but the decided one is refused.
+    let slot = Slot(5);
+    let at = cluster.cores[0].slot_start_ms(slot) + 500;
+    let actions = cluster.cores[0].handle(
+        at,
+        Event::Vc {
+            id: 1,
+            request: VcRequest::PublishBlock {
+                slot,
+                block_root: Root::repeat_byte(9),
+                signature: SignatureBytes::from([0xc0; 96]),
+            },
+        },
+    );
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Reply { result: Err(f), .. } if f.status == 400 && f.message.contains("differs")
+    )));
 }
 
 #[test]

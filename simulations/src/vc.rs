@@ -2055,7 +2055,6 @@ mod tests {
         compute_domain(domain_type, Version::from(version), Root::repeat_byte(0x42))
     }
 
-
     #[test]
     fn sync_positions_map_to_subcommittees() {
         assert_eq!(

@@ -398,6 +398,24 @@ impl<E: EthSpec> Core<E> {
                 _ => {}
             }
         }
+        // Only aggregators whose committee has a decided aggregate can sign.
+        let covered: BTreeSet<PublicKeyBytes> = match duty.kind {
+            DutyType::Aggregator => self
+                .attestation_aggregators(duty.slot)
+                .into_iter()
+                .filter(|(_, c)| self.aggregates.contains_key(&(duty.slot, *c)))
+                .map(|(v, _)| v)
+                .collect(),
+            _ => self
+                .contribution_aggregators(duty.slot)
+                .into_iter()
+                .filter(|(_, s)| self.contributions.contains_key(&(duty.slot, *s)))
+                .map(|(v, _)| v)
+                .collect(),
+        };
+        if let Some(expected) = self.expected.get_mut(&duty) {
+            expected.retain(|v| covered.contains(v));
+        }
         self.answer_aggregate_requests(0, actions);
     }
 
@@ -481,6 +499,13 @@ impl<E: EthSpec> Core<E> {
             ))
         } else if slot.0 > self.slot_at(now_ms).0 {
             Some(format!("slot {slot} has not begun"))
+        } else if !self.selections_sought(&query) {
+            // A client that is not DV-aware (Lodestar before 1.8) elects
+            // itself with its share's proof; held to the end of the slot, it
+            // would also skip its next slot's duties.
+            Some(format!(
+                "no selection proofs of slot {slot} were sent for combining, so no validator of the cluster aggregates: aggregators are elected by combined proofs (POST /eth/v1/validator/beacon_committee_selections or sync_committee_selections), which needs a DV-aware validator client"
+            ))
         } else {
             None
         };
@@ -495,6 +520,21 @@ impl<E: EthSpec> Core<E> {
                 query,
             }),
         }
+    }
+
+    /// Whether a selection proof of the query's slot and kind is combined or
+    /// being combined: without one no aggregation duty can run there.
+    fn selections_sought(&self, query: &AggregateQuery) -> bool {
+        let kind = match query {
+            AggregateQuery::Attestation { .. } => DutyType::PrepareAggregator,
+            AggregateQuery::Contribution { .. } => DutyType::PrepareSyncContribution,
+        };
+        let duty = Duty::new(query.slot(), kind);
+        self.selections.keys().any(|(d, _, _)| *d == duty)
+            || self
+                .pending_selections
+                .iter()
+                .any(|p| p.needed.iter().any(|(d, _, _)| *d == duty))
     }
 
     fn aggregate_and_proof_root(&self, message: &AggregateAndProof<E>, slot: Slot) -> Root {

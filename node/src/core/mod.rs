@@ -27,11 +27,12 @@ use phalanx_consensus::{
 use phalanx_crypto::batch::{find_invalid, SignatureSet};
 use phalanx_crypto::threshold::{PartialSignature, ShareIndex};
 use phalanx_crypto::{PublicKey, Signature};
-use phalanx_eth::api::{AttesterDuty, SyncDuty};
+use phalanx_eth::api::{AttesterDuty, ProposerDuty, ProposerPreparation, SyncDuty};
 use phalanx_eth::attestation::{
     AggregateAndProof, Attestation, AttestationBase, AttestationData, BeaconCommitteeSelection,
     SingleAttestation, SyncCommitteeSelection,
 };
+use phalanx_eth::block_contents::ProducedBlock;
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::signing::{
     compute_signing_root, DOMAIN_BEACON_ATTESTER, DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE,
@@ -42,8 +43,8 @@ use phalanx_eth::sync_committee::{
     SyncCommitteeMessage,
 };
 use phalanx_eth::{
-    CommitteeIndex, Epoch, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot,
-    ValidatorIndex,
+    CommitteeIndex, Epoch, EthSpec, ExecutionAddress, ForkName, PublicKeyBytes, Root,
+    SignatureBytes, Slot, ValidatorIndex,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -52,6 +53,7 @@ use ssz_types::BitList;
 use crate::duty::{Duty, DutyType};
 
 mod aggregation;
+mod proposer;
 
 use crate::dutydb::DutyDb;
 use crate::parsigdb::ParSigDb;
@@ -63,6 +65,8 @@ use crate::tracker::{Failure, Outcome, Tracker};
 use crate::value::{decode_attestation_data, encode_attestation_data, DutyValue};
 pub use aggregation::AggregateSubmission;
 use aggregation::{AggregateQuery, PendingAggregate};
+pub use proposer::{decode_block, encode_block, BlockSubmission};
+use proposer::{BlockWishes, PendingBlock, Proposer};
 
 /// One validator of the cluster: its group key and every operator's share.
 #[derive(Clone, Debug)]
@@ -71,6 +75,8 @@ pub struct ValidatorKeys {
     pub group: PublicKey,
     /// Operator i's public share at position i (share index i + 1).
     pub shares: Vec<PublicKey>,
+    /// Where its blocks' execution fees must go (from the lock), if fixed.
+    pub fee_recipient: Option<ExecutionAddress>,
 }
 
 /// What a core needs to know about its cluster and chain.
@@ -90,6 +96,9 @@ pub struct CoreConfig {
     pub genesis_validators_root: Root,
     /// Seeds the randomness of batch verification.
     pub seed: u64,
+    /// The graffiti of the cluster's blocks when the validator client asks
+    /// for none.
+    pub graffiti: Option<Root>,
 }
 
 /// What the driver tells the core.
@@ -109,6 +118,15 @@ pub enum Event<E: EthSpec> {
         attester: Vec<AttesterDuty>,
         /// Sync-committee duties.
         sync: Vec<SyncDuty>,
+        /// The epoch's proposers (every one; the core keeps the cluster's).
+        proposer: Vec<ProposerDuty>,
+    },
+    /// The answer to [`Action::FetchBlock`].
+    Block {
+        /// The duty.
+        duty: Duty,
+        /// The block, or why there is none.
+        result: Result<Box<ProducedBlock<E>>, String>,
     },
     /// Resolving an epoch's duties failed; retried a slot later.
     DutiesFailed {
@@ -221,6 +239,31 @@ pub enum VcRequest<E: EthSpec> {
     /// Whether each validator aggregates at its slot, by the cluster's
     /// combined selection proofs (for committee subscriptions).
     Aggregators(Vec<(Slot, ValidatorIndex)>),
+    /// The lock's fee recipient of each validator (for
+    /// `prepare_beacon_proposer`).
+    FeeRecipients(Vec<ValidatorIndex>),
+    /// `GET /eth/v3/validator/blocks/{slot}` (and v2), with the share's
+    /// randao reveal.
+    ProduceBlock {
+        /// The slot.
+        slot: Slot,
+        /// The partial randao reveal.
+        randao_reveal: SignatureBytes,
+        /// The graffiti the client asks for.
+        graffiti: Option<Root>,
+        /// The client's preference between builder and local payloads.
+        builder_boost_factor: Option<u64>,
+    },
+    /// `POST …/beacon/blocks` or `blinded_blocks`: the client's signature
+    /// of the decided block.
+    PublishBlock {
+        /// The slot.
+        slot: Slot,
+        /// The root of the block the client signed.
+        block_root: Root,
+        /// The partial signature.
+        signature: SignatureBytes,
+    },
 }
 
 /// A message and a validator client's partial signature of it.
@@ -272,6 +315,11 @@ pub enum VcResponse<E: EthSpec> {
     Contribution(Box<SyncCommitteeContribution<E>>),
     /// Per query: aggregates or not, or `None` when not known yet.
     Aggregators(Vec<Option<bool>>),
+    /// The block the cluster decided.
+    Block(Box<ProducedBlock<E>>),
+    /// Per index: the lock's fee recipient, or `None` for a validator that
+    /// is not the cluster's.
+    FeeRecipients(Vec<Option<ExecutionAddress>>),
 }
 
 /// A refused request: status, message and per-item failures (as the
@@ -307,6 +355,8 @@ pub enum Submission<E: EthSpec> {
     Aggregate(ForkName, AggregateSubmission<E>),
     /// A signed contribution and proof.
     Contribution(Box<SignedContributionAndProof<E>>),
+    /// A signed block.
+    Block(ForkName, BlockSubmission<E>),
 }
 
 /// An attestation in the layout of its fork.
@@ -323,12 +373,15 @@ pub enum AttestationSubmission<E: EthSpec> {
 pub enum Action<E: EthSpec> {
     /// Look up the validator indices of these group keys.
     ResolveIndices(Vec<PublicKeyBytes>),
-    /// Fetch attester and sync duties of an epoch for these indices.
+    /// Fetch attester, sync and proposer duties of an epoch for these
+    /// indices, and tell the beacon node where their fees go.
     ResolveDuties {
         /// The epoch.
         epoch: Epoch,
         /// The cluster's validators' indices.
         indices: Vec<ValidatorIndex>,
+        /// The lock's fee recipients of the validators that have one.
+        preparations: Vec<ProposerPreparation>,
     },
     /// Ask the beacon node for attestation data of these committees.
     FetchAttestationData {
@@ -354,6 +407,17 @@ pub enum Action<E: EthSpec> {
         block_root: Option<Root>,
         /// The subcommittees.
         subcommittees: Vec<u64>,
+    },
+    /// Ask the beacon node for a block with the combined randao reveal.
+    FetchBlock {
+        /// The duty.
+        duty: Duty,
+        /// The combined randao reveal.
+        randao_reveal: SignatureBytes,
+        /// The graffiti.
+        graffiti: Option<Root>,
+        /// The validator client's builder preference.
+        builder_boost_factor: Option<u64>,
     },
     /// Send a consensus message to every peer.
     ConsensusBroadcast(Wire<Duty, DutyValue>),
@@ -444,6 +508,8 @@ struct Shared {
     committee_lengths: BTreeMap<Slot, BTreeMap<CommitteeIndex, u64>>,
     /// Per slot: the attestation data the cluster decided, by committee.
     attestation_data: BTreeMap<Slot, BTreeMap<CommitteeIndex, AttestationData>>,
+    /// Per slot: the cluster's proposer.
+    proposers: BTreeMap<Slot, Proposer>,
 }
 
 /// Checks a proposed value for what is objectively wrong and for slashing
@@ -458,6 +524,16 @@ struct DutyValidity<E: EthSpec> {
 
 impl<E: EthSpec> Validity<Duty, DutyValue> for DutyValidity<E> {
     fn check(&self, duty: &Duty, value: &DutyValue) -> Result<(), String> {
+        let result = self.check_value(duty, value);
+        if let Err(reason) = &result {
+            tracing::debug!(%duty, reason, "a proposed value is invalid");
+        }
+        result
+    }
+}
+
+impl<E: EthSpec> DutyValidity<E> {
+    fn check_value(&self, duty: &Duty, value: &DutyValue) -> Result<(), String> {
         match duty.kind {
             DutyType::Attester => {
                 let entries = decode_attestation_data(value)?;
@@ -478,6 +554,7 @@ impl<E: EthSpec> Validity<Duty, DutyValue> for DutyValidity<E> {
                 &lock(&self.shared),
             ),
             DutyType::SyncContribution => aggregation::check_contributions::<E>(duty.slot, value),
+            DutyType::Proposer => proposer::check_block(duty.slot, value, self),
             other => Err(format!("{} duties are not agreed on", other.name())),
         }
     }
@@ -643,6 +720,12 @@ pub struct Core<E: EthSpec> {
     aggregates: BTreeMap<(Slot, CommitteeIndex), Attestation<E>>,
     contributions: BTreeMap<(Slot, u64), SyncCommitteeContribution<E>>,
     pending_aggregates: Vec<PendingAggregate>,
+    graffiti: Option<Root>,
+    randao: BTreeMap<Slot, Signature>,
+    block_wishes: BTreeMap<Slot, BlockWishes>,
+    fetched_blocks: BTreeSet<Slot>,
+    blocks: BTreeMap<Slot, ProducedBlock<E>>,
+    pending_blocks: Vec<PendingBlock>,
     tracker: Tracker,
     rng: ChaCha20Rng,
     current_slot: Option<Slot>,
@@ -689,6 +772,7 @@ impl<E: EthSpec> Core<E> {
             committees: BTreeMap::new(),
             committee_lengths: BTreeMap::new(),
             attestation_data: BTreeMap::new(),
+            proposers: BTreeMap::new(),
         }));
         let slot = config.network.slot_duration();
         let engine = Engine::new(
@@ -753,6 +837,12 @@ impl<E: EthSpec> Core<E> {
             aggregates: BTreeMap::new(),
             contributions: BTreeMap::new(),
             pending_aggregates: Vec::new(),
+            graffiti: config.graffiti,
+            randao: BTreeMap::new(),
+            block_wishes: BTreeMap::new(),
+            fetched_blocks: BTreeSet::new(),
+            blocks: BTreeMap::new(),
+            pending_blocks: Vec::new(),
             tracker: Tracker::new(operators, config.threshold),
             rng: ChaCha20Rng::seed_from_u64(config.seed),
             current_slot: None,
@@ -781,6 +871,21 @@ impl<E: EthSpec> Core<E> {
         &self.group_bytes
     }
 
+    /// The lock's fee recipients of the validators whose index is known.
+    fn preparations(&self) -> Vec<ProposerPreparation> {
+        self.indices
+            .iter()
+            .filter_map(|(index, position)| {
+                self.validators[*position]
+                    .fee_recipient
+                    .map(|fee_recipient| ProposerPreparation {
+                        validator_index: *index,
+                        fee_recipient,
+                    })
+            })
+            .collect()
+    }
+
     /// Exports the slashing-protection history (EIP-3076).
     pub fn export_slashing(&self) -> phalanx_eth::interchange::Interchange {
         lock(&self.shared).slashing.export()
@@ -807,7 +912,9 @@ impl<E: EthSpec> Core<E> {
                 epoch,
                 attester,
                 sync,
-            } => self.on_duties(epoch, attester, sync),
+                proposer,
+            } => self.on_duties(epoch, attester, sync, proposer),
+            Event::Block { duty, result } => self.on_block(duty, result.map(|b| *b), &mut actions),
             Event::DutiesFailed { epoch, .. } => {
                 // Retried a slot after the request.
                 self.duties_known.remove(&epoch);
@@ -892,6 +999,7 @@ impl<E: EthSpec> Core<E> {
                     actions.push(Action::ResolveDuties {
                         epoch,
                         indices: self.indices.keys().copied().collect(),
+                        preparations: self.preparations(),
                     });
                 }
             }
@@ -929,6 +1037,7 @@ impl<E: EthSpec> Core<E> {
             });
         }
         self.answer_aggregate_requests(now_ms, actions);
+        self.answer_block_requests(now_ms, actions);
         for (duty, outcome) in self.tracker.outcomes(now_ms) {
             actions.push(Action::Outcome { duty, outcome });
         }
@@ -954,6 +1063,10 @@ impl<E: EthSpec> Core<E> {
         self.selections.retain(|(duty, _, _), _| duty.slot >= keep);
         self.aggregates = self.aggregates.split_off(&(keep, CommitteeIndex(0)));
         self.contributions = self.contributions.split_off(&(keep, 0));
+        self.randao = self.randao.split_off(&keep);
+        self.block_wishes = self.block_wishes.split_off(&keep);
+        self.fetched_blocks = self.fetched_blocks.split_off(&keep);
+        self.blocks = self.blocks.split_off(&keep);
         let epoch = slot.epoch(self.slots_per_epoch);
         let keep_epoch = Epoch(epoch.0.saturating_sub(1));
         self.sync = self.sync.split_off(&keep_epoch);
@@ -963,6 +1076,7 @@ impl<E: EthSpec> Core<E> {
         shared.committees = shared.committees.split_off(&keep);
         shared.committee_lengths = shared.committee_lengths.split_off(&keep);
         shared.attestation_data = shared.attestation_data.split_off(&keep);
+        shared.proposers = shared.proposers.split_off(&keep);
     }
 
     /// When a duty of `kind` at `slot` starts and its deadline, in Unix
@@ -1001,6 +1115,16 @@ impl<E: EthSpec> Core<E> {
     }
 
     fn start_due_duties(&mut self, now_ms: u64, slot: Slot, actions: &mut Vec<Action<E>>) {
+        let proposal = Duty::new(slot, DutyType::Proposer);
+        let (start, deadline) = self.window(slot, DutyType::Proposer);
+        if now_ms >= start && now_ms < deadline && !self.started.contains(&proposal) {
+            let proposer = lock(&self.shared).proposers.get(&slot).map(|p| p.key);
+            if let Some(key) = proposer {
+                self.started.insert(proposal);
+                self.tracker.started(proposal, deadline);
+                self.expected.insert(proposal, [key].into());
+            }
+        }
         let attester = Duty::new(slot, DutyType::Attester);
         let (start, deadline) = self.window(slot, DutyType::Attester);
         if now_ms >= start && now_ms < deadline && !self.started.contains(&attester) {
@@ -1059,7 +1183,13 @@ impl<E: EthSpec> Core<E> {
             .map_err(|name| format!("the network is in fork {name}, unknown to this build"))
     }
 
-    fn on_duties(&mut self, epoch: Epoch, attester: Vec<AttesterDuty>, sync: Vec<SyncDuty>) {
+    fn on_duties(
+        &mut self,
+        epoch: Epoch,
+        attester: Vec<AttesterDuty>,
+        sync: Vec<SyncDuty>,
+        proposer: Vec<ProposerDuty>,
+    ) {
         let ours = |key: &PublicKeyBytes| self.by_group.contains_key(key);
         let mut by_slot: BTreeMap<Slot, Vec<AttesterDuty>> = BTreeMap::new();
         for duty in attester.into_iter().filter(|d| ours(&d.pubkey)) {
@@ -1068,6 +1198,23 @@ impl<E: EthSpec> Core<E> {
             }
         }
         let mut shared = lock(&self.shared);
+        for duty in proposer {
+            let Some(&position) = self.by_group.get(&duty.pubkey) else {
+                continue;
+            };
+            if duty.slot.epoch(self.slots_per_epoch) != epoch {
+                continue;
+            }
+            shared.proposers.insert(
+                duty.slot,
+                Proposer {
+                    index: duty.validator_index,
+                    key: duty.pubkey,
+                    group: self.validators[position].group,
+                    fee_recipient: self.validators[position].fee_recipient,
+                },
+            );
+        }
         for (slot, mut duties) in by_slot {
             duties.sort_by_key(|d| (d.committee_index, d.validator_committee_index));
             let mut committees: BTreeMap<CommitteeIndex, Vec<PublicKeyBytes>> = BTreeMap::new();
@@ -1182,6 +1329,7 @@ impl<E: EthSpec> Core<E> {
             DutyType::Aggregator | DutyType::SyncContribution => {
                 self.on_decided_aggregation(duty, value, actions)
             }
+            DutyType::Proposer => self.on_decided_block(duty, value, actions),
             _ => return,
         }
         // Partials that combined before this node decided.
@@ -1366,6 +1514,33 @@ impl<E: EthSpec> Core<E> {
             VcRequest::ContributionAndProofs(list) => {
                 self.own_partials(&list, "contributions", actions, Self::own_contribution)
             }
+            VcRequest::ProduceBlock {
+                slot,
+                randao_reveal,
+                graffiti,
+                builder_boost_factor,
+            } => {
+                let wishes = BlockWishes {
+                    graffiti,
+                    builder_boost_factor,
+                };
+                self.on_vc_produce_block(now_ms, id, slot, randao_reveal, wishes, actions);
+                return;
+            }
+            VcRequest::PublishBlock {
+                slot,
+                block_root,
+                signature,
+            } => self.on_vc_publish_block(slot, block_root, signature, actions),
+            VcRequest::FeeRecipients(indices) => Ok(VcResponse::FeeRecipients(
+                indices
+                    .into_iter()
+                    .map(|index| {
+                        let position = self.indices.get(&index)?;
+                        self.validators[*position].fee_recipient
+                    })
+                    .collect(),
+            )),
             VcRequest::Aggregators(queries) => Ok(VcResponse::Aggregators(
                 queries
                     .into_iter()
@@ -1468,8 +1643,30 @@ impl<E: EthSpec> Core<E> {
             self.answer_selections(actions);
             return;
         }
+        if duty.kind == DutyType::Randao {
+            self.on_randao(duty.slot, signature, actions);
+            return;
+        }
         let signature_bytes = SignatureBytes::from(signature.to_bytes());
         let submission = match duty.kind {
+            DutyType::Proposer => {
+                if !self.blocks.contains_key(&duty.slot) {
+                    self.waiting.insert((duty, validator), (root, signature));
+                    return;
+                }
+                match self.block_submission(duty.slot, root, signature_bytes) {
+                    Some(submission) => submission,
+                    None => {
+                        actions.push(Action::Refused {
+                            duty,
+                            validator,
+                            reason: "partials combined over a root other than the decided block's"
+                                .into(),
+                        });
+                        return;
+                    }
+                }
+            }
             DutyType::Attester => {
                 let Some(data) = self.dutydb.get(&duty, &validator).copied() else {
                     self.waiting.insert((duty, validator), (root, signature));
@@ -1937,6 +2134,8 @@ impl<E: EthSpec> Core<E> {
                     | DutyType::PrepareSyncContribution
                     | DutyType::Aggregator
                     | DutyType::SyncContribution
+                    | DutyType::Randao
+                    | DutyType::Proposer
             ) {
                 actions.push(dropped(from, "unsupported_duty"));
                 continue;
@@ -1952,6 +2151,12 @@ impl<E: EthSpec> Core<E> {
                         continue;
                     }
                 }
+            }
+            if message.duty.kind == DutyType::Randao
+                && self.randao_root_of(message.duty.slot) != root
+            {
+                actions.push(dropped(from, "randao_root_mismatch"));
+                continue;
             }
             if message.duty.kind == DutyType::PrepareAggregator
                 && self.selection_root(message.duty.slot) != root
