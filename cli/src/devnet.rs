@@ -148,6 +148,7 @@ fn start_node(
         relays: Vec::new(),
         extra_addresses: Vec::new(),
         graffiti: None,
+        builder_api: true,
     };
     let task = tokio::spawn(async move {
         let shutdown = async {

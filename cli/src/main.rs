@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 
 mod cluster;
 mod devnet;
+mod exit;
 mod monitoring;
 mod node;
 
@@ -59,6 +60,9 @@ enum Command {
     Dkg(cluster::DkgArgs),
     /// Run this operator's distributed-validator node.
     Run(node::RunArgs),
+    /// Sign this operator's part of a validator's voluntary exit; the
+    /// cluster broadcasts it once enough operators have.
+    Exit(exit::ExitArgs),
     /// Run a whole 4-operator cluster on this machine on a simulated beacon chain.
     Devnet(devnet::DevnetArgs),
 }
@@ -152,6 +156,10 @@ fn main() -> Result<()> {
         Command::Devnet(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(devnet::devnet(args))
+        }
+        Command::Exit(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(exit::exit(args))
         }
         Command::Run(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -56,6 +56,11 @@ pub(crate) struct RunArgs {
     /// none (UTF-8, at most 32 bytes).
     #[arg(long, env = "PHALANX_GRAFFITI", value_parser = parse_graffiti)]
     pub(crate) graffiti: Option<Root>,
+    /// Blocks may come from builders (MEV-boost behind the beacon node):
+    /// the validators' registrations from the lock are submitted every
+    /// epoch.
+    #[arg(long, env = "PHALANX_BUILDER_API")]
+    pub(crate) builder_api: bool,
 }
 
 /// Graffiti text as the 32 bytes a block carries (zero-padded).
@@ -104,6 +109,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         relays: args.p2p_relays.clone(),
         extra_addresses: Vec::new(),
         graffiti: args.graffiti,
+        builder_api: args.builder_api,
     };
     // Metrics start once the node has registered its own.
     let (registered_tx, registered_rx) = tokio::sync::oneshot::channel::<Registry>();

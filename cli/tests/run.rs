@@ -101,6 +101,7 @@ impl Node {
                 &self.monitoring.to_string(),
                 "--p2p-tcp-address",
                 &format!("127.0.0.1:{}", self.p2p),
+                "--builder-api",
             ])
             .stdout(Stdio::null())
             .stderr(log)
@@ -252,6 +253,60 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
     for vc in vcs {
         vc.stop().await;
     }
+    // The slots the cluster's validators propose in, from the chain.
+    let http = reqwest::Client::new();
+    let mut proposal_slots = Vec::new();
+    for epoch in 0..EPOCHS {
+        let duties: serde_json::Value = http
+            .get(format!("{url}/eth/v1/validator/duties/proposer/{epoch}"))
+            .send()
+            .await
+            .expect("proposer duties")
+            .json()
+            .await
+            .expect("JSON");
+        for duty in duties["data"].as_array().expect("duties") {
+            let index: u64 = duty["validator_index"]
+                .as_str()
+                .and_then(|i| i.parse().ok())
+                .expect("index");
+            if (index as usize) < VALIDATORS {
+                proposal_slots.push(
+                    duty["slot"]
+                        .as_str()
+                        .expect("slot")
+                        .parse::<u64>()
+                        .expect("slot"),
+                );
+            }
+        }
+    }
+    // Three operators exit validator 0 with `phalanx exit`; the cluster
+    // combines and broadcasts the exit.
+    let exiting = format!(
+        "{}",
+        PublicKeyBytes::from(lock.validators[0].public_key.to_bytes())
+    );
+    for node in &nodes[..3] {
+        let output = Command::new(env!("CARGO_BIN_EXE_phalanx"))
+            .args([
+                "exit",
+                "--data-dir",
+                path(&node.dir),
+                "--validator-public-key",
+                &exiting,
+                "--validator-api-url",
+                &format!("http://{}", node.api),
+            ])
+            .output()
+            .expect("phalanx exit runs");
+        assert!(
+            output.status.success(),
+            "phalanx exit: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     for child in &mut children {
         let _ = child.kill();
         let _ = child.wait();
@@ -293,6 +348,41 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
             "no sync-committee message of the cluster at slot {slot}"
         );
     }
+    // Every proposal of the cluster's validators, through the crash too.
+    assert!(
+        !proposal_slots.is_empty(),
+        "the chain gave the cluster no proposal"
+    );
+    for slot in &proposal_slots {
+        assert!(
+            submissions
+                .iter()
+                .any(|s| s.kind == SubmissionKind::Block && s.valid && s.slot == *slot),
+            "no valid block of the cluster at slot {slot}"
+        );
+    }
+    // Aggregates and contributions in every epoch; registrations from the
+    // lock; and the exit.
+    for epoch in 0..EPOCHS {
+        for kind in [SubmissionKind::Aggregate, SubmissionKind::Contribution] {
+            assert!(
+                submissions.iter().any(|s| s.kind == kind
+                    && s.valid
+                    && ours(s.validator_index)
+                    && s.slot / 8 == epoch),
+                "no valid {kind:?} of the cluster in epoch {epoch}"
+            );
+        }
+    }
+    assert!(submissions
+        .iter()
+        .any(|s| s.kind == SubmissionKind::Registration && s.valid && ours(s.validator_index)));
+    assert!(
+        submissions
+            .iter()
+            .any(|s| s.kind == SubmissionKind::VoluntaryExit && s.valid && s.validator_index == 0),
+        "the exit of validator 0 was not broadcast"
+    );
     // The restarted process did duties again soon after it came back.
     let log = std::fs::read_to_string(nodes[3].log.with_extension("1.log")).expect("log");
     let first_success = log

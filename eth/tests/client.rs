@@ -354,3 +354,53 @@ async fn nodes_without_v3_produce_through_v2_and_publish_through_v1() {
         .expect("v1 fallback");
     assert_eq!(*published.lock().expect("lock"), 1);
 }
+
+#[tokio::test]
+async fn nodes_without_post_validators_get_the_ids_repeated() {
+    // Lodestar 1.5.1 serves only the GET form, and answers a comma-separated
+    // `id` with no validators: only `id=…&id=…` finds them.
+    let queries = Arc::new(Mutex::new(Vec::new()));
+    let seen = queries.clone();
+    let node = serve(Router::new().route(
+        "/eth/v1/beacon/states/{state}/validators",
+        get(move |uri: axum::http::Uri| {
+            let seen = seen.clone();
+            async move {
+                let query = uri.query().unwrap_or_default().to_string();
+                seen.lock().expect("lock").push(query.clone());
+                let record = |index: &str| {
+                    json!({
+                        "index": index,
+                        "balance": "32000000000",
+                        "status": "active_ongoing",
+                        "validator": {
+                            "pubkey": format!("0x{}", "a".repeat(96)),
+                            "withdrawal_credentials": ROOT,
+                            "effective_balance": "32000000000",
+                            "slashed": false,
+                            "activation_eligibility_epoch": "0",
+                            "activation_epoch": "0",
+                            "exit_epoch": "18446744073709551615",
+                            "withdrawable_epoch": "18446744073709551615"
+                        }
+                    })
+                };
+                let found: Vec<Value> = query
+                    .split('&')
+                    .filter_map(|pair| pair.strip_prefix("id="))
+                    .filter(|id| !id.contains(','))
+                    .map(record)
+                    .collect();
+                Json(json!({ "data": found }))
+            }
+        }),
+    ))
+    .await;
+    let client = BeaconNodeClient::new(&[node], Timeouts::default()).expect("valid url");
+    let validators = client
+        .validators("head", &["1".to_string(), "2".to_string()])
+        .await
+        .expect("GET fallback");
+    assert_eq!(validators.len(), 2);
+    assert_eq!(queries.lock().expect("lock").as_slice(), ["id=1&id=2"]);
+}

@@ -34,6 +34,7 @@ use phalanx_eth::block_contents::{ProducedBlockData, Signed, SignedBlockContents
 use phalanx_eth::client::{without_url, CONSENSUS_VERSION_HEADER};
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::sync_committee::{SignedContributionAndProof, SyncCommitteeMessage};
+use phalanx_eth::validator::{SignedValidatorRegistration, SignedVoluntaryExit};
 use phalanx_eth::{
     CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot, ValidatorIndex,
 };
@@ -182,6 +183,14 @@ fn router<E: EthSpec>(state: Shared<E>) -> Router {
         .route(
             "/eth/v1/validator/prepare_beacon_proposer",
             post(prepare_beacon_proposer::<E>),
+        )
+        .route(
+            "/eth/v1/beacon/pool/voluntary_exits",
+            post(voluntary_exit::<E>),
+        )
+        .route(
+            "/eth/v1/validator/register_validator",
+            post(register_validator::<E>),
         )
         .route(
             "/eth/v3/validator/blocks/{slot}",
@@ -639,6 +648,40 @@ async fn sync_committee_selections<E: EthSpec>(
         Ok(other) => error(500, format!("unexpected answer {other:?}")),
         Err(f) => failure(f),
     }
+}
+
+/// A voluntary exit signed with this operator's share: it is broadcast
+/// once enough operators have signed the same exit.
+async fn voluntary_exit<E: EthSpec>(State(state): State<Shared<E>>, body: Bytes) -> Response {
+    let exit = match serde_json::from_slice::<SignedVoluntaryExit>(&body) {
+        Ok(exit) => exit,
+        Err(e) => return error(400, format!("not a SignedVoluntaryExit: {e}")),
+    };
+    match state.ask(VcRequest::VoluntaryExits(vec![exit])).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(mut f) => {
+            if let Some((_, reason)) = f.failures.pop() {
+                f.message = reason;
+            }
+            failure(f)
+        }
+    }
+}
+
+/// Builder registrations: the client's own (naming its share) are checked
+/// and acknowledged — the cluster submits the lock's; partials of a new
+/// registration naming the group key are combined through the cluster.
+async fn register_validator<E: EthSpec>(State(state): State<Shared<E>>, body: Bytes) -> Response {
+    let registrations =
+        match parse_items::<SignedValidatorRegistration>(&body, "SignedValidatorRegistration") {
+            Ok(registrations) => registrations,
+            Err(response) => return response,
+        };
+    let positions: Vec<usize> = (0..registrations.len()).collect();
+    answer_submission(
+        state.ask(VcRequest::Registrations(registrations)).await,
+        &positions,
+    )
 }
 
 /// Fee recipients go to the beacon node as the lock says for the

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use phalanx_crypto::threshold::{PartialSignature, ShareIndex};
 use phalanx_eth::{PublicKeyBytes, Root, Slot};
 
-use crate::duty::Duty;
+use crate::duty::{Duty, DutyType};
 
 /// A partial signature that contradicts one already stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,12 +77,14 @@ impl ParSigDb {
             }
         }
         // One object per duty and validator is combined, except sync
-        // selection proofs and contributions: a validator in several
-        // subcommittees has one per subcommittee, each over its own root.
+        // selection proofs and contributions (a validator in several
+        // subcommittees has one per subcommittee, each over its own root)
+        // and builder registrations (a newer one may follow).
         let per_root = matches!(
             duty.kind,
-            crate::duty::DutyType::PrepareSyncContribution
-                | crate::duty::DutyType::SyncContribution
+            DutyType::PrepareSyncContribution
+                | DutyType::SyncContribution
+                | DutyType::BuilderRegistration
         );
         let release = (key, per_root.then_some(signing_root));
         if by_index.len() >= self.threshold && !self.released.contains_key(&release) {
@@ -108,17 +110,22 @@ impl ParSigDb {
             .unwrap_or_default()
     }
 
-    /// Forgets duties of slots before `slot`.
-    pub fn expire_before(&mut self, slot: Slot) {
-        self.partials.retain(|(duty, _), _| duty.slot >= slot);
-        self.released.retain(|((duty, _), _), _| duty.slot >= slot);
+    /// Forgets duties of slots before `slot`; exits and registrations,
+    /// which are not bound to a slot, before `unbound`.
+    pub fn expire_before(&mut self, slot: Slot, unbound: Slot) {
+        let kept = |duty: &Duty| {
+            duty.slot >= slot
+                || (matches!(duty.kind, DutyType::Exit | DutyType::BuilderRegistration)
+                    && duty.slot >= unbound)
+        };
+        self.partials.retain(|(duty, _), _| kept(duty));
+        self.released.retain(|((duty, _), _), _| kept(duty));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::duty::DutyType;
     use phalanx_crypto::threshold::{combine, split};
     use phalanx_crypto::SecretKey;
 
@@ -169,7 +176,7 @@ mod tests {
                 PartialSignature::new(third.index, forged.signature)
             )
             .is_err());
-        db.expire_before(Slot(4));
+        db.expire_before(Slot(4), Slot(4));
         assert!(db.get(&duty, &validator, &root_a).is_empty());
     }
 }

@@ -64,6 +64,9 @@ pub struct NodeConfig {
     /// The graffiti of the cluster's blocks when the validator client asks
     /// for none.
     pub graffiti: Option<Root>,
+    /// Whether blocks may come from builders (the validators' registrations
+    /// are submitted every epoch).
+    pub builder_api: bool,
 }
 
 /// Why the node stopped or could not start.
@@ -326,6 +329,7 @@ async fn run_with<E: EthSpec>(
             group: v.public_key,
             shares: v.public_shares.clone(),
             fee_recipient: Some(spec.fee_recipient),
+            registration: Some(v.builder_registration.clone()),
         })
         .collect();
     let shares: BTreeMap<PublicKeyBytes, PublicKeyBytes> = validators
@@ -349,6 +353,7 @@ async fn run_with<E: EthSpec>(
             genesis_validators_root,
             seed: now_ms(),
             graffiti: config.graffiti,
+            builder_api: config.builder_api,
         },
         Box::new(NodeSigner(config.node_key.clone())),
         Box::new(LockVerifier::new(operator_keys)),
@@ -816,6 +821,27 @@ impl<E: EthSpec> Driver<E> {
                                 }
                             };
                             report(&events, vec![(duty, validator)], result);
+                        });
+                    }
+                    Submission::Exit(exit) => {
+                        let (client, events) = (self.client.clone(), self.events.clone());
+                        tokio::spawn(async move {
+                            let result = client.submit_voluntary_exit(&exit).await;
+                            if result.is_ok() {
+                                tracing::info!(validator = %exit.message.validator_index, epoch = %exit.message.epoch, "voluntary exit broadcast");
+                            }
+                            report(&events, vec![(duty, validator)], result);
+                        });
+                    }
+                    Submission::Registrations(registrations) => {
+                        let (client, events) = (self.client.clone(), self.events.clone());
+                        tokio::spawn(async move {
+                            let owners = registrations
+                                .iter()
+                                .map(|r| (duty, r.message.pubkey))
+                                .collect();
+                            let result = client.register_validators(&registrations).await;
+                            report(&events, owners, result);
                         });
                     }
                     Submission::Contribution(contribution) => {

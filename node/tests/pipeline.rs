@@ -98,6 +98,7 @@ fn cluster(fork: ForkName, validators: usize) -> Cluster {
                 .map(|x| x.public_share().key)
                 .collect(),
             fee_recipient: None,
+            registration: None,
         })
         .collect();
     let node_keys: Vec<NodeKey> = (0..4).map(|_| NodeKey::generate()).collect();
@@ -118,6 +119,7 @@ fn cluster(fork: ForkName, validators: usize) -> Cluster {
                     genesis_validators_root: gvr,
                     seed: u64::from(me),
                     graffiti: None,
+                    builder_api: false,
                 },
                 Box::new(NodeSigner(node_keys[me as usize].clone())),
                 Box::new(LockVerifier::new(publics.clone())),
@@ -861,6 +863,9 @@ fn verify_submissions(cluster: &Cluster) -> (usize, usize, usize, usize) {
             }
             Submission::Block(_, other) => {
                 panic!("a Deneb block is published with its blobs: {other:?}")
+            }
+            Submission::Exit(_) | Submission::Registrations(_) => {
+                panic!("nothing here exits or registers")
             }
             Submission::Aggregate(_, signed) => {
                 let (message, signature): (AggregateAndProof<Spec>, SignatureBytes) = match signed {

@@ -42,6 +42,9 @@ use phalanx_eth::sync_committee::{
     SignedContributionAndProof, SyncAggregatorSelectionData, SyncCommitteeContribution,
     SyncCommitteeMessage,
 };
+use phalanx_eth::validator::{
+    SignedValidatorRegistration, SignedVoluntaryExit, ValidatorRegistration,
+};
 use phalanx_eth::{
     CommitteeIndex, Epoch, EthSpec, ExecutionAddress, ForkName, PublicKeyBytes, Root,
     SignatureBytes, Slot, ValidatorIndex,
@@ -54,6 +57,7 @@ use crate::duty::{Duty, DutyType};
 
 mod aggregation;
 mod proposer;
+mod signed;
 
 use crate::dutydb::DutyDb;
 use crate::parsigdb::ParSigDb;
@@ -77,6 +81,8 @@ pub struct ValidatorKeys {
     pub shares: Vec<PublicKey>,
     /// Where its blocks' execution fees must go (from the lock), if fixed.
     pub fee_recipient: Option<ExecutionAddress>,
+    /// Its builder registration from the lock, signed by the group key.
+    pub registration: Option<SignedValidatorRegistration>,
 }
 
 /// What a core needs to know about its cluster and chain.
@@ -99,6 +105,9 @@ pub struct CoreConfig {
     /// The graffiti of the cluster's blocks when the validator client asks
     /// for none.
     pub graffiti: Option<Root>,
+    /// Whether blocks may come from builders: the validators' registrations
+    /// are then submitted every epoch.
+    pub builder_api: bool,
 }
 
 /// What the driver tells the core.
@@ -239,6 +248,11 @@ pub enum VcRequest<E: EthSpec> {
     /// Whether each validator aggregates at its slot, by the cluster's
     /// combined selection proofs (for committee subscriptions).
     Aggregators(Vec<(Slot, ValidatorIndex)>),
+    /// `POST /eth/v1/beacon/pool/voluntary_exits`, signed with this
+    /// operator's share (from `phalanx exit` or the client's own command).
+    VoluntaryExits(Vec<SignedVoluntaryExit>),
+    /// `POST /eth/v1/validator/register_validator`.
+    Registrations(Vec<SignedValidatorRegistration>),
     /// The lock's fee recipient of each validator (for
     /// `prepare_beacon_proposer`).
     FeeRecipients(Vec<ValidatorIndex>),
@@ -357,6 +371,10 @@ pub enum Submission<E: EthSpec> {
     Contribution(Box<SignedContributionAndProof<E>>),
     /// A signed block.
     Block(ForkName, BlockSubmission<E>),
+    /// A signed voluntary exit.
+    Exit(Box<SignedVoluntaryExit>),
+    /// Signed builder registrations.
+    Registrations(Vec<SignedValidatorRegistration>),
 }
 
 /// An attestation in the layout of its fork.
@@ -726,6 +744,9 @@ pub struct Core<E: EthSpec> {
     fetched_blocks: BTreeSet<Slot>,
     blocks: BTreeMap<Slot, ProducedBlock<E>>,
     pending_blocks: Vec<PendingBlock>,
+    builder_api: bool,
+    registrations: BTreeMap<PublicKeyBytes, SignedValidatorRegistration>,
+    registration_messages: BTreeMap<Root, ValidatorRegistration>,
     tracker: Tracker,
     rng: ChaCha20Rng,
     current_slot: Option<Slot>,
@@ -803,6 +824,12 @@ impl<E: EthSpec> Core<E> {
             .enumerate()
             .map(|(i, key)| (*key, i))
             .collect();
+        let registrations = config
+            .validators
+            .iter()
+            .filter_map(|v| v.registration.clone())
+            .map(|r| (r.message.pubkey, r))
+            .collect();
         Ok(Core {
             me: config.me,
             threshold: config.threshold,
@@ -843,6 +870,9 @@ impl<E: EthSpec> Core<E> {
             fetched_blocks: BTreeSet::new(),
             blocks: BTreeMap::new(),
             pending_blocks: Vec::new(),
+            builder_api: config.builder_api,
+            registrations,
+            registration_messages: BTreeMap::new(),
             tracker: Tracker::new(operators, config.threshold),
             rng: ChaCha20Rng::seed_from_u64(config.seed),
             current_slot: None,
@@ -974,6 +1004,7 @@ impl<E: EthSpec> Core<E> {
         if self.current_slot != Some(slot) {
             self.current_slot = Some(slot);
             self.new_slot(slot, actions);
+            self.submit_registrations(now_ms, slot, actions);
         }
         // Indices, then the duties of this epoch and the next; failures
         // are retried a slot later.
@@ -1050,13 +1081,21 @@ impl<E: EthSpec> Core<E> {
         self.on_consensus(qbft_actions, actions);
         // Everything two slots old is past every deadline.
         let keep = Slot(slot.0.saturating_sub(2));
-        self.parsigs.expire_before(keep);
+        self.parsigs
+            .expire_before(keep, Slot(slot.0.saturating_sub(2 * self.slots_per_epoch)));
         self.dutydb.expire_before(keep);
         self.decided = self.decided.split_off(&keep);
         self.attester = self.attester.split_off(&keep);
-        let first_kept = Duty::new(keep, DutyType::Proposer);
-        self.started = self.started.split_off(&first_kept);
-        self.expected = self.expected.split_off(&first_kept);
+        // Exits and registrations are not bound to a slot: they are kept
+        // for two epochs.
+        let keep_unbound = Slot(slot.0.saturating_sub(2 * self.slots_per_epoch));
+        let kept = |duty: &Duty| {
+            duty.slot >= keep
+                || (matches!(duty.kind, DutyType::Exit | DutyType::BuilderRegistration)
+                    && duty.slot >= keep_unbound)
+        };
+        self.started.retain(kept);
+        self.expected.retain(|duty, _| kept(duty));
         self.block_roots.retain(|(duty, _, _), _| duty.slot >= keep);
         self.waiting.retain(|(duty, _), _| duty.slot >= keep);
         self.submitted.retain(|(duty, _)| duty.slot >= keep);
@@ -1123,6 +1162,11 @@ impl<E: EthSpec> Core<E> {
                 self.started.insert(proposal);
                 self.tracker.started(proposal, deadline);
                 self.expected.insert(proposal, [key].into());
+                // Every node takes part in the decision, also one whose
+                // validator client is slow to send its randao reveal: its
+                // own block, once fetched, becomes its input then.
+                let qbft_actions = self.engine.handle(qbft::Event::Join { instance: proposal });
+                self.on_consensus(qbft_actions, actions);
             }
         }
         let attester = Duty::new(slot, DutyType::Attester);
@@ -1532,6 +1576,19 @@ impl<E: EthSpec> Core<E> {
                 block_root,
                 signature,
             } => self.on_vc_publish_block(slot, block_root, signature, actions),
+            VcRequest::VoluntaryExits(exits) => {
+                self.own_partials(&exits, "exits", actions, |core, exit, outgoing, actions| {
+                    core.own_exit(now_ms, exit, outgoing, actions)
+                })
+            }
+            VcRequest::Registrations(registrations) => self.own_partials(
+                &registrations,
+                "registrations",
+                actions,
+                |core, registration, outgoing, actions| {
+                    core.own_registration(now_ms, registration, outgoing, actions)
+                },
+            ),
             VcRequest::FeeRecipients(indices) => Ok(VcResponse::FeeRecipients(
                 indices
                     .into_iter()
@@ -1649,6 +1706,25 @@ impl<E: EthSpec> Core<E> {
         }
         let signature_bytes = SignatureBytes::from(signature.to_bytes());
         let submission = match duty.kind {
+            DutyType::Exit | DutyType::BuilderRegistration => {
+                let submission = if duty.kind == DutyType::Exit {
+                    self.exit_submission(duty, validator, root, signature_bytes)
+                } else {
+                    self.registration_submission(validator, root, signature_bytes)
+                };
+                match submission {
+                    Some(submission) => submission,
+                    None => {
+                        actions.push(Action::Refused {
+                            duty,
+                            validator,
+                            reason: "partials combined over a message this node cannot rebuild"
+                                .into(),
+                        });
+                        return;
+                    }
+                }
+            }
             DutyType::Proposer => {
                 if !self.blocks.contains_key(&duty.slot) {
                     self.waiting.insert((duty, validator), (root, signature));
@@ -2136,6 +2212,8 @@ impl<E: EthSpec> Core<E> {
                     | DutyType::SyncContribution
                     | DutyType::Randao
                     | DutyType::Proposer
+                    | DutyType::Exit
+                    | DutyType::BuilderRegistration
             ) {
                 actions.push(dropped(from, "unsupported_duty"));
                 continue;
