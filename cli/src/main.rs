@@ -15,6 +15,7 @@ mod devnet;
 mod exit;
 mod monitoring;
 mod node;
+mod slashing;
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +64,9 @@ enum Command {
     /// Sign this operator's part of a validator's voluntary exit; the
     /// cluster broadcasts it once enough operators have.
     Exit(exit::ExitArgs),
+    /// Export or import the validators' slashing-protection history (EIP-3076).
+    #[command(subcommand)]
+    SlashingProtection(slashing::SlashingCommand),
     /// Run a whole 4-operator cluster on this machine on a simulated beacon chain.
     Devnet(devnet::DevnetArgs),
 }
@@ -157,6 +161,7 @@ fn main() -> Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(devnet::devnet(args))
         }
+        Command::SlashingProtection(command) => slashing::run(command),
         Command::Exit(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(exit::exit(args))

@@ -383,6 +383,32 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
             .any(|s| s.kind == SubmissionKind::VoluntaryExit && s.valid && s.validator_index == 0),
         "the exit of validator 0 was not broadcast"
     );
+    // The signing history exports as EIP-3076: every validator attested.
+    let exported = dir.path().join("interchange.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_phalanx"))
+        .args([
+            "slashing-protection",
+            "export",
+            "--data-dir",
+            path(&nodes[0].dir),
+            "--output-file",
+            path(&exported),
+        ])
+        .output()
+        .expect("export runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let interchange: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&exported).expect("file")).expect("JSON");
+    let histories = interchange["data"].as_array().expect("data");
+    assert_eq!(histories.len(), VALIDATORS);
+    assert!(histories.iter().all(|h| !h["signed_attestations"]
+        .as_array()
+        .expect("list")
+        .is_empty()));
     // The restarted process did duties again soon after it came back.
     let log = std::fs::read_to_string(nodes[3].log.with_extension("1.log")).expect("log");
     let first_success = log

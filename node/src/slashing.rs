@@ -272,6 +272,26 @@ pub struct SlashingDb {
 }
 
 impl SlashingDb {
+    /// Opens an existing database for the network its first line names
+    /// (for export while or after a node ran).
+    pub fn open_existing(path: &Path) -> Result<SlashingDb, SlashingDbError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SlashingDbError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let first = text.lines().next().unwrap_or_default();
+        match serde_json::from_str::<Record>(first) {
+            Ok(Record::Network {
+                genesis_validators_root,
+            }) => SlashingDb::open(path, genesis_validators_root),
+            _ => Err(SlashingDbError::Corrupt {
+                path: path.display().to_string(),
+                line: 1,
+                reason: "the first line does not name the network".into(),
+            }),
+        }
+    }
+
     /// Opens (or creates) the database for a network. A database of
     /// another network, or a damaged one, is refused.
     pub fn open(path: &Path, genesis_validators_root: Root) -> Result<SlashingDb, SlashingDbError> {

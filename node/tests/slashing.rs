@@ -183,6 +183,12 @@ fn an_interchange_import_sets_watermarks_and_exports_back() {
     assert!(fresh
         .check_and_insert_block(key(7), Slot(101), root(9))
         .is_err());
+    // The database reopens with the network it records, for an export.
+    drop(db);
+    let reopened = SlashingDb::open_existing(&dir.path().join("db")).expect("reopens");
+    assert_eq!(reopened.export(), exported);
+    std::fs::write(dir.path().join("blank"), "").expect("write");
+    assert!(SlashingDb::open_existing(&dir.path().join("blank")).is_err());
     // Another network's file is refused.
     let mut foreign = exported.clone();
     foreign.metadata.genesis_validators_root = root(5);
