@@ -37,6 +37,7 @@ use crate::duty::Duty;
 use crate::parsigex::{parsigex_protocol, PartialBatch};
 use crate::qbft::{consensus_protocol, LockVerifier, NodeSigner};
 use crate::slashing::SlashingDb;
+use crate::timing::duty_timing;
 use crate::tracker::Outcome;
 use crate::value::DutyValue;
 
@@ -476,6 +477,7 @@ async fn run_with<E: EthSpec>(
         metrics,
         next_reply: 1 << 62,
         network: network.clone(),
+        genesis_ms: genesis_time.saturating_mul(1000),
         _spec: std::marker::PhantomData,
     };
     publish(registry);
@@ -541,10 +543,25 @@ struct Driver<E: EthSpec> {
     metrics: Metrics,
     next_reply: u64,
     network: NetworkConfig,
+    genesis_ms: u64,
     _spec: std::marker::PhantomData<E>,
 }
 
 impl<E: EthSpec> Driver<E> {
+    /// The earliest deadline of the duties a submission serves (Unix ms).
+    fn deadline(&self, owners: &[(Duty, PublicKeyBytes)]) -> u64 {
+        let slot = self.network.slot_duration();
+        let spe = u32::try_from(self.network.slots_per_epoch()).unwrap_or(32);
+        owners
+            .iter()
+            .map(|(duty, _)| {
+                let start = self.genesis_ms + duty.slot.0 * self.network.slot_duration_ms;
+                start + duty_timing(duty.kind, slot, spe).deadline.as_millis() as u64
+            })
+            .min()
+            .unwrap_or(0)
+    }
+
     /// The fork in force at `slot` (the last known one for slots beyond
     /// this build's schedule).
     fn fork(&self, slot: Slot) -> ForkName {
@@ -808,16 +825,24 @@ impl<E: EthSpec> Driver<E> {
                     }
                     Submission::Block(fork, block) => {
                         let (client, events) = (self.client.clone(), self.events.clone());
+                        let deadline = self.deadline(&[(duty, validator)]);
                         tokio::spawn(async move {
                             let result = match block {
                                 BlockSubmission::Full(signed) => {
-                                    client.publish_block(fork, &signed, false).await
+                                    retrying(deadline, || {
+                                        client.publish_block(fork, &signed, false)
+                                    })
+                                    .await
                                 }
                                 BlockSubmission::Contents(contents) => {
-                                    client.publish_block(fork, &contents, false).await
+                                    retrying(deadline, || {
+                                        client.publish_block(fork, &contents, false)
+                                    })
+                                    .await
                                 }
                                 BlockSubmission::Blinded(signed) => {
-                                    client.publish_block(fork, &signed, true).await
+                                    retrying(deadline, || client.publish_block(fork, &signed, true))
+                                        .await
                                 }
                             };
                             report(&events, vec![(duty, validator)], result);
@@ -825,8 +850,10 @@ impl<E: EthSpec> Driver<E> {
                     }
                     Submission::Exit(exit) => {
                         let (client, events) = (self.client.clone(), self.events.clone());
+                        let deadline = self.deadline(&[(duty, validator)]);
                         tokio::spawn(async move {
-                            let result = client.submit_voluntary_exit(&exit).await;
+                            let result =
+                                retrying(deadline, || client.submit_voluntary_exit(&exit)).await;
                             if result.is_ok() {
                                 tracing::info!(validator = %exit.message.validator_index, epoch = %exit.message.epoch, "voluntary exit broadcast");
                             }
@@ -835,12 +862,15 @@ impl<E: EthSpec> Driver<E> {
                     }
                     Submission::Registrations(registrations) => {
                         let (client, events) = (self.client.clone(), self.events.clone());
+                        let deadline = self.deadline(&[(duty, validator)]);
                         tokio::spawn(async move {
                             let owners = registrations
                                 .iter()
                                 .map(|r| (duty, r.message.pubkey))
                                 .collect();
-                            let result = client.register_validators(&registrations).await;
+                            let result =
+                                retrying(deadline, || client.register_validators(&registrations))
+                                    .await;
                             report(&events, owners, result);
                         });
                     }
@@ -914,6 +944,7 @@ impl<E: EthSpec> Driver<E> {
         }
         for (fork, (items, owners)) in attestations {
             let (client, events) = (self.client.clone(), self.events.clone());
+            let deadline = self.deadline(&owners);
             tokio::spawn(async move {
                 let result = if fork.electra_enabled() {
                     let singles: Vec<_> = items
@@ -923,7 +954,7 @@ impl<E: EthSpec> Driver<E> {
                             AttestationSubmission::Base(_) => None,
                         })
                         .collect();
-                    client.submit_attestations(fork, &singles).await
+                    retrying(deadline, || client.submit_attestations(fork, &singles)).await
                 } else {
                     let bases: Vec<_> = items
                         .into_iter()
@@ -932,13 +963,14 @@ impl<E: EthSpec> Driver<E> {
                             AttestationSubmission::Single(_) => None,
                         })
                         .collect();
-                    client.submit_attestations(fork, &bases).await
+                    retrying(deadline, || client.submit_attestations(fork, &bases)).await
                 };
                 report(&events, owners, result);
             });
         }
         for (fork, (items, owners)) in aggregates {
             let (client, events) = (self.client.clone(), self.events.clone());
+            let deadline = self.deadline(&owners);
             tokio::spawn(async move {
                 let result = if fork.electra_enabled() {
                     let list: Vec<_> = items
@@ -948,7 +980,7 @@ impl<E: EthSpec> Driver<E> {
                             AggregateSubmission::Base(_) => None,
                         })
                         .collect();
-                    client.submit_aggregate_and_proofs(fork, &list).await
+                    retrying(deadline, || client.submit_aggregate_and_proofs(fork, &list)).await
                 } else {
                     let list: Vec<_> = items
                         .into_iter()
@@ -957,7 +989,7 @@ impl<E: EthSpec> Driver<E> {
                             AggregateSubmission::Electra(_) => None,
                         })
                         .collect();
-                    client.submit_aggregate_and_proofs(fork, &list).await
+                    retrying(deadline, || client.submit_aggregate_and_proofs(fork, &list)).await
                 };
                 report(&events, owners, result);
             });
@@ -965,18 +997,57 @@ impl<E: EthSpec> Driver<E> {
         if !contributions.0.is_empty() {
             let (client, events) = (self.client.clone(), self.events.clone());
             let (list, owners) = contributions;
+            let deadline = self.deadline(&owners);
             tokio::spawn(async move {
-                let result = client.submit_contribution_and_proofs(&list).await;
+                let result =
+                    retrying(deadline, || client.submit_contribution_and_proofs(&list)).await;
                 report(&events, owners, result);
             });
         }
         if !sync_messages.is_empty() {
             let (client, events) = (self.client.clone(), self.events.clone());
+            let deadline = self.deadline(&sync_owners);
             tokio::spawn(async move {
-                let result = client.submit_sync_committee_messages(&sync_messages).await;
+                let result = retrying(deadline, || {
+                    client.submit_sync_committee_messages(&sync_messages)
+                })
+                .await;
                 report(&events, sync_owners, result);
             });
         }
+    }
+}
+
+/// Submits, and submits again after a transport error or a 5xx (the beacon
+/// node was busy or restarting) until `deadline_ms`; a 4xx is final.
+async fn retrying<F, Fut>(deadline_ms: u64, mut submit: F) -> Result<(), ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), ClientError>>,
+{
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let result = submit().await;
+        match &result {
+            Err(e) if retriable(e) && now_ms() + wait.as_millis() as u64 <= deadline_ms => {
+                tracing::debug!(error = %e, retry_in = ?wait, "submission failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            _ => return result,
+        }
+    }
+}
+
+/// Whether a submission may succeed if tried again: the node was
+/// unreachable, too slow or failing (5xx); a 4xx or an undecodable answer
+/// will not change.
+fn retriable(error: &ClientError) -> bool {
+    match error {
+        ClientError::Status { status, .. } => *status >= 500,
+        ClientError::Transport { .. } | ClientError::Timeout { .. } => true,
+        ClientError::AllFailed { errors, .. } => errors.iter().any(retriable),
+        _ => false,
     }
 }
 
@@ -1002,5 +1073,64 @@ fn report<E: EthSpec>(
             validators,
             result: result.clone().map_err(|e| e.to_string()),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn failure(status: Option<u16>) -> ClientError {
+        match status {
+            Some(status) => ClientError::Status {
+                node: "bn".into(),
+                endpoint: "submit",
+                status,
+                message: "busy".into(),
+            },
+            None => ClientError::Transport {
+                node: "bn".into(),
+                endpoint: "submit",
+                reason: "connection refused".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn submissions_are_retried_until_they_land_or_the_deadline_passes() {
+        // A restarting beacon node: refused, then 503, then accepted.
+        let calls = AtomicU32::new(0);
+        let result = retrying(now_ms() + 5_000, || {
+            let call = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match call {
+                    0 => Err(failure(None)),
+                    1 => Err(failure(Some(503))),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // A 400 is final.
+        let calls = AtomicU32::new(0);
+        let result = retrying(now_ms() + 5_000, || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(failure(Some(400))) }
+        })
+        .await;
+        assert_eq!(result.map_err(|e| e.status()), Err(Some(400)));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // No retry once the deadline is near.
+        let calls = AtomicU32::new(0);
+        let result = retrying(now_ms() + 50, || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(failure(Some(503))) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }
