@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use phalanx_consensus::Wire;
 use phalanx_dkg::lock::ClusterLock;
+use phalanx_eth::api::Event as BnEvent;
 use phalanx_eth::client::{BeaconNodeClient, ClientError, Timeouts};
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::sync_committee::SignedContributionAndProof;
@@ -436,6 +437,53 @@ async fn run_with<E: EthSpec>(
                             .inc();
                     }
                 }
+            }
+        }));
+    }
+
+    // Reorganisations that may move duties: resolved again.
+    {
+        let (client, events) = (client.clone(), events_tx.clone());
+        let spe = network.slots_per_epoch();
+        tasks.push(tokio::spawn(async move {
+            let mut dependent: Option<(phalanx_eth::Epoch, Root)> = None;
+            loop {
+                match client.events().await {
+                    Ok(stream) => {
+                        tokio::pin!(stream);
+                        while let Some(event) = futures::StreamExt::next(&mut stream).await {
+                            let epoch = match event {
+                                Ok(BnEvent::ChainReorg(reorg)) => {
+                                    tracing::info!(slot = %reorg.slot, depth = reorg.depth, "the beacon node's chain reorganised; resolving duties again");
+                                    Some(reorg.epoch)
+                                }
+                                Ok(BnEvent::Head(head)) => {
+                                    let epoch = head.slot.epoch(spe);
+                                    let changed = match (head.current_duty_dependent_root, dependent) {
+                                        (Some(root), Some((known_epoch, known))) => {
+                                            known_epoch == epoch && known != root
+                                        }
+                                        _ => false,
+                                    };
+                                    if let Some(root) = head.current_duty_dependent_root {
+                                        dependent = Some((epoch, root));
+                                    }
+                                    changed.then_some(epoch)
+                                }
+                                Ok(BnEvent::Block(_)) => None,
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "beacon node event stream");
+                                    None
+                                }
+                            };
+                            if let Some(epoch) = epoch {
+                                let _ = events.send(Event::Reorg { epoch });
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "subscribing to the beacon node's events"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }));
     }

@@ -1057,6 +1057,26 @@ fn four_nodes_attest_and_sign_sync_messages_on_electra() {
         .collect();
     assert!(failed.is_empty(), "{failed:?}");
     assert!(cluster.outcomes.len() >= 4 * 16 * 2 - 8);
+    // A reorganisation makes the node resolve the epoch's duties again,
+    // and the next epoch's.
+    let now = GENESIS_MS + 16 * SLOT_MS + 100;
+    let core = &mut cluster.cores[0];
+    // The epoch's first tick asks for the next epoch's duties; then nothing.
+    core.handle(now, Event::Tick);
+    assert!(!core
+        .handle(now, Event::Tick)
+        .iter()
+        .any(|a| matches!(a, Action::ResolveDuties { .. })));
+    core.handle(now, Event::Reorg { epoch: Epoch(2) });
+    let epochs: Vec<Epoch> = core
+        .handle(now, Event::Tick)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::ResolveDuties { epoch, .. } => Some(epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(epochs, vec![Epoch(2), Epoch(3)]);
 }
 
 #[test]

@@ -137,6 +137,13 @@ pub enum Event<E: EthSpec> {
         /// The block, or why there is none.
         result: Result<Box<ProducedBlock<E>>, String>,
     },
+    /// The beacon node's chain reorganised in a way that may change the
+    /// duties of `epoch` (a `chain_reorg` event, or a new dependent root):
+    /// they are resolved again, and the next epoch's.
+    Reorg {
+        /// The first epoch whose duties may have changed.
+        epoch: Epoch,
+    },
     /// Resolving an epoch's duties failed; retried a slot later.
     DutiesFailed {
         /// The epoch.
@@ -945,6 +952,12 @@ impl<E: EthSpec> Core<E> {
                 proposer,
             } => self.on_duties(epoch, attester, sync, proposer),
             Event::Block { duty, result } => self.on_block(duty, result.map(|b| *b), &mut actions),
+            Event::Reorg { epoch } => {
+                for epoch in [epoch, Epoch(epoch.0 + 1)] {
+                    self.duties_known.remove(&epoch);
+                    self.duties_requested.remove(&epoch);
+                }
+            }
             Event::DutiesFailed { epoch, .. } => {
                 // Retried a slot after the request.
                 self.duties_known.remove(&epoch);
@@ -1241,7 +1254,15 @@ impl<E: EthSpec> Core<E> {
                 by_slot.entry(duty.slot).or_default().push(duty);
             }
         }
+        // A new answer replaces the epoch's duties (after a reorganisation
+        // some slots may have lost their cluster validators).
+        let spe = self.slots_per_epoch;
+        let in_epoch = |slot: &Slot| slot.epoch(spe) == epoch;
+        self.attester.retain(|slot, _| !in_epoch(slot));
         let mut shared = lock(&self.shared);
+        shared.proposers.retain(|slot, _| !in_epoch(slot));
+        shared.committees.retain(|slot, _| !in_epoch(slot));
+        shared.committee_lengths.retain(|slot, _| !in_epoch(slot));
         for duty in proposer {
             let Some(&position) = self.by_group.get(&duty.pubkey) else {
                 continue;
