@@ -16,7 +16,7 @@ use phalanx_dkg::ClusterLock;
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::{PublicKeyBytes, Root};
 use phalanx_sim::beacon::{BeaconMock, BeaconMockConfig, SubmissionKind};
-use phalanx_sim::vc::{VcMock, VcMockConfig};
+use phalanx_sim::vc::{Duty as VcDuty, Misbehaviour, VcMock, VcMockConfig};
 
 const ADDRESS: &str = "0x52908400098527886E0F7030069857D2E4169EE7";
 const SLOT_MS: u64 = 3000;
@@ -235,6 +235,24 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
         })
         .collect();
 
+    // Faulty clients beside operator 1's honest one, with its keys: every
+    // request of theirs must be refused with a 4xx, and change nothing.
+    let faulty: Vec<VcMock> = [
+        Misbehaviour::GarbageSignatures,
+        Misbehaviour::WrongKey,
+        Misbehaviour::WrongMessage,
+        Misbehaviour::MalformedJson,
+    ]
+    .into_iter()
+    .map(|misbehaviour| {
+        let keys = read_keystores(&cluster.join("node1/validator_keys")).expect("keystores");
+        let mut config = VcMockConfig::new(format!("http://{}", nodes[1].api), keys);
+        config.distributed = true;
+        config.misbehaviour = misbehaviour;
+        config.label = format!("faulty-{misbehaviour:?}");
+        VcMock::spawn(config)
+    })
+    .collect();
     let slot_start = |slot: u64| genesis_ms + slot * SLOT_MS;
     // Before genesis every node connects and becomes ready.
     sleep_until_ms(genesis_ms).await;
@@ -252,6 +270,20 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
 
     for vc in vcs {
         vc.stop().await;
+    }
+    for vc in faulty {
+        let stats = vc.stop().await;
+        let attestations = stats.duty(VcDuty::Attester);
+        assert!(attestations.attempted > 0, "{stats:?}");
+        assert_eq!(
+            attestations.submitted, 0,
+            "a faulty attestation was accepted: {stats:?}"
+        );
+        assert!(
+            stats.errors.iter().any(|e| e.contains("answered 400")),
+            "no clear refusal: {:?}",
+            stats.errors
+        );
     }
     // The slots the cluster's validators propose in, from the chain.
     let http = reqwest::Client::new();
