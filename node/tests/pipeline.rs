@@ -15,7 +15,7 @@ use phalanx_eth::attestation::{
     AttestationBase, AttestationElectra, BeaconCommitteeSelection, SyncCommitteeSelection,
 };
 use phalanx_eth::attestation::{AttestationData, Checkpoint};
-use phalanx_eth::block::BeaconBlock;
+use phalanx_eth::block::{BeaconBlock, BlindedBeaconBlock};
 use phalanx_eth::block_contents::{
     Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData,
 };
@@ -66,6 +66,8 @@ struct Cluster {
     aggregation: bool,
     /// Whether the cluster's validators propose (validator i at slot i).
     proposals: bool,
+    /// Whether the beacon nodes give blinded blocks (a builder's).
+    blinded: bool,
     /// Combined selection proofs each node's client got: (node, validator
     /// index, slot, subcommittee for sync) → proof.
     proofs: std::collections::BTreeMap<(usize, u64, Slot, Option<u64>), SignatureBytes>,
@@ -145,6 +147,7 @@ fn cluster(fork: ForkName, validators: usize) -> Cluster {
         replies: Vec::new(),
         aggregation: false,
         proposals: false,
+        blinded: false,
         proofs: Default::default(),
         _dirs: dirs,
     }
@@ -365,7 +368,16 @@ impl Cluster {
                 ..
             } => {
                 let proposer = ValidatorIndex(100 + duty.slot.0 % 8);
-                let block = deneb_block(duty.slot, proposer, randao_reveal, graffiti);
+                let mut block = deneb_block(duty.slot, proposer, randao_reveal, graffiti);
+                if self.blinded {
+                    if let ProducedBlockData::Contents(contents) = &block.data {
+                        if let BeaconBlock::Deneb(full) = &contents.block {
+                            block.data = ProducedBlockData::Blinded(BlindedBeaconBlock::Deneb(
+                                full.to_blinded(),
+                            ));
+                        }
+                    }
+                }
                 queue.push_back((
                     node,
                     Event::Block {
@@ -734,6 +746,7 @@ impl Cluster {
             VcResponse::Block(block) => {
                 let (slot, root) = match &block.data {
                     ProducedBlockData::Contents(c) => (c.block.slot(), c.block.tree_hash_root()),
+                    ProducedBlockData::Blinded(b) => (b.slot(), b.tree_hash_root()),
                     other => panic!("a Deneb block comes with its contents: {other:?}"),
                 };
                 let domain =
@@ -859,6 +872,21 @@ fn verify_submissions(cluster: &Cluster) -> (usize, usize, usize, usize) {
                     "node {node}: randao"
                 );
                 assert_eq!((contents.blobs.len(), contents.kzg_proofs.len()), (1, 1));
+                blocks += 1;
+            }
+            Submission::Block(_, BlockSubmission::Blinded(signed)) => {
+                let block = &signed.message;
+                let key = &cluster.groups[(block.proposer_index().0 - 100) as usize];
+                let domain = cluster.network.domain_at(
+                    DOMAIN_BEACON_PROPOSER,
+                    block.slot().epoch(8),
+                    cluster.gvr,
+                );
+                let root = compute_signing_root(&block.tree_hash_root(), domain);
+                assert!(
+                    verify(key, root, &signed.signature),
+                    "node {node}: blinded block"
+                );
                 blocks += 1;
             }
             Submission::Block(_, other) => {
@@ -1179,6 +1207,14 @@ fn blocks_with_blobs_are_proposed_on_deneb_with_one_node_silent() {
         .filter(|(_, kind, o)| *kind == DutyType::Proposer && *o != Outcome::Success)
         .collect();
     assert!(failed.is_empty(), "{failed:?}");
+    // The same with a builder's blinded blocks: the VC signs the blinded
+    // block, the node publishes it blinded.
+    let mut builder = self::cluster(ForkName::Deneb, 8);
+    builder.proposals = true;
+    builder.blinded = true;
+    builder.run(GENESIS_MS, GENESIS_MS + 3 * SLOT_MS, &[], false);
+    verify_submissions(&builder);
+    assert_eq!(PUBLISHED.with(|p| p.get()), 4 * 3);
     // A signature of any block but the decided one is refused.
     let slot = Slot(5);
     let at = cluster.cores[0].slot_start_ms(slot) + 500;
