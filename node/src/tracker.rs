@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use phalanx_eth::PublicKeyBytes;
+
 use crate::duty::Duty;
 
 /// How far a duty got.
@@ -14,9 +16,19 @@ struct Progress {
     deadline_ms: u64,
     fetched: bool,
     decided: bool,
-    partials_from: BTreeSet<u32>,
-    broadcast: bool,
+    /// The validators the duty is for.
+    expected: BTreeSet<PublicKeyBytes>,
+    /// Per validator: the operators whose valid partials arrived.
+    partials: BTreeMap<PublicKeyBytes, BTreeSet<u32>>,
+    /// The validators whose combined signature the beacon node accepted.
+    submitted: BTreeSet<PublicKeyBytes>,
     error: Option<Failure>,
+}
+
+impl Progress {
+    fn broadcast(&self) -> bool {
+        !self.expected.is_empty() && self.expected.is_subset(&self.submitted)
+    }
 }
 
 /// Why a duty failed.
@@ -36,6 +48,9 @@ pub enum Failure {
         /// Operators whose partial never came.
         missing: Vec<u32>,
     },
+    /// Enough partials arrived, but the combined signature did not reach
+    /// the beacon node in time (the decision or the beacon node was late).
+    NotBroadcast,
     /// The beacon node refused the signed object.
     Rejected(String),
     /// Slashing protection refused to sign.
@@ -49,6 +64,7 @@ impl Failure {
             Failure::NoData(_) => "no_data",
             Failure::NoDecision => "no_decision",
             Failure::TooFewPartials { .. } => "too_few_partials",
+            Failure::NotBroadcast => "not_broadcast",
             Failure::Rejected(_) => "rejected",
             Failure::Slashing(_) => "slashing",
         }
@@ -105,17 +121,33 @@ impl Tracker {
         }
     }
 
-    /// A valid partial signature from `operator` arrived.
-    pub fn partial(&mut self, duty: &Duty, operator: u32) {
+    /// The duty is (also) for these validators.
+    pub fn expect(&mut self, duty: &Duty, validators: impl IntoIterator<Item = PublicKeyBytes>) {
         if let Some(p) = self.duties.get_mut(duty) {
-            p.partials_from.insert(operator);
+            p.expected.extend(validators);
         }
     }
 
-    /// The combined signature was accepted by the beacon node.
-    pub fn broadcast(&mut self, duty: &Duty) {
+    /// The duty is only for the expected validators `keep` approves (an
+    /// aggregator whose committee got no aggregate has nothing to sign).
+    pub fn retain_expected(&mut self, duty: &Duty, keep: impl Fn(&PublicKeyBytes) -> bool) {
         if let Some(p) = self.duties.get_mut(duty) {
-            p.broadcast = true;
+            p.expected.retain(|v| keep(v));
+        }
+    }
+
+    /// A valid partial signature of `operator` for `validator` arrived.
+    pub fn partial(&mut self, duty: &Duty, validator: PublicKeyBytes, operator: u32) {
+        if let Some(p) = self.duties.get_mut(duty) {
+            p.partials.entry(validator).or_default().insert(operator);
+        }
+    }
+
+    /// The beacon node accepted the combined signature of `validator`; the
+    /// duty succeeds once every expected validator's is.
+    pub fn submitted(&mut self, duty: &Duty, validator: PublicKeyBytes) {
+        if let Some(p) = self.duties.get_mut(duty) {
+            p.submitted.insert(validator);
         }
     }
 
@@ -131,7 +163,7 @@ impl Tracker {
     pub fn outcomes(&mut self, now_ms: u64) -> Vec<(Duty, Outcome)> {
         let mut done = Vec::new();
         for (duty, p) in &self.duties {
-            let outcome = if p.broadcast {
+            let outcome = if p.broadcast() {
                 Outcome::Success
             } else if now_ms < p.deadline_ms {
                 continue;
@@ -142,13 +174,24 @@ impl Tracker {
             } else if duty.kind.needs_consensus() && !p.decided {
                 Outcome::Failed(Failure::NoDecision)
             } else {
-                Outcome::Failed(Failure::TooFewPartials {
-                    got: p.partials_from.len(),
-                    needed: self.threshold,
-                    missing: (0..self.operators)
-                        .filter(|o| !p.partials_from.contains(o))
-                        .collect(),
-                })
+                // The unfinished validator with the fewest partials says
+                // best what was missing, and from whom.
+                let empty = BTreeSet::new();
+                let from = p
+                    .expected
+                    .difference(&p.submitted)
+                    .map(|v| p.partials.get(v).unwrap_or(&empty))
+                    .min_by_key(|from| from.len())
+                    .unwrap_or(&empty);
+                if from.len() >= self.threshold {
+                    Outcome::Failed(Failure::NotBroadcast)
+                } else {
+                    Outcome::Failed(Failure::TooFewPartials {
+                        got: from.len(),
+                        needed: self.threshold,
+                        missing: (0..self.operators).filter(|o| !from.contains(o)).collect(),
+                    })
+                }
             };
             done.push((*duty, outcome));
         }
@@ -176,12 +219,29 @@ mod tests {
         for duty in [ok, no_data, no_decision, few, rejected] {
             tracker.started(duty, 1_000);
         }
+        let (v1, v2) = (
+            PublicKeyBytes::repeat_byte(1),
+            PublicKeyBytes::repeat_byte(2),
+        );
+        for duty in [ok, few] {
+            tracker.expect(&duty, [v1, v2]);
+        }
         tracker.decided(&ok);
-        tracker.broadcast(&ok);
+        tracker.submitted(&ok, v1);
+        assert!(
+            tracker.outcomes(500).is_empty(),
+            "one of two validators is not done"
+        );
+        tracker.submitted(&ok, v2);
         tracker.fetched(&no_decision);
         tracker.fetched(&few);
-        tracker.partial(&few, 0);
-        tracker.partial(&few, 2);
+        // Validator 1 of `few` combined; validator 2 got two partials.
+        for operator in 0..3 {
+            tracker.partial(&few, v1, operator);
+        }
+        tracker.submitted(&few, v1);
+        tracker.partial(&few, v2, 0);
+        tracker.partial(&few, v2, 2);
         tracker.decided(&rejected);
         tracker.failed(&rejected, Failure::Rejected("400: invalid".into()));
 

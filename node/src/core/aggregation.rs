@@ -267,13 +267,12 @@ impl<E: EthSpec> Core<E> {
             if !requests.is_empty() {
                 self.started.insert(duty);
                 self.tracker.started(duty, deadline);
-                self.expected.insert(
-                    duty,
+                self.tracker.expect(
+                    &duty,
                     aggregators
                         .iter()
                         .filter(|(_, c)| requests.contains_key(c))
-                        .map(|(v, _)| *v)
-                        .collect(),
+                        .map(|(v, _)| *v),
                 );
                 actions.push(Action::FetchAggregates {
                     duty,
@@ -288,8 +287,8 @@ impl<E: EthSpec> Core<E> {
             if !aggregators.is_empty() {
                 self.started.insert(duty);
                 self.tracker.started(duty, deadline);
-                self.expected
-                    .insert(duty, aggregators.iter().map(|(v, _)| *v).collect());
+                self.tracker
+                    .expect(&duty, aggregators.iter().map(|(v, _)| *v));
                 let subcommittees: BTreeSet<u64> = aggregators.iter().map(|(_, s)| *s).collect();
                 actions.push(Action::FetchContributions {
                     duty,
@@ -413,9 +412,7 @@ impl<E: EthSpec> Core<E> {
                 .map(|(v, _)| v)
                 .collect(),
         };
-        if let Some(expected) = self.expected.get_mut(&duty) {
-            expected.retain(|v| covered.contains(v));
-        }
+        self.tracker.retain_expected(&duty, |v| covered.contains(v));
         self.answer_aggregate_requests(0, actions);
     }
 

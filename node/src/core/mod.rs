@@ -737,8 +737,6 @@ pub struct Core<E: EthSpec> {
     parsigs: ParSigDb,
     block_roots: BTreeMap<(Duty, PublicKeyBytes, Root), Root>,
     waiting: BTreeMap<(Duty, PublicKeyBytes), (Root, Signature)>,
-    submitted: BTreeSet<(Duty, PublicKeyBytes)>,
-    expected: BTreeMap<Duty, BTreeSet<PublicKeyBytes>>,
     pending: Vec<Pending>,
     selections: BTreeMap<(Duty, PublicKeyBytes, Root), Signature>,
     pending_selections: Vec<PendingSelections>,
@@ -863,8 +861,6 @@ impl<E: EthSpec> Core<E> {
             parsigs: ParSigDb::new(config.threshold),
             block_roots: BTreeMap::new(),
             waiting: BTreeMap::new(),
-            submitted: BTreeSet::new(),
-            expected: BTreeMap::new(),
             pending: Vec::new(),
             selections: BTreeMap::new(),
             pending_selections: Vec::new(),
@@ -994,15 +990,7 @@ impl<E: EthSpec> Core<E> {
             } => match result {
                 Ok(()) => {
                     for validator in validators {
-                        self.submitted.insert((duty, validator));
-                    }
-                    let done = self.expected.get(&duty).is_some_and(|expected| {
-                        expected
-                            .iter()
-                            .all(|v| self.submitted.contains(&(duty, *v)))
-                    });
-                    if done {
-                        self.tracker.broadcast(&duty);
+                        self.tracker.submitted(&duty, validator);
                     }
                 }
                 Err(error) => self.tracker.failed(&duty, Failure::Rejected(error)),
@@ -1108,10 +1096,8 @@ impl<E: EthSpec> Core<E> {
                     && duty.slot >= keep_unbound)
         };
         self.started.retain(kept);
-        self.expected.retain(|duty, _| kept(duty));
         self.block_roots.retain(|(duty, _, _), _| duty.slot >= keep);
         self.waiting.retain(|(duty, _), _| duty.slot >= keep);
-        self.submitted.retain(|(duty, _)| duty.slot >= keep);
         self.selections.retain(|(duty, _, _), _| duty.slot >= keep);
         self.aggregates = self.aggregates.split_off(&(keep, CommitteeIndex(0)));
         self.contributions = self.contributions.split_off(&(keep, 0));
@@ -1174,7 +1160,7 @@ impl<E: EthSpec> Core<E> {
             if let Some(key) = proposer {
                 self.started.insert(proposal);
                 self.tracker.started(proposal, deadline);
-                self.expected.insert(proposal, [key].into());
+                self.tracker.expect(&proposal, [key]);
                 // Every node takes part in the decision, also one whose
                 // validator client is slow to send its randao reveal: its
                 // own block, once fetched, becomes its input then.
@@ -1188,8 +1174,8 @@ impl<E: EthSpec> Core<E> {
             if let Some(duties) = self.attester.get(&slot) {
                 self.started.insert(attester);
                 self.tracker.started(attester, deadline);
-                self.expected
-                    .insert(attester, duties.iter().map(|d| d.pubkey).collect());
+                self.tracker
+                    .expect(&attester, duties.iter().map(|d| d.pubkey));
                 let electra = self.fork(slot).is_ok_and(ForkName::electra_enabled);
                 let committees: BTreeSet<CommitteeIndex> = if electra {
                     [CommitteeIndex(0)].into()
@@ -1212,7 +1198,7 @@ impl<E: EthSpec> Core<E> {
                 // Sync messages need no data from the beacon node here: each
                 // validator client signs its own head.
                 self.tracker.fetched(&sync);
-                self.expected.insert(sync, members.into_iter().collect());
+                self.tracker.expect(&sync, members);
             }
         }
         // The previous slot's aggregations may still be due when a tick
@@ -1687,7 +1673,7 @@ impl<E: EthSpec> Core<E> {
         from: u32,
         actions: &mut Vec<Action<E>>,
     ) -> Result<(), crate::parsigdb::ParSigError> {
-        self.tracker.partial(&duty, from);
+        self.tracker.partial(&duty, validator, from);
         if let Some(set) = self.parsigs.insert(duty, validator, root, partial)? {
             let position = self.by_group[&validator];
             let group = self.validators[position].group;

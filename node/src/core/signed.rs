@@ -96,7 +96,7 @@ impl<E: EthSpec> Core<E> {
             self.tracker.fetched(&duty);
             self.tracker.decided(&duty);
         }
-        self.expected.entry(duty).or_default().insert(validator);
+        self.tracker.expect(&duty, [validator]);
     }
 
     /// The combined exit, if the combined signature is over the exit of
