@@ -553,6 +553,25 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
             "/eth/v1/beacon/pool/voluntary_exits",
             "{}",
             None,
+            "not a SignedVoluntaryExit",
+        ),
+        ("/eth/v2/beacon/blocks", "{}", None, "Eth-Consensus-Version"),
+        (
+            "/eth/v2/validator/aggregate_and_proofs",
+            "[{\"message\":{}}]",
+            Some("electra"),
+            "not a SignedAggregateAndProof",
+        ),
+        (
+            "/eth/v1/validator/contribution_and_proofs",
+            "{}",
+            None,
+            "JSON array",
+        ),
+        (
+            "/eth/v1/beacon/pool/bls_to_execution_changes",
+            "[]",
+            None,
             "not served",
         ),
     ];
