@@ -775,10 +775,24 @@ async fn produce_block<E: EthSpec>(
             "randao_reveal must be a 0x-prefixed 96-byte hex string",
         );
     };
-    let graffiti = match query.graffiti.as_deref().map(str::parse::<Root>) {
+    // The beacon API writes graffiti as 32 bytes of hex; Lodestar 1.5.1
+    // sends its text, which its own beacon node pads with zeros: take both.
+    let graffiti = match query.graffiti.as_deref() {
         None => None,
-        Some(Ok(graffiti)) => Some(graffiti),
-        Some(Err(_)) => return error(400, "graffiti must be a 0x-prefixed 32-byte hex string"),
+        Some(text) => match text.parse::<Root>() {
+            Ok(graffiti) => Some(graffiti),
+            Err(_) if !text.starts_with("0x") && text.len() <= 32 => {
+                let mut bytes = [0u8; 32];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                Some(Root::from(bytes))
+            }
+            Err(_) => {
+                return error(
+                    400,
+                    "graffiti must be 32 bytes of 0x-prefixed hex or at most 32 bytes of text",
+                )
+            }
+        },
     };
     let builder_boost_factor = match query.builder_boost_factor.as_deref().map(str::parse::<u64>) {
         _ if !v3 => Some(0),

@@ -662,15 +662,13 @@ impl<E: EthSpec> Driver<E> {
                         }
                         let attester = client.attester_duties(epoch, &indices).await;
                         let sync = client.sync_duties(epoch, &indices).await;
-                        let proposer = client.proposer_duties(epoch).await;
-                        let event = match (attester, sync, proposer) {
-                            (Ok(attester), Ok(sync), Ok(proposer)) => Event::Duties {
+                        let event = match (attester, sync) {
+                            (Ok(attester), Ok(sync)) => Event::Duties {
                                 epoch,
                                 attester: attester.data,
                                 sync: sync.data,
-                                proposer: proposer.data,
                             },
-                            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                            (Err(e), _) | (_, Err(e)) => {
                                 tracing::warn!(%epoch, error = %e, "resolving duties");
                                 Event::DutiesFailed {
                                     epoch,
@@ -679,6 +677,20 @@ impl<E: EthSpec> Driver<E> {
                             }
                         };
                         let _ = events.send(event);
+                    });
+                }
+                Action::ResolveProposers { epoch } => {
+                    let (client, events) = (self.client.clone(), self.events.clone());
+                    tokio::spawn(async move {
+                        let result = client
+                            .proposer_duties(epoch)
+                            .await
+                            .map(|duties| duties.data)
+                            .map_err(|e| {
+                                tracing::warn!(%epoch, error = %e, "looking up the epoch's proposers");
+                                e.to_string()
+                            });
+                        let _ = events.send(Event::Proposers { epoch, result });
                     });
                 }
                 Action::FetchAttestationData { duty, committees } => {
@@ -1087,6 +1099,13 @@ where
     }
 }
 
+/// Whether a beacon node refused a submission only because it already
+/// has it (Lodestar: `ATTESTATION_ALREADY_KNOWN`; others: "already known").
+fn already_known(error: &ClientError) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    text.contains("already_known") || text.contains("already known")
+}
+
 /// Whether a submission may succeed if tried again: the node was
 /// unreachable, too slow or failing (5xx); a 4xx or an undecodable answer
 /// will not change.
@@ -1112,6 +1131,12 @@ fn report<E: EthSpec>(
     for (duty, validator) in owners {
         by_duty.entry(duty).or_default().push(validator);
     }
+    // Every operator's node broadcasts the same object; a beacon node that
+    // already has it from another says so, which is success.
+    let result = match result {
+        Err(e) if already_known(&e) => Ok(()),
+        other => other,
+    };
     if let Err(e) = &result {
         tracing::warn!(error = %e, "the beacon node refused a submission");
     }
@@ -1180,5 +1205,18 @@ mod tests {
         .await;
         assert!(result.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_duplicate_broadcast_is_not_a_refusal() {
+        let lodestar = ClientError::Status {
+            node: "bn".into(),
+            endpoint: "submit_attestations",
+            status: 400,
+            message: "Error processing attestations: ATTESTATION_ERROR_ATTESTATION_ALREADY_KNOWN"
+                .into(),
+        };
+        assert!(already_known(&lodestar));
+        assert!(!already_known(&failure(Some(400))));
     }
 }

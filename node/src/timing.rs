@@ -24,7 +24,8 @@ pub struct DutyTiming {
 ///   must be out by two thirds, when aggregation starts.
 /// - Aggregates and contributions start at two thirds and must be out by
 ///   the end of the slot.
-/// - Sync-committee messages follow attestations' timing.
+/// - Sync-committee messages are due with attestations, but followed from
+///   the slot's start (clients sign as soon as the head block arrives).
 /// - Selection proofs and randao reveals have until the duty they serve.
 /// - Builder registrations and exits are not slot-bound: they have an epoch
 ///   (32 slots on mainnet, here given in slots by the caller).
@@ -32,7 +33,10 @@ pub fn duty_timing(kind: DutyType, slot: Duration, slots_per_epoch: u32) -> Duty
     let third = slot / 3;
     let (start, deadline) = match kind {
         DutyType::Randao | DutyType::Proposer => (Duration::ZERO, slot),
-        DutyType::Attester | DutyType::SyncMessage => (third, 2 * third),
+        DutyType::Attester => (third, 2 * third),
+        // Clients sign the head as soon as its block arrives, often before
+        // the first third: the duty is followed from the slot's start.
+        DutyType::SyncMessage => (Duration::ZERO, 2 * third),
         DutyType::PrepareAggregator | DutyType::PrepareSyncContribution => {
             (Duration::ZERO, 2 * third)
         }

@@ -289,17 +289,26 @@ impl Cluster {
                         epoch,
                         attester: duties(epoch, &self.groups),
                         sync,
-                        proposer: if self.proposals {
-                            (0..8)
-                                .map(|i| ProposerDuty {
-                                    pubkey: PublicKeyBytes::from(self.groups[i].to_bytes()),
-                                    validator_index: ValidatorIndex(100 + i as u64),
-                                    slot: Slot(epoch.0 * 8 + i as u64),
-                                })
-                                .collect()
-                        } else {
-                            Vec::new()
-                        },
+                    },
+                ));
+            }
+            Action::ResolveProposers { epoch } => {
+                let duties = if self.proposals {
+                    (0..8)
+                        .map(|i| ProposerDuty {
+                            pubkey: PublicKeyBytes::from(self.groups[i].to_bytes()),
+                            validator_index: ValidatorIndex(100 + i as u64),
+                            slot: Slot(epoch.0 * 8 + i as u64),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                queue.push_back((
+                    node,
+                    Event::Proposers {
+                        epoch,
+                        result: Ok(duties),
                     },
                 ));
             }

@@ -70,7 +70,7 @@ use crate::value::{decode_attestation_data, encode_attestation_data, DutyValue};
 pub use aggregation::AggregateSubmission;
 use aggregation::{AggregateQuery, PendingAggregate};
 pub use proposer::{decode_block, encode_block, BlockSubmission};
-use proposer::{BlockWishes, PendingBlock, Proposer};
+use proposer::{BlockWishes, EarlyBlock, PendingBlock, Proposer};
 
 /// One validator of the cluster: its group key and every operator's share.
 #[derive(Clone, Debug)]
@@ -127,8 +127,14 @@ pub enum Event<E: EthSpec> {
         attester: Vec<AttesterDuty>,
         /// Sync-committee duties.
         sync: Vec<SyncDuty>,
-        /// The epoch's proposers (every one; the core keeps the cluster's).
-        proposer: Vec<ProposerDuty>,
+    },
+    /// The beacon node's proposers of the current epoch (every one; the
+    /// core keeps the cluster's), or why there are none.
+    Proposers {
+        /// The epoch.
+        epoch: Epoch,
+        /// The duties.
+        result: Result<Vec<ProposerDuty>, String>,
     },
     /// The answer to [`Action::FetchBlock`].
     Block {
@@ -398,8 +404,14 @@ pub enum AttestationSubmission<E: EthSpec> {
 pub enum Action<E: EthSpec> {
     /// Look up the validator indices of these group keys.
     ResolveIndices(Vec<PublicKeyBytes>),
-    /// Fetch attester, sync and proposer duties of an epoch for these
-    /// indices, and tell the beacon node where their fees go.
+    /// Fetch the proposers of the current epoch (beacon nodes know them
+    /// only once the epoch has begun).
+    ResolveProposers {
+        /// The epoch.
+        epoch: Epoch,
+    },
+    /// Fetch attester and sync duties of an epoch for these indices, and
+    /// tell the beacon node where their fees go.
     ResolveDuties {
         /// The epoch.
         epoch: Epoch,
@@ -727,6 +739,10 @@ pub struct Core<E: EthSpec> {
     indices_requested_ms: Option<u64>,
     duties_requested: BTreeMap<Epoch, u64>,
     duties_known: BTreeSet<Epoch>,
+    proposers_requested: BTreeMap<Epoch, u64>,
+    proposers_known: BTreeSet<Epoch>,
+    proposers_resolved: BTreeSet<Epoch>,
+    early_blocks: Vec<EarlyBlock>,
     engine: Engine<Duty, DutyValue>,
     shared: Arc<Mutex<Shared>>,
     attester: BTreeMap<Slot, Vec<AttesterDuty>>,
@@ -851,6 +867,10 @@ impl<E: EthSpec> Core<E> {
             indices_requested_ms: None,
             duties_requested: BTreeMap::new(),
             duties_known: BTreeSet::new(),
+            proposers_requested: BTreeMap::new(),
+            proposers_known: BTreeSet::new(),
+            proposers_resolved: BTreeSet::new(),
+            early_blocks: Vec::new(),
             engine,
             shared,
             attester: BTreeMap::new(),
@@ -945,10 +965,18 @@ impl<E: EthSpec> Core<E> {
                 epoch,
                 attester,
                 sync,
-                proposer,
-            } => self.on_duties(epoch, attester, sync, proposer),
+            } => self.on_duties(epoch, attester, sync),
+            Event::Proposers { epoch, result } => match result {
+                Ok(duties) => self.on_proposers(now_ms, epoch, duties, &mut actions),
+                Err(_) => {
+                    self.proposers_known.remove(&epoch);
+                }
+            },
             Event::Block { duty, result } => self.on_block(duty, result.map(|b| *b), &mut actions),
             Event::Reorg { epoch } => {
+                // The proposers are looked up again; until then the known
+                // ones stand.
+                self.proposers_known.remove(&epoch);
                 for epoch in [epoch, Epoch(epoch.0 + 1)] {
                     self.duties_known.remove(&epoch);
                     self.duties_requested.remove(&epoch);
@@ -1019,6 +1047,16 @@ impl<E: EthSpec> Core<E> {
             actions.push(Action::ResolveIndices(self.group_bytes.clone()));
         }
         if !self.indices.is_empty() {
+            let due = !self.proposers_known.contains(&epoch)
+                && self
+                    .proposers_requested
+                    .get(&epoch)
+                    .is_none_or(|at| now_ms >= at + retry_after);
+            if due {
+                self.proposers_requested.insert(epoch, now_ms);
+                self.proposers_known.insert(epoch);
+                actions.push(Action::ResolveProposers { epoch });
+            }
             for epoch in [epoch, Epoch(epoch.0 + 1)] {
                 let due = !self.duties_known.contains(&epoch)
                     && self
@@ -1110,6 +1148,9 @@ impl<E: EthSpec> Core<E> {
         self.sync = self.sync.split_off(&keep_epoch);
         self.duties_known = self.duties_known.split_off(&keep_epoch);
         self.duties_requested = self.duties_requested.split_off(&keep_epoch);
+        self.proposers_known = self.proposers_known.split_off(&keep_epoch);
+        self.proposers_resolved = self.proposers_resolved.split_off(&keep_epoch);
+        self.proposers_requested = self.proposers_requested.split_off(&keep_epoch);
         let mut shared = lock(&self.shared);
         shared.committees = shared.committees.split_off(&keep);
         shared.committee_lengths = shared.committee_lengths.split_off(&keep);
@@ -1226,13 +1267,55 @@ impl<E: EthSpec> Core<E> {
             .map_err(|name| format!("the network is in fork {name}, unknown to this build"))
     }
 
-    fn on_duties(
+    /// The current epoch's proposers: the cluster's are kept, and block
+    /// requests that came before them are taken up.
+    fn on_proposers(
         &mut self,
+        now_ms: u64,
         epoch: Epoch,
-        attester: Vec<AttesterDuty>,
-        sync: Vec<SyncDuty>,
-        proposer: Vec<ProposerDuty>,
+        duties: Vec<ProposerDuty>,
+        actions: &mut Vec<Action<E>>,
     ) {
+        let spe = self.slots_per_epoch;
+        self.proposers_resolved.insert(epoch);
+        {
+            let mut shared = lock(&self.shared);
+            shared.proposers.retain(|slot, _| slot.epoch(spe) != epoch);
+            for duty in duties {
+                let Some(&position) = self.by_group.get(&duty.pubkey) else {
+                    continue;
+                };
+                if duty.slot.epoch(spe) != epoch {
+                    continue;
+                }
+                shared.proposers.insert(
+                    duty.slot,
+                    Proposer {
+                        index: duty.validator_index,
+                        key: duty.pubkey,
+                        group: self.validators[position].group,
+                        fee_recipient: self.validators[position].fee_recipient,
+                    },
+                );
+            }
+        }
+        for waiting in std::mem::take(&mut self.early_blocks) {
+            if waiting.slot.epoch(spe) == epoch {
+                self.on_vc_produce_block(
+                    now_ms,
+                    waiting.id,
+                    waiting.slot,
+                    waiting.randao_reveal,
+                    waiting.wishes,
+                    actions,
+                );
+            } else {
+                self.early_blocks.push(waiting);
+            }
+        }
+    }
+
+    fn on_duties(&mut self, epoch: Epoch, attester: Vec<AttesterDuty>, sync: Vec<SyncDuty>) {
         let ours = |key: &PublicKeyBytes| self.by_group.contains_key(key);
         let mut by_slot: BTreeMap<Slot, Vec<AttesterDuty>> = BTreeMap::new();
         for duty in attester.into_iter().filter(|d| ours(&d.pubkey)) {
@@ -1246,26 +1329,8 @@ impl<E: EthSpec> Core<E> {
         let in_epoch = |slot: &Slot| slot.epoch(spe) == epoch;
         self.attester.retain(|slot, _| !in_epoch(slot));
         let mut shared = lock(&self.shared);
-        shared.proposers.retain(|slot, _| !in_epoch(slot));
         shared.committees.retain(|slot, _| !in_epoch(slot));
         shared.committee_lengths.retain(|slot, _| !in_epoch(slot));
-        for duty in proposer {
-            let Some(&position) = self.by_group.get(&duty.pubkey) else {
-                continue;
-            };
-            if duty.slot.epoch(self.slots_per_epoch) != epoch {
-                continue;
-            }
-            shared.proposers.insert(
-                duty.slot,
-                Proposer {
-                    index: duty.validator_index,
-                    key: duty.pubkey,
-                    group: self.validators[position].group,
-                    fee_recipient: self.validators[position].fee_recipient,
-                },
-            );
-        }
         for (slot, mut duties) in by_slot {
             duties.sort_by_key(|d| (d.committee_index, d.validator_committee_index));
             let mut committees: BTreeMap<CommitteeIndex, Vec<PublicKeyBytes>> = BTreeMap::new();

@@ -48,6 +48,15 @@ pub(super) struct PendingBlock {
     pub slot: Slot,
 }
 
+/// A block request that came before the epoch's proposers were known.
+#[derive(Debug)]
+pub(super) struct EarlyBlock {
+    pub id: u64,
+    pub slot: Slot,
+    pub randao_reveal: SignatureBytes,
+    pub wishes: BlockWishes,
+}
+
 /// What the validator client asked the block to carry.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct BlockWishes {
@@ -291,17 +300,22 @@ impl<E: EthSpec> Core<E> {
             return;
         }
         let Some(proposer) = lock(&self.shared).proposers.get(&slot).cloned() else {
-            let known = self
-                .duties_known
-                .contains(&slot.epoch(self.slots_per_epoch));
-            let message = if known {
-                format!("no validator of this cluster proposes at slot {slot}")
-            } else {
-                format!("the proposer duties of slot {slot} are not known yet")
-            };
+            let epoch = slot.epoch(self.slots_per_epoch);
+            let current = self.slot_at(now_ms).epoch(self.slots_per_epoch);
+            if epoch == current && !self.proposers_resolved.contains(&epoch) {
+                // Asked at the epoch's start, before the node's own lookup
+                // of the proposers came back: taken up when it does.
+                self.early_blocks.push(EarlyBlock {
+                    id,
+                    slot,
+                    randao_reveal,
+                    wishes,
+                });
+                return;
+            }
             actions.push(reply(Err(ApiFailure::new(
-                if known { 400 } else { 503 },
-                message,
+                400,
+                format!("no validator of this cluster proposes at slot {slot}"),
             ))));
             return;
         };
@@ -424,6 +438,24 @@ impl<E: EthSpec> Core<E> {
     /// Answers waiting block requests; at `now_ms` (0: no expiry) the
     /// overdue ones get a clear error.
     pub(super) fn answer_block_requests(&mut self, now_ms: u64, actions: &mut Vec<Action<E>>) {
+        if now_ms > 0 {
+            for early in std::mem::take(&mut self.early_blocks) {
+                if now_ms >= self.slot_start_ms(Slot(early.slot.0 + 1)) {
+                    actions.push(Action::Reply {
+                        id: early.id,
+                        result: Err(ApiFailure::new(
+                            503,
+                            format!(
+                                "the beacon node did not say who proposes in slot {} before its end",
+                                early.slot
+                            ),
+                        )),
+                    });
+                } else {
+                    self.early_blocks.push(early);
+                }
+            }
+        }
         for pending in std::mem::take(&mut self.pending_blocks) {
             if let Some(block) = self.blocks.get(&pending.slot) {
                 actions.push(Action::Reply {

@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# Smoke test with real clients: unmodified Lodestar 1.5.1 validator clients
+# attest through four Phalanx nodes on a Lodestar dev chain.
+#
+#  1. installs Lodestar 1.5.1 from ../shared/e2e (or $PHALANX_SHARED/e2e)
+#     into target/e2e/lodestar-1.5.1, skipping `npm ci` when the installed
+#     tree was made from the same lock with the same Node;
+#  2. starts `lodestar dev` (minimal preset, 4 s slots, Altair at genesis,
+#     Bellatrix at epoch 1, Capella at epoch 2, no eth1) with 32 interop
+#     validators, of which it runs 0..20 itself: those hold 65.6 % of the
+#     stake, so the chain justifies and finalizes only with the
+#     distributed validators' (DV) votes;
+#  3. derives the interop secret keys of validators 21..31, checks their
+#     public keys against the beacon node's, writes EIP-2335 keystores;
+#  4. splits them with `phalanx create cluster --split-existing-keys` into a
+#     4-operator, threshold-3 cluster on the dev chain's network (its
+#     /eth/v1/config/spec written as a config.yaml);
+#  5. starts 4 `phalanx run` nodes and 4 `lodestar validator` clients, each
+#     with only its operator's share keystores (each with its own password,
+#     laid out as Lodestar keeps imported keys), pointed at its own node;
+#  6. asserts from the beacon node's REST API alone that the attestations
+#     of the DV validators are in blocks for at least 2 consecutive epochs
+#     from Capella on, after the DV nodes started, and that the chain
+#     finalizes the first of them. Lodestar 1.5.1 packs blocks only from
+#     aggregates and, not being DV-aware, cannot aggregate for a DV: a DV
+#     attestation reaches a block through the aggregate of a dev-chain
+#     validator of the same committee, so the few DV validators whose whole
+#     committee is DV (under 1 % of committees) are reported, not counted.
+#     Proposals and sync-committee bits are reported, not asserted;
+#  7. stops every process it started, by PID, prints a summary, and on
+#     failure the tail of every log. Everything of a run stays in
+#     target/e2e/smoke-<timestamp>/.
+#
+# Without the shared folder the test says so and passes, except under
+# CI=true, where that is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+HELPER="$REPO/tests/e2e/lodestar_smoke.py"
+STARTED_AT=$(date +%s)
+say() { echo "lodestar-smoke [$(( $(date +%s) - STARTED_AT )) s]: $*"; }
+# Errors the nodes print say what is wrong; their backtraces only bury it.
+export RUST_LIB_BACKTRACE=0
+export NO_COLOR=1
+
+SHARED=${PHALANX_SHARED:-$REPO/../shared}
+SOURCE="$SHARED/e2e/lodestar-1.5.1"
+if [ ! -f "$SOURCE/package-lock.json" ]; then
+    if [ "${CI:-}" = true ]; then
+        echo "lodestar-smoke: $SOURCE is absent; CI needs it" >&2
+        exit 1
+    fi
+    echo "lodestar-smoke: $SOURCE is absent; skipping the Lodestar smoke test"
+    exit 0
+fi
+
+# The chain.
+GENESIS_VALIDATORS=32
+DV_FIRST=21   # validators DV_FIRST..GENESIS_VALIDATORS-1 are the cluster's
+DV_COUNT=$((GENESIS_VALIDATORS - DV_FIRST))
+CAPELLA_EPOCH=2
+SLOTS_PER_EPOCH=8   # the minimal preset
+# Lodestar's own validators aggregate at two thirds of a slot; a DV
+# attestation needs the cluster's consensus and a round of partial
+# signatures before that, which 2 s slots leave too little time for.
+SECONDS_PER_SLOT=4
+NEED_EPOCHS=2       # consecutive epochs with every DV attestation included
+SLACK_EPOCHS=6      # epochs allowed beyond that before giving up
+PARAMS=(--params.SECONDS_PER_SLOT "$SECONDS_PER_SLOT"
+        --params.ALTAIR_FORK_EPOCH 0
+        --params.BELLATRIX_FORK_EPOCH 1
+        --params.CAPELLA_FORK_EPOCH "$CAPELLA_EPOCH")
+ADDRESS=0x000000000000000000000000000000000000dead
+NODES=4
+THRESHOLD=3
+
+# --- 1. Lodestar, installed once per lock --------------------------------------
+
+CACHE="$REPO/target/e2e/lodestar-1.5.1"
+LODESTAR="$CACHE/node_modules/.bin/lodestar"
+# Native modules are built for one Node ABI: the version is part of the key.
+WANT=$(cat "$SOURCE/package.json" "$SOURCE/package-lock.json" <(node --version) | sha256sum | cut -d' ' -f1)
+mkdir -p "$REPO/target/e2e"
+# One installer at a time: runs may start side by side.
+exec 9> "$REPO/target/e2e/.lodestar-install.lock"
+flock 9
+if [ ! -x "$LODESTAR" ] || [ "$(cat "$CACHE/.installed-from" 2>/dev/null)" != "$WANT" ]; then
+    say "installing Lodestar 1.5.1 into $CACHE (npm ci, a few minutes)"
+    rm -rf "$CACHE"
+    mkdir -p "$CACHE"
+    cp "$SOURCE/package.json" "$SOURCE/package-lock.json" "$CACHE/"
+    (cd "$CACHE" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$WANT" > "$CACHE/.installed-from"
+fi
+flock -u 9
+exec 9>&-
+
+cargo build -p phalanx --quiet
+PHALANX="$REPO/target/debug/phalanx"
+say "Lodestar installed, phalanx built"
+
+# --- processes and clean-up ----------------------------------------------------
+
+RUN="$REPO/target/e2e/smoke-$(date +%Y%m%d-%H%M%S)"
+mkdir "$RUN"
+# Keep the five latest runs.
+ls -d "$REPO"/target/e2e/smoke-* | head -n -5 | xargs -r rm -rf
+
+PIDS=()
+NAMES=()
+start() { # start NAME DIR COMMAND...: runs COMMAND in DIR, logging to $RUN/NAME.log
+    local name=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    env -C "$dir" "$@" > "$RUN/$name.log" 2>&1 &
+    PIDS+=("$!")
+    NAMES+=("$name")
+    echo "$!" > "$RUN/$name.pid"
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+stop_group() { # stop_group PREFIX: TERM, then KILL after 10 s, the processes named PREFIX*
+    local prefix=$1 j i
+    local group=()
+    for j in "${!PIDS[@]}"; do
+        [[ ${NAMES[j]} == "$prefix"* ]] && group+=("${PIDS[j]}")
+    done
+    [ "${#group[@]}" = 0 ] && return 0
+    for i in "${group[@]}"; do alive "$i" && kill -TERM "$i" 2>/dev/null || true; done
+    for _ in $(seq 40); do
+        local any=0
+        for i in "${group[@]}"; do alive "$i" && any=1; done
+        [ "$any" = 0 ] && break
+        sleep 0.25
+    done
+    for i in "${group[@]}"; do alive "$i" && kill -KILL "$i" 2>/dev/null || true; done
+    for i in "${group[@]}"; do wait "$i" 2>/dev/null || true; done
+}
+
+# Clients first, then the nodes they talk to, then the chain: nothing is
+# left talking to a stopped server.
+stop_all() {
+    stop_group vc
+    stop_group phalanx
+    stop_group bn
+}
+
+STEP="setting up"
+MONITOR=
+MONITORING_PORTS=()
+finish() {
+    local rc=$? i
+    trap - EXIT INT TERM
+    [ -n "$MONITOR" ] && kill "$MONITOR" 2>/dev/null || true
+    for i in "${!MONITORING_PORTS[@]}"; do
+        echo "phalanx$i: $(python3 "$HELPER" outcomes "http://127.0.0.1:${MONITORING_PORTS[i]}/metrics" 2>&1)" \
+            >> "$RUN/duty-outcomes.txt"
+    done
+    stop_all
+    echo
+    echo "=== lodestar-smoke summary ($(( $(date +%s) - STARTED_AT )) s, run folder $RUN)"
+    # The chain runs in real time: a saturated machine stalls the beacon
+    # node and misses duties, which the load explains.
+    echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
+    if [ -s "$RUN/duty-outcomes.txt" ]; then
+        echo "Phalanx duty outcomes (the nodes' own view, reported only):"
+        cat "$RUN/duty-outcomes.txt"
+    fi
+    if ls "$RUN"/vc*.log > /dev/null 2>&1; then
+        echo "Lodestar validator clients' errors (reported only):"
+        python3 "$HELPER" client-errors "$RUN"/vc*.log || true
+    fi
+    if [ "$rc" = 0 ]; then
+        echo "PASS"
+    else
+        echo "FAIL while $STEP (exit $rc)"
+        for name in "${NAMES[@]}"; do
+            echo
+            echo "--- last 25 lines of $RUN/$name.log (without stack frames)"
+            sed 's/\x1b\[[0-9;]*m//g' "$RUN/$name.log" | grep -v '^[[:space:]]*at ' | tail -n 25
+        done
+    fi
+    exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- 2. the dev chain ------------------------------------------------------------
+
+mapfile -t PORT < <(python3 "$HELPER" ports $((2 + 2 * NODES)))
+BN_PORT=${PORT[0]}
+BN_P2P_PORT=${PORT[1]}
+BN="http://127.0.0.1:$BN_PORT"
+P2P_TCP=$(python3 "$HELPER" port-block "$NODES")
+P2P_UDP=$(python3 "$HELPER" port-block "$NODES")
+
+STEP="starting the Lodestar dev chain"
+start bn "$RUN/bn" "$LODESTAR" dev --preset minimal --dataDir "$RUN/bn" \
+    --genesisValidators "$GENESIS_VALIDATORS" --startValidators "0..$((DV_FIRST - 1))" \
+    "${PARAMS[@]}" --eth1=false --discv5=false --mdns=false \
+    --listenAddress 127.0.0.1 --port "$BN_P2P_PORT" \
+    --rest --rest.address 127.0.0.1 --rest.port "$BN_PORT" --rest.namespace '*' \
+    --beaconNodes "$BN" --suggestedFeeRecipient "$ADDRESS"
+python3 "$HELPER" wait-rest "$BN" 90 "${PIDS[0]}"
+say "dev chain at $BN (validators 0..$((DV_FIRST - 1)) run by lodestar dev)"
+
+# --- 3. the DV validators' keys ---------------------------------------------------
+
+STEP="deriving the interop keys"
+python3 "$HELPER" interop-keys "$BN" "$DV_FIRST" "$DV_COUNT" "$RUN/interop-keys"
+
+# --- 4. the cluster ----------------------------------------------------------------
+
+STEP="creating the cluster"
+python3 "$HELPER" network-yaml "$BN" "$RUN/network.yaml"
+GENESIS_TIME=$(python3 -c 'import json,sys,urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1] + "/eth/v1/beacon/genesis"))["data"]["genesis_time"])' "$BN")
+"$PHALANX" create cluster --name lodestar-smoke --nodes "$NODES" --threshold "$THRESHOLD" \
+    --network "$RUN/network.yaml" --builder-timestamp "$GENESIS_TIME" \
+    --withdrawal-addresses "$ADDRESS" --fee-recipient-addresses "$ADDRESS" \
+    --split-existing-keys "$RUN/interop-keys" --cluster-dir "$RUN/cluster" \
+    --p2p-tcp-port "$P2P_TCP" --p2p-udp-port "$P2P_UDP" --insecure-keys \
+    > "$RUN/create-cluster.log" 2>&1 || { cat "$RUN/create-cluster.log"; exit 1; }
+say "$(tail -n 1 "$RUN/create-cluster.log")"
+python3 "$HELPER" check-lock "$RUN/cluster/node0/cluster-lock.json" "$BN" "$DV_FIRST" "$DV_COUNT"
+
+# --- 5. Phalanx nodes and Lodestar validator clients ------------------------------------
+
+STEP="starting the Phalanx nodes"
+API_PORTS=("${PORT[@]:2:NODES}")
+MONITORING_PORTS=("${PORT[@]:2+NODES:NODES}")
+for i in $(seq 0 $((NODES - 1))); do
+    start "phalanx$i" "$RUN/cluster/node$i" "$PHALANX" run \
+        --data-dir "$RUN/cluster/node$i" --beacon-node-endpoints "$BN" \
+        --validator-api-address "127.0.0.1:${API_PORTS[i]}" \
+        --monitoring-address "127.0.0.1:${MONITORING_PORTS[i]}" \
+        --p2p-tcp-address "127.0.0.1:$((P2P_TCP + i))"
+done
+for i in $(seq 0 $((NODES - 1))); do
+    python3 "$HELPER" wait-rest "http://127.0.0.1:${API_PORTS[i]}" 60 "${PIDS[@]}"
+done
+say "Phalanx nodes' validator APIs up on ports ${API_PORTS[*]}"
+
+STEP="starting the Lodestar validator clients"
+for i in $(seq 0 $((NODES - 1))); do
+    python3 "$HELPER" vc-keys "$RUN/cluster/node$i/validator_keys" "$RUN/vc$i"
+    start "vc$i" "$RUN/vc$i" "$LODESTAR" validator --network dev --preset minimal \
+        --dataDir "$RUN/vc$i" --keystoresDir "$RUN/vc$i/keystores" --secretsDir "$RUN/vc$i/secrets" \
+        --beaconNodes "http://127.0.0.1:${API_PORTS[i]}" "${PARAMS[@]}" \
+        --suggestedFeeRecipient "$ADDRESS"
+done
+
+# --- 6. the chain's verdict -------------------------------------------------------
+
+STEP="watching the chain"
+NOW_SLOT=$(( ($(date +%s) - GENESIS_TIME) / SECONDS_PER_SLOT ))
+# The first whole epoch the clients can take part in: a few slots to start.
+FROM_EPOCH=$(( (NOW_SLOT + 3) / SLOTS_PER_EPOCH + 1 ))
+[ "$FROM_EPOCH" -lt "$CAPELLA_EPOCH" ] && FROM_EPOCH=$CAPELLA_EPOCH
+say "DV started at slot $NOW_SLOT; judging epochs from $FROM_EPOCH"
+timeout 900 python3 "$HELPER" monitor "$BN" "$DV_FIRST" "$DV_COUNT" "$FROM_EPOCH" "$NEED_EPOCHS" \
+    $((FROM_EPOCH + NEED_EPOCHS + SLACK_EPOCHS)) "$RUN/summary.json" &
+MONITOR=$!
+# Fail early if a process dies.
+while alive "$MONITOR"; do
+    for j in "${!PIDS[@]}"; do
+        if ! alive "${PIDS[j]}"; then
+            kill "$MONITOR" 2>/dev/null || true
+            STEP="watching the chain: ${NAMES[j]} exited"
+            exit 1
+        fi
+    done
+    sleep 1
+done
+wait "$MONITOR"
+MONITOR=
