@@ -820,7 +820,13 @@ async fn produce_block<E: EthSpec>(
     }
     let mut body = block.to_json();
     if !v3 {
-        body = json!({"version": body["version"], "data": body["data"]});
+        // `block_value` is what Lodestar's clients before v3 compare local
+        // and builder blocks by; others ignore it.
+        body = json!({
+            "version": body["version"],
+            "data": body["data"],
+            "block_value": block.execution_payload_value.to_string(),
+        });
     }
     let mut response = axum::Json(body).into_response();
     let headers = response.headers_mut();

@@ -1089,7 +1089,11 @@ where
     loop {
         let result = submit().await;
         match &result {
-            Err(e) if retriable(e) && now_ms() + wait.as_millis() as u64 <= deadline_ms => {
+            Err(e)
+                if retriable(e)
+                    && !already_known(e)
+                    && now_ms() + wait.as_millis() as u64 <= deadline_ms =>
+            {
                 tracing::debug!(error = %e, retry_in = ?wait, "submission failed; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(2));
@@ -1100,10 +1104,14 @@ where
 }
 
 /// Whether a beacon node refused a submission only because it already
-/// has it (Lodestar: `ATTESTATION_ALREADY_KNOWN`; others: "already known").
+/// has it (Lodestar: `ATTESTATION_ALREADY_KNOWN`, or gossipsub's
+/// `PublishError.Duplicate` for a block another operator published;
+/// others: "already known").
 fn already_known(error: &ClientError) -> bool {
     let text = error.to_string().to_ascii_lowercase();
-    text.contains("already_known") || text.contains("already known")
+    text.contains("already_known")
+        || text.contains("already known")
+        || text.contains("publisherror.duplicate")
 }
 
 /// Whether a submission may succeed if tried again: the node was
@@ -1217,6 +1225,13 @@ mod tests {
                 .into(),
         };
         assert!(already_known(&lodestar));
+        let duplicate_block = ClientError::Status {
+            node: "bn".into(),
+            endpoint: "publish_block",
+            status: 500,
+            message: "PublishError.Duplicate".into(),
+        };
+        assert!(already_known(&duplicate_block));
         assert!(!already_known(&failure(Some(400))));
     }
 }
