@@ -74,6 +74,23 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A `phalanx run` process, stopped when dropped: a failing assertion
+/// leaves no node behind.
+struct Process(Child);
+
+impl Process {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 struct Node {
     dir: PathBuf,
     api: SocketAddr,
@@ -83,7 +100,7 @@ struct Node {
 }
 
 impl Node {
-    fn start(&self, beacon: &str, run: u32) -> Child {
+    fn start(&self, beacon: &str, run: u32) -> Process {
         let log =
             std::fs::File::create(self.log.with_extension(format!("{run}.log"))).expect("log");
         Command::new(env!("CARGO_BIN_EXE_phalanx"))
@@ -106,6 +123,7 @@ impl Node {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
+            .map(Process)
             .expect("phalanx run starts")
     }
 }
@@ -222,7 +240,7 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
             log: dir.path().join(format!("node{i}")),
         })
         .collect();
-    let mut children: Vec<Child> = nodes.iter().map(|n| n.start(&url, 0)).collect();
+    let mut children: Vec<Process> = nodes.iter().map(|n| n.start(&url, 0)).collect();
     let vcs: Vec<VcMock> = nodes
         .iter()
         .zip(shares)
@@ -262,8 +280,7 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
     }
     // Epoch 1: operator 3's process is killed; epoch 2: it restarts.
     sleep_until_ms(slot_start(8)).await;
-    children[3].kill().expect("kill");
-    let _ = children[3].wait();
+    children[3].stop();
     sleep_until_ms(slot_start(16)).await;
     children[3] = nodes[3].start(&url, 1);
     sleep_until_ms(slot_start(EPOCHS * 8) + 500).await;
@@ -340,8 +357,7 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
     }
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     for child in &mut children {
-        let _ = child.kill();
-        let _ = child.wait();
+        child.stop();
     }
     let submissions = beacon.submissions();
     beacon.shutdown();
@@ -612,7 +628,6 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(named, "readyz never said the beacon nodes are down");
-    let _ = child.kill();
-    let _ = child.wait();
+    child.stop();
     beacon.shutdown();
 }
