@@ -6,7 +6,7 @@
 //! partials and broadcast the exit once `threshold` operators have signed
 //! the same one: no hosted service, and no full key anywhere.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
@@ -45,51 +45,11 @@ pub(crate) struct ExitArgs {
     reason = "the command reports what the node accepted"
 )]
 pub(crate) async fn exit(args: ExitArgs) -> Result<()> {
-    let lock_path = args.data_dir.join(LOCK_FILE);
-    let lock = ClusterLock::load(&lock_path).with_context(|| {
-        format!(
-            "the cluster lock {} does not load and verify",
-            lock_path.display()
-        )
-    })?;
-    let key_path = args.data_dir.join(NODE_KEY_FILE);
-    let node_key = NodeKey::load(&key_path)
-        .with_context(|| format!("loading the node key {}", key_path.display()))?;
-    let Some(operator) = lock.operator_index(&node_key.public_key()) else {
-        bail!(
-            "the node key {} is not one of the operators of {}",
-            key_path.display(),
-            lock_path.display()
-        );
-    };
-    let Some(position) = lock
-        .validators
-        .iter()
-        .position(|v| PublicKeyBytes::from(v.public_key.to_bytes()) == args.validator_public_key)
-    else {
-        bail!(
-            "{} is not a validator of the cluster in {}",
-            args.validator_public_key,
-            lock_path.display()
-        );
-    };
-    let keystore = args
-        .data_dir
-        .join(KEYS_DIR)
-        .join(format!("keystore-{position}.json"));
-    let share = read_keystore(&keystore).with_context(|| {
-        format!(
-            "decrypting this operator's key share {}",
-            keystore.display()
-        )
-    })?;
-    if share.public_key() != lock.validators[position].public_shares[operator] {
-        bail!(
-            "{} is not operator {operator}'s share of validator {}",
-            keystore.display(),
-            args.validator_public_key
-        );
-    }
+    let OperatorShare {
+        lock,
+        operator,
+        share,
+    } = load_share(&args.data_dir, args.validator_public_key)?;
 
     // The chain, through the node (it serves these read-only endpoints).
     let client = BeaconNodeClient::new(
@@ -166,4 +126,66 @@ fn unix_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// This operator's share of one validator, checked against the lock.
+pub(crate) struct OperatorShare {
+    pub(crate) lock: ClusterLock,
+    pub(crate) operator: usize,
+    pub(crate) share: phalanx_crypto::SecretKey,
+}
+
+/// Loads the lock and node key of `data_dir` and decrypts this operator's
+/// share of `validator`, refusing anything that does not fit the lock.
+pub(crate) fn load_share(data_dir: &Path, validator: PublicKeyBytes) -> Result<OperatorShare> {
+    let lock_path = data_dir.join(LOCK_FILE);
+    let lock = ClusterLock::load(&lock_path).with_context(|| {
+        format!(
+            "the cluster lock {} does not load and verify",
+            lock_path.display()
+        )
+    })?;
+    let key_path = data_dir.join(NODE_KEY_FILE);
+    let node_key = NodeKey::load(&key_path)
+        .with_context(|| format!("loading the node key {}", key_path.display()))?;
+    let Some(operator) = lock.operator_index(&node_key.public_key()) else {
+        bail!(
+            "the node key {} is not one of the operators of {}",
+            key_path.display(),
+            lock_path.display()
+        );
+    };
+    let Some(position) = lock
+        .validators
+        .iter()
+        .position(|v| PublicKeyBytes::from(v.public_key.to_bytes()) == validator)
+    else {
+        bail!(
+            "{} is not a validator of the cluster in {}",
+            validator,
+            lock_path.display()
+        );
+    };
+    let keystore = data_dir
+        .join(KEYS_DIR)
+        .join(format!("keystore-{position}.json"));
+    let share = read_keystore(&keystore).with_context(|| {
+        format!(
+            "decrypting this operator's key share {}",
+            keystore.display()
+        )
+    })?;
+    if share.public_key() != lock.validators[position].public_shares[operator] {
+        bail!(
+            "{} is not operator {operator}'s share of validator {}",
+            keystore.display(),
+            validator
+        );
+    }
+
+    Ok(OperatorShare {
+        lock,
+        operator,
+        share,
+    })
 }

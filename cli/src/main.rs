@@ -15,6 +15,7 @@ mod devnet;
 mod exit;
 mod monitoring;
 mod node;
+mod register;
 mod slashing;
 
 #[derive(Parser)]
@@ -64,6 +65,9 @@ enum Command {
     /// Sign this operator's part of a validator's voluntary exit; the
     /// cluster broadcasts it once enough operators have.
     Exit(exit::ExitArgs),
+    /// Sign this operator's part of a validator's new builder registration
+    /// (fee recipient, gas limit); the cluster combines identical ones.
+    Register(register::RegisterArgs),
     /// Export or import the validators' slashing-protection history (EIP-3076).
     #[command(subcommand)]
     SlashingProtection(slashing::SlashingCommand),
@@ -162,6 +166,10 @@ fn main() -> Result<()> {
             runtime.block_on(devnet::devnet(args))
         }
         Command::SlashingProtection(command) => slashing::run(command),
+        Command::Register(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(register::register(args))
+        }
         Command::Exit(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(exit::exit(args))

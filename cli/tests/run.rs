@@ -42,6 +42,9 @@ ELECTRA_FORK_VERSION: 0x05000000
 ELECTRA_FORK_EPOCH: 0
 ";
 
+/// The fee recipient of the re-signed registration.
+const NEW_FEE_RECIPIENT: &str = "0x00000000000000000000000000000000000000aa";
+
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
@@ -355,6 +358,36 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    // And a new builder registration of validator 1, signed the same way.
+    let registering = format!(
+        "{}",
+        PublicKeyBytes::from(lock.validators[1].public_key.to_bytes())
+    );
+    for node in &nodes[..3] {
+        let output = Command::new(env!("CARGO_BIN_EXE_phalanx"))
+            .args([
+                "register",
+                "--data-dir",
+                path(&node.dir),
+                "--validator-public-key",
+                &registering,
+                "--fee-recipient",
+                NEW_FEE_RECIPIENT,
+                "--gas-limit",
+                "36000000",
+                "--timestamp",
+                "1800000000",
+                "--validator-api-url",
+                &format!("http://{}", node.api),
+            ])
+            .output()
+            .expect("phalanx register runs");
+        assert!(
+            output.status.success(),
+            "phalanx register: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     for child in &mut children {
         child.stop();
@@ -430,6 +463,15 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
             .iter()
             .any(|s| s.kind == SubmissionKind::VoluntaryExit && s.valid && s.validator_index == 0),
         "the exit of validator 0 was not broadcast"
+    );
+    assert!(
+        submissions
+            .iter()
+            .any(|s| s.kind == SubmissionKind::Registration
+                && s.valid
+                && s.validator_index == 1
+                && s.body.to_string().contains(&NEW_FEE_RECIPIENT[2..])),
+        "the new registration of validator 1 was not submitted"
     );
     // The signing history exports as EIP-3076: every validator attested.
     let exported = dir.path().join("interchange.json");

@@ -924,13 +924,22 @@ impl<E: EthSpec> Core<E> {
         &self.group_bytes
     }
 
-    /// The lock's fee recipients of the validators whose index is known.
+    /// Where a validator's execution fees go: its current builder
+    /// registration's fee recipient (the lock's, until the cluster signs a
+    /// new one), or the lock's.
+    fn fee_recipient(&self, position: usize) -> Option<ExecutionAddress> {
+        self.registrations
+            .get(&self.group_bytes[position])
+            .map(|r| r.message.fee_recipient)
+            .or(self.validators[position].fee_recipient)
+    }
+
+    /// The fee recipients of the validators whose index is known.
     fn preparations(&self) -> Vec<ProposerPreparation> {
         self.indices
             .iter()
             .filter_map(|(index, position)| {
-                self.validators[*position]
-                    .fee_recipient
+                self.fee_recipient(*position)
                     .map(|fee_recipient| ProposerPreparation {
                         validator_index: *index,
                         fee_recipient,
@@ -1294,7 +1303,7 @@ impl<E: EthSpec> Core<E> {
                         index: duty.validator_index,
                         key: duty.pubkey,
                         group: self.validators[position].group,
-                        fee_recipient: self.validators[position].fee_recipient,
+                        fee_recipient: self.fee_recipient(position),
                     },
                 );
             }
@@ -1666,7 +1675,7 @@ impl<E: EthSpec> Core<E> {
                     .into_iter()
                     .map(|index| {
                         let position = self.indices.get(&index)?;
-                        self.validators[*position].fee_recipient
+                        self.fee_recipient(*position)
                     })
                     .collect(),
             )),
