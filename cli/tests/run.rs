@@ -473,6 +473,13 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
                 && s.body.to_string().contains(&NEW_FEE_RECIPIENT[2..])),
         "the new registration of validator 1 was not submitted"
     );
+    // Each node whose operator signed it keeps it for its next start (the
+    // others never saw the message, only the partials).
+    for node in &nodes[..3] {
+        let kept = std::fs::read_to_string(node.dir.join("builder-registrations.json"))
+            .expect("the registration is kept");
+        assert!(kept.contains(&NEW_FEE_RECIPIENT[2..]), "{kept}");
+    }
     // The signing history exports as EIP-3076: every validator attested.
     let exported = dir.path().join("interchange.json");
     let output = Command::new(env!("CARGO_BIN_EXE_phalanx"))
@@ -546,6 +553,16 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
         p2p: base,
         log: dir.path().join("node0"),
     };
+    // A damaged file of re-signed builder registrations is refused at
+    // start-up, naming it.
+    let registrations = node.dir.join("builder-registrations.json");
+    std::fs::write(&registrations, "{not json").expect("write");
+    let mut refused = node.start(&beacon.url(), 9);
+    let status = refused.0.wait().expect("exits");
+    assert!(!status.success());
+    let log = std::fs::read_to_string(node.log.with_extension("9.log")).expect("log");
+    assert!(log.contains("builder-registrations.json"), "{log}");
+    std::fs::remove_file(&registrations).expect("remove");
     let mut child = node.start(&format!("{dead},{}", beacon.url()), 0);
     let http = reqwest::Client::new();
     let metrics = format!("http://{}/metrics", node.monitoring);

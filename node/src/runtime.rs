@@ -18,6 +18,7 @@ use phalanx_eth::api::Event as BnEvent;
 use phalanx_eth::client::{BeaconNodeClient, ClientError, Timeouts};
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::sync_committee::SignedContributionAndProof;
+use phalanx_eth::validator::SignedValidatorRegistration;
 use phalanx_eth::{EthSpec, ForkName, MainnetEthSpec, MinimalEthSpec, PublicKeyBytes, Root, Slot};
 use phalanx_p2p::{Multiaddr, Network, NetworkConfig as P2pConfig, NodeKey, PeerId};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -44,6 +45,9 @@ use crate::value::DutyValue;
 
 /// The slashing database's file in the data directory.
 pub const SLASHING_DB_FILE: &str = "slashing-protection.jsonl";
+/// Builder registrations the cluster signed after the lock, in the data
+/// directory: they replace the lock's.
+pub const REGISTRATIONS_FILE: &str = "builder-registrations.json";
 
 /// What the node needs to run.
 pub struct NodeConfig {
@@ -323,6 +327,7 @@ async fn run_with<E: EthSpec>(
     .map_err(|e| NodeError::Start(format!("p2p: {e}")))?;
     let net = Arc::new(net);
 
+    let signed_registrations = load_registrations(&config.data_dir, lock)?;
     let validators: Vec<ValidatorKeys> = lock
         .validators
         .iter()
@@ -331,7 +336,13 @@ async fn run_with<E: EthSpec>(
             group: v.public_key,
             shares: v.public_shares.clone(),
             fee_recipient: Some(spec.fee_recipient),
-            registration: Some(v.builder_registration.clone()),
+            registration: Some(
+                signed_registrations
+                    .get(&PublicKeyBytes::from(v.public_key.to_bytes()))
+                    .filter(|r| r.message.timestamp >= v.builder_registration.message.timestamp)
+                    .cloned()
+                    .unwrap_or_else(|| v.builder_registration.clone()),
+            ),
         })
         .collect();
     let shares: BTreeMap<PublicKeyBytes, PublicKeyBytes> = validators
@@ -526,6 +537,7 @@ async fn run_with<E: EthSpec>(
         next_reply: 1 << 62,
         network: network.clone(),
         genesis_ms: genesis_time.saturating_mul(1000),
+        data_dir: config.data_dir.clone(),
         _spec: std::marker::PhantomData,
     };
     publish(registry);
@@ -560,6 +572,67 @@ async fn run_with<E: EthSpec>(
     Ok(())
 }
 
+/// The registrations the cluster signed after the lock, each checked: its
+/// validator is the cluster's and the group key signed it. A damaged file
+/// is refused at start-up, saying why.
+fn load_registrations(
+    data_dir: &std::path::Path,
+    lock: &ClusterLock,
+) -> Result<BTreeMap<PublicKeyBytes, SignedValidatorRegistration>, NodeError> {
+    let path = data_dir.join(REGISTRATIONS_FILE);
+    if !path.exists() {
+        return Ok(BTreeMap::new());
+    }
+    let refuse = |reason: String| NodeError::Setup(format!("{}: {reason}", path.display()));
+    let text = std::fs::read_to_string(&path).map_err(|e| refuse(e.to_string()))?;
+    let registrations: BTreeMap<PublicKeyBytes, SignedValidatorRegistration> =
+        serde_json::from_str(&text).map_err(|e| refuse(e.to_string()))?;
+    let domain = phalanx_eth::signing::application_builder_domain(
+        lock.definition.network.genesis_fork_version,
+    );
+    for (key, registration) in &registrations {
+        let validator = lock
+            .validators
+            .iter()
+            .find(|v| PublicKeyBytes::from(v.public_key.to_bytes()) == *key)
+            .ok_or_else(|| refuse(format!("{key} is not a validator of the cluster")))?;
+        let root = phalanx_eth::signing::compute_signing_root(&registration.message, domain);
+        let verified = phalanx_crypto::Signature::from_bytes(registration.signature.as_slice())
+            .map(|s| s.verify(&validator.public_key, root.as_slice()))
+            .unwrap_or(false);
+        if registration.message.pubkey != *key || !verified {
+            return Err(refuse(format!(
+                "the registration of {key} is not signed by its key"
+            )));
+        }
+    }
+    Ok(registrations)
+}
+
+/// Keeps a registration the cluster signed (written whole, then renamed).
+fn save_registration(data_dir: &std::path::Path, registration: &SignedValidatorRegistration) {
+    let path = data_dir.join(REGISTRATIONS_FILE);
+    let mut all: BTreeMap<PublicKeyBytes, SignedValidatorRegistration> =
+        std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+    all.insert(registration.message.pubkey, registration.clone());
+    let temporary = path.with_extension("json.tmp");
+    let written = serde_json::to_vec_pretty(&all)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&temporary, bytes))
+        .and_then(|()| std::fs::rename(&temporary, &path));
+    match written {
+        Ok(()) => {
+            tracing::info!(validator = %registration.message.pubkey, fee_recipient = %registration.message.fee_recipient, "a new builder registration replaces the lock's")
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "cannot keep the new builder registration; after a restart the lock's applies again")
+        }
+    }
+}
+
 fn open_slashing(data_dir: &std::path::Path, gvr: Root) -> Result<SlashingDb, NodeError> {
     let path = data_dir.join(SLASHING_DB_FILE);
     let new = !path.exists();
@@ -592,6 +665,7 @@ struct Driver<E: EthSpec> {
     next_reply: u64,
     network: NetworkConfig,
     genesis_ms: u64,
+    data_dir: PathBuf,
     _spec: std::marker::PhantomData<E>,
 }
 
@@ -992,6 +1066,9 @@ impl<E: EthSpec> Driver<E> {
                             reason,
                         })
                         .inc();
+                }
+                Action::Registered(registration) => {
+                    save_registration(&self.data_dir, &registration);
                 }
                 Action::Refused {
                     duty,

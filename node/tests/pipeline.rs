@@ -424,7 +424,7 @@ impl Cluster {
             Action::StopTimer(duty) => {
                 self.timers.remove(&(node, duty));
             }
-            Action::Decided { .. } => {}
+            Action::Decided { .. } | Action::Registered(_) => {}
             Action::SendPartials(partials) => {
                 for p in peers {
                     queue.push_back((

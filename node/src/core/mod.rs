@@ -517,6 +517,9 @@ pub enum Action<E: EthSpec> {
         /// Why (a stable label).
         reason: String,
     },
+    /// The cluster combined a new builder registration for a validator: it
+    /// replaces the lock's, and must outlive a restart.
+    Registered(SignedValidatorRegistration),
     /// Slashing protection refused a decided value for a validator.
     Refused {
         /// The duty.
@@ -1791,7 +1794,7 @@ impl<E: EthSpec> Core<E> {
                 let submission = if duty.kind == DutyType::Exit {
                     self.exit_submission(duty, validator, root, signature_bytes)
                 } else {
-                    self.registration_submission(validator, root, signature_bytes)
+                    self.registration_submission(validator, root, signature_bytes, actions)
                 };
                 match submission {
                     Some(submission) => submission,

@@ -179,6 +179,7 @@ impl<E: EthSpec> Core<E> {
         validator: PublicKeyBytes,
         root: Root,
         signature: SignatureBytes,
+        actions: &mut Vec<Action<E>>,
     ) -> Option<Submission<E>> {
         let message: ValidatorRegistration = self.registration_messages.get(&root)?.clone();
         let signed = SignedValidatorRegistration { message, signature };
@@ -188,6 +189,7 @@ impl<E: EthSpec> Core<E> {
             .is_none_or(|current| current.message.timestamp <= signed.message.timestamp);
         if newer {
             self.registrations.insert(validator, signed.clone());
+            actions.push(Action::Registered(signed.clone()));
         }
         Some(Submission::Registrations(vec![signed]))
     }
