@@ -19,25 +19,32 @@ use phalanx_eth::validator::{SignedVoluntaryExit, VoluntaryExit};
 use phalanx_eth::{Epoch, ForkName, PublicKeyBytes, SignatureBytes};
 use phalanx_p2p::{NodeKey, NODE_KEY_FILE};
 
+/// Which operator signs for which validator, and through which node.
 #[derive(Args, Clone)]
-pub(crate) struct ExitArgs {
+pub(crate) struct ShareArgs {
     /// The operator's data directory (cluster-lock.json, enr-private-key,
     /// validator_keys/).
     #[arg(long, env = "PHALANX_DATA_DIR", default_value = ".phalanx")]
-    data_dir: PathBuf,
-    /// The validator to exit: its public key (the group key in the lock).
+    pub(crate) data_dir: PathBuf,
+    /// The validator: its public key (the group key in the lock).
     #[arg(long)]
-    validator_public_key: PublicKeyBytes,
-    /// The epoch the exit takes effect from (default: the current epoch).
-    #[arg(long)]
-    epoch: Option<u64>,
+    pub(crate) validator_public_key: PublicKeyBytes,
     /// This operator's running node's validator API.
     #[arg(
         long,
         env = "PHALANX_VALIDATOR_API_URL",
         default_value = "http://127.0.0.1:3600"
     )]
-    validator_api_url: String,
+    pub(crate) validator_api_url: String,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct ExitArgs {
+    #[command(flatten)]
+    share: ShareArgs,
+    /// The epoch the exit takes effect from (default: the current epoch).
+    #[arg(long)]
+    epoch: Option<u64>,
 }
 
 #[expect(
@@ -45,6 +52,8 @@ pub(crate) struct ExitArgs {
     reason = "the command reports what the node accepted"
 )]
 pub(crate) async fn exit(args: ExitArgs) -> Result<()> {
+    let chosen_epoch = args.epoch;
+    let args = args.share;
     let OperatorShare {
         lock,
         operator,
@@ -79,7 +88,7 @@ pub(crate) async fn exit(args: ExitArgs) -> Result<()> {
     let slot_seconds = (network.slot_duration_ms / 1000).max(1);
     let current =
         Epoch(now.saturating_sub(genesis.genesis_time) / slot_seconds / network.slots_per_epoch());
-    let epoch = args.epoch.map_or(current, Epoch);
+    let epoch = chosen_epoch.map_or(current, Epoch);
     if epoch > current {
         bail!("epoch {epoch} has not begun (the current epoch is {current}): the chain would refuse the exit");
     }

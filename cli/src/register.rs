@@ -8,26 +8,19 @@
 //! the others'; the new registration then replaces the lock's, and blocks
 //! must pay its fee recipient.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
 use clap::Args;
 use phalanx_eth::client::{BeaconNodeClient, Timeouts};
 use phalanx_eth::signing::{application_builder_domain, compute_signing_root};
 use phalanx_eth::validator::{SignedValidatorRegistration, ValidatorRegistration};
-use phalanx_eth::{ExecutionAddress, PublicKeyBytes, SignatureBytes};
+use phalanx_eth::{ExecutionAddress, SignatureBytes};
 
-use crate::exit::{load_share, OperatorShare};
+use crate::exit::{load_share, OperatorShare, ShareArgs};
 
 #[derive(Args, Clone)]
 pub(crate) struct RegisterArgs {
-    /// The operator's data directory (cluster-lock.json, enr-private-key,
-    /// validator_keys/).
-    #[arg(long, env = "PHALANX_DATA_DIR", default_value = ".phalanx")]
-    data_dir: PathBuf,
-    /// The validator: its public key (the group key in the lock).
-    #[arg(long)]
-    validator_public_key: PublicKeyBytes,
+    #[command(flatten)]
+    share: ShareArgs,
     /// The new fee recipient.
     #[arg(long)]
     fee_recipient: ExecutionAddress,
@@ -38,13 +31,6 @@ pub(crate) struct RegisterArgs {
     /// operator, later than the current registration's.
     #[arg(long)]
     timestamp: u64,
-    /// This operator's running node's validator API.
-    #[arg(
-        long,
-        env = "PHALANX_VALIDATOR_API_URL",
-        default_value = "http://127.0.0.1:3600"
-    )]
-    validator_api_url: String,
 }
 
 #[expect(
@@ -56,18 +42,18 @@ pub(crate) async fn register(args: RegisterArgs) -> Result<()> {
         lock,
         operator,
         share,
-    } = load_share(&args.data_dir, args.validator_public_key)?;
+    } = load_share(&args.share.data_dir, args.share.validator_public_key)?;
     let message = ValidatorRegistration {
         fee_recipient: args.fee_recipient,
         gas_limit: args.gas_limit,
         timestamp: args.timestamp,
-        pubkey: args.validator_public_key,
+        pubkey: args.share.validator_public_key,
     };
     let domain = application_builder_domain(lock.definition.network.genesis_fork_version);
     let root = compute_signing_root(&message, domain);
     let signature = SignatureBytes::from(share.sign(root.as_slice()).to_bytes());
     let client = BeaconNodeClient::new(
-        std::slice::from_ref(&args.validator_api_url),
+        std::slice::from_ref(&args.share.validator_api_url),
         Timeouts::default(),
     )
     .context("the validator API URL")?;
@@ -77,7 +63,7 @@ pub(crate) async fn register(args: RegisterArgs) -> Result<()> {
         .context("handing the partial registration to the node")?;
     println!(
         "Operator {operator}'s partial registration of validator {} (fee recipient {}, gas limit {}, timestamp {}) was accepted by the node.",
-        args.validator_public_key, args.fee_recipient, args.gas_limit, args.timestamp
+        args.share.validator_public_key, args.fee_recipient, args.gas_limit, args.timestamp
     );
     println!(
         "It combines once {} of {} operators have run `phalanx register` with the same values.",

@@ -1079,29 +1079,13 @@ impl<E: EthSpec> Driver<E> {
                 }
             }
         }
+        // Each batch holds one fork's layout: the core builds every object
+        // in the layout of its slot's fork, and batches are keyed by fork.
         for (fork, (items, owners)) in attestations {
             let (client, events) = (self.client.clone(), self.events.clone());
             let deadline = self.deadline(&owners);
             tokio::spawn(async move {
-                let result = if fork.electra_enabled() {
-                    let singles: Vec<_> = items
-                        .into_iter()
-                        .filter_map(|a| match a {
-                            AttestationSubmission::Single(s) => Some(*s),
-                            AttestationSubmission::Base(_) => None,
-                        })
-                        .collect();
-                    retrying(deadline, || client.submit_attestations(fork, &singles)).await
-                } else {
-                    let bases: Vec<_> = items
-                        .into_iter()
-                        .filter_map(|a| match a {
-                            AttestationSubmission::Base(b) => Some(b),
-                            AttestationSubmission::Single(_) => None,
-                        })
-                        .collect();
-                    retrying(deadline, || client.submit_attestations(fork, &bases)).await
-                };
+                let result = retrying(deadline, || client.submit_attestations(fork, &items)).await;
                 report(&events, owners, result);
             });
         }
@@ -1109,25 +1093,10 @@ impl<E: EthSpec> Driver<E> {
             let (client, events) = (self.client.clone(), self.events.clone());
             let deadline = self.deadline(&owners);
             tokio::spawn(async move {
-                let result = if fork.electra_enabled() {
-                    let list: Vec<_> = items
-                        .into_iter()
-                        .filter_map(|a| match a {
-                            AggregateSubmission::Electra(a) => Some(a),
-                            AggregateSubmission::Base(_) => None,
-                        })
-                        .collect();
-                    retrying(deadline, || client.submit_aggregate_and_proofs(fork, &list)).await
-                } else {
-                    let list: Vec<_> = items
-                        .into_iter()
-                        .filter_map(|a| match a {
-                            AggregateSubmission::Base(a) => Some(a),
-                            AggregateSubmission::Electra(_) => None,
-                        })
-                        .collect();
-                    retrying(deadline, || client.submit_aggregate_and_proofs(fork, &list)).await
-                };
+                let result = retrying(deadline, || {
+                    client.submit_aggregate_and_proofs(fork, &items)
+                })
+                .await;
                 report(&events, owners, result);
             });
         }

@@ -34,8 +34,9 @@ use super::{Action, ApiFailure, Core, OwnPartial, Shared, Submission, VcResponse
 use crate::duty::{Duty, DutyType};
 use crate::value::{decode_entries, encode_entries, DutyValue};
 
-/// A signed aggregate in the layout of its fork.
-#[derive(Clone, Debug)]
+/// A signed aggregate in the layout of its fork (serialized as that layout).
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(untagged, bound = "E: EthSpec")]
 pub enum AggregateSubmission<E: EthSpec> {
     /// Before Electra.
     Base(Box<SignedAggregateAndProofBase<E>>),

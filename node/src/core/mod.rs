@@ -390,8 +390,9 @@ pub enum Submission<E: EthSpec> {
     Registrations(Vec<SignedValidatorRegistration>),
 }
 
-/// An attestation in the layout of its fork.
-#[derive(Clone, Debug)]
+/// An attestation in the layout of its fork (serialized as that layout).
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(untagged, bound = "E: EthSpec")]
 pub enum AttestationSubmission<E: EthSpec> {
     /// Before Electra.
     Base(Box<Attestation<E>>),
