@@ -200,15 +200,15 @@ fn router<E: EthSpec>(state: Shared<E>) -> Router {
             "/eth/v2/validator/blocks/{slot}",
             get(produce_block_v2::<E>),
         )
-        .route("/eth/v1/beacon/blocks", post(publish_block_v1::<E>))
-        .route("/eth/v2/beacon/blocks", post(publish_block_v2::<E>))
+        .route("/eth/v1/beacon/blocks", post(publish::<E, false, false>))
+        .route("/eth/v2/beacon/blocks", post(publish::<E, false, true>))
         .route(
             "/eth/v1/beacon/blinded_blocks",
-            post(publish_blinded_v1::<E>),
+            post(publish::<E, true, false>),
         )
         .route(
             "/eth/v2/beacon/blinded_blocks",
-            post(publish_blinded_v2::<E>),
+            post(publish::<E, true, true>),
         )
         .route(
             "/eth/v1/validator/duties/sync/{epoch}",
@@ -714,16 +714,25 @@ async fn prepare_beacon_proposer<E: EthSpec>(
             }
         }
     }
-    let body = Bytes::from(serde_json::to_vec(&items).unwrap_or_default());
-    match state
-        .forward(
-            Method::POST,
-            "/eth/v1/validator/prepare_beacon_proposer",
-            &headers,
-            body,
-        )
-        .await
-    {
+    forward_list(
+        &state,
+        "/eth/v1/validator/prepare_beacon_proposer",
+        &headers,
+        &items,
+    )
+    .await
+}
+
+/// Posts a list the node rewrote to the beacon node; its answer goes back
+/// to the client as it is.
+async fn forward_list<E: EthSpec>(
+    state: &ApiState<E>,
+    path: &str,
+    headers: &HeaderMap,
+    items: &impl serde::Serialize,
+) -> Response {
+    let body = Bytes::from(serde_json::to_vec(items).unwrap_or_default());
+    match state.forward(Method::POST, path, headers, body).await {
         Ok(response) => {
             let status =
                 StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -850,36 +859,13 @@ async fn produce_block<E: EthSpec>(
     response
 }
 
-async fn publish_block_v1<E: EthSpec>(
+/// `POST /eth/v{1,2}/beacon/{blocks,blinded_blocks}`.
+async fn publish<E: EthSpec, const BLINDED: bool, const V2: bool>(
     State(state): State<Shared<E>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    publish_block(state, headers, body, false, false).await
-}
-
-async fn publish_block_v2<E: EthSpec>(
-    State(state): State<Shared<E>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    publish_block(state, headers, body, false, true).await
-}
-
-async fn publish_blinded_v1<E: EthSpec>(
-    State(state): State<Shared<E>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    publish_block(state, headers, body, true, false).await
-}
-
-async fn publish_blinded_v2<E: EthSpec>(
-    State(state): State<Shared<E>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    publish_block(state, headers, body, true, true).await
+    publish_block(state, headers, body, BLINDED, V2).await
 }
 
 /// The slot, root and signature of a signed block in a publish body, JSON
@@ -1266,24 +1252,13 @@ async fn beacon_committee_subscriptions<E: EthSpec>(
             }
         }
     }
-    let body = Bytes::from(serde_json::to_vec(&items).unwrap_or_default());
-    match state
-        .forward(
-            Method::POST,
-            "/eth/v1/validator/beacon_committee_subscriptions",
-            &headers,
-            body,
-        )
-        .await
-    {
-        Ok(response) => {
-            let status =
-                StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let bytes = response.bytes().await.unwrap_or_default();
-            (status, [("content-type", "application/json")], bytes).into_response()
-        }
-        Err(response) => response,
-    }
+    forward_list(
+        &state,
+        "/eth/v1/validator/beacon_committee_subscriptions",
+        &headers,
+        &items,
+    )
+    .await
 }
 
 async fn duties_post<E: EthSpec>(

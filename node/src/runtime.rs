@@ -809,12 +809,7 @@ impl<E: EthSpec> Driver<E> {
                                 }
                             }
                         }
-                        // Some aggregates beat none: the others' proposals
-                        // may cover the rest.
-                        let result = match failure {
-                            Some(e) if aggregates.is_empty() => Err(e),
-                            _ => Ok(aggregates),
-                        };
+                        let result = some_or_failure(aggregates, failure);
                         let _ = events.send(Event::Aggregates { duty, result });
                     });
                 }
@@ -850,10 +845,7 @@ impl<E: EthSpec> Driver<E> {
                                         }
                                     }
                                 }
-                                match failure {
-                                    Some(e) if contributions.is_empty() => Err(e),
-                                    _ => Ok(contributions),
-                                }
+                                some_or_failure(contributions, failure)
                             }
                         };
                         let _ = events.send(Event::Contributions { duty, result });
@@ -1146,6 +1138,15 @@ where
             }
             _ => return result,
         }
+    }
+}
+
+/// What several requests to the beacon node gave: some answers beat none
+/// (the others' proposals may cover the rest); with none, the last error.
+fn some_or_failure<T>(found: Vec<T>, failure: Option<String>) -> Result<Vec<T>, String> {
+    match failure {
+        Some(e) if found.is_empty() => Err(e),
+        _ => Ok(found),
     }
 }
 

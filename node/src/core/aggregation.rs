@@ -700,13 +700,12 @@ impl<E: EthSpec> Core<E> {
         }
         let root = self.aggregate_and_proof_root(&expected, slot);
         self.accept_own_partial(
-            OwnPartial {
-                duty: Duty::new(slot, DutyType::Aggregator),
+            OwnPartial::new(
+                Duty::new(slot, DutyType::Aggregator),
                 position,
                 root,
-                signature: &signed.signature,
-                block_root: None,
-            },
+                &signed.signature,
+            ),
             outgoing,
             actions,
         )
@@ -740,13 +739,12 @@ impl<E: EthSpec> Core<E> {
         }
         let root = self.contribution_and_proof_root(&expected);
         self.accept_own_partial(
-            OwnPartial {
-                duty: Duty::new(slot, DutyType::SyncContribution),
+            OwnPartial::new(
+                Duty::new(slot, DutyType::SyncContribution),
                 position,
                 root,
-                signature: &signed.signature,
-                block_root: None,
-            },
+                &signed.signature,
+            ),
             outgoing,
             actions,
         )

@@ -701,6 +701,19 @@ struct OwnPartial<'a> {
     block_root: Option<Root>,
 }
 
+impl<'a> OwnPartial<'a> {
+    /// A partial over `root` that carries nothing besides.
+    fn new(duty: Duty, position: usize, root: Root, signature: &'a SignatureBytes) -> Self {
+        OwnPartial {
+            duty,
+            position,
+            root,
+            signature,
+            block_root: None,
+        }
+    }
+}
+
 /// A validator-client request waiting for a decision.
 #[derive(Debug)]
 struct Pending {
@@ -2028,13 +2041,7 @@ impl<E: EthSpec> Core<E> {
         let root = attestation_signing_root(&decided, &self.network, self.genesis_validators_root);
         let position = self.by_group[&attester.pubkey];
         self.accept_own_partial(
-            OwnPartial {
-                duty,
-                position,
-                root,
-                signature: &attestation.signature,
-                block_root: None,
-            },
+            OwnPartial::new(duty, position, root, &attestation.signature),
             outgoing,
             actions,
         )
@@ -2174,13 +2181,7 @@ impl<E: EthSpec> Core<E> {
                 continue;
             }
             let duty = Duty::new(slot, kind);
-            let own = OwnPartial {
-                duty,
-                position,
-                root,
-                signature: &proof,
-                block_root: None,
-            };
+            let own = OwnPartial::new(duty, position, root, &proof);
             match self.accept_own_partial(own, &mut outgoing, actions) {
                 Ok(()) => needed.push((duty, self.group_bytes[position], root)),
                 Err(reason) => failures.push((i, reason)),

@@ -334,13 +334,12 @@ impl<E: EthSpec> Core<E> {
             slot.epoch(self.slots_per_epoch),
         );
         let mut outgoing = Vec::new();
-        let own = OwnPartial {
-            duty: Duty::new(slot, DutyType::Randao),
+        let own = OwnPartial::new(
+            Duty::new(slot, DutyType::Randao),
             position,
             root,
-            signature: &randao_reveal,
-            block_root: None,
-        };
+            &randao_reveal,
+        );
         if let Err(reason) = self.accept_own_partial(own, &mut outgoing, actions) {
             actions.push(reply(Err(ApiFailure::new(
                 400,
@@ -510,13 +509,12 @@ impl<E: EthSpec> Core<E> {
             block_root,
         );
         let mut outgoing = Vec::new();
-        let own = OwnPartial {
-            duty: Duty::new(slot, DutyType::Proposer),
+        let own = OwnPartial::new(
+            Duty::new(slot, DutyType::Proposer),
             position,
             root,
-            signature: &signature,
-            block_root: None,
-        };
+            &signature,
+        );
         self.accept_own_partial(own, &mut outgoing, actions)
             .map_err(|reason| ApiFailure::new(400, reason))?;
         if !outgoing.is_empty() {

@@ -75,13 +75,7 @@ impl<E: EthSpec> Core<E> {
         let root = self.exit_root(exit);
         self.track_unbound(now_ms, duty, self.group_bytes[position]);
         self.accept_own_partial(
-            OwnPartial {
-                duty,
-                position,
-                root,
-                signature: &signed.signature,
-                block_root: None,
-            },
+            OwnPartial::new(duty, position, root, &signed.signature),
             outgoing,
             actions,
         )
@@ -142,13 +136,7 @@ impl<E: EthSpec> Core<E> {
             self.registration_messages.insert(root, message.clone());
             self.track_unbound(now_ms, duty, message.pubkey);
             return self.accept_own_partial(
-                OwnPartial {
-                    duty,
-                    position,
-                    root,
-                    signature: &signed.signature,
-                    block_root: None,
-                },
+                OwnPartial::new(duty, position, root, &signed.signature),
                 outgoing,
                 actions,
             );
