@@ -258,6 +258,26 @@ impl Partials {
         }
     }
 
+    /// `n` partials by distinct keys, partial i over root i mod `roots`.
+    fn over_roots(n: usize, roots: usize) -> Partials {
+        let mut rng = rng();
+        let mut distinct = vec![[0u8; 32]; roots];
+        for root in &mut distinct {
+            rng.fill_bytes(root);
+        }
+        let messages: Vec<[u8; 32]> = (0..n).map(|i| distinct[i % roots]).collect();
+        let secrets: Vec<SecretKey> = (0..n).map(|_| SecretKey::random(&mut rng)).collect();
+        Partials {
+            keys: secrets.iter().map(SecretKey::public_key).collect(),
+            signatures: secrets
+                .iter()
+                .zip(&messages)
+                .map(|(k, m)| k.sign(m))
+                .collect(),
+            messages,
+        }
+    }
+
     fn sets(&self) -> Vec<SignatureSet<'_>> {
         (0..self.keys.len())
             .map(|i| SignatureSet::new(&self.messages[i], &self.keys[i], &self.signatures[i]))
@@ -285,6 +305,23 @@ fn batch_benches(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("find_one_invalid", n), &n, |b, _| {
             b.iter(|| assert_eq!(find_invalid(black_box(&forged_sets), &mut rng), vec![n / 3]))
         });
+        // A distributed validator's usual batch: every partial over one of
+        // four roots (a slot's committees, or its selection-proof root).
+        let shared = Partials::over_roots(n, 4);
+        let shared_sets = shared.sets();
+        group.bench_with_input(BenchmarkId::new("verify_batch_4_roots", n), &n, |b, _| {
+            b.iter(|| assert!(verify_signature_sets(black_box(&shared_sets), &mut rng)))
+        });
+        let mut forged = Partials::over_roots(n, 4);
+        forged.signatures[n / 3] = forged.signatures[n / 3 + 1];
+        let forged_sets = forged.sets();
+        group.bench_with_input(
+            BenchmarkId::new("find_one_invalid_4_roots", n),
+            &n,
+            |b, _| {
+                b.iter(|| assert_eq!(find_invalid(black_box(&forged_sets), &mut rng), vec![n / 3]))
+            },
+        );
     }
     group.finish();
 }

@@ -8,7 +8,11 @@
 //! with one multi-Miller loop and one final exponentiation:
 //! Π e(r_i·pk_i, H(m_i)) = e(G1, Σ r_i·σ_i), the signature sum computed as
 //! one multi-scalar multiplication. Without the random weights, two bad
-//! signatures could cancel out.
+//! signatures could cancel out. Sets that share a message share its pairing,
+//! e(Σ r_i·pk_i, H(m)): a distributed validator's partials mostly do (every
+//! attester of a committee signs one attestation root, every selection
+//! proof of a slot one slot root), so a batch of them costs one Miller loop
+//! per distinct message plus a 64-bit multiplication per set.
 //!
 //! When a batch fails the node must still name who sent the bad partial, so
 //! [`find_invalid`] bisects: it re-checks the left half, and if that passes
@@ -22,10 +26,12 @@ use blst::{
     blst_p1_from_affine, blst_p1_mult, blst_p1_to_affine, blst_p2_affine, blst_p2_affine_is_inf,
     blst_p2_to_affine,
 };
+use std::collections::HashMap;
+
 use rand_core::{CryptoRng, RngCore};
 
 use crate::bls::{hash_to_g2_affine, PublicKey, Signature, DST};
-use crate::msm::msm_g2;
+use crate::msm::{msm_g1, msm_g2};
 
 /// Bits of randomness per set: forging a batch succeeds with probability 2^-64.
 const RANDOM_BITS: usize = 64;
@@ -70,7 +76,10 @@ pub fn verify_signature_sets<R: RngCore + CryptoRng>(
     match sets {
         [] => false,
         [single] => single.verify(),
-        _ => verify_prepared(&prepare(sets), rng),
+        _ => {
+            let prepared = Prepared::new(sets);
+            prepared.verify(&prepared.sets, rng)
+        }
     }
 }
 
@@ -79,34 +88,162 @@ pub fn verify_signature_sets<R: RngCore + CryptoRng>(
 pub fn find_invalid<R: RngCore + CryptoRng>(sets: &[SignatureSet<'_>], rng: &mut R) -> Vec<usize> {
     let mut invalid = Vec::new();
     if !sets.is_empty() {
-        locate(&prepare(sets), 0, false, rng, &mut invalid);
+        let prepared = Prepared::new(sets);
+        prepared.locate(&prepared.sets, 0, false, rng, &mut invalid);
     }
     invalid
 }
 
-/// A set with its message hashed to G2, so that bisection hashes once.
+/// The sets with each distinct message hashed to G2 once, so that sets
+/// sharing a message share a pairing and bisection never hashes again.
 struct Prepared {
-    hash: blst_p2_affine,
+    /// One hash per distinct message, in order of first appearance.
+    hashes: Vec<blst_p2_affine>,
+    sets: Vec<PreparedSet>,
+}
+
+/// A set whose message is `hashes[message]`.
+struct PreparedSet {
+    message: usize,
     key: blst_p1_affine,
     signature: blst_p2_affine,
 }
 
-/// Hashes every message, spread over the available cores.
-fn prepare(sets: &[SignatureSet<'_>]) -> Vec<Prepared> {
-    let prepare_one = |set: &SignatureSet<'_>| Prepared {
-        hash: hash_to_g2_affine(set.message, DST),
-        key: *<&blst_p1_affine>::from(set.public_key.as_blst()),
-        signature: *set.signature.as_affine(),
-    };
+impl Prepared {
+    fn new(sets: &[SignatureSet<'_>]) -> Prepared {
+        let mut first_seen: HashMap<&[u8], usize> = HashMap::new();
+        let mut distinct: Vec<&[u8]> = Vec::new();
+        let sets = sets
+            .iter()
+            .map(|set| PreparedSet {
+                message: *first_seen.entry(set.message).or_insert_with(|| {
+                    distinct.push(set.message);
+                    distinct.len() - 1
+                }),
+                key: *<&blst_p1_affine>::from(set.public_key.as_blst()),
+                signature: *set.signature.as_affine(),
+            })
+            .collect();
+        Prepared {
+            hashes: hash_all(&distinct),
+            sets,
+        }
+    }
+
+    /// Appends to `invalid` the positions (offset by `base`) of the bad sets
+    /// in `sets`. With `known_invalid` the caller has already seen `sets`
+    /// fail as a whole, so that check is skipped.
+    fn locate<R: RngCore + CryptoRng>(
+        &self,
+        sets: &[PreparedSet],
+        base: usize,
+        known_invalid: bool,
+        rng: &mut R,
+        invalid: &mut Vec<usize>,
+    ) {
+        if !known_invalid && self.verify(sets, rng) {
+            return;
+        }
+        if sets.len() == 1 {
+            invalid.push(base);
+            return;
+        }
+        let (left, right) = sets.split_at(sets.len() / 2);
+        let right_base = base + left.len();
+        if self.verify(left, rng) {
+            // The whole failed and the left half passed: the fault is on the right.
+            self.locate(right, right_base, true, rng, invalid);
+        } else {
+            self.locate(left, base, true, rng, invalid);
+            self.locate(right, right_base, false, rng, invalid);
+        }
+    }
+
+    /// Π_m e(Σ_{i: m_i = m} r_i·pk_i, H(m)) = e(G1, Σ r_i·σ_i) over `sets`:
+    /// one Miller loop per distinct message, however many sets share it.
+    fn verify<R: RngCore + CryptoRng>(&self, sets: &[PreparedSet], rng: &mut R) -> bool {
+        if sets.is_empty() {
+            return false;
+        }
+        let weights: Vec<[u8; 8]> = sets
+            .iter()
+            .map(|_| random_weight(rng).to_le_bytes())
+            .collect();
+
+        // Group the weighted keys by message, in order of first appearance.
+        let mut group_of: HashMap<usize, usize> = HashMap::new();
+        let mut groups: Vec<(usize, Vec<blst_p1_affine>, Vec<u8>)> = Vec::new();
+        for (set, weight) in sets.iter().zip(&weights) {
+            let group = *group_of.entry(set.message).or_insert_with(|| {
+                groups.push((set.message, Vec::new(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[group].1.push(set.key);
+            groups[group].2.extend_from_slice(weight);
+        }
+        let mut hashes = Vec::with_capacity(groups.len());
+        let mut keys = Vec::with_capacity(groups.len());
+        for (message, group_keys, group_weights) in &groups {
+            let mut affine = blst_p1_affine::default();
+            // SAFETY: plain fixed-size values owned here.
+            unsafe { blst_p1_to_affine(&mut affine, &weighted_sum_g1(group_keys, group_weights)) };
+            hashes.push(self.hashes[*message]);
+            keys.push(affine);
+        }
+
+        let signatures: Vec<blst_p2_affine> = sets.iter().map(|set| set.signature).collect();
+        let packed: Vec<u8> = weights.concat();
+        let mut signature_sum = blst_p2_affine::default();
+        // SAFETY: plain fixed-size values owned here.
+        unsafe {
+            blst_p2_to_affine(
+                &mut signature_sum,
+                &msm_g2(&signatures, &packed, RANDOM_BITS),
+            )
+        };
+
+        let keys_side = blst_fp12::miller_loop_n(&hashes, &keys);
+        // SAFETY: the generator is a static inside blst; `signature_sum` is owned here.
+        unsafe {
+            if blst_p2_affine_is_inf(&signature_sum) {
+                // e(G1, O) = 1.
+                return blst_fp12_is_one(&keys_side.final_exp());
+            }
+            let signature_side =
+                blst_fp12::miller_loop(&signature_sum, &*blst_p1_affine_generator());
+            blst_fp12::finalverify(&keys_side, &signature_side)
+        }
+    }
+}
+
+/// Σ weights[i]·keys[i], each weight [`RANDOM_BITS`] wide: one windowed
+/// multiplication for a single key, Pippenger for many.
+fn weighted_sum_g1(keys: &[blst_p1_affine], weights: &[u8]) -> blst_p1 {
+    if let [key] = keys {
+        let mut point = blst_p1::default();
+        let mut scaled = blst_p1::default();
+        // SAFETY: plain fixed-size values owned here; the weight is 8 bytes.
+        unsafe {
+            blst_p1_from_affine(&mut point, key);
+            blst_p1_mult(&mut scaled, &point, weights.as_ptr(), RANDOM_BITS);
+        }
+        return scaled;
+    }
+    msm_g1(keys, weights, RANDOM_BITS)
+}
+
+/// Hashes every message to G2, spread over the available cores.
+fn hash_all(messages: &[&[u8]]) -> Vec<blst_p2_affine> {
+    let hash_one = |message: &&[u8]| hash_to_g2_affine(message, DST);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = sets.len().div_ceil(threads).max(16);
-    if sets.len() <= chunk {
-        return sets.iter().map(prepare_one).collect();
+    let chunk = messages.len().div_ceil(threads).max(16);
+    if messages.len() <= chunk {
+        return messages.iter().map(hash_one).collect();
     }
     std::thread::scope(|scope| {
-        let workers: Vec<_> = sets
+        let workers: Vec<_> = messages
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(prepare_one).collect::<Vec<_>>()))
+            .map(|part| scope.spawn(move || part.iter().map(hash_one).collect::<Vec<_>>()))
             .collect();
         workers
             .into_iter()
@@ -116,83 +253,6 @@ fn prepare(sets: &[SignatureSet<'_>]) -> Vec<Prepared> {
             })
             .collect()
     })
-}
-
-/// Appends to `invalid` the positions (offset by `base`) of the bad sets in
-/// `sets`. With `known_invalid` the caller has already seen `sets` fail as a
-/// whole, so that check is skipped.
-fn locate<R: RngCore + CryptoRng>(
-    sets: &[Prepared],
-    base: usize,
-    known_invalid: bool,
-    rng: &mut R,
-    invalid: &mut Vec<usize>,
-) {
-    if !known_invalid && verify_prepared(sets, rng) {
-        return;
-    }
-    if sets.len() == 1 {
-        invalid.push(base);
-        return;
-    }
-    let (left, right) = sets.split_at(sets.len() / 2);
-    let right_base = base + left.len();
-    if verify_prepared(left, rng) {
-        // The whole failed and the left half passed: the fault is on the right.
-        locate(right, right_base, true, rng, invalid);
-    } else {
-        locate(left, base, true, rng, invalid);
-        locate(right, right_base, false, rng, invalid);
-    }
-}
-
-/// Π e(r_i·pk_i, H(m_i)) = e(G1, Σ r_i·σ_i) over pre-hashed sets.
-fn verify_prepared<R: RngCore + CryptoRng>(sets: &[Prepared], rng: &mut R) -> bool {
-    if sets.is_empty() {
-        return false;
-    }
-    let weights: Vec<[u8; 8]> = sets
-        .iter()
-        .map(|_| random_weight(rng).to_le_bytes())
-        .collect();
-    let scaled_keys: Vec<blst_p1_affine> = sets
-        .iter()
-        .zip(&weights)
-        .map(|(set, weight)| {
-            let mut key = blst_p1::default();
-            let mut scaled = blst_p1::default();
-            let mut affine = blst_p1_affine::default();
-            // SAFETY: plain fixed-size values owned here; the weight is 8 bytes.
-            unsafe {
-                blst_p1_from_affine(&mut key, &set.key);
-                blst_p1_mult(&mut scaled, &key, weight.as_ptr(), RANDOM_BITS);
-                blst_p1_to_affine(&mut affine, &scaled);
-            }
-            affine
-        })
-        .collect();
-    let hashes: Vec<blst_p2_affine> = sets.iter().map(|set| set.hash).collect();
-    let signatures: Vec<blst_p2_affine> = sets.iter().map(|set| set.signature).collect();
-    let packed: Vec<u8> = weights.concat();
-    let mut signature_sum = blst_p2_affine::default();
-    // SAFETY: plain fixed-size values owned here.
-    unsafe {
-        blst_p2_to_affine(
-            &mut signature_sum,
-            &msm_g2(&signatures, &packed, RANDOM_BITS),
-        )
-    };
-
-    let keys_side = blst_fp12::miller_loop_n(&hashes, &scaled_keys);
-    // SAFETY: the generator is a static inside blst; `signature_sum` is owned here.
-    unsafe {
-        if blst_p2_affine_is_inf(&signature_sum) {
-            // e(G1, O) = 1.
-            return blst_fp12_is_one(&keys_side.final_exp());
-        }
-        let signature_side = blst_fp12::miller_loop(&signature_sum, &*blst_p1_affine_generator());
-        blst_fp12::finalverify(&keys_side, &signature_side)
-    }
 }
 
 /// A random non-zero 64-bit weight (zero would drop a set from the check).
@@ -274,17 +334,69 @@ mod tests {
     fn the_prehashed_check_agrees_with_blst() {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
         let mut fixture = Fixture::new(40, &mut rng);
-        assert!(verify_prepared(&prepare(&fixture.sets()), &mut rng));
+        let prepared = Prepared::new(&fixture.sets());
+        assert!(prepared.verify(&prepared.sets, &mut rng));
+        assert!(!prepared.verify(&[], &mut rng));
         fixture.messages[17] = b"tampered".to_vec();
-        assert!(!verify_prepared(&prepare(&fixture.sets()), &mut rng));
-        assert!(!verify_prepared(&[], &mut rng));
+        let prepared = Prepared::new(&fixture.sets());
+        assert!(!prepared.verify(&prepared.sets, &mut rng));
         // Infinity signatures make the signature sum infinity.
         let infinity = Signature::infinity();
         let sets: Vec<SignatureSet<'_>> = (0..2)
             .map(|i| SignatureSet::new(&fixture.messages[i], &fixture.keys[i], &infinity))
             .collect();
-        assert!(!verify_prepared(&prepare(&sets), &mut rng));
+        let prepared = Prepared::new(&sets);
+        assert!(!prepared.verify(&prepared.sets, &mut rng));
         assert_eq!(find_invalid(&sets, &mut rng), vec![0, 1]);
+    }
+
+    /// `n` keys signing `messages[i % messages.len()]`.
+    fn shared_messages(n: usize, messages: usize, rng: &mut ChaCha20Rng) -> Fixture {
+        let secrets: Vec<SecretKey> = (0..n).map(|_| SecretKey::random(rng)).collect();
+        let messages: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("root {}", i % messages).into_bytes())
+            .collect();
+        Fixture {
+            keys: secrets.iter().map(SecretKey::public_key).collect(),
+            signatures: secrets
+                .iter()
+                .zip(&messages)
+                .map(|(k, m)| k.sign(m))
+                .collect(),
+            messages,
+        }
+    }
+
+    #[test]
+    fn sets_sharing_messages_share_their_hash_and_are_checked_alike() {
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let mut fixture = shared_messages(30, 3, &mut rng);
+        let prepared = Prepared::new(&fixture.sets());
+        assert_eq!(prepared.hashes.len(), 3);
+        assert!(verify_signature_sets(&fixture.sets(), &mut rng));
+        assert!(find_invalid(&fixture.sets(), &mut rng).is_empty());
+
+        // A signature over a message of another group is caught and named.
+        fixture.messages[4] = fixture.messages[5].clone();
+        assert!(!verify_signature_sets(&fixture.sets(), &mut rng));
+        assert_eq!(find_invalid(&fixture.sets(), &mut rng), vec![4]);
+    }
+
+    #[test]
+    fn swapped_signatures_over_one_message_cannot_cancel_out() {
+        // With one message, Σσ under Σpk is unchanged by handing each key the
+        // other's signature; only the per-set weights catch it.
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let mut fixture = shared_messages(8, 1, &mut rng);
+        fixture.signatures.swap(2, 6);
+        assert!(!verify_signature_sets(&fixture.sets(), &mut rng));
+        assert_eq!(find_invalid(&fixture.sets(), &mut rng), vec![2, 6]);
+        // So is a key counted twice whose partner's signature is missing.
+        let mut fixture = shared_messages(8, 1, &mut rng);
+        fixture.keys[1] = fixture.keys[0];
+        fixture.signatures[1] = fixture.signatures[0];
+        fixture.signatures[0] = Signature::infinity();
+        assert_eq!(find_invalid(&fixture.sets(), &mut rng), vec![0]);
     }
 
     #[test]

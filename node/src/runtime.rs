@@ -191,6 +191,14 @@ impl Metrics {
     }
 }
 
+/// 32 bytes from the operating system's random source.
+fn unpredictable_seed() -> [u8; 32] {
+    use rand::RngCore;
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    seed
+}
+
 #[expect(
     clippy::disallowed_methods,
     reason = "the runtime is the edge where the clock is read; the core takes time as input"
@@ -364,7 +372,7 @@ async fn run_with<E: EthSpec>(
             network: network.clone(),
             genesis_time_ms: genesis_time.saturating_mul(1000),
             genesis_validators_root,
-            seed: now_ms(),
+            seed: unpredictable_seed(),
             graffiti: config.graffiti,
             builder_api: config.builder_api,
         },

@@ -1,10 +1,15 @@
 //! Combining partial signatures into the group signature: exactly
 //! threshold partials (each already verified against its sender's share),
 //! combined by Lagrange interpolation, and the result verified against the
-//! group key before anything is broadcast.
+//! group key before anything is broadcast. The combinations of one event are
+//! verified together, in one batch.
 
+use std::collections::BTreeSet;
+
+use phalanx_crypto::batch::{find_invalid, SignatureSet};
 use phalanx_crypto::threshold::{combine, PartialSignature};
 use phalanx_crypto::{PublicKey, Signature};
+use rand::{CryptoRng, RngCore};
 
 /// Why no group signature came out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,26 +31,63 @@ pub enum AggregationError {
     Invalid,
 }
 
-/// Combines `threshold` partials over `message` and verifies the result
-/// under `group_key`.
-pub fn aggregate(
-    partials: &[PartialSignature],
+/// One validator's partials to combine: over `message`, under `group_key`.
+#[derive(Clone, Copy, Debug)]
+pub struct Combination<'a> {
+    /// At least the threshold's number of partials.
+    pub partials: &'a [PartialSignature],
+    /// The validator's group key.
+    pub group_key: &'a PublicKey,
+    /// The signing root.
+    pub message: &'a [u8],
+}
+
+/// [`aggregate`] for many validators at once: each is combined on its own,
+/// and the combined signatures are verified in one batch (signatures over
+/// one signing root share a pairing). A bad one is still named: its result
+/// is [`AggregationError::Invalid`], the others' are unaffected.
+pub fn aggregate_all<R: RngCore + CryptoRng>(
+    combinations: &[Combination<'_>],
     threshold: usize,
-    group_key: &PublicKey,
-    message: &[u8],
-) -> Result<Signature, AggregationError> {
-    if partials.len() < threshold {
-        return Err(AggregationError::TooFew {
-            got: partials.len(),
-            needed: threshold,
-        });
+    rng: &mut R,
+) -> Vec<Result<Signature, AggregationError>> {
+    let mut results: Vec<Result<Signature, AggregationError>> = combinations
+        .iter()
+        .map(|c| {
+            if c.partials.len() < threshold {
+                return Err(AggregationError::TooFew {
+                    got: c.partials.len(),
+                    needed: threshold,
+                });
+            }
+            combine(c.partials, threshold).map_err(|e| AggregationError::Combine(e.to_string()))
+        })
+        .collect();
+    let combined: Vec<(usize, Signature)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().ok().map(|s| (i, *s)))
+        .collect();
+    if combined.is_empty() {
+        return results;
     }
-    let signature =
-        combine(partials, threshold).map_err(|e| AggregationError::Combine(e.to_string()))?;
-    if !signature.verify(group_key, message) {
-        return Err(AggregationError::Invalid);
+    let sets: Vec<SignatureSet<'_>> = combined
+        .iter()
+        .map(|(i, signature)| {
+            SignatureSet::new(
+                combinations[*i].message,
+                combinations[*i].group_key,
+                signature,
+            )
+        })
+        .collect();
+    let invalid: BTreeSet<usize> = find_invalid(&sets, rng).into_iter().collect();
+    for (k, (i, _)) in combined.iter().enumerate() {
+        if invalid.contains(&k) {
+            results[*i] = Err(AggregationError::Invalid);
+        }
     }
-    Ok(signature)
+    results
 }
 
 #[cfg(test)]
@@ -53,6 +95,21 @@ mod tests {
     use super::*;
     use phalanx_crypto::threshold::split;
     use phalanx_crypto::SecretKey;
+
+    /// `aggregate_all` for one validator.
+    fn aggregate(
+        partials: &[PartialSignature],
+        group_key: &PublicKey,
+        message: &[u8],
+    ) -> Result<Signature, AggregationError> {
+        let combination = Combination {
+            partials,
+            group_key,
+            message,
+        };
+        let mut results = aggregate_all(&[combination], 3, &mut rand::rngs::OsRng);
+        results.pop().expect("one result per combination")
+    }
 
     #[test]
     fn threshold_partials_combine_and_fewer_or_wrong_ones_do_not() {
@@ -62,18 +119,56 @@ mod tests {
         let shares = split(&secret, 3, 4, &mut rng).expect("split").secret_shares;
         let message = b"signing root";
         let partials: Vec<_> = shares.iter().map(|s| s.sign(message)).collect();
-        let signature = aggregate(&partials[1..], 3, &group, message).expect("combines");
+        let signature = aggregate(&partials[1..], &group, message).expect("combines");
         assert_eq!(signature, secret.sign(message));
         assert_eq!(
-            aggregate(&partials[..2], 3, &group, message),
+            aggregate(&partials[..2], &group, message),
             Err(AggregationError::TooFew { got: 2, needed: 3 })
         );
         // A partial over another message spoils the combination, which is caught.
         let mut mixed = partials[..3].to_vec();
         mixed[0] = shares[0].sign(b"other");
         assert_eq!(
-            aggregate(&mixed, 3, &group, message),
+            aggregate(&mixed, &group, message),
             Err(AggregationError::Invalid)
         );
+    }
+
+    #[test]
+    fn a_batch_names_the_combination_that_does_not_verify() {
+        let mut rng = rand::rngs::OsRng;
+        let message = b"one root for all";
+        let secrets: Vec<SecretKey> = (0..5).map(|_| SecretKey::random(&mut rng)).collect();
+        let groups: Vec<PublicKey> = secrets.iter().map(SecretKey::public_key).collect();
+        let mut partials: Vec<Vec<PartialSignature>> = secrets
+            .iter()
+            .map(|secret| {
+                let shares = split(secret, 3, 4, &mut rng).expect("split").secret_shares;
+                shares.iter().map(|s| s.sign(message)).collect()
+            })
+            .collect();
+        // Validator 1's first partial is over another message, and
+        // validator 3 has too few.
+        let shares = split(&secrets[1], 3, 4, &mut rng)
+            .expect("split")
+            .secret_shares;
+        partials[1][0] = shares[0].sign(b"other");
+        partials[3].truncate(2);
+        let combinations: Vec<Combination<'_>> = (0..5)
+            .map(|i| Combination {
+                partials: &partials[i],
+                group_key: &groups[i],
+                message,
+            })
+            .collect();
+        let results = aggregate_all(&combinations, 3, &mut rng);
+        assert_eq!(results[0], Ok(secrets[0].sign(message)));
+        assert_eq!(results[1], Err(AggregationError::Invalid));
+        assert_eq!(results[2], Ok(secrets[2].sign(message)));
+        assert_eq!(
+            results[3],
+            Err(AggregationError::TooFew { got: 2, needed: 3 })
+        );
+        assert_eq!(results[4], Ok(secrets[4].sign(message)));
     }
 }

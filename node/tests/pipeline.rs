@@ -119,7 +119,7 @@ fn cluster(fork: ForkName, validators: usize) -> Cluster {
                     network: network.clone(),
                     genesis_time_ms: GENESIS_MS,
                     genesis_validators_root: gvr,
-                    seed: u64::from(me),
+                    seed: [me as u8; 32],
                     graffiti: None,
                     builder_api: false,
                 },

@@ -668,9 +668,7 @@ impl<E: EthSpec> Core<E> {
     pub(super) fn own_aggregate(
         &mut self,
         signed: &VcSigned<AggregateAndProof<E>>,
-        outgoing: &mut Vec<crate::parsigex::PartialMessage>,
-        actions: &mut Vec<Action<E>>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<OwnPartial>, String> {
         let (index, slot, proof) = match &signed.message {
             AggregateAndProof::Base(m) => {
                 (m.aggregator_index, m.aggregate.data.slot, m.selection_proof)
@@ -699,25 +697,19 @@ impl<E: EthSpec> Core<E> {
             return Err("the aggregate differs from the one the cluster decided".into());
         }
         let root = self.aggregate_and_proof_root(&expected, slot);
-        self.accept_own_partial(
-            OwnPartial::new(
-                Duty::new(slot, DutyType::Aggregator),
-                position,
-                root,
-                &signed.signature,
-            ),
-            outgoing,
-            actions,
-        )
+        Ok(Some(OwnPartial::new(
+            Duty::new(slot, DutyType::Aggregator),
+            position,
+            root,
+            signed.signature,
+        )))
     }
 
     /// One contribution and proof of the own validator client.
     pub(super) fn own_contribution(
         &mut self,
         signed: &SignedContributionAndProof<E>,
-        outgoing: &mut Vec<crate::parsigex::PartialMessage>,
-        actions: &mut Vec<Action<E>>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<OwnPartial>, String> {
         let message = &signed.message;
         let index = message.aggregator_index;
         let position = *self
@@ -738,16 +730,12 @@ impl<E: EthSpec> Core<E> {
             return Err("the contribution differs from the one the cluster decided".into());
         }
         let root = self.contribution_and_proof_root(&expected);
-        self.accept_own_partial(
-            OwnPartial::new(
-                Duty::new(slot, DutyType::SyncContribution),
-                position,
-                root,
-                &signed.signature,
-            ),
-            outgoing,
-            actions,
-        )
+        Ok(Some(OwnPartial::new(
+            Duty::new(slot, DutyType::SyncContribution),
+            position,
+            root,
+            signed.signature,
+        )))
     }
 
     /// The signed aggregate or contribution for a combined signature, if

@@ -62,7 +62,7 @@ mod signed;
 use crate::dutydb::DutyDb;
 use crate::parsigdb::ParSigDb;
 use crate::parsigex::PartialMessage;
-use crate::sigagg;
+use crate::sigagg::{self, Combination};
 use crate::slashing::{Safety, SlashingDb};
 use crate::timing::{duty_timing, round_timeout};
 use crate::tracker::{Failure, Outcome, Tracker};
@@ -100,8 +100,10 @@ pub struct CoreConfig {
     pub genesis_time_ms: u64,
     /// The chain's genesis validators root (signature domains).
     pub genesis_validators_root: Root,
-    /// Seeds the randomness of batch verification.
-    pub seed: u64,
+    /// Seeds the randomness of batch verification. In production it must
+    /// be unpredictable to the peers (from the operating system): a peer that
+    /// knew the batch weights could send partials that cancel out.
+    pub seed: [u8; 32],
     /// The graffiti of the cluster's blocks when the validator client asks
     /// for none.
     pub graffiti: Option<Root>,
@@ -690,20 +692,28 @@ impl RoundTimeout<Duty> for DutyTimeout {
     }
 }
 
+/// A validator's partials that reached the threshold, to be combined.
+struct Ready {
+    duty: Duty,
+    validator: PublicKeyBytes,
+    root: Root,
+    partials: Vec<PartialSignature>,
+}
+
 /// A partial signature of the own validator client, before it is checked.
-struct OwnPartial<'a> {
+struct OwnPartial {
     duty: Duty,
     /// The validator's position in the cluster.
     position: usize,
     root: Root,
-    signature: &'a SignatureBytes,
+    signature: SignatureBytes,
     /// The head a sync-committee message signs.
     block_root: Option<Root>,
 }
 
-impl<'a> OwnPartial<'a> {
+impl OwnPartial {
     /// A partial over `root` that carries nothing besides.
-    fn new(duty: Duty, position: usize, root: Root, signature: &'a SignatureBytes) -> Self {
+    fn new(duty: Duty, position: usize, root: Root, signature: SignatureBytes) -> Self {
         OwnPartial {
             duty,
             position,
@@ -768,6 +778,8 @@ pub struct Core<E: EthSpec> {
     decided: BTreeMap<Slot, BTreeMap<CommitteeIndex, AttestationData>>,
     dutydb: DutyDb<AttestationData>,
     parsigs: ParSigDb,
+    /// Sets at the threshold during the current event (see `combine_ready`).
+    ready: Vec<Ready>,
     block_roots: BTreeMap<(Duty, PublicKeyBytes, Root), Root>,
     waiting: BTreeMap<(Duty, PublicKeyBytes), (Root, Signature)>,
     pending: Vec<Pending>,
@@ -896,6 +908,7 @@ impl<E: EthSpec> Core<E> {
             decided: BTreeMap::new(),
             dutydb: DutyDb::new(),
             parsigs: ParSigDb::new(config.threshold),
+            ready: Vec::new(),
             block_roots: BTreeMap::new(),
             waiting: BTreeMap::new(),
             pending: Vec::new(),
@@ -914,7 +927,7 @@ impl<E: EthSpec> Core<E> {
             registrations,
             registration_messages: BTreeMap::new(),
             tracker: Tracker::new(operators, config.threshold),
-            rng: ChaCha20Rng::seed_from_u64(config.seed),
+            rng: ChaCha20Rng::from_seed(config.seed),
             current_slot: None,
             _spec: PhantomData,
         })
@@ -1675,17 +1688,15 @@ impl<E: EthSpec> Core<E> {
                 signature,
             } => self.on_vc_publish_block(slot, block_root, signature, actions),
             VcRequest::VoluntaryExits(exits) => {
-                self.own_partials(&exits, "exits", actions, |core, exit, outgoing, actions| {
-                    core.own_exit(now_ms, exit, outgoing, actions)
+                self.own_partials(&exits, "exits", actions, |core, exit| {
+                    core.own_exit(now_ms, exit)
                 })
             }
             VcRequest::Registrations(registrations) => self.own_partials(
                 &registrations,
                 "registrations",
                 actions,
-                |core, registration, outgoing, actions| {
-                    core.own_registration(now_ms, registration, outgoing, actions)
-                },
+                |core, registration| core.own_registration(now_ms, registration),
             ),
             VcRequest::FeeRecipients(indices) => Ok(VcResponse::FeeRecipients(
                 indices
@@ -1718,43 +1729,89 @@ impl<E: EthSpec> Core<E> {
     /// count: stored, sent to the peers, combined at the threshold.
     fn accept_own_partial(
         &mut self,
-        own: OwnPartial<'_>,
+        own: OwnPartial,
         outgoing: &mut Vec<PartialMessage>,
         actions: &mut Vec<Action<E>>,
     ) -> Result<(), String> {
-        let OwnPartial {
-            duty,
-            position,
-            root,
-            signature,
-            block_root,
-        } = own;
-        let (index, share) = self.own_share(position);
-        let signature = Signature::from_bytes(signature.as_slice())
-            .map_err(|e| format!("not a valid BLS signature: {e}"))?;
-        if !signature.verify(share, root.as_slice()) {
-            return Err(format!(
-                "the signature does not verify under this operator's share {} of validator {}",
-                PublicKeyBytes::from(share.to_bytes()),
-                self.group_bytes[position]
-            ));
-        }
-        let validator = self.group_bytes[position];
-        if let Some(block_root) = block_root {
-            self.block_roots.insert((duty, validator, root), block_root);
-        }
-        let partial = PartialSignature::new(index, signature);
-        outgoing.push(PartialMessage {
-            duty,
-            validator: validator.to_vec(),
-            signing_root: root.0,
-            signature: signature.to_bytes().to_vec(),
-            block_root: block_root.map(|r| r.0),
-        });
-        self.store_partial(duty, validator, root, partial, self.me, actions)
-            .map_err(|e| e.to_string())
+        let mut results = self.accept_own_partials(vec![own], outgoing, actions);
+        results
+            .pop()
+            .unwrap_or_else(|| unreachable!("one result per partial"))
     }
 
+    /// [`Self::accept_own_partial`] for a validator client's whole request:
+    /// the signatures are verified in one batch (most share a signing root),
+    /// and each bad one is named in its own result.
+    fn accept_own_partials(
+        &mut self,
+        owns: Vec<OwnPartial>,
+        outgoing: &mut Vec<PartialMessage>,
+        actions: &mut Vec<Action<E>>,
+    ) -> Vec<Result<(), String>> {
+        let mut results: Vec<Result<(), String>> = vec![Ok(()); owns.len()];
+        let mut decoded = Vec::with_capacity(owns.len());
+        for (k, own) in owns.iter().enumerate() {
+            match Signature::from_bytes(own.signature.as_slice()) {
+                Ok(signature) => decoded.push((k, signature)),
+                Err(e) => results[k] = Err(format!("not a valid BLS signature: {e}")),
+            }
+        }
+        let me = self.me as usize;
+        let sets: Vec<SignatureSet<'_>> = decoded
+            .iter()
+            .map(|(k, signature)| {
+                let own = &owns[*k];
+                SignatureSet::new(
+                    own.root.as_slice(),
+                    &self.validators[own.position].shares[me],
+                    signature,
+                )
+            })
+            .collect();
+        let invalid: BTreeSet<usize> = if sets.is_empty() {
+            BTreeSet::new()
+        } else {
+            find_invalid(&sets, &mut self.rng).into_iter().collect()
+        };
+        drop(sets);
+        for (j, (k, signature)) in decoded.into_iter().enumerate() {
+            let OwnPartial {
+                duty,
+                position,
+                root,
+                block_root,
+                ..
+            } = owns[k];
+            let (index, share) = self.own_share(position);
+            let validator = self.group_bytes[position];
+            if invalid.contains(&j) {
+                results[k] = Err(format!(
+                    "the signature does not verify under this operator's share {} of validator {validator}",
+                    PublicKeyBytes::from(share.to_bytes()),
+                ));
+                continue;
+            }
+            if let Some(block_root) = block_root {
+                self.block_roots.insert((duty, validator, root), block_root);
+            }
+            outgoing.push(PartialMessage {
+                duty,
+                validator: validator.to_vec(),
+                signing_root: root.0,
+                signature: signature.to_bytes().to_vec(),
+                block_root: block_root.map(|r| r.0),
+            });
+            let partial = PartialSignature::new(index, signature);
+            results[k] = self
+                .store_partial(duty, validator, root, partial, self.me)
+                .map_err(|e| e.to_string());
+        }
+        self.combine_ready(actions);
+        results
+    }
+
+    /// Stores a verified partial; at the threshold its set waits in
+    /// `ready` for [`Self::combine_ready`].
     fn store_partial(
         &mut self,
         duty: Duty,
@@ -1762,22 +1819,46 @@ impl<E: EthSpec> Core<E> {
         root: Root,
         partial: PartialSignature,
         from: u32,
-        actions: &mut Vec<Action<E>>,
     ) -> Result<(), crate::parsigdb::ParSigError> {
         self.tracker.partial(&duty, validator, from);
-        if let Some(set) = self.parsigs.insert(duty, validator, root, partial)? {
-            let position = self.by_group[&validator];
-            let group = self.validators[position].group;
-            match sigagg::aggregate(&set, self.threshold, &group, root.as_slice()) {
-                Ok(signature) => self.submit(duty, validator, root, signature, actions),
+        if let Some(partials) = self.parsigs.insert(duty, validator, root, partial)? {
+            self.ready.push(Ready {
+                duty,
+                validator,
+                root,
+                partials,
+            });
+        }
+        Ok(())
+    }
+
+    /// Combines every set that reached the threshold during this event,
+    /// verifies the group signatures in one batch, and submits them.
+    fn combine_ready(&mut self, actions: &mut Vec<Action<E>>) {
+        let ready = std::mem::take(&mut self.ready);
+        if ready.is_empty() {
+            return;
+        }
+        let combinations: Vec<Combination<'_>> = ready
+            .iter()
+            .map(|r| Combination {
+                partials: &r.partials,
+                group_key: &self.validators[self.by_group[&r.validator]].group,
+                message: r.root.as_slice(),
+            })
+            .collect();
+        let results = sigagg::aggregate_all(&combinations, self.threshold, &mut self.rng);
+        drop(combinations);
+        for (r, result) in ready.into_iter().zip(results) {
+            match result {
+                Ok(signature) => self.submit(r.duty, r.validator, r.root, signature, actions),
                 Err(e) => actions.push(Action::Refused {
-                    duty,
-                    validator,
+                    duty: r.duty,
+                    validator: r.validator,
                     reason: format!("combining: {e}"),
                 }),
             }
         }
-        Ok(())
     }
 
     /// Builds the object for a combined signature and submits it, or waits
@@ -1957,25 +2038,37 @@ impl<E: EthSpec> Core<E> {
     /// Takes a validator client's list of partially signed objects: each is
     /// checked and made to count on its own; the good ones go to the peers
     /// in one batch, the refused ones are named by position.
+    /// Checks each item of a validator client's request with `check`,
+    /// then verifies and accepts the partials of those that passed in one
+    /// batch. `check` gives `None` for an item that needs nothing further.
     fn own_partials<T>(
         &mut self,
         items: &[T],
         what: &str,
         actions: &mut Vec<Action<E>>,
-        mut accept: impl FnMut(
-            &mut Self,
-            &T,
-            &mut Vec<PartialMessage>,
-            &mut Vec<Action<E>>,
-        ) -> Result<(), String>,
+        mut check: impl FnMut(&mut Self, &T) -> Result<Option<OwnPartial>, String>,
     ) -> Result<VcResponse<E>, ApiFailure> {
         let mut failures = Vec::new();
-        let mut outgoing = Vec::new();
+        let mut checked = Vec::with_capacity(items.len());
+        let mut at = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            if let Err(reason) = accept(self, item, &mut outgoing, actions) {
+            match check(self, item) {
+                Ok(Some(own)) => {
+                    at.push(i);
+                    checked.push(own);
+                }
+                Ok(None) => {}
+                Err(reason) => failures.push((i, reason)),
+            }
+        }
+        let mut outgoing = Vec::new();
+        let results = self.accept_own_partials(checked, &mut outgoing, actions);
+        for (i, result) in at.into_iter().zip(results) {
+            if let Err(reason) = result {
                 failures.push((i, reason));
             }
         }
+        failures.sort_by_key(|(i, _)| *i);
         if !outgoing.is_empty() {
             actions.push(Action::SendPartials(outgoing));
         }
@@ -1993,9 +2086,7 @@ impl<E: EthSpec> Core<E> {
     fn own_attestation(
         &mut self,
         attestation: &VcAttestation,
-        outgoing: &mut Vec<PartialMessage>,
-        actions: &mut Vec<Action<E>>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<OwnPartial>, String> {
         let slot = attestation.data.slot;
         let duty = Duty::new(slot, DutyType::Attester);
         let attester = self
@@ -2040,11 +2131,12 @@ impl<E: EthSpec> Core<E> {
         }
         let root = attestation_signing_root(&decided, &self.network, self.genesis_validators_root);
         let position = self.by_group[&attester.pubkey];
-        self.accept_own_partial(
-            OwnPartial::new(duty, position, root, &attestation.signature),
-            outgoing,
-            actions,
-        )
+        Ok(Some(OwnPartial::new(
+            duty,
+            position,
+            root,
+            attestation.signature,
+        )))
     }
 
     fn on_vc_sync_messages(
@@ -2063,9 +2155,7 @@ impl<E: EthSpec> Core<E> {
     fn own_sync_message(
         &mut self,
         message: &SyncCommitteeMessage,
-        outgoing: &mut Vec<PartialMessage>,
-        actions: &mut Vec<Action<E>>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<OwnPartial>, String> {
         let position = *self.indices.get(&message.validator_index).ok_or_else(|| {
             format!(
                 "validator {} is not a validator of this cluster",
@@ -2083,17 +2173,13 @@ impl<E: EthSpec> Core<E> {
         }
         let root = self.sync_signing_root(message.slot, message.beacon_block_root);
         let duty = Duty::new(message.slot, DutyType::SyncMessage);
-        self.accept_own_partial(
-            OwnPartial {
-                duty,
-                position,
-                root,
-                signature: &message.signature,
-                block_root: Some(message.beacon_block_root),
-            },
-            outgoing,
-            actions,
-        )
+        Ok(Some(OwnPartial {
+            duty,
+            position,
+            root,
+            signature: message.signature,
+            block_root: Some(message.beacon_block_root),
+        }))
     }
 
     fn sync_signing_root(&self, slot: Slot, block_root: Root) -> Root {
@@ -2181,7 +2267,7 @@ impl<E: EthSpec> Core<E> {
                 continue;
             }
             let duty = Duty::new(slot, kind);
-            let own = OwnPartial::new(duty, position, root, &proof);
+            let own = OwnPartial::new(duty, position, root, proof);
             match self.accept_own_partial(own, &mut outgoing, actions) {
                 Ok(()) => needed.push((duty, self.group_bytes[position], root)),
                 Err(reason) => failures.push((i, reason)),
@@ -2363,12 +2449,13 @@ impl<E: EthSpec> Core<E> {
             }
             let partial = PartialSignature::new(share_index, d.signature);
             if self
-                .store_partial(d.duty, d.validator, d.root, partial, from, actions)
+                .store_partial(d.duty, d.validator, d.root, partial, from)
                 .is_err()
             {
                 actions.push(dropped(from, "equivocating_partial"));
             }
         }
+        self.combine_ready(actions);
     }
 }
 

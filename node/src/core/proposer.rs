@@ -338,7 +338,7 @@ impl<E: EthSpec> Core<E> {
             Duty::new(slot, DutyType::Randao),
             position,
             root,
-            &randao_reveal,
+            randao_reveal,
         );
         if let Err(reason) = self.accept_own_partial(own, &mut outgoing, actions) {
             actions.push(reply(Err(ApiFailure::new(
@@ -513,7 +513,7 @@ impl<E: EthSpec> Core<E> {
             Duty::new(slot, DutyType::Proposer),
             position,
             root,
-            &signature,
+            signature,
         );
         self.accept_own_partial(own, &mut outgoing, actions)
             .map_err(|reason| ApiFailure::new(400, reason))?;

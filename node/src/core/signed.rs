@@ -19,7 +19,6 @@ use phalanx_eth::{Epoch, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes
 
 use super::{Action, Core, OwnPartial, Submission};
 use crate::duty::{Duty, DutyType};
-use crate::parsigex::PartialMessage;
 
 impl<E: EthSpec> Core<E> {
     /// The domain an exit is verified under by a chain at `now_slot`: the
@@ -54,9 +53,7 @@ impl<E: EthSpec> Core<E> {
         &mut self,
         now_ms: u64,
         signed: &SignedVoluntaryExit,
-        outgoing: &mut Vec<PartialMessage>,
-        actions: &mut Vec<Action<E>>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<OwnPartial>, String> {
         let exit = &signed.message;
         let position = *self.indices.get(&exit.validator_index).ok_or_else(|| {
             format!(
@@ -74,11 +71,12 @@ impl<E: EthSpec> Core<E> {
         let duty = self.exit_duty(exit.epoch);
         let root = self.exit_root(exit);
         self.track_unbound(now_ms, duty, self.group_bytes[position]);
-        self.accept_own_partial(
-            OwnPartial::new(duty, position, root, &signed.signature),
-            outgoing,
-            actions,
-        )
+        Ok(Some(OwnPartial::new(
+            duty,
+            position,
+            root,
+            signed.signature,
+        )))
     }
 
     /// Starts tracking an exit or registration duty the first time it is
@@ -119,9 +117,7 @@ impl<E: EthSpec> Core<E> {
         &mut self,
         now_ms: u64,
         signed: &SignedValidatorRegistration,
-        outgoing: &mut Vec<PartialMessage>,
-        actions: &mut Vec<Action<E>>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<OwnPartial>, String> {
         let message = &signed.message;
         let root = compute_signing_root(
             message,
@@ -135,11 +131,12 @@ impl<E: EthSpec> Core<E> {
             );
             self.registration_messages.insert(root, message.clone());
             self.track_unbound(now_ms, duty, message.pubkey);
-            return self.accept_own_partial(
-                OwnPartial::new(duty, position, root, &signed.signature),
-                outgoing,
-                actions,
-            );
+            return Ok(Some(OwnPartial::new(
+                duty,
+                position,
+                root,
+                signed.signature,
+            )));
         }
         let me = self.me as usize;
         let position = self
@@ -157,7 +154,7 @@ impl<E: EthSpec> Core<E> {
         if !signature.verify(&self.validators[position].shares[me], root.as_slice()) {
             return Err("the signature does not verify under the share it names".into());
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The combined registration, once a new one has combined: it replaces
