@@ -195,10 +195,37 @@ fn create_cluster(dir: &Path) -> (PathBuf, u16) {
     (cluster, base)
 }
 
+/// A test's folder: removed when the test passes, kept (and its path
+/// printed) when it fails, for the nodes' logs.
+struct TestDir(Option<tempfile::TempDir>);
+
+impl TestDir {
+    fn new() -> TestDir {
+        TestDir(Some(tempfile::tempdir().expect("tempdir")))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_ref().map_or(Path::new("."), |d| d.path())
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(dir) = self.0.take() {
+                eprintln!(
+                    "the test's folder, with the nodes' logs, is kept: {}",
+                    dir.keep().display()
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_do_every_duty_through_a_crash_and_restart() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = TestDir::new();
     let network = NetworkConfig::from_yaml(DEVNET_YAML).expect("devnet config");
     let (cluster, base) = create_cluster(dir.path());
     let lock = ClusterLock::load(&cluster.join("node0/cluster-lock.json")).expect("lock");
@@ -252,6 +279,9 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
             let mut config = VcMockConfig::new(format!("http://{}", node.api), keys);
             config.distributed = true;
             config.label = format!("vc-{i}");
+            // Two clients take their blocks as SSZ, two as JSON: the
+            // proposals need three.
+            config.ssz_blocks = i % 2 == 0;
             VcMock::spawn(config)
         })
         .collect();
@@ -526,7 +556,7 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beacon_node_fallback_readiness_and_malformed_requests() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = TestDir::new();
     let network = NetworkConfig::from_yaml(DEVNET_YAML).expect("devnet config");
     let (cluster, base) = create_cluster(dir.path());
     let lock = ClusterLock::load(&cluster.join("node0/cluster-lock.json")).expect("lock");

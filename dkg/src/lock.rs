@@ -4,11 +4,13 @@
 //! its ENR key); and an aggregate BLS signature over it by every share of
 //! every validator. A node refuses to start on a lock that does not verify.
 
+use phalanx_crypto::batch::{find_invalid, SignatureSet};
 use phalanx_crypto::threshold::{recover_public_key, PublicShare, ShareIndex};
 use phalanx_crypto::{PublicKey, Signature};
-use phalanx_eth::deposit::LaunchpadDeposit;
+use phalanx_eth::deposit::{DepositSignature, LaunchpadDeposit};
 use phalanx_eth::signing::{application_builder_domain, compute_signing_root};
 use phalanx_eth::validator::SignedValidatorRegistration;
+use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -116,6 +118,7 @@ impl ClusterLock {
             ));
         }
         let fork_version = definition.network.genesis_fork_version;
+        let mut signatures = Vec::with_capacity(2 * self.validators.len());
         for (i, (validator, spec)) in self
             .validators
             .iter()
@@ -138,8 +141,8 @@ impl ClusterLock {
                 }
             }
             let deposit = &validator.deposit_data;
-            deposit
-                .verify()
+            let deposit_signature = deposit
+                .verify_fields()
                 .map_err(|e| DkgError::Lock(format!("validator {i}: {e}")))?;
             let expected = (
                 hex::encode(validator.public_key.to_bytes()),
@@ -174,11 +177,20 @@ impl ClusterLock {
             }
             let root = compute_signing_root(message, application_builder_domain(fork_version));
             let signature = Signature::from_bytes(registration.signature.as_slice())?;
-            if !signature.verify(&validator.public_key, root.as_slice()) {
-                return bad(format!(
-                    "validator {i}: builder registration signature does not verify"
-                ));
-            }
+            signatures.push((i, "deposit", deposit_signature));
+            signatures.push((
+                i,
+                "builder registration",
+                DepositSignature {
+                    public_key: validator.public_key,
+                    signing_root: root,
+                    signature,
+                },
+            ));
+        }
+        // Every validator's two signatures in one batch, over the cores.
+        if let Some(&(i, what, _)) = first_invalid(&signatures) {
+            return bad(format!("validator {i}: {what} signature does not verify"));
         }
         Ok(())
     }
@@ -235,4 +247,41 @@ impl ClusterLock {
             .iter()
             .position(|enr| enr.public_key() == *public_key)
     }
+}
+
+/// The first entry, by position, whose signature does not verify: the
+/// entries are split over the machine's cores and each part is checked as
+/// one batch (bisected only if it fails).
+fn first_invalid<'a, T>(
+    signatures: &'a [(usize, T, DepositSignature)],
+) -> Option<&'a (usize, T, DepositSignature)>
+where
+    T: Sync,
+{
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = signatures.len().div_ceil(threads).max(64);
+    let check = |part: &'a [(usize, T, DepositSignature)]| -> Option<usize> {
+        let sets: Vec<SignatureSet<'_>> = part
+            .iter()
+            .map(|(_, _, s)| {
+                SignatureSet::new(s.signing_root.as_slice(), &s.public_key, &s.signature)
+            })
+            .collect();
+        find_invalid(&sets, &mut OsRng).first().copied()
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = signatures
+            .chunks(chunk)
+            .enumerate()
+            .map(|(k, part)| scope.spawn(move || check(part).map(|at| k * chunk + at)))
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|worker| match worker.join() {
+                Ok(found) => found,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .min()
+    })
+    .map(|at| &signatures[at])
 }

@@ -158,6 +158,26 @@ fn every_field_of_a_lock_is_protected() {
 }
 
 #[test]
+fn a_bad_signature_among_many_validators_is_named() {
+    // The validators' signatures are verified in batches over the cores;
+    // the one that fails must still be named.
+    let lock = dealt(4, 3, 70, None).lock;
+    lock.verify_validators().expect("all signatures verify");
+    let mut json: serde_json::Value = serde_json::to_value(&lock).expect("json");
+    let other = json["validators"][3]["builder_registration"]["signature"].clone();
+    json["validators"][66]["builder_registration"]["signature"] = other;
+    let tampered: ClusterLock = serde_json::from_value(json).expect("still a lock");
+    let error = tampered
+        .verify_validators()
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        error.contains("validator 66: builder registration signature does not verify"),
+        "{error}"
+    );
+}
+
+#[test]
 fn folders_hold_identical_locks_and_combine_returns_the_original_keys() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
     let originals: Vec<SecretKey> = (0..3).map(|_| SecretKey::random(&mut rng)).collect();

@@ -125,6 +125,50 @@ impl<E: EthSpec> ProducedBlock<E> {
         })
     }
 
+    /// Decodes an SSZ produceBlock body: `fork`, `blinded` and the values
+    /// come from the response's headers.
+    pub fn from_ssz(
+        bytes: &[u8],
+        fork: ForkName,
+        blinded: bool,
+        execution_payload_value: U256,
+        consensus_block_value: U256,
+    ) -> Result<Self, Error> {
+        let data = if blinded {
+            ProducedBlockData::Blinded(BlindedBeaconBlock::from_ssz_bytes(bytes, fork)?)
+        } else if fork >= ForkName::Deneb {
+            let (block, kzg_proofs, blobs) = split_contents::<E>(bytes, fork, "BlockContents")?;
+            ProducedBlockData::Contents(BlockContents {
+                block: BeaconBlock::from_ssz_bytes(block, fork)?,
+                kzg_proofs,
+                blobs,
+            })
+        } else {
+            ProducedBlockData::Full(BeaconBlock::from_ssz_bytes(bytes, fork)?)
+        };
+        Ok(ProducedBlock {
+            fork,
+            data,
+            execution_payload_value,
+            consensus_block_value,
+        })
+    }
+
+    /// The SSZ body a beacon node sends for this block when asked for
+    /// `application/octet-stream`: the block, `BlockContents` (Deneb on),
+    /// or the blinded block. The other fields go in headers.
+    pub fn data_as_ssz_bytes(&self) -> Vec<u8> {
+        match &self.data {
+            ProducedBlockData::Full(block) => block.as_ssz_bytes(),
+            ProducedBlockData::Contents(contents) => contents_ssz_bytes(
+                &contents.block.as_ssz_bytes(),
+                &contents.kzg_proofs,
+                &contents.blobs,
+            ),
+            ProducedBlockData::Blinded(block) => block.as_ssz_bytes(),
+        }
+    }
+
     /// The JSON body a beacon node would send for this block.
     pub fn to_json(&self) -> serde_json::Value {
         let (blinded, data) = match &self.data {
@@ -140,6 +184,91 @@ impl<E: EthSpec> ProducedBlock<E> {
             "data": data.unwrap_or(serde_json::Value::Null),
         })
     }
+}
+
+/// `container(block, kzg_proofs, blobs)` with `block` already encoded: the
+/// SSZ of `BlockContents` and of `SignedBlockContents`.
+fn contents_ssz_bytes(block: &[u8], kzg_proofs: &[KzgProof], blobs: &[Blob]) -> Vec<u8> {
+    let fixed = 3 * OFFSET_LEN;
+    let proofs_at = fixed + block.len();
+    let blobs_at = proofs_at + kzg_proofs.len() * PROOF_LEN;
+    let mut out = Vec::with_capacity(blobs_at + blobs.len() * BLOB_LEN);
+    for offset in [fixed, proofs_at, blobs_at] {
+        out.extend_from_slice(&(offset as u32).to_le_bytes());
+    }
+    out.extend_from_slice(block);
+    for proof in kzg_proofs {
+        out.extend_from_slice(proof.as_slice());
+    }
+    for blob in blobs {
+        out.extend_from_slice(&blob.0);
+    }
+    out
+}
+
+/// A block's encoding, its proofs and its blobs.
+type ContentsParts<'a> = (&'a [u8], Vec<KzgProof>, Vec<Blob>);
+
+/// The block's bytes, the proofs and the blobs of an SSZ
+/// `container(block, kzg_proofs, blobs)` in the layout of `fork` (Deneb or
+/// later), with the offsets and the preset's list limits checked.
+fn split_contents<'a, E: EthSpec>(
+    bytes: &'a [u8],
+    fork: ForkName,
+    what: &'static str,
+) -> Result<ContentsParts<'a>, Error> {
+    if fork < ForkName::Deneb {
+        return Err(Error::NotAtFork {
+            container: what,
+            fork,
+        });
+    }
+    let fixed = 3 * OFFSET_LEN;
+    if bytes.len() < fixed {
+        return Err(ssz_error(
+            what,
+            format!("{} bytes is too short", bytes.len()),
+        ));
+    }
+    let (block_at, proofs_at, blobs_at) = (
+        read_offset(bytes, 0),
+        read_offset(bytes, 4),
+        read_offset(bytes, 8),
+    );
+    if block_at != fixed || proofs_at < block_at || blobs_at < proofs_at || blobs_at > bytes.len() {
+        return Err(ssz_error(what, "offsets out of order or out of range"));
+    }
+    let proofs = &bytes[proofs_at..blobs_at];
+    let blobs = &bytes[blobs_at..];
+    if !proofs.len().is_multiple_of(PROOF_LEN) || !blobs.len().is_multiple_of(BLOB_LEN) {
+        return Err(ssz_error(what, "proofs or blobs are not whole items"));
+    }
+    let max_proofs = if fork >= ForkName::Fulu {
+        E::MaxCellProofsPerBlock::to_usize()
+    } else {
+        E::MaxBlobCommitmentsPerBlock::to_usize()
+    };
+    if proofs.len() / PROOF_LEN > max_proofs
+        || blobs.len() / BLOB_LEN > E::MaxBlobCommitmentsPerBlock::to_usize()
+    {
+        return Err(ssz_error(
+            what,
+            "more proofs or blobs than the preset allows",
+        ));
+    }
+    let blobs = blobs
+        .chunks(BLOB_LEN)
+        .map(|chunk| {
+            FixedVector::new(chunk.to_vec())
+                .map(Blob)
+                .map_err(|e| ssz_error(what, format!("blob: {e:?}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((
+        &bytes[block_at..proofs_at],
+        proofs.chunks(PROOF_LEN).map(KzgProof::from_slice).collect(),
+        blobs,
+    ))
 }
 
 /// A signed message of any fork-aware type (`{"message": …, "signature": …}`).
@@ -266,84 +395,21 @@ impl<E: EthSpec> SignedBlockContents<E> {
 
     /// The SSZ encoding: `container(signed_block, kzg_proofs, blobs)`.
     pub fn as_ssz_bytes(&self) -> Vec<u8> {
-        let block = self.signed_block.as_ssz_bytes();
-        let fixed = 3 * OFFSET_LEN;
-        let proofs_at = fixed + block.len();
-        let blobs_at = proofs_at + self.kzg_proofs.len() * PROOF_LEN;
-        let mut out = Vec::with_capacity(blobs_at + self.blobs.len() * BLOB_LEN);
-        for offset in [fixed, proofs_at, blobs_at] {
-            out.extend_from_slice(&(offset as u32).to_le_bytes());
-        }
-        out.extend_from_slice(&block);
-        for proof in &self.kzg_proofs {
-            out.extend_from_slice(proof.as_slice());
-        }
-        for blob in &self.blobs {
-            out.extend_from_slice(&blob.0);
-        }
-        out
+        contents_ssz_bytes(
+            &self.signed_block.as_ssz_bytes(),
+            &self.kzg_proofs,
+            &self.blobs,
+        )
     }
 
     /// Decodes SSZ in the layout of `fork` (Deneb or later), checking the
     /// offsets and the list limits of the preset.
     pub fn from_ssz_bytes(bytes: &[u8], fork: ForkName) -> Result<Self, Error> {
-        if fork < ForkName::Deneb {
-            return Err(Error::NotAtFork {
-                container: Self::WHAT,
-                fork,
-            });
-        }
-        let fixed = 3 * OFFSET_LEN;
-        if bytes.len() < fixed {
-            return Err(ssz_error(
-                Self::WHAT,
-                format!("{} bytes is too short", bytes.len()),
-            ));
-        }
-        let (block_at, proofs_at, blobs_at) = (
-            read_offset(bytes, 0),
-            read_offset(bytes, 4),
-            read_offset(bytes, 8),
-        );
-        if block_at != fixed
-            || proofs_at < block_at
-            || blobs_at < proofs_at
-            || blobs_at > bytes.len()
-        {
-            return Err(ssz_error(
-                Self::WHAT,
-                "offsets out of order or out of range",
-            ));
-        }
-        let proofs = &bytes[proofs_at..blobs_at];
-        let blobs = &bytes[blobs_at..];
-        if !proofs.len().is_multiple_of(PROOF_LEN) || !blobs.len().is_multiple_of(BLOB_LEN) {
-            return Err(ssz_error(Self::WHAT, "proofs or blobs are not whole items"));
-        }
-        let max_proofs = if fork >= ForkName::Fulu {
-            E::MaxCellProofsPerBlock::to_usize()
-        } else {
-            E::MaxBlobCommitmentsPerBlock::to_usize()
-        };
-        if proofs.len() / PROOF_LEN > max_proofs
-            || blobs.len() / BLOB_LEN > E::MaxBlobCommitmentsPerBlock::to_usize()
-        {
-            return Err(ssz_error(
-                Self::WHAT,
-                "more proofs or blobs than the preset allows",
-            ));
-        }
+        let (block, kzg_proofs, blobs) = split_contents::<E>(bytes, fork, Self::WHAT)?;
         Ok(SignedBlockContents {
-            signed_block: SignedBeaconBlock::from_ssz_bytes(&bytes[block_at..proofs_at], fork)?,
-            kzg_proofs: proofs.chunks(PROOF_LEN).map(KzgProof::from_slice).collect(),
-            blobs: blobs
-                .chunks(BLOB_LEN)
-                .map(|chunk| {
-                    FixedVector::new(chunk.to_vec())
-                        .map(Blob)
-                        .map_err(|e| ssz_error(Self::WHAT, format!("blob: {e:?}")))
-                })
-                .collect::<Result<_, _>>()?,
+            signed_block: SignedBeaconBlock::from_ssz_bytes(block, fork)?,
+            kzg_proofs,
+            blobs,
         })
     }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alloy_primitives::U256;
 use futures::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -212,6 +213,7 @@ pub struct BeaconNodeClient {
     preferred: AtomicUsize,
     timeouts: Timeouts,
     observer: Option<Observer>,
+    ssz_blocks: bool,
 }
 
 /// One call, before it is sent to a node.
@@ -278,7 +280,15 @@ impl BeaconNodeClient {
             preferred: AtomicUsize::new(0),
             timeouts,
             observer: None,
+            ssz_blocks: false,
         })
+    }
+
+    /// Asks for produced blocks as SSZ (JSON is still understood, for
+    /// nodes that answer with it).
+    pub fn preferring_ssz_blocks(mut self) -> BeaconNodeClient {
+        self.ssz_blocks = true;
+        self
     }
 
     /// Reports every attempt to `observer`.
@@ -714,18 +724,46 @@ impl BeaconNodeClient {
     }
 
     async fn produce_at<E: EthSpec>(&self, path: &str) -> Result<ProducedBlock<E>, ClientError> {
+        let accept = [(
+            "accept",
+            "application/octet-stream;q=1.0,application/json;q=0.9".to_string(),
+        )];
         self.call(
             Request {
                 endpoint: "produce_block",
                 method: Method::GET,
                 path,
                 body: Body::None,
-                headers: &[],
+                headers: if self.ssz_blocks { &accept } else { &[] },
                 timeout: self.timeouts.block_production,
             },
             |bytes, headers| {
                 let header_fork = fork_header(headers)?;
-                ProducedBlock::from_json(bytes, header_fork).map_err(|e| e.to_string())
+                let ssz = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/octet-stream"));
+                if !ssz {
+                    return ProducedBlock::from_json(bytes, header_fork).map_err(|e| e.to_string());
+                }
+                let fork =
+                    header_fork.ok_or("an SSZ block without the Eth-Consensus-Version header")?;
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+                let blinded = header("eth-execution-payload-blinded") == Some("true");
+                let value = |name: &str| -> Result<U256, String> {
+                    header(name).map_or(Ok(U256::ZERO), |text| {
+                        text.parse()
+                            .map_err(|e| format!("the {name} header is not a number: {e}"))
+                    })
+                };
+                ProducedBlock::from_ssz(
+                    bytes,
+                    fork,
+                    blinded,
+                    value("eth-execution-payload-value")?,
+                    value("eth-consensus-block-value")?,
+                )
+                .map_err(|e| e.to_string())
             },
         )
         .await

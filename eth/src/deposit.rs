@@ -206,6 +206,20 @@ impl LaunchpadDeposit {
     /// Checks an entry read from a file: the roots match the fields, the
     /// credentials are 0x01/0x02 and the signature verifies.
     pub fn verify(&self) -> Result<(), DepositError> {
+        let check = self.verify_fields()?;
+        if !check
+            .signature
+            .verify(&check.public_key, check.signing_root.as_slice())
+        {
+            return Err(DepositError::BadSignature(check.public_key.to_hex()));
+        }
+        Ok(())
+    }
+
+    /// Everything [`Self::verify`] checks but the signature, which it
+    /// returns with its key and signing root for the caller to verify (in
+    /// a batch with others).
+    pub fn verify_fields(&self) -> Result<DepositSignature, DepositError> {
         let bytes = |name: &str, text: &str, len: usize| -> Result<Vec<u8>, DepositError> {
             let decoded = hex::decode(text.trim_start_matches("0x"))
                 .map_err(|e| DepositError::File(format!("{name} is not hex: {e}")))?;
@@ -217,7 +231,7 @@ impl LaunchpadDeposit {
             }
             Ok(decoded)
         };
-        let pubkey = PublicKey::from_bytes(&bytes("pubkey", &self.pubkey, 48)?)
+        let public_key = PublicKey::from_bytes(&bytes("pubkey", &self.pubkey, 48)?)
             .map_err(DepositError::PublicKey)?;
         let credentials = WithdrawalCredentials::from_root(Root::from_slice(&bytes(
             "withdrawal_credentials",
@@ -227,9 +241,9 @@ impl LaunchpadDeposit {
         let fork_version = Version::from_slice(&bytes("fork_version", &self.fork_version, 4)?);
         let signature = Signature::from_bytes(&bytes("signature", &self.signature, 96)?)
             .map_err(|e| DepositError::File(format!("signature: {e}")))?;
-        let message = DepositMessage::new(&pubkey, credentials, Gwei(self.amount))?;
+        let message = DepositMessage::new(&public_key, credentials, Gwei(self.amount))?;
         let rebuilt =
-            LaunchpadDeposit::new(&message, &signature, fork_version, &self.network_name)?;
+            LaunchpadDeposit::assemble(&message, &signature, fork_version, &self.network_name);
         for (name, ours, theirs) in [
             (
                 "deposit_message_root",
@@ -248,8 +262,23 @@ impl LaunchpadDeposit {
                 )));
             }
         }
-        Ok(())
+        Ok(DepositSignature {
+            signing_root: message.signing_root(fork_version),
+            public_key,
+            signature,
+        })
     }
+}
+
+/// A deposit's signature with what it must verify against.
+#[derive(Clone, Copy, Debug)]
+pub struct DepositSignature {
+    /// The validator's key.
+    pub public_key: PublicKey,
+    /// The deposit message's signing root.
+    pub signing_root: Root,
+    /// The deposit signature.
+    pub signature: Signature,
 }
 
 #[cfg(test)]
@@ -320,16 +349,25 @@ mod tests {
         let json = serde_json::to_value(&deposit).expect("json");
         assert!(json["amount"].is_u64(), "the launchpad wants a JSON number");
 
+        // A changed field no longer matches its root.
         let mut wrong_amount = deposit.clone();
         wrong_amount.amount = 31_000_000_000;
-        assert!(matches!(
-            wrong_amount.verify(),
-            Err(DepositError::BadSignature(_))
-        ));
+        assert!(matches!(wrong_amount.verify(), Err(DepositError::File(_))));
         let mut wrong_root = deposit.clone();
         wrong_root.deposit_data_root = "00".repeat(32);
         assert!(matches!(wrong_root.verify(), Err(DepositError::File(_))));
         let other = sk.sign(b"not a deposit");
         assert!(LaunchpadDeposit::new(&message, &other, version, "mainnet").is_err());
+        // Consistent roots over a bad signature: the fields pass, the
+        // signature does not.
+        let forged = LaunchpadDeposit::assemble(&message, &other, version, "mainnet");
+        let check = forged.verify_fields().expect("the fields are consistent");
+        assert!(!check
+            .signature
+            .verify(&check.public_key, check.signing_root.as_slice()));
+        assert!(matches!(
+            forged.verify(),
+            Err(DepositError::BadSignature(_))
+        ));
     }
 }

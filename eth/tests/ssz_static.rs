@@ -302,6 +302,76 @@ fn produce_block_v3_json_round_trips() {
 }
 
 #[test]
+fn produced_blocks_encode_as_the_spec_containers() {
+    use phalanx_eth::block::{BeaconBlock, BlindedBeaconBlock};
+    use phalanx_eth::block_contents::{
+        Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData,
+    };
+    use phalanx_eth::ForkName;
+    use ssz_types::typenum::{U131072, U32};
+    use ssz_types::{FixedVector, VariableList};
+
+    // `BlockContents` of the beacon API, declared the plain way.
+    #[derive(ssz_derive::Encode)]
+    struct ReferenceContents {
+        block: BeaconBlockElectra<E>,
+        kzg_proofs: VariableList<KzgProof, U32>,
+        blobs: VariableList<FixedVector<u8, U131072>, U32>,
+    }
+
+    let Some(BeaconBlock::Electra(block)) = spec_block("electra") else {
+        return;
+    };
+    let blob = vec![9u8; 131_072];
+    let produced = |data| ProducedBlock::<E> {
+        fork: ForkName::Electra,
+        data,
+        execution_payload_value: alloy_primitives::U256::from(1u64),
+        consensus_block_value: alloy_primitives::U256::from(2u64),
+    };
+    let contents = produced(ProducedBlockData::Contents(BlockContents {
+        block: BeaconBlock::Electra(block.clone()),
+        kzg_proofs: vec![KzgProof::repeat_byte(4)],
+        blobs: vec![Blob(blob.clone().into())],
+    }));
+    let reference = ReferenceContents {
+        block: block.clone(),
+        kzg_proofs: vec![KzgProof::repeat_byte(4)].into(),
+        blobs: vec![blob.into()].into(),
+    };
+    assert_eq!(
+        contents.data_as_ssz_bytes(),
+        ssz::Encode::as_ssz_bytes(&reference)
+    );
+    let full = produced(ProducedBlockData::Full(BeaconBlock::Electra(block.clone())));
+    assert_eq!(full.data_as_ssz_bytes(), ssz::Encode::as_ssz_bytes(&block));
+    let blinded_block = BlindedBeaconBlock::Electra(block.to_blinded());
+    let blinded = produced(ProducedBlockData::Blinded(blinded_block.clone()));
+    assert_eq!(blinded.data_as_ssz_bytes(), blinded_block.as_ssz_bytes());
+
+    // And back, with what the headers carry.
+    let one = alloy_primitives::U256::from(1u64);
+    let two = alloy_primitives::U256::from(2u64);
+    for (produced, is_blinded) in [(&contents, false), (&blinded, true)] {
+        let bytes = produced.data_as_ssz_bytes();
+        let decoded = ProducedBlock::<E>::from_ssz(&bytes, ForkName::Electra, is_blinded, one, two)
+            .expect("decodes");
+        assert_eq!(&decoded, produced);
+    }
+    // Electra's block is not Deneb's layout, and a cut body is refused.
+    let bytes = contents.data_as_ssz_bytes();
+    assert!(ProducedBlock::<E>::from_ssz(&bytes, ForkName::Deneb, false, one, two).is_err());
+    assert!(ProducedBlock::<E>::from_ssz(
+        &bytes[..bytes.len() - 1],
+        ForkName::Electra,
+        false,
+        one,
+        two
+    )
+    .is_err());
+}
+
+#[test]
 fn signed_blocks_and_contents_encode_as_the_spec_containers() {
     use phalanx_eth::block::BeaconBlock;
     use phalanx_eth::block_contents::{Blob, KzgProof, SignedBeaconBlock, SignedBlockContents};

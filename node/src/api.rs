@@ -754,25 +754,29 @@ async fn produce_block_v3<E: EthSpec>(
     State(state): State<Shared<E>>,
     Path(slot): Path<String>,
     Query(query): Query<BlockQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    produce_block(state, slot, query, true).await
+    produce_block(state, slot, query, wants_ssz(&headers), true).await
 }
 
 async fn produce_block_v2<E: EthSpec>(
     State(state): State<Shared<E>>,
     Path(slot): Path<String>,
     Query(query): Query<BlockQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    produce_block(state, slot, query, false).await
+    produce_block(state, slot, query, wants_ssz(&headers), false).await
 }
 
 /// The block the cluster decides for a slot, after the client's randao
 /// reveal has combined with its peers'. v2 answers full blocks only, so
-/// the node then asks its beacon node for a local payload.
+/// the node then asks its beacon node for a local payload. As SSZ the
+/// body is the block (or its contents) alone and the rest are headers.
 async fn produce_block<E: EthSpec>(
     state: Shared<E>,
     slot: String,
     query: BlockQuery,
+    ssz: bool,
     v3: bool,
 ) -> Response {
     let Ok(slot) = slot.parse::<u64>() else {
@@ -827,17 +831,21 @@ async fn produce_block<E: EthSpec>(
             "the cluster decided a blinded block, which /eth/v2/validator/blocks cannot carry: use v3",
         );
     }
-    let mut body = block.to_json();
-    if !v3 {
+    let mut response = if ssz {
+        ssz_response(block.data_as_ssz_bytes(), None)
+    } else if v3 {
+        axum::Json(block.to_json()).into_response()
+    } else {
         // `block_value` is what Lodestar's clients before v3 compare local
         // and builder blocks by; others ignore it.
-        body = json!({
+        let body = block.to_json();
+        axum::Json(json!({
             "version": body["version"],
             "data": body["data"],
             "block_value": block.execution_payload_value.to_string(),
-        });
-    }
-    let mut response = axum::Json(body).into_response();
+        }))
+        .into_response()
+    };
     let headers = response.headers_mut();
     let mut set = |name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {

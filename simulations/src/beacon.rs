@@ -2393,15 +2393,19 @@ fn router<E: EthSpec>(node: Arc<Node<E>>) -> Router {
         )
         .route(
             "/eth/v3/validator/blocks/{slot}",
-            get(|state: NodeState<E>, slot: Path<String>, query: RawQuery| {
-                produce_block(state, 3, slot, query)
-            }),
+            get(
+                |state: NodeState<E>, slot: Path<String>, query: RawQuery, headers: HeaderMap| {
+                    produce_block(state, 3, slot, query, headers)
+                },
+            ),
         )
         .route(
             "/eth/v2/validator/blocks/{slot}",
-            get(|state: NodeState<E>, slot: Path<String>, query: RawQuery| {
-                produce_block(state, 2, slot, query)
-            }),
+            get(
+                |state: NodeState<E>, slot: Path<String>, query: RawQuery, headers: HeaderMap| {
+                    produce_block(state, 2, slot, query, headers)
+                },
+            ),
         )
         .route(
             "/eth/v1/beacon/blocks",
@@ -2816,6 +2820,7 @@ async fn produce_block<E: EthSpec>(
     version: u8,
     Path(slot): Path<String>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> ApiResult {
     let slot = Slot(parse_u64("slot", &slot)?);
     let query = Query::parse(query);
@@ -2857,11 +2862,29 @@ async fn produce_block<E: EthSpec>(
         .copied()
         .unwrap_or_default();
     let produced = chain.produce_block(slot, randao_reveal, graffiti, fee_recipient)?;
-    let mut body = produced.to_json();
-    if version == 2 {
-        body = json!({"version": produced.fork.as_str(), "data": body["data"].take()});
-    }
-    let mut response = versioned(produced.fork, body);
+    // SSZ when the client prefers it (its first choice), as beacon nodes do.
+    let ssz = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.starts_with("application/octet-stream"));
+    let mut response = if ssz {
+        let mut response = (
+            [("content-type", "application/octet-stream")],
+            produced.data_as_ssz_bytes(),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            CONSENSUS_VERSION_HEADER,
+            HeaderValue::from_static(produced.fork.as_str()),
+        );
+        response
+    } else {
+        let mut body = produced.to_json();
+        if version == 2 {
+            body = json!({"version": produced.fork.as_str(), "data": body["data"].take()});
+        }
+        versioned(produced.fork, body)
+    };
     if version == 3 {
         let headers = response.headers_mut();
         let values = [

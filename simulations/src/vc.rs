@@ -93,6 +93,9 @@ pub struct VcMockConfig {
     /// Whether to keep a [`SentPartial`] of every attestation, sync message
     /// and selection proof sent (for latency measurements).
     pub record_sent: bool,
+    /// Whether to ask for produced blocks as SSZ, as Lighthouse and Teku
+    /// do, rather than JSON.
+    pub ssz_blocks: bool,
 }
 
 impl VcMockConfig {
@@ -106,6 +109,7 @@ impl VcMockConfig {
             misbehaviour: Misbehaviour::Honest,
             label: "vc".into(),
             record_sent: false,
+            ssz_blocks: false,
         }
     }
 }
@@ -909,6 +913,11 @@ impl<E: EthSpec> Vc<E> {
         // and the bootstrap client is merely a fallback.
         let client = BeaconNodeClient::new(std::slice::from_ref(&config.url), timeouts)
             .unwrap_or(boot.client);
+        let client = if config.ssz_blocks {
+            client.preferring_ssz_blocks()
+        } else {
+            client
+        };
         let validators: Vec<Validator> = config
             .keys
             .into_iter()

@@ -104,6 +104,8 @@ async fn run_with_outage(
         .map_or_else(|| beacon.url(), |proxy| proxy.url.clone());
     let mut config = VcMockConfig::new(url, keys);
     config.distributed = distributed;
+    // The distributed client takes its blocks as SSZ, the others as JSON.
+    config.ssz_blocks = distributed;
     config.misbehaviour = misbehaviour;
     config.graffiti = Some("phalanx vc test".into());
     config.label = format!("vc-{misbehaviour:?}");
@@ -348,6 +350,10 @@ async fn a_distributed_client_aggregates_with_the_combined_proofs() {
     assert!(!contributions.is_empty(), "no contributions: {stats_json}");
     assert!(stats.duty(Duty::SyncContribution).submitted <= contributions.len() as u64);
     assert_eq!(stats.duty(Duty::SyncContribution).failed, 0, "{stats_json}");
+    // Its blocks came as SSZ (through the proxy, headers and all).
+    let blocks = of_kind(&submissions, SubmissionKind::Block);
+    assert!(blocks.len() as u64 >= SLOTS_PER_EPOCH - 2, "{stats_json}");
+    assert_eq!(stats.duty(Duty::Proposer).failed, 0, "{stats_json}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
