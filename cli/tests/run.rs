@@ -210,6 +210,7 @@ impl TestDir {
 }
 
 impl Drop for TestDir {
+    #[allow(clippy::print_stderr, reason = "a failed test names its kept folder")]
     fn drop(&mut self) {
         if std::thread::panicking() {
             if let Some(dir) = self.0.take() {
