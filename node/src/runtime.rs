@@ -549,13 +549,20 @@ async fn run_with<E: EthSpec>(
         _spec: std::marker::PhantomData,
     };
     publish(registry);
-    let mut tick = tokio::time::interval(Duration::from_millis(25));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The core says when it next needs a tick: at the next duty start or
+    // deadline, and a few times a second for housekeeping.
+    let tick = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(tick);
     tokio::pin!(shutdown);
     loop {
         let event = tokio::select! {
             _ = &mut shutdown => break,
-            _ = tick.tick() => Event::Tick,
+            _ = &mut tick => {
+                let now = now_ms();
+                let wait = core.next_tick_ms(now).saturating_sub(now);
+                tick.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(wait));
+                Event::Tick
+            }
             Some(request) = api_rx.recv() => {
                 let CoreRequest { event, reply } = request;
                 // The API's id is replaced by one the driver owns.

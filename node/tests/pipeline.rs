@@ -38,6 +38,7 @@ use phalanx_eth::{
 use phalanx_node::core::{
     Action, AggregateSubmission, AttestationSubmission, Attester, BlockSubmission, Core,
     CoreConfig, Event, Submission, ValidatorKeys, VcAttestation, VcRequest, VcResponse, VcSigned,
+    HOUSEKEEPING_MS,
 };
 use phalanx_node::duty::DutyType;
 use phalanx_node::qbft::{LockVerifier, NodeSigner};
@@ -1114,6 +1115,27 @@ fn four_nodes_attest_and_sign_sync_messages_on_electra() {
         })
         .collect();
     assert_eq!(epochs, vec![Epoch(2), Epoch(3)]);
+}
+
+#[test]
+fn the_core_asks_for_a_tick_at_every_duty_start() {
+    let cluster = cluster(ForkName::Electra, 4);
+    let core = &cluster.cores[0];
+    let start = core.slot_start_ms(Slot(2));
+    let (third, two_thirds) = (SLOT_MS / 3, 2 * SLOT_MS / 3);
+    assert!(HOUSEKEEPING_MS < third, "the cases below assume it");
+    // Just before a start, the tick falls on it, to the millisecond.
+    assert_eq!(core.next_tick_ms(start + third - 10), start + third);
+    assert_eq!(
+        core.next_tick_ms(start + two_thirds - 1),
+        start + two_thirds
+    );
+    assert_eq!(core.next_tick_ms(start + SLOT_MS - 5), start + SLOT_MS);
+    // At a start the next one is further away than housekeeping allows.
+    assert_eq!(
+        core.next_tick_ms(start + third),
+        start + third + HOUSEKEEPING_MS
+    );
 }
 
 #[test]

@@ -692,6 +692,9 @@ impl RoundTimeout<Duty> for DutyTimeout {
     }
 }
 
+/// The longest the driver waits between ticks (see [`Core::next_tick_ms`]).
+pub const HOUSEKEEPING_MS: u64 = 200;
+
 /// A validator's partials that reached the threshold, to be combined.
 struct Ready {
     duty: Duty,
@@ -981,6 +984,30 @@ impl<E: EthSpec> Core<E> {
     /// Exports the slashing-protection history (EIP-3076).
     pub fn export_slashing(&self) -> phalanx_eth::interchange::Interchange {
         lock(&self.shared).slashing.export()
+    }
+
+    /// When the driver must next send [`Event::Tick`], in Unix
+    /// milliseconds: the next moment a duty starts (from the timing module)
+    /// or a waiting request's deadline falls, and at most
+    /// [`HOUSEKEEPING_MS`] after `now_ms` for the rest (retries, expiry,
+    /// outcomes). Everything else is driven by events and QBFT's own
+    /// timers.
+    pub fn next_tick_ms(&self, now_ms: u64) -> u64 {
+        let slot = self.slot_at(now_ms);
+        let duty_starts = [slot, Slot(slot.0 + 1)].into_iter().flat_map(|slot| {
+            DutyType::ALL
+                .into_iter()
+                .map(move |kind| self.window(slot, kind).0)
+        });
+        let deadlines = self
+            .pending
+            .iter()
+            .map(|p| p.deadline_ms)
+            .chain(self.pending_selections.iter().map(|p| p.deadline_ms));
+        duty_starts
+            .chain(deadlines)
+            .filter(|&at| at > now_ms)
+            .fold(now_ms + HOUSEKEEPING_MS, u64::min)
     }
 
     /// Handles one event at `now_ms` (Unix milliseconds).
