@@ -1025,7 +1025,7 @@ impl<E: EthSpec> Driver<E> {
                         let _ = reply.send(result);
                     }
                 }
-                Action::Decided { duty, round } => {
+                Action::Decided { duty, round, .. } => {
                     tracing::debug!(%duty, round, "decided");
                     self.metrics
                         .decided_round

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use phalanx_eth::interchange::{
     Interchange, InterchangeMetadata, InterchangeValidator, SignedAttestation, SignedBlock,
@@ -266,9 +267,36 @@ impl History {
 /// The slashing-protection database.
 pub struct SlashingDb {
     path: PathBuf,
-    file: File,
+    store: Store,
     genesis_validators_root: Root,
     histories: BTreeMap<PublicKeyBytes, History>,
+}
+
+/// Where the records are kept.
+enum Store {
+    /// An append-only file, fsynced after every append.
+    File(File),
+    /// A simulated disk.
+    Memory(MemoryDisk),
+}
+
+/// A disk in memory, for simulations: clones share it, so a node that is
+/// "restarted with its disk" reopens what its predecessor wrote, and one
+/// restarted without it gets a new, empty disk.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryDisk(Arc<Mutex<Vec<u8>>>);
+
+impl MemoryDisk {
+    /// An empty disk.
+    pub fn new() -> MemoryDisk {
+        MemoryDisk::default()
+    }
+
+    fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl SlashingDb {
@@ -299,20 +327,12 @@ impl SlashingDb {
             path: path.display().to_string(),
             source,
         };
-        let corrupt = |line: usize, reason: String| SlashingDbError::Corrupt {
-            path: path.display().to_string(),
-            line,
-            reason,
-        };
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
             .map_err(io)?;
-        let mut histories: BTreeMap<PublicKeyBytes, History> = BTreeMap::new();
-        let mut network = None;
-        let mut good_length = 0u64;
         let mut lines = Vec::new();
         {
             let mut reader = BufReader::new(&file);
@@ -325,41 +345,7 @@ impl SlashingDb {
                 lines.push(line);
             }
         }
-        let count = lines.len();
-        for (i, line) in lines.iter().enumerate() {
-            let torn_tail = i + 1 == count && !line.ends_with('\n');
-            let record: Record = match serde_json::from_str(line.trim_end()) {
-                Ok(record) if !torn_tail => record,
-                Ok(_) | Err(_) if torn_tail => {
-                    tracing::warn!(path = %path.display(), line = i + 1, "dropping a torn last record (interrupted write)");
-                    break;
-                }
-                Err(e) => return Err(corrupt(i + 1, e.to_string())),
-                Ok(record) => record,
-            };
-            match &record {
-                Record::Network {
-                    genesis_validators_root: root,
-                } => {
-                    if *root != genesis_validators_root {
-                        return Err(corrupt(
-                            i + 1,
-                            format!("it belongs to the network with genesis validators root {root}, not {genesis_validators_root}"),
-                        ));
-                    }
-                    network = Some(*root);
-                }
-                Record::Block { pubkey, .. }
-                | Record::Attestation { pubkey, .. }
-                | Record::Watermark { pubkey, .. } => {
-                    if network.is_none() {
-                        return Err(corrupt(i + 1, "records before the network line".into()));
-                    }
-                    histories.entry(*pubkey).or_default().apply(&record);
-                }
-            }
-            good_length += line.len() as u64;
-        }
+        let (histories, network, good_length) = replay(path, &lines, genesis_validators_root)?;
         // Drop a torn tail so new records start on a fresh line.
         if file.metadata().map_err(io)?.len() != good_length {
             file.set_len(good_length).map_err(io)?;
@@ -367,7 +353,32 @@ impl SlashingDb {
         file.seek(SeekFrom::End(0)).map_err(io)?;
         let mut db = SlashingDb {
             path: path.to_path_buf(),
-            file,
+            store: Store::File(file),
+            genesis_validators_root,
+            histories,
+        };
+        if network.is_none() {
+            db.append(&[Record::Network {
+                genesis_validators_root,
+            }])?;
+        }
+        Ok(db)
+    }
+
+    /// Opens (or creates) a database on a simulated disk, with the same
+    /// checks and replay as a file.
+    pub fn open_in_memory(
+        disk: &MemoryDisk,
+        genesis_validators_root: Root,
+    ) -> Result<SlashingDb, SlashingDbError> {
+        let path = Path::new("(memory)");
+        let text = String::from_utf8_lossy(&disk.bytes()).into_owned();
+        let lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+        let (histories, network, good_length) = replay(path, &lines, genesis_validators_root)?;
+        disk.bytes().truncate(good_length as usize);
+        let mut db = SlashingDb {
+            path: path.to_path_buf(),
+            store: Store::Memory(disk.clone()),
             genesis_validators_root,
             histories,
         };
@@ -385,11 +396,18 @@ impl SlashingDb {
             bytes.extend(serde_json::to_vec(record).unwrap_or_default());
             bytes.push(b'\n');
         }
-        let path = self.path.display().to_string();
-        self.file
-            .write_all(&bytes)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|source| SlashingDbError::Io { path, source })
+        match &mut self.store {
+            Store::File(file) => {
+                let path = self.path.display().to_string();
+                file.write_all(&bytes)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|source| SlashingDbError::Io { path, source })
+            }
+            Store::Memory(disk) => {
+                disk.bytes().extend_from_slice(&bytes);
+                Ok(())
+            }
+        }
     }
 
     /// Checks a block proposal and records it if safe.
@@ -569,4 +587,60 @@ impl SlashingDb {
                 .collect(),
         }
     }
+}
+
+/// A replayed store: the histories, the network line if any, and the
+/// length of the good prefix.
+type Replayed = (BTreeMap<PublicKeyBytes, History>, Option<Root>, u64);
+
+/// Replays the lines of a store (a torn last line is dropped).
+fn replay(
+    path: &Path,
+    lines: &[String],
+    genesis_validators_root: Root,
+) -> Result<Replayed, SlashingDbError> {
+    let corrupt = |line: usize, reason: String| SlashingDbError::Corrupt {
+        path: path.display().to_string(),
+        line,
+        reason,
+    };
+    let mut histories: BTreeMap<PublicKeyBytes, History> = BTreeMap::new();
+    let mut network = None;
+    let mut good_length = 0u64;
+    let count = lines.len();
+    for (i, line) in lines.iter().enumerate() {
+        let torn_tail = i + 1 == count && !line.ends_with('\n');
+        let record: Record = match serde_json::from_str(line.trim_end()) {
+            Ok(record) if !torn_tail => record,
+            Ok(_) | Err(_) if torn_tail => {
+                tracing::warn!(path = %path.display(), line = i + 1, "dropping a torn last record (interrupted write)");
+                break;
+            }
+            Err(e) => return Err(corrupt(i + 1, e.to_string())),
+            Ok(record) => record,
+        };
+        match &record {
+            Record::Network {
+                genesis_validators_root: root,
+            } => {
+                if *root != genesis_validators_root {
+                    return Err(corrupt(
+                        i + 1,
+                        format!("it belongs to the network with genesis validators root {root}, not {genesis_validators_root}"),
+                    ));
+                }
+                network = Some(*root);
+            }
+            Record::Block { pubkey, .. }
+            | Record::Attestation { pubkey, .. }
+            | Record::Watermark { pubkey, .. } => {
+                if network.is_none() {
+                    return Err(corrupt(i + 1, "records before the network line".into()));
+                }
+                histories.entry(*pubkey).or_default().apply(&record);
+            }
+        }
+        good_length += line.len() as u64;
+    }
+    Ok((histories, network, good_length))
 }

@@ -5,7 +5,7 @@
 
 use phalanx_eth::interchange::Interchange;
 use phalanx_eth::{Epoch, PublicKeyBytes, Root, Slot};
-use phalanx_node::slashing::{NotSafe, Safety, SlashingDb, SlashingDbError};
+use phalanx_node::slashing::{MemoryDisk, NotSafe, Safety, SlashingDb, SlashingDbError};
 use proptest::prelude::*;
 
 fn key(byte: u8) -> PublicKeyBytes {
@@ -90,6 +90,38 @@ fn blocks_and_attestations_follow_the_rules_and_survive_a_restart() {
             .expect("same data"),
         Safety::SameData
     );
+}
+
+#[test]
+fn a_simulated_disk_keeps_the_history_only_for_whoever_reopens_it() {
+    let disk = MemoryDisk::new();
+    {
+        let mut db = SlashingDb::open_in_memory(&disk, NETWORK).expect("opens");
+        db.check_and_insert_attestation(key(1), Epoch(2), Epoch(3), root(3))
+            .expect("safe");
+        db.check_and_insert_block(key(1), Slot(9), root(1))
+            .expect("safe");
+    }
+    // Restarted with its disk: the history is there.
+    let mut db = SlashingDb::open_in_memory(&disk, NETWORK).expect("reopens");
+    assert_eq!(
+        not_safe(db.check_and_insert_attestation(key(1), Epoch(2), Epoch(3), root(4))),
+        NotSafe::DoubleVote(3)
+    );
+    assert_eq!(
+        not_safe(db.check_and_insert_block(key(1), Slot(9), root(2))),
+        NotSafe::DoubleProposal(9)
+    );
+    // Another network's disk is refused, as a file would be.
+    assert!(matches!(
+        SlashingDb::open_in_memory(&disk, root(9)),
+        Err(SlashingDbError::Corrupt { .. })
+    ));
+    // Restarted without it: a new disk knows nothing.
+    let mut fresh = SlashingDb::open_in_memory(&MemoryDisk::new(), NETWORK).expect("opens");
+    fresh
+        .check_and_insert_attestation(key(1), Epoch(2), Epoch(3), root(4))
+        .expect("nothing recorded");
 }
 
 #[test]

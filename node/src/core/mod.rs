@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use phalanx_consensus::{
     self as qbft, Committee, Engine, OperatorIndex, Parts, RotatingLeader, Round, RoundTimeout,
-    Signer, Validity, Verifier, Wire,
+    Signer, Validity, Value as _, Verifier, Wire,
 };
 use phalanx_crypto::batch::{find_invalid, SignatureSet};
 use phalanx_crypto::threshold::{PartialSignature, ShareIndex};
@@ -503,6 +503,9 @@ pub enum Action<E: EthSpec> {
         duty: Duty,
         /// The round.
         round: u64,
+        /// The SHA-256 of the decided value (every node must decide the
+        /// same; the simulator checks it).
+        value_hash: [u8; 32],
     },
     /// A duty's outcome (once per duty).
     Outcome {
@@ -1489,6 +1492,7 @@ impl<E: EthSpec> Core<E> {
                     actions.push(Action::Decided {
                         duty: decision.instance,
                         round: decision.round.0,
+                        value_hash: decision.value.value_hash().0,
                     });
                     self.on_decided(decision.instance, &decision.value, actions);
                 }
