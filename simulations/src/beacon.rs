@@ -406,7 +406,7 @@ fn infinity_signature() -> SignatureBytes {
 
 /// The simulated chain. Nothing here reads the clock: the time is passed in
 /// as milliseconds since genesis.
-struct Chain<E: EthSpec> {
+pub(crate) struct Chain<E: EthSpec> {
     network: NetworkConfig,
     genesis_time: u64,
     genesis_validators_root: Root,
@@ -422,10 +422,10 @@ struct Chain<E: EthSpec> {
 }
 
 /// The validators' duties of one epoch, per validator.
-type AttesterDuties = HashMap<u64, AttesterDuty>;
+pub(crate) type AttesterDuties = HashMap<u64, AttesterDuty>;
 
 impl<E: EthSpec> Chain<E> {
-    fn new(config: &BeaconMockConfig) -> Chain<E> {
+    pub(crate) fn new(config: &BeaconMockConfig) -> Chain<E> {
         let keys = config
             .validators
             .iter()
@@ -488,7 +488,7 @@ impl<E: EthSpec> Chain<E> {
         self.fork(slot).map_or(true, ForkName::electra_enabled)
     }
 
-    fn block_root(&self, slot: Slot) -> Root {
+    pub(crate) fn block_root(&self, slot: Slot) -> Root {
         Root::from(digest(&[
             b"block",
             &self.seed.to_be_bytes(),
@@ -618,7 +618,7 @@ impl<E: EthSpec> Chain<E> {
         Some(shuffling[start..end].to_vec())
     }
 
-    fn attester_duties(&self, epoch: Epoch) -> AttesterDuties {
+    pub(crate) fn attester_duties(&self, epoch: Epoch) -> AttesterDuties {
         let per_slot = self.committees_per_slot();
         let mut duties = HashMap::new();
         for slot in (0..E::SLOTS_PER_EPOCH).map(|i| Slot(self.start_slot(epoch).0 + i)) {
@@ -643,7 +643,7 @@ impl<E: EthSpec> Chain<E> {
         duties
     }
 
-    fn proposer(&self, slot: Slot) -> Option<u64> {
+    pub(crate) fn proposer(&self, slot: Slot) -> Option<u64> {
         let n = self.validator_count();
         (n > 0).then(|| {
             digest_u64(&[b"proposer", &self.seed.to_be_bytes(), &slot.0.to_be_bytes()]) % n
@@ -683,11 +683,11 @@ impl<E: EthSpec> Chain<E> {
     /// The committee that signs at `slot`: the spec takes it from the
     /// epoch of `slot + 1`, so the last slot of a period is signed by the
     /// next period's committee.
-    fn sync_committee_at(&self, slot: Slot) -> Vec<u64> {
+    pub(crate) fn sync_committee_at(&self, slot: Slot) -> Vec<u64> {
         self.sync_committee(self.sync_period(self.epoch(Slot(slot.0 + 1))))
     }
 
-    fn attestation_data(&self, slot: Slot, committee_index: u64) -> AttestationData {
+    pub(crate) fn attestation_data(&self, slot: Slot, committee_index: u64) -> AttestationData {
         let epoch = self.epoch(slot);
         AttestationData {
             slot,
@@ -722,7 +722,7 @@ impl<E: EthSpec> Chain<E> {
         }
     }
 
-    fn pubkey(&self, index: u64) -> Option<PublicKeyBytes> {
+    pub(crate) fn pubkey(&self, index: u64) -> Option<PublicKeyBytes> {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.validators.get(i))
@@ -1293,7 +1293,7 @@ impl<E: EthSpec> Chain<E> {
 
     /// The default block of `slot`: no operations, an empty sync aggregate
     /// and a deterministic, empty execution payload.
-    fn produce_block(
+    pub(crate) fn produce_block(
         &self,
         slot: Slot,
         randao_reveal: SignatureBytes,
@@ -1981,7 +1981,7 @@ struct PooledAttestation {
 
 /// A beacon-API error: answered with `{"code": …, "message": …}`.
 #[derive(Debug, thiserror::Error)]
-enum ApiError {
+pub(crate) enum ApiError {
     /// The request is wrong.
     #[error("{0}")]
     BadRequest(String),
@@ -2004,7 +2004,7 @@ enum ApiError {
 
 /// One refused item of a batch, as beacon nodes report it.
 #[derive(Debug, Serialize)]
-struct Failure {
+pub(crate) struct Failure {
     index: usize,
     message: String,
 }

@@ -5,6 +5,9 @@
 //! - [`vc`]: a validator-client mock that uses a beacon-node (or Phalanx
 //!   validator) API exactly as a real validator client does, signing with
 //!   the keys it is given.
+//! - [`sim`]: the deterministic cluster simulator, which runs the node's own
+//!   cores in virtual time against a simulated network, chain and clients.
 
 pub mod beacon;
+pub mod sim;
 pub mod vc;

@@ -586,13 +586,22 @@ impl SlotClock {
 
 /// The signing root of every object the client signs.
 #[derive(Clone, Debug)]
-struct Roots {
+pub(crate) struct Roots {
     network: NetworkConfig,
     genesis_validators_root: Root,
     genesis_fork_version: Version,
 }
 
 impl Roots {
+    /// The roots of `network` with this genesis.
+    pub(crate) fn new(network: NetworkConfig, genesis_validators_root: Root) -> Roots {
+        Roots {
+            genesis_fork_version: network.genesis_fork_version,
+            network,
+            genesis_validators_root,
+        }
+    }
+
     fn epoch(&self, slot: Slot) -> Epoch {
         slot.epoch(self.network.slots_per_epoch())
     }
@@ -602,18 +611,18 @@ impl Roots {
             .domain_at(domain_type, epoch, self.genesis_validators_root)
     }
 
-    fn randao(&self, epoch: Epoch) -> Root {
+    pub(crate) fn randao(&self, epoch: Epoch) -> Root {
         compute_signing_root(&epoch, self.domain(DOMAIN_RANDAO, epoch))
     }
 
-    fn block(&self, slot: Slot, block_root: Root) -> Root {
+    pub(crate) fn block(&self, slot: Slot, block_root: Root) -> Root {
         compute_signing_root(
             &block_root,
             self.domain(DOMAIN_BEACON_PROPOSER, self.epoch(slot)),
         )
     }
 
-    fn attestation(&self, data: &AttestationData) -> Root {
+    pub(crate) fn attestation(&self, data: &AttestationData) -> Root {
         compute_signing_root(data, self.domain(DOMAIN_BEACON_ATTESTER, data.target.epoch))
     }
 
@@ -628,7 +637,7 @@ impl Roots {
         )
     }
 
-    fn sync_message(&self, slot: Slot, block_root: Root) -> Root {
+    pub(crate) fn sync_message(&self, slot: Slot, block_root: Root) -> Root {
         compute_signing_root(
             &block_root,
             self.domain(DOMAIN_SYNC_COMMITTEE, self.epoch(slot)),

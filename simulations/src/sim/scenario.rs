@@ -1,0 +1,303 @@
+//! What a simulated run is: the cluster, the chain, the network and the
+//! faults, from flags or a TOML file. Everything random in a run comes from
+//! its seed.
+
+use phalanx_eth::config::PresetBase;
+use phalanx_eth::ForkName;
+use serde::{Deserialize, Serialize};
+
+/// One simulated run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// A name for reports.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Operators (nodes) in the cluster.
+    pub operators: usize,
+    /// Partial signatures needed to combine (0: the default, ceil(2n/3)).
+    #[serde(default)]
+    pub threshold: usize,
+    /// Distributed validators of the cluster.
+    pub validators: usize,
+    /// Epochs to simulate.
+    pub epochs: u64,
+    /// The preset (`minimal`: 8-slot epochs, 32-member sync committees).
+    #[serde(default)]
+    pub preset: Preset,
+    /// The fork in force from genesis.
+    #[serde(default = "default_fork")]
+    pub fork: ForkName,
+    /// Slot duration in milliseconds (virtual time).
+    #[serde(default = "default_slot_ms")]
+    pub slot_ms: u64,
+    /// Validators on the chain besides the cluster's (the chain's size
+    /// shapes committees).
+    #[serde(default = "default_other_validators")]
+    pub other_validators: usize,
+    /// The network between the nodes.
+    #[serde(default)]
+    pub network: NetworkModel,
+    /// Faults, by time.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    /// Whether duties may fail by design in this scenario (too many faults,
+    /// a partition): the run then reports failed duties without treating
+    /// them as a broken invariant.
+    #[serde(default)]
+    pub liveness_may_fail: bool,
+    /// The seed every random choice of the run comes from.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_name() -> String {
+    "custom".into()
+}
+
+/// The consensus preset of a simulated chain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// 8-slot epochs, 32-member sync committees.
+    #[default]
+    Minimal,
+    /// 32-slot epochs, 512-member sync committees.
+    Mainnet,
+}
+
+impl From<Preset> for PresetBase {
+    fn from(preset: Preset) -> PresetBase {
+        match preset {
+            Preset::Minimal => PresetBase::Minimal,
+            Preset::Mainnet => PresetBase::Mainnet,
+        }
+    }
+}
+
+fn default_fork() -> ForkName {
+    ForkName::Electra
+}
+
+fn default_slot_ms() -> u64 {
+    6_000
+}
+
+fn default_other_validators() -> usize {
+    64
+}
+
+/// Delays, loss and duplication of every link between two nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkModel {
+    /// The shortest one-way delay, in milliseconds.
+    pub min_delay_ms: u64,
+    /// The longest one-way delay (delays are uniform in between).
+    pub max_delay_ms: u64,
+    /// The share of messages lost (0 to 1).
+    #[serde(default)]
+    pub loss: f64,
+    /// The share of messages delivered twice (0 to 1).
+    #[serde(default)]
+    pub duplication: f64,
+}
+
+impl Default for NetworkModel {
+    fn default() -> Self {
+        NetworkModel {
+            min_delay_ms: 5,
+            max_delay_ms: 40,
+            loss: 0.0,
+            duplication: 0.0,
+        }
+    }
+}
+
+/// Something that goes wrong, from one slot to another (virtual time).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// A node's process stops at `from_slot` and, with `until_slot`,
+    /// restarts then, with its disk (slashing database) or without it.
+    Crash {
+        /// The operator (0-based).
+        node: usize,
+        /// The slot it stops at (its start).
+        from_slot: u64,
+        /// The slot it restarts at, if it does.
+        #[serde(default)]
+        until_slot: Option<u64>,
+        /// Whether it restarts with an empty disk.
+        #[serde(default)]
+        lose_disk: bool,
+    },
+    /// The nodes split into groups that cannot reach each other.
+    Partition {
+        /// The groups (nodes not named form one more group).
+        groups: Vec<Vec<usize>>,
+        /// The slot it starts at.
+        from_slot: u64,
+        /// The slot it heals at.
+        until_slot: u64,
+    },
+    /// A node's beacon node answers slowly.
+    SlowBeaconNode {
+        /// The operator.
+        node: usize,
+        /// Added to every answer, in milliseconds.
+        delay_ms: u64,
+        /// From this slot.
+        from_slot: u64,
+        /// Until this slot.
+        until_slot: u64,
+    },
+    /// A node's beacon node is down (every call fails).
+    BeaconNodeDown {
+        /// The operator.
+        node: usize,
+        /// From this slot.
+        from_slot: u64,
+        /// Until this slot.
+        until_slot: u64,
+    },
+    /// A node's validator client sends nothing.
+    ValidatorClientOffline {
+        /// The operator.
+        node: usize,
+        /// From this slot.
+        from_slot: u64,
+        /// Until this slot.
+        until_slot: u64,
+    },
+    /// A node's validator client sends partials signed over the wrong
+    /// message, which its node must refuse.
+    ByzantineValidatorClient {
+        /// The operator.
+        node: usize,
+    },
+    /// A node sends its peers partial signatures that do not verify, and
+    /// replays the consensus messages it receives to everyone.
+    ByzantineNode {
+        /// The operator.
+        node: usize,
+    },
+    /// A node's clock runs ahead (positive) or behind.
+    ClockSkew {
+        /// The operator.
+        node: usize,
+        /// Milliseconds added to its view of the time.
+        skew_ms: i64,
+    },
+}
+
+/// A scenario that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// A field is out of range.
+    #[error("invalid scenario: {0}")]
+    Invalid(String),
+    /// The TOML does not parse.
+    #[error("scenario file: {0}")]
+    Toml(String),
+}
+
+impl Scenario {
+    /// A fault-free scenario of `operators`, `validators` and `epochs`.
+    pub fn new(operators: usize, validators: usize, epochs: u64) -> Scenario {
+        Scenario {
+            name: default_name(),
+            operators,
+            threshold: 0,
+            validators,
+            epochs,
+            preset: Preset::Minimal,
+            fork: default_fork(),
+            slot_ms: default_slot_ms(),
+            other_validators: default_other_validators(),
+            network: NetworkModel::default(),
+            faults: Vec::new(),
+            liveness_may_fail: false,
+            seed: 0,
+        }
+    }
+
+    /// Reads a scenario from TOML.
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario =
+            toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// The threshold in force: the given one, or ceil(2n/3).
+    pub fn threshold(&self) -> usize {
+        if self.threshold == 0 {
+            (2 * self.operators).div_ceil(3)
+        } else {
+            self.threshold
+        }
+    }
+
+    /// Operators that may fail while the cluster stays live and safe:
+    /// min(n − t, n − quorum) with quorum ceil(2n/3).
+    pub fn tolerance(&self) -> usize {
+        let quorum = (2 * self.operators).div_ceil(3);
+        (self.operators - self.threshold()).min(self.operators - quorum)
+    }
+
+    /// Checks the fields against each other.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |why: String| Err(ScenarioError::Invalid(why));
+        if !(1..=64).contains(&self.operators) {
+            return bad(format!(
+                "{} operators; 1 to 64 are simulated",
+                self.operators
+            ));
+        }
+        let t = self.threshold();
+        if t == 0 || t > self.operators {
+            return bad(format!("threshold {t} for {} operators", self.operators));
+        }
+        if self.validators == 0 || self.epochs == 0 {
+            return bad("at least one validator and one epoch".into());
+        }
+        if self.slot_ms < 300 {
+            return bad(format!("{} ms slots are too short", self.slot_ms));
+        }
+        if self.fork < ForkName::Capella {
+            return bad(format!("fork {} is before Capella", self.fork));
+        }
+        let network = &self.network;
+        if network.min_delay_ms > network.max_delay_ms
+            || !(0.0..=1.0).contains(&network.loss)
+            || !(0.0..=1.0).contains(&network.duplication)
+        {
+            return bad("network: min ≤ max delay, loss and duplication in 0..1".into());
+        }
+        for fault in &self.faults {
+            let node = match fault {
+                Fault::Crash { node, .. }
+                | Fault::SlowBeaconNode { node, .. }
+                | Fault::BeaconNodeDown { node, .. }
+                | Fault::ValidatorClientOffline { node, .. }
+                | Fault::ByzantineValidatorClient { node }
+                | Fault::ByzantineNode { node }
+                | Fault::ClockSkew { node, .. } => *node,
+                Fault::Partition { groups, .. } => {
+                    match groups.iter().flatten().find(|n| **n >= self.operators) {
+                        Some(n) => *n,
+                        None => continue,
+                    }
+                }
+            };
+            if node >= self.operators {
+                return bad(format!(
+                    "a fault names node {node}; nodes are 0 to {}",
+                    self.operators - 1
+                ));
+            }
+        }
+        Ok(())
+    }
+}

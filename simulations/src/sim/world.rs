@@ -1,0 +1,1169 @@
+//! The discrete-event engine: virtual time, one queue, and every node's own
+//! core fed by a simulated network, beacon node and validator client.
+//!
+//! Nothing here reads a clock or the operating system's randomness: the
+//! scenario's seed fixes every key, delay, loss and fault, events at the same
+//! instant run in the order they were scheduled, and every map is ordered.
+//! Each processed event is folded into a SHA-256 trace, so two runs of one
+//! seed can be compared bit for bit.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::time::Duration;
+
+use phalanx_consensus::Wire;
+use phalanx_crypto::threshold::{split, SecretShare};
+use phalanx_crypto::SecretKey;
+use phalanx_eth::api::{AttesterDuty, ProposerDuty, SyncDuty};
+use phalanx_eth::block_contents::ProducedBlockData;
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::sync_committee::SyncCommitteeMessage;
+use phalanx_eth::{
+    CommitteeIndex, EthSpec, ExecutionAddress, ForkName, PublicKeyBytes, Root, SignatureBytes,
+    Slot, ValidatorIndex,
+};
+use phalanx_node::core::{
+    Action, ApiFailure, AttestationSubmission, Attester, BlockSubmission, Core, CoreConfig, Event,
+    Submission, ValidatorKeys, VcAttestation, VcRequest, VcResponse,
+};
+use phalanx_node::duty::Duty;
+use phalanx_node::parsigex::PartialMessage;
+use phalanx_node::qbft::{LockVerifier, NodeSigner};
+use phalanx_node::slashing::{MemoryDisk, SlashingDb};
+use phalanx_node::tracker::Outcome;
+use phalanx_node::value::DutyValue;
+use phalanx_p2p::NodeKey;
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
+
+use crate::beacon::{devnet_network, BeaconMockConfig, Chain};
+use crate::vc::Roots;
+
+use super::scenario::{Fault, Scenario};
+
+/// Virtual Unix milliseconds of slot 0 (any fixed instant will do).
+const GENESIS_MS: u64 = 1_700_000_000_000;
+
+/// How long a simulated beacon node takes to answer, at least and at most.
+const BN_DELAY_MS: (u64, u64) = (2, 20);
+
+/// How long after a duty's moment a simulated validator client acts.
+const VC_DELAY_MS: (u64, u64) = (0, 30);
+
+/// Something that happens at a virtual instant.
+enum Happening<E: EthSpec> {
+    /// The node's core wants a tick (only the latest one counts).
+    Tick { node: usize, generation: u64 },
+    /// An event for a node's core.
+    Core { node: usize, event: Event<E> },
+    /// A consensus timer (only the latest per duty counts).
+    Timer {
+        node: usize,
+        duty: Duty,
+        round: phalanx_consensus::Round,
+        generation: u64,
+    },
+    /// The validator client of a node does its work of a slot's moment.
+    Vc {
+        node: usize,
+        slot: Slot,
+        moment: Moment,
+    },
+    /// A scheduled fault starts or ends.
+    Fault(FaultEdge),
+}
+
+/// When in a slot a validator client acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Moment {
+    /// The slot's start: proposals.
+    Start,
+    /// One third: attestation data and sync-committee messages.
+    Third,
+}
+
+/// A fault's start or end.
+#[derive(Clone, Copy, Debug)]
+enum FaultEdge {
+    Crash { node: usize, lose_disk: bool },
+    Restart { node: usize },
+}
+
+/// One queue entry: ordered by time, then by the order it was scheduled.
+struct Scheduled<E: EthSpec> {
+    at: u64,
+    seq: u64,
+    what: Happening<E>,
+}
+
+impl<E: EthSpec> PartialEq for Scheduled<E> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl<E: EthSpec> Eq for Scheduled<E> {}
+
+impl<E: EthSpec> PartialOrd for Scheduled<E> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<E: EthSpec> Ord for Scheduled<E> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// What a validator client waits for from its node.
+enum VcWaiting {
+    /// Attestation data of a committee, for these duties.
+    AttestationData(Vec<AttesterDuty>),
+    /// The block of a slot, for its proposer.
+    Block { slot: Slot, position: usize },
+    /// Nothing more: a submission's acknowledgement.
+    Ack,
+}
+
+/// One operator: its core (while it runs), its disk, its validator
+/// client's keys.
+struct SimNode<E: EthSpec> {
+    core: Option<Core<E>>,
+    disk: MemoryDisk,
+    node_key: NodeKey,
+    /// This operator's secret share of each validator.
+    shares: Vec<SecretShare>,
+    tick_generation: u64,
+    tick_at: Option<u64>,
+    timers: BTreeMap<Duty, u64>,
+    timer_generation: u64,
+    next_request: u64,
+    waiting: BTreeMap<u64, VcWaiting>,
+    /// Times it was started, for the core's seed.
+    starts: u64,
+}
+
+/// A submission that reached a beacon node.
+#[derive(Clone, Debug)]
+pub struct Broadcast {
+    /// Virtual milliseconds since genesis.
+    pub at_ms: u64,
+    /// The node that sent it.
+    pub node: usize,
+    /// The duty.
+    pub duty: Duty,
+    /// The validator (group key).
+    pub validator: PublicKeyBytes,
+    /// What it signs, and whether its signature verifies under the group key.
+    pub check: SubmissionCheck,
+}
+
+/// The facts of a submission the invariants need.
+#[derive(Clone, Debug)]
+pub struct SubmissionCheck {
+    /// The signing root.
+    pub signing_root: Root,
+    /// Whether the signature verifies under the validator's group key.
+    pub valid: bool,
+    /// For attestations: source and target epochs.
+    pub vote: Option<(u64, u64)>,
+    /// For blocks: the slot.
+    pub block_slot: Option<Slot>,
+}
+
+/// Everything a run observed, for invariants and reports.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// Every submission, in order.
+    pub broadcasts: Vec<Broadcast>,
+    /// Per duty: each node's decided value hash and round.
+    pub decisions: BTreeMap<Duty, BTreeMap<usize, ([u8; 32], u64)>>,
+    /// Per node: duty outcomes.
+    pub outcomes: BTreeMap<usize, Vec<(Duty, Outcome)>>,
+    /// Per (receiver, sender, what, reason): dropped peer messages.
+    pub dropped: BTreeMap<(usize, usize, String), u64>,
+    /// Slashing-protection or combination refusals, per node.
+    pub refused: Vec<(usize, Duty, String)>,
+    /// Requests of a validator client its node refused.
+    pub vc_refused: Vec<(usize, String)>,
+    /// Consensus messages and partial-signature batches sent between nodes.
+    pub consensus_messages: u64,
+    /// Partial signatures sent between nodes.
+    pub partials_sent: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Submissions of kinds the simulator does not check.
+    pub unchecked: u64,
+}
+
+/// The simulated world of one run.
+pub(super) struct World<E: EthSpec> {
+    scenario: Scenario,
+    network: NetworkConfig,
+    chain: Chain<E>,
+    roots: Roots,
+    genesis_validators_root: Root,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled<E>>>,
+    nodes: Vec<SimNode<E>>,
+    validators: Vec<ValidatorKeys>,
+    group_bytes: Vec<PublicKeyBytes>,
+    rng: ChaCha20Rng,
+    trace: Sha256,
+    end_ms: u64,
+    /// The observations.
+    pub(super) observed: Observed,
+}
+
+impl<E: EthSpec> World<E> {
+    /// Builds the cluster, the chain and the schedule of `scenario`.
+    pub(super) fn new(scenario: &Scenario) -> World<E> {
+        let mut rng = ChaCha20Rng::seed_from_u64(scenario.seed);
+        let network = devnet_network(scenario.preset.into(), scenario.slot_ms, scenario.fork, &[]);
+        let genesis_validators_root = Root::repeat_byte(0x5e);
+        let n = scenario.operators;
+        let t = scenario.threshold();
+
+        // Keys: each validator's key split among the operators.
+        let mut splits = Vec::with_capacity(scenario.validators);
+        let mut validators = Vec::with_capacity(scenario.validators);
+        for _ in 0..scenario.validators {
+            let secret = SecretKey::random(&mut rng);
+            let split = split(&secret, t, n, &mut rng)
+                .unwrap_or_else(|e| unreachable!("a validated scenario splits: {e}"));
+            validators.push(ValidatorKeys {
+                group: secret.public_key(),
+                shares: split
+                    .secret_shares
+                    .iter()
+                    .map(|s| s.public_share().key)
+                    .collect(),
+                fee_recipient: None,
+                registration: None,
+            });
+            splits.push(split.secret_shares);
+        }
+        let group_bytes: Vec<PublicKeyBytes> = validators
+            .iter()
+            .map(|v| PublicKeyBytes::from(v.group.to_bytes()))
+            .collect();
+        // The chain: the cluster's validators first, then others whose keys
+        // nobody holds (bytes that are no key at all).
+        let mut chain_validators = group_bytes.clone();
+        for i in 0..scenario.other_validators {
+            let mut bytes = [0u8; 48];
+            bytes[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            bytes[47] = 0xff;
+            chain_validators.push(PublicKeyBytes::from(bytes));
+        }
+        let chain = Chain::new(&BeaconMockConfig {
+            network: network.clone(),
+            genesis_time: GENESIS_MS / 1000,
+            genesis_validators_root,
+            validators: chain_validators,
+            seed: scenario.seed,
+            record: None,
+            listen: ([127, 0, 0, 1], 0).into(),
+        });
+        let roots = Roots::new(network.clone(), genesis_validators_root);
+        let nodes = (0..n)
+            .map(|op| {
+                let mut key = [0u8; 32];
+                rng.fill_bytes(&mut key);
+                SimNode {
+                    core: None,
+                    disk: MemoryDisk::new(),
+                    node_key: NodeKey::from_bytes(key)
+                        .unwrap_or_else(|e| unreachable!("32 random bytes are a key: {e}")),
+                    shares: splits.iter().map(|s| s[op].clone()).collect(),
+                    tick_generation: 0,
+                    tick_at: None,
+                    timers: BTreeMap::new(),
+                    timer_generation: 0,
+                    next_request: 1,
+                    waiting: BTreeMap::new(),
+                    starts: 0,
+                }
+            })
+            .collect();
+        let end_ms = GENESIS_MS + scenario.epochs * E::SLOTS_PER_EPOCH * scenario.slot_ms;
+        let mut world = World {
+            scenario: scenario.clone(),
+            network,
+            chain,
+            roots,
+            genesis_validators_root,
+            now: GENESIS_MS - scenario.slot_ms,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes,
+            validators,
+            group_bytes,
+            rng,
+            trace: Sha256::new(),
+            end_ms,
+            observed: Observed::default(),
+        };
+        for node in 0..n {
+            world.start_node(node);
+        }
+        world.schedule_validator_clients();
+        world.schedule_faults();
+        world
+    }
+
+    /// Runs to the end of the scenario's last epoch; returns the trace hash.
+    pub(super) fn run(&mut self) -> [u8; 32] {
+        while let Some(Reverse(next)) = self.queue.pop() {
+            if next.at > self.end_ms {
+                break;
+            }
+            self.now = next.at;
+            self.observed.events += 1;
+            self.process(next.what);
+        }
+        self.trace.clone().finalize().into()
+    }
+
+    /// Virtual milliseconds since genesis.
+    pub(super) fn since_genesis(&self, at: u64) -> u64 {
+        at.saturating_sub(GENESIS_MS)
+    }
+
+    /// The slot's start, in virtual Unix milliseconds.
+    pub(super) fn slot_start(&self, slot: Slot) -> u64 {
+        GENESIS_MS + slot.0 * self.scenario.slot_ms
+    }
+
+    /// The last slot simulated.
+    pub(super) fn last_slot(&self) -> Slot {
+        Slot(self.scenario.epochs * E::SLOTS_PER_EPOCH - 1)
+    }
+
+    /// The cluster's validators' group keys (validator i has index i).
+    pub(super) fn group_keys(&self) -> &[PublicKeyBytes] {
+        &self.group_bytes
+    }
+
+    /// The attester duties of the cluster at `slot`.
+    pub(super) fn cluster_attesters(&self, slot: Slot) -> Vec<AttesterDuty> {
+        let epoch = slot.epoch(E::SLOTS_PER_EPOCH);
+        let duties = self.chain.attester_duties(epoch);
+        (0..self.validators.len() as u64)
+            .filter_map(|i| duties.get(&i).cloned())
+            .filter(|d| d.slot == slot)
+            .collect()
+    }
+
+    /// The cluster's proposer at `slot`, if it has it.
+    pub(super) fn cluster_proposer(&self, slot: Slot) -> Option<usize> {
+        let index = self.chain.proposer(slot)? as usize;
+        (index < self.validators.len() && slot.0 > 0).then_some(index)
+    }
+
+    /// The cluster's sync-committee members signing at `slot`.
+    pub(super) fn cluster_sync_members(&self, slot: Slot) -> BTreeSet<usize> {
+        self.chain
+            .sync_committee_at(slot)
+            .into_iter()
+            .map(|i| i as usize)
+            .filter(|i| *i < self.validators.len())
+            .collect()
+    }
+
+    fn schedule(&mut self, at: u64, what: Happening<E>) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            what,
+        }));
+    }
+
+    fn note(&mut self, parts: &[&[u8]]) {
+        self.trace.update(self.now.to_le_bytes());
+        for part in parts {
+            self.trace.update((part.len() as u64).to_le_bytes());
+            self.trace.update(part);
+        }
+    }
+
+    fn uniform(&mut self, (low, high): (u64, u64)) -> u64 {
+        if high <= low {
+            low
+        } else {
+            self.rng.gen_range(low..=high)
+        }
+    }
+
+    fn clock_skew(&self, node: usize) -> i64 {
+        self.scenario
+            .faults
+            .iter()
+            .map(|f| match f {
+                Fault::ClockSkew { node: n, skew_ms } if *n == node => *skew_ms,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// What node `node` believes the time is.
+    fn node_now(&self, node: usize) -> u64 {
+        self.now.saturating_add_signed(self.clock_skew(node))
+    }
+
+    fn slot_of(&self, at: u64) -> Slot {
+        Slot(at.saturating_sub(GENESIS_MS) / self.scenario.slot_ms)
+    }
+
+    /// Whether `fault` holds at the current time.
+    fn during(&self, from_slot: u64, until_slot: u64) -> bool {
+        let slot = self.slot_of(self.now).0;
+        self.now >= GENESIS_MS && (from_slot..until_slot).contains(&slot)
+    }
+
+    fn start_node(&mut self, node: usize) {
+        let sim = &mut self.nodes[node];
+        sim.starts += 1;
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&self.scenario.seed.to_le_bytes());
+        seed[8..16].copy_from_slice(&(node as u64).to_le_bytes());
+        seed[16..24].copy_from_slice(&sim.starts.to_le_bytes());
+        let slashing = SlashingDb::open_in_memory(&sim.disk, self.genesis_validators_root)
+            .unwrap_or_else(|e| unreachable!("a simulated disk opens: {e}"));
+        let publics: Vec<[u8; 33]> = self.nodes.iter().map(|n| n.node_key.public_key()).collect();
+        let sim = &mut self.nodes[node];
+        let core = Core::new(
+            CoreConfig {
+                me: node as u32,
+                threshold: self.scenario.threshold(),
+                validators: self.validators.clone(),
+                network: self.network.clone(),
+                genesis_time_ms: GENESIS_MS,
+                genesis_validators_root: self.genesis_validators_root,
+                seed,
+                graffiti: None,
+                builder_api: false,
+            },
+            Box::new(NodeSigner(sim.node_key.clone())),
+            Box::new(LockVerifier::new(publics)),
+            slashing,
+        )
+        .unwrap_or_else(|e| unreachable!("the simulated cluster fits together: {e}"));
+        sim.core = Some(core);
+        sim.timers.clear();
+        sim.waiting.clear();
+        sim.tick_at = None;
+        let now = self.now;
+        self.schedule_tick(node, now);
+    }
+
+    fn schedule_tick(&mut self, node: usize, at: u64) {
+        let sim = &mut self.nodes[node];
+        if sim.tick_at.is_some_and(|current| current <= at) {
+            return;
+        }
+        sim.tick_generation += 1;
+        sim.tick_at = Some(at);
+        let generation = sim.tick_generation;
+        self.schedule(at, Happening::Tick { node, generation });
+    }
+
+    fn schedule_validator_clients(&mut self) {
+        let slots = self.scenario.epochs * E::SLOTS_PER_EPOCH;
+        let third = self.scenario.slot_ms / 3;
+        for slot in 0..slots {
+            for node in 0..self.nodes.len() {
+                let start = self.slot_start(Slot(slot));
+                let delay = self.uniform(VC_DELAY_MS);
+                self.schedule(
+                    start + delay,
+                    Happening::Vc {
+                        node,
+                        slot: Slot(slot),
+                        moment: Moment::Start,
+                    },
+                );
+                let delay = self.uniform(VC_DELAY_MS);
+                self.schedule(
+                    start + third + delay,
+                    Happening::Vc {
+                        node,
+                        slot: Slot(slot),
+                        moment: Moment::Third,
+                    },
+                );
+            }
+        }
+    }
+
+    fn schedule_faults(&mut self) {
+        for fault in self.scenario.faults.clone() {
+            if let Fault::Crash {
+                node,
+                from_slot,
+                until_slot,
+                lose_disk,
+            } = fault
+            {
+                let at = self.slot_start(Slot(from_slot));
+                self.schedule(at, Happening::Fault(FaultEdge::Crash { node, lose_disk }));
+                if let Some(until) = until_slot {
+                    let at = self.slot_start(Slot(until));
+                    self.schedule(at, Happening::Fault(FaultEdge::Restart { node }));
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, what: Happening<E>) {
+        match what {
+            Happening::Tick { node, generation } => {
+                if self.nodes[node].tick_generation != generation {
+                    return;
+                }
+                self.nodes[node].tick_at = None;
+                self.note(&[b"tick", &(node as u64).to_le_bytes()]);
+                self.deliver(node, Event::Tick);
+            }
+            Happening::Core { node, event } => self.deliver(node, event),
+            Happening::Timer {
+                node,
+                duty,
+                round,
+                generation,
+            } => {
+                if self.nodes[node].timers.get(&duty) != Some(&generation) {
+                    return;
+                }
+                self.nodes[node].timers.remove(&duty);
+                self.deliver(node, Event::Timer { duty, round });
+            }
+            Happening::Vc { node, slot, moment } => self.validator_client(node, slot, moment),
+            Happening::Fault(FaultEdge::Crash { node, lose_disk }) => {
+                self.note(&[b"crash", &(node as u64).to_le_bytes()]);
+                let sim = &mut self.nodes[node];
+                sim.core = None;
+                sim.timers.clear();
+                sim.waiting.clear();
+                sim.tick_at = None;
+                if lose_disk {
+                    sim.disk = MemoryDisk::new();
+                }
+            }
+            Happening::Fault(FaultEdge::Restart { node }) => {
+                self.note(&[b"restart", &(node as u64).to_le_bytes()]);
+                self.start_node(node);
+            }
+        }
+    }
+
+    /// Hands an event to a running node's core and carries out its actions.
+    fn deliver(&mut self, node: usize, event: Event<E>) {
+        let now = self.node_now(node);
+        let Some(core) = self.nodes[node].core.as_mut() else {
+            return;
+        };
+        let actions = core.handle(now, event);
+        let next_tick = core.next_tick_ms(now);
+        for action in actions {
+            self.act(node, action);
+        }
+        // The core's clock may be skewed; the queue runs on true time.
+        let at = (next_tick as i64 - self.clock_skew(node)).max(self.now as i64 + 1) as u64;
+        self.schedule_tick(node, at);
+    }
+
+    fn act(&mut self, node: usize, action: Action<E>) {
+        match action {
+            Action::ResolveIndices(keys) => {
+                let found: Vec<(PublicKeyBytes, ValidatorIndex)> = keys
+                    .into_iter()
+                    .filter_map(|key| {
+                        let index = self.group_bytes.iter().position(|k| *k == key)?;
+                        Some((key, ValidatorIndex(index as u64)))
+                    })
+                    .collect();
+                self.beacon_node_answers(node, Event::Indices(found), |e| Event::IndicesFailed(e));
+            }
+            Action::ResolveProposers { epoch } => {
+                let duties: Vec<ProposerDuty> = (0..E::SLOTS_PER_EPOCH)
+                    .map(|i| Slot(epoch.0 * E::SLOTS_PER_EPOCH + i))
+                    .filter_map(|slot| {
+                        let index = self.chain.proposer(slot)?;
+                        Some(ProposerDuty {
+                            pubkey: self.chain.pubkey(index)?,
+                            validator_index: ValidatorIndex(index),
+                            slot,
+                        })
+                    })
+                    .collect();
+                self.beacon_node_answers(
+                    node,
+                    Event::Proposers {
+                        epoch,
+                        result: Ok(duties),
+                    },
+                    move |e| Event::Proposers {
+                        epoch,
+                        result: Err(e),
+                    },
+                );
+            }
+            Action::ResolveDuties { epoch, indices, .. } => {
+                let all = self.chain.attester_duties(epoch);
+                let attester: Vec<AttesterDuty> = indices
+                    .iter()
+                    .filter_map(|i| all.get(&i.0).cloned())
+                    .collect();
+                let period_slot = Slot(epoch.0 * E::SLOTS_PER_EPOCH);
+                let committee = self.chain.sync_committee_at(period_slot);
+                let sync: Vec<SyncDuty> = indices
+                    .iter()
+                    .filter_map(|i| {
+                        let positions: Vec<u64> = committee
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, member)| **member == i.0)
+                            .map(|(p, _)| p as u64)
+                            .collect();
+                        (!positions.is_empty()).then(|| SyncDuty {
+                            pubkey: self.group_bytes[i.0 as usize],
+                            validator_index: *i,
+                            validator_sync_committee_indices: positions,
+                        })
+                    })
+                    .collect();
+                self.beacon_node_answers(
+                    node,
+                    Event::Duties {
+                        epoch,
+                        attester,
+                        sync,
+                    },
+                    move |error| Event::DutiesFailed { epoch, error },
+                );
+            }
+            Action::FetchAttestationData { duty, committees } => {
+                let data: Vec<_> = committees
+                    .iter()
+                    .map(|c| (*c, self.chain.attestation_data(duty.slot, c.0)))
+                    .collect();
+                self.beacon_node_answers(
+                    node,
+                    Event::AttestationData {
+                        duty,
+                        result: Ok(data),
+                    },
+                    move |e| Event::AttestationData {
+                        duty,
+                        result: Err(e),
+                    },
+                );
+            }
+            Action::FetchAggregates { duty, .. } => self.beacon_node_answers(
+                node,
+                Event::Aggregates {
+                    duty,
+                    result: Err("the simulated beacon node keeps no aggregate pool".into()),
+                },
+                move |e| Event::Aggregates {
+                    duty,
+                    result: Err(e),
+                },
+            ),
+            Action::FetchContributions { duty, .. } => self.beacon_node_answers(
+                node,
+                Event::Contributions {
+                    duty,
+                    result: Err("the simulated beacon node keeps no contribution pool".into()),
+                },
+                move |e| Event::Contributions {
+                    duty,
+                    result: Err(e),
+                },
+            ),
+            Action::FetchBlock {
+                duty,
+                randao_reveal,
+                graffiti,
+                ..
+            } => {
+                let result = self
+                    .chain
+                    .produce_block(
+                        duty.slot,
+                        randao_reveal,
+                        graffiti.unwrap_or_default(),
+                        ExecutionAddress::ZERO,
+                    )
+                    .map(Box::new)
+                    .map_err(|e| e.to_string());
+                self.beacon_node_answers(node, Event::Block { duty, result }, move |e| {
+                    Event::Block {
+                        duty,
+                        result: Err(e),
+                    }
+                });
+            }
+            Action::ConsensusBroadcast(message) => {
+                for to in 0..self.nodes.len() {
+                    if to != node {
+                        self.send_consensus(node, to, message.clone());
+                    }
+                }
+            }
+            Action::ConsensusSend { to, message } => {
+                self.send_consensus(node, to as usize, message)
+            }
+            Action::SetTimer { duty, round, after } => {
+                let sim = &mut self.nodes[node];
+                sim.timer_generation += 1;
+                let generation = sim.timer_generation;
+                sim.timers.insert(duty, generation);
+                let at = self.now + millis(after);
+                self.schedule(
+                    at,
+                    Happening::Timer {
+                        node,
+                        duty,
+                        round,
+                        generation,
+                    },
+                );
+            }
+            Action::StopTimer(duty) => {
+                self.nodes[node].timers.remove(&duty);
+            }
+            Action::SendPartials(partials) => self.send_partials(node, partials),
+            Action::Submit {
+                duty,
+                validator,
+                submission,
+            } => {
+                let Some(check) = self.check(validator, &submission) else {
+                    self.observed.unchecked += 1;
+                    return;
+                };
+                self.note(&[
+                    b"submit",
+                    &(node as u64).to_le_bytes(),
+                    check.signing_root.as_slice(),
+                    &[u8::from(check.valid)],
+                ]);
+                self.observed.broadcasts.push(Broadcast {
+                    at_ms: self.since_genesis(self.now),
+                    node,
+                    duty,
+                    validator,
+                    check,
+                });
+                self.beacon_node_answers(
+                    node,
+                    Event::Submitted {
+                        duty,
+                        validators: vec![validator],
+                        result: Ok(()),
+                    },
+                    move |e| Event::Submitted {
+                        duty,
+                        validators: vec![validator],
+                        result: Err(e),
+                    },
+                );
+            }
+            Action::Reply { id, result } => self.vc_reply(node, id, result),
+            Action::Decided {
+                duty,
+                round,
+                value_hash,
+            } => {
+                self.note(&[b"decided", &(node as u64).to_le_bytes(), &value_hash]);
+                self.observed
+                    .decisions
+                    .entry(duty)
+                    .or_default()
+                    .insert(node, (value_hash, round));
+            }
+            Action::Outcome { duty, outcome } => {
+                self.observed
+                    .outcomes
+                    .entry(node)
+                    .or_default()
+                    .push((duty, outcome));
+            }
+            Action::Dropped { from, what, reason } => {
+                *self
+                    .observed
+                    .dropped
+                    .entry((node, from as usize, format!("{what}: {reason}")))
+                    .or_default() += 1;
+            }
+            Action::Refused { duty, reason, .. } => {
+                self.observed.refused.push((node, duty, reason))
+            }
+            Action::Registered(_) => {}
+        }
+    }
+
+    /// Schedules a beacon node's answer: `ok` after its delay, or the
+    /// failure `err` makes if it is down.
+    fn beacon_node_answers(
+        &mut self,
+        node: usize,
+        ok: Event<E>,
+        err: impl FnOnce(String) -> Event<E>,
+    ) {
+        let mut delay = self.uniform(BN_DELAY_MS);
+        let mut down = false;
+        for fault in &self.scenario.faults {
+            match *fault {
+                Fault::SlowBeaconNode {
+                    node: n,
+                    delay_ms,
+                    from_slot,
+                    until_slot,
+                } if n == node && self.during(from_slot, until_slot) => delay += delay_ms,
+                Fault::BeaconNodeDown {
+                    node: n,
+                    from_slot,
+                    until_slot,
+                } if n == node && self.during(from_slot, until_slot) => down = true,
+                _ => {}
+            }
+        }
+        let event = if down {
+            err("the beacon node is down (simulated)".into())
+        } else {
+            ok
+        };
+        let at = self.now + delay;
+        self.schedule(at, Happening::Core { node, event });
+    }
+
+    /// Whether a message from `from` reaches `to` now (partitions).
+    fn connected(&self, from: usize, to: usize) -> bool {
+        for fault in &self.scenario.faults {
+            if let Fault::Partition {
+                groups,
+                from_slot,
+                until_slot,
+            } = fault
+            {
+                if self.during(*from_slot, *until_slot) {
+                    let group_of = |node: usize| groups.iter().position(|g| g.contains(&node));
+                    if group_of(from) != group_of(to) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// The delays of one message's copies: none if it is lost, two if it
+    /// is duplicated.
+    fn link_delays(&mut self, from: usize, to: usize) -> Vec<u64> {
+        if !self.connected(from, to) {
+            return Vec::new();
+        }
+        let model = self.scenario.network.clone();
+        if self.rng.gen_bool(model.loss) {
+            return Vec::new();
+        }
+        let range = (model.min_delay_ms, model.max_delay_ms);
+        let mut delays = vec![self.uniform(range)];
+        if self.rng.gen_bool(model.duplication) {
+            delays.push(self.uniform(range));
+        }
+        delays
+    }
+
+    fn send_consensus(&mut self, from: usize, to: usize, message: Wire<Duty, DutyValue>) {
+        self.observed.consensus_messages += 1;
+        let byzantine = self.is_byzantine_node(from);
+        for delay in self.link_delays(from, to) {
+            let event = Event::Consensus {
+                from: from as u32,
+                message: message.clone(),
+            };
+            self.schedule(self.now + delay, Happening::Core { node: to, event });
+        }
+        if byzantine {
+            // A byzantine node also replays what it sends a while later.
+            let delay = self.scenario.slot_ms / 2;
+            let event = Event::Consensus {
+                from: from as u32,
+                message,
+            };
+            self.schedule(self.now + delay, Happening::Core { node: to, event });
+        }
+    }
+
+    fn is_byzantine_node(&self, node: usize) -> bool {
+        self.scenario
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::ByzantineNode { node: n } if *n == node))
+    }
+
+    fn send_partials(&mut self, from: usize, mut partials: Vec<PartialMessage>) {
+        if self.is_byzantine_node(from) {
+            // Signatures that decode but do not verify: over another root.
+            for partial in &mut partials {
+                let position = self
+                    .group_bytes
+                    .iter()
+                    .position(|k| k.as_slice() == partial.validator.as_slice());
+                if let Some(position) = position {
+                    let wrong = self.nodes[from].shares[position]
+                        .secret_key()
+                        .sign(b"not what the duty signs");
+                    partial.signature = wrong.to_bytes().to_vec();
+                }
+            }
+        }
+        for to in 0..self.nodes.len() {
+            if to == from {
+                continue;
+            }
+            self.observed.partials_sent += partials.len() as u64;
+            for delay in self.link_delays(from, to) {
+                let event = Event::Partials {
+                    from: from as u32,
+                    partials: partials.clone(),
+                };
+                self.schedule(self.now + delay, Happening::Core { node: to, event });
+            }
+        }
+    }
+
+    /// The signing root of a submission and whether its signature verifies
+    /// under the group key.
+    fn check(
+        &self,
+        validator: PublicKeyBytes,
+        submission: &Submission<E>,
+    ) -> Option<SubmissionCheck> {
+        let (root, signature, vote, block_slot) = match submission {
+            Submission::Attestation(_, attestation) => {
+                let (data, signature) = match attestation {
+                    AttestationSubmission::Base(a) => (a.data(), *a.signature()),
+                    AttestationSubmission::Single(a) => (&a.data, a.signature),
+                };
+                (
+                    self.roots.attestation(data),
+                    signature,
+                    Some((data.source.epoch.0, data.target.epoch.0)),
+                    None,
+                )
+            }
+            Submission::SyncMessage(message) => (
+                self.roots
+                    .sync_message(message.slot, message.beacon_block_root),
+                message.signature,
+                None,
+                None,
+            ),
+            Submission::Block(_, block) => {
+                let (slot, root, signature) = match block {
+                    BlockSubmission::Full(b) => {
+                        (b.message.slot(), b.message.tree_hash_root(), b.signature)
+                    }
+                    BlockSubmission::Contents(c) => (
+                        c.signed_block.message.slot(),
+                        c.signed_block.message.tree_hash_root(),
+                        c.signed_block.signature,
+                    ),
+                    BlockSubmission::Blinded(b) => {
+                        (b.message.slot(), b.message.tree_hash_root(), b.signature)
+                    }
+                };
+                (self.roots.block(slot, root), signature, None, Some(slot))
+            }
+            // The simulated clients neither aggregate nor exit nor register.
+            _ => return None,
+        };
+        let valid = self
+            .group_bytes
+            .iter()
+            .position(|k| *k == validator)
+            .is_some_and(|i| {
+                phalanx_crypto::Signature::from_bytes(signature.as_slice())
+                    .is_ok_and(|s| s.verify(&self.validators[i].group, root.as_slice()))
+            });
+        Some(SubmissionCheck {
+            signing_root: root,
+            valid,
+            vote,
+            block_slot,
+        })
+    }
+
+    // -- The validator clients ---------------------------------------------
+
+    fn vc_offline(&self, node: usize) -> bool {
+        self.scenario.faults.iter().any(|f| match *f {
+            Fault::ValidatorClientOffline {
+                node: n,
+                from_slot,
+                until_slot,
+            } => n == node && self.during(from_slot, until_slot),
+            _ => false,
+        })
+    }
+
+    fn vc_byzantine(&self, node: usize) -> bool {
+        self.scenario
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::ByzantineValidatorClient { node: n } if *n == node))
+    }
+
+    /// A validator client's signature with its share of validator `position`.
+    fn vc_sign(&self, node: usize, position: usize, root: Root) -> SignatureBytes {
+        let share = self.nodes[node].shares[position].secret_key();
+        let signature = if self.vc_byzantine(node) {
+            share.sign(b"a byzantine client signs something else")
+        } else {
+            share.sign(root.as_slice())
+        };
+        SignatureBytes::from(signature.to_bytes())
+    }
+
+    fn vc_request(&mut self, node: usize, request: VcRequest<E>, waiting: VcWaiting) {
+        let sim = &mut self.nodes[node];
+        if sim.core.is_none() {
+            return;
+        }
+        let id = sim.next_request;
+        sim.next_request += 1;
+        sim.waiting.insert(id, waiting);
+        self.deliver(node, Event::Vc { id, request });
+    }
+
+    fn validator_client(&mut self, node: usize, slot: Slot, moment: Moment) {
+        if self.vc_offline(node) || self.nodes[node].core.is_none() {
+            return;
+        }
+        self.note(&[b"vc", &(node as u64).to_le_bytes(), &slot.0.to_le_bytes()]);
+        match moment {
+            Moment::Start => {
+                if let Some(position) = self.cluster_proposer(slot) {
+                    let epoch = slot.epoch(E::SLOTS_PER_EPOCH);
+                    let randao_reveal = self.vc_sign(node, position, self.roots.randao(epoch));
+                    self.vc_request(
+                        node,
+                        VcRequest::ProduceBlock {
+                            slot,
+                            randao_reveal,
+                            graffiti: None,
+                            builder_boost_factor: None,
+                        },
+                        VcWaiting::Block { slot, position },
+                    );
+                }
+            }
+            Moment::Third => {
+                let head = self.chain.block_root(slot);
+                let messages: Vec<SyncCommitteeMessage> = self
+                    .cluster_sync_members(slot)
+                    .into_iter()
+                    .map(|position| SyncCommitteeMessage {
+                        slot,
+                        beacon_block_root: head,
+                        validator_index: ValidatorIndex(position as u64),
+                        signature: self.vc_sign(
+                            node,
+                            position,
+                            self.roots.sync_message(slot, head),
+                        ),
+                    })
+                    .collect();
+                if !messages.is_empty() {
+                    self.vc_request(node, VcRequest::SyncMessages(messages), VcWaiting::Ack);
+                }
+                let mut by_committee: BTreeMap<CommitteeIndex, Vec<AttesterDuty>> = BTreeMap::new();
+                for duty in self.cluster_attesters(slot) {
+                    by_committee
+                        .entry(duty.committee_index)
+                        .or_default()
+                        .push(duty);
+                }
+                for (committee_index, duties) in by_committee {
+                    self.vc_request(
+                        node,
+                        VcRequest::AttestationData {
+                            slot,
+                            committee_index,
+                        },
+                        VcWaiting::AttestationData(duties),
+                    );
+                }
+            }
+        }
+    }
+
+    fn vc_reply(&mut self, node: usize, id: u64, result: Result<VcResponse<E>, ApiFailure>) {
+        let Some(waiting) = self.nodes[node].waiting.remove(&id) else {
+            return;
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(failure) => {
+                self.observed
+                    .vc_refused
+                    .push((node, format!("{}: {}", failure.status, failure.message)));
+                return;
+            }
+        };
+        match (waiting, response) {
+            (VcWaiting::AttestationData(duties), VcResponse::AttestationData(data)) => {
+                let electra = self
+                    .network
+                    .fork_at(data.slot.epoch(E::SLOTS_PER_EPOCH))
+                    .is_ok_and(ForkName::electra_enabled);
+                let root = self.roots.attestation(&data);
+                let attestations = duties
+                    .iter()
+                    .map(|duty| VcAttestation {
+                        data,
+                        attester: if electra {
+                            Attester::Index(duty.validator_index)
+                        } else {
+                            Attester::Position(duty.validator_committee_index)
+                        },
+                        committee_index: duty.committee_index,
+                        signature: self.vc_sign(node, duty.validator_index.0 as usize, root),
+                    })
+                    .collect();
+                self.vc_request(node, VcRequest::Attestations(attestations), VcWaiting::Ack);
+            }
+            (VcWaiting::Block { slot, position }, VcResponse::Block(block)) => {
+                let block_root = match &block.data {
+                    ProducedBlockData::Full(b) => b.tree_hash_root(),
+                    ProducedBlockData::Contents(c) => c.block.tree_hash_root(),
+                    ProducedBlockData::Blinded(b) => b.tree_hash_root(),
+                };
+                let signature = self.vc_sign(node, position, self.roots.block(slot, block_root));
+                self.vc_request(
+                    node,
+                    VcRequest::PublishBlock {
+                        slot,
+                        block_root,
+                        signature,
+                    },
+                    VcWaiting::Ack,
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
