@@ -16,6 +16,7 @@ mod exit;
 mod monitoring;
 mod node;
 mod register;
+mod simnet;
 mod slashing;
 
 #[derive(Parser)]
@@ -73,6 +74,9 @@ enum Command {
     SlashingProtection(slashing::SlashingCommand),
     /// Run a whole 4-operator cluster on this machine on a simulated beacon chain.
     Devnet(devnet::DevnetArgs),
+    /// Simulate whole clusters in virtual time, reproducibly from a seed,
+    /// with faults, and check the safety and liveness invariants.
+    Simnet(simnet::SimnetArgs),
 }
 
 #[derive(Subcommand)]
@@ -166,6 +170,7 @@ fn main() -> Result<()> {
             runtime.block_on(devnet::devnet(args))
         }
         Command::SlashingProtection(command) => slashing::run(command),
+        Command::Simnet(args) => simnet::simnet(args),
         Command::Register(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(register::register(args))

@@ -1,0 +1,360 @@
+//! `phalanx simnet`: whole clusters in virtual time on the deterministic
+//! simulator, one seed or a sweep of many over the machine's cores, with a
+//! summary table and the command that replays any failing seed.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use phalanx_eth::ForkName;
+use phalanx_sim::sim::{run, Fault, Preset, RunReport, Scenario};
+
+#[derive(Args)]
+pub(crate) struct SimnetArgs {
+    /// A scenario file (TOML, the fields of a scenario); the flags below
+    /// override what it sets.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Operators in the cluster.
+    #[arg(long)]
+    operators: Option<usize>,
+    /// Partial signatures needed (default ceil(2n/3)).
+    #[arg(long)]
+    threshold: Option<usize>,
+    /// Distributed validators.
+    #[arg(long)]
+    validators: Option<usize>,
+    /// Epochs to simulate.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// The preset: minimal (8-slot epochs) or mainnet (32).
+    #[arg(long)]
+    preset: Option<String>,
+    /// The fork from genesis (capella, deneb, electra, fulu).
+    #[arg(long)]
+    fork: Option<ForkName>,
+    /// Slot duration in (virtual) milliseconds.
+    #[arg(long)]
+    slot_ms: Option<u64>,
+    /// Crash this many operators (the last ones) at slot 1 for good.
+    #[arg(long)]
+    crashed: Option<usize>,
+    /// Every link's one-way delay range, `MIN-MAX` milliseconds.
+    #[arg(long)]
+    delay_ms: Option<String>,
+    /// The share of messages lost on every link (0 to 1).
+    #[arg(long)]
+    loss: Option<f64>,
+    /// Count failed duties in the report without failing the run (for
+    /// scenarios whose faults exceed the tolerance).
+    #[arg(long)]
+    liveness_may_fail: bool,
+    /// The (first) seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run this many seeds, from --seed on, in parallel over the cores.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// Write every run's report as JSON lines here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+impl SimnetArgs {
+    /// The scenario the file and flags describe.
+    fn scenario(&self) -> Result<Scenario> {
+        let mut scenario = match &self.scenario {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Scenario::from_toml(&text).with_context(|| path.display().to_string())?
+            }
+            None => Scenario::new(4, 100, 10),
+        };
+        if let Some(v) = self.operators {
+            scenario.operators = v;
+        }
+        if let Some(v) = self.threshold {
+            scenario.threshold = v;
+        }
+        if let Some(v) = self.validators {
+            scenario.validators = v;
+        }
+        if let Some(v) = self.epochs {
+            scenario.epochs = v;
+        }
+        if let Some(v) = &self.preset {
+            scenario.preset = match v.as_str() {
+                "minimal" => Preset::Minimal,
+                "mainnet" => Preset::Mainnet,
+                other => bail!("unknown preset {other}: minimal or mainnet"),
+            };
+        }
+        if let Some(v) = self.fork {
+            scenario.fork = v;
+        }
+        if let Some(v) = self.slot_ms {
+            scenario.slot_ms = v;
+        }
+        if let Some(range) = &self.delay_ms {
+            let (min, max) = range
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+                .context("--delay-ms takes MIN-MAX, e.g. 5-40")?;
+            scenario.network.min_delay_ms = min;
+            scenario.network.max_delay_ms = max;
+        }
+        if let Some(v) = self.loss {
+            scenario.network.loss = v;
+        }
+        if let Some(count) = self.crashed {
+            if count > scenario.operators {
+                bail!("--crashed {count} of {} operators", scenario.operators);
+            }
+            scenario.faults.extend(
+                (scenario.operators - count..scenario.operators).map(|node| Fault::Crash {
+                    node,
+                    from_slot: 1,
+                    until_slot: None,
+                    lose_disk: false,
+                }),
+            );
+        }
+        scenario.liveness_may_fail |= self.liveness_may_fail;
+        if let Some(v) = self.seed {
+            scenario.seed = v;
+        }
+        scenario.validate()?;
+        Ok(scenario)
+    }
+}
+
+/// Runs the simulation(s); fails if any run broke an invariant.
+#[expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the summary is the command's output; progress goes to stderr"
+)]
+pub(crate) fn simnet(args: SimnetArgs) -> Result<()> {
+    let scenario = args.scenario()?;
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    println!(
+        "{}: {} operators (threshold {}, tolerance {}), {} validators, {} epochs, {:?} preset, {}, {} ms slots, {} fault(s)",
+        scenario.name,
+        scenario.operators,
+        scenario.threshold(),
+        scenario.tolerance(),
+        scenario.validators,
+        scenario.epochs,
+        scenario.preset,
+        scenario.fork,
+        scenario.slot_ms,
+        scenario.faults.len()
+    );
+    let started = wall_clock();
+    let first = scenario.seed;
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let reports: Mutex<Vec<RunReport>> = Mutex::new(Vec::new());
+    let error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(args.seeds as usize);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= args.seeds {
+                    return;
+                }
+                let mut one = scenario.clone();
+                one.seed = first + k;
+                match run(&one) {
+                    Ok(report) => lock(&reports).push(report),
+                    Err(e) => {
+                        *lock(&error) = Some(e.into());
+                        return;
+                    }
+                }
+                let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
+                if args.seeds > 1 {
+                    eprint!("\r{finished}/{} seeds", args.seeds);
+                }
+            });
+        }
+    });
+    if args.seeds > 1 {
+        eprintln!();
+    }
+    if let Some(e) = lock(&error).take() {
+        return Err(e);
+    }
+    let mut reports = reports.into_inner().unwrap_or_else(|e| e.into_inner());
+    reports.sort_by_key(|r| r.seed);
+    let elapsed = started.elapsed();
+    if let Some(path) = &args.json {
+        let mut file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        for report in &reports {
+            serde_json::to_writer(&mut file, report)?;
+            file.write_all(b"\n")?;
+        }
+    }
+    print_summary(&reports);
+    println!(
+        "{} run(s) in {:.2} s ({:.3} s per run on {workers} core(s))",
+        reports.len(),
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * workers as f64 / reports.len() as f64
+    );
+    let failing: Vec<&RunReport> = reports
+        .iter()
+        .filter(|r| !r.violations.is_empty())
+        .collect();
+    if failing.is_empty() {
+        println!("every invariant held");
+        return Ok(());
+    }
+    for report in &failing {
+        println!(
+            "seed {} broke {} invariant(s), the first: {}",
+            report.seed,
+            report.violations.len(),
+            report.violations[0]
+        );
+        println!(
+            "  replay: phalanx simnet {} --seed {}",
+            replay_flags(&args),
+            report.seed
+        );
+    }
+    bail!(
+        "{} of {} run(s) broke an invariant",
+        failing.len(),
+        reports.len()
+    )
+}
+
+/// The flags of this invocation that shape the scenario (without seeds).
+fn replay_flags(args: &SimnetArgs) -> String {
+    let mut flags = Vec::new();
+    if let Some(path) = &args.scenario {
+        flags.push(format!("--scenario {}", path.display()));
+    }
+    let mut add = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            flags.push(format!("--{name} {value}"));
+        }
+    };
+    add("operators", args.operators.map(|v| v.to_string()));
+    add("threshold", args.threshold.map(|v| v.to_string()));
+    add("validators", args.validators.map(|v| v.to_string()));
+    add("epochs", args.epochs.map(|v| v.to_string()));
+    add("preset", args.preset.clone());
+    add("fork", args.fork.map(|v| v.to_string()));
+    add("slot-ms", args.slot_ms.map(|v| v.to_string()));
+    add("crashed", args.crashed.map(|v| v.to_string()));
+    add("delay-ms", args.delay_ms.clone());
+    add("loss", args.loss.map(|v| v.to_string()));
+    if args.liveness_may_fail {
+        flags.push("--liveness-may-fail".into());
+    }
+    flags.join(" ")
+}
+
+#[expect(clippy::print_stdout, reason = "the summary is the command's output")]
+fn print_summary(reports: &[RunReport]) {
+    use std::collections::BTreeMap;
+    let mut duties: BTreeMap<&str, [u64; 4]> = BTreeMap::new();
+    let mut latencies: BTreeMap<&str, Vec<[u64; 3]>> = BTreeMap::new();
+    let mut rounds: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut blame: BTreeMap<usize, u64> = BTreeMap::new();
+    let (mut messages, mut partials, mut decided) = (0u64, 0u64, 0u64);
+    for report in reports {
+        for (kind, c) in &report.duties {
+            let row = duties.entry(kind.as_str()).or_default();
+            row[0] += c.expected;
+            row[1] += c.on_time;
+            row[2] += c.late;
+            row[3] += c.missed;
+        }
+        for (kind, l) in &report.latency_ms {
+            latencies.entry(kind.as_str()).or_default().push(*l);
+        }
+        for (round, count) in &report.rounds {
+            *rounds.entry(*round).or_default() += count;
+            decided += count;
+        }
+        for (node, count) in &report.dropped_by_sender {
+            *blame.entry(*node).or_default() += count;
+        }
+        messages += report.consensus_messages;
+        partials += report.partials_sent;
+    }
+    println!();
+    println!(
+        "{:<14} {:>9} {:>9} {:>7} {:>7} {:>22}",
+        "duty", "expected", "on time", "late", "missed", "into slot p50/p90/p99"
+    );
+    for (kind, [expected, on_time, late, missed]) in &duties {
+        // Over many seeds: the median of each run's percentile.
+        let quantiles = latencies.get(kind).map_or(String::from("-"), |list| {
+            let pick = |q: usize| {
+                let mut values: Vec<u64> = list.iter().map(|l| l[q]).collect();
+                values.sort_unstable();
+                values[values.len() / 2]
+            };
+            format!("{}/{}/{} ms", pick(0), pick(1), pick(2))
+        });
+        println!("{kind:<14} {expected:>9} {on_time:>9} {late:>7} {missed:>7} {quantiles:>22}");
+    }
+    let rounds_text: Vec<String> = rounds
+        .iter()
+        .map(|(round, count)| format!("round {round}: {count}"))
+        .collect();
+    println!();
+    println!(
+        "consensus decisions: {decided} ({})",
+        rounds_text.join(", ")
+    );
+    let per_duty = |total: u64| {
+        if decided == 0 {
+            0.0
+        } else {
+            total as f64 / decided as f64
+        }
+    };
+    println!(
+        "messages: {messages} consensus ({:.1} per decision), {partials} partial signatures",
+        per_duty(messages)
+    );
+    if blame.is_empty() {
+        println!("no peer message was dropped");
+    } else {
+        let text: Vec<String> = blame
+            .iter()
+            .map(|(node, count)| format!("operator {node}: {count}"))
+            .collect();
+        println!("dropped peer messages by sender: {}", text.join(", "));
+    }
+}
+
+/// The wall clock, read only to report how long the runs took.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the command times its runs; the simulations themselves never read a clock"
+)]
+fn wall_clock() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
