@@ -32,8 +32,8 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiConfig, CoreRequest};
 use crate::core::{
-    Action, AggregateSubmission, AttestationSubmission, BlockSubmission, Core, CoreConfig, Event,
-    Submission, ValidatorKeys,
+    Action, AggregateSubmission, AttestationSubmission, BlockSubmission, Core, CoreConfig, Defects,
+    Event, Submission, ValidatorKeys,
 };
 use crate::duty::Duty;
 use crate::parsigex::{parsigex_protocol, PartialBatch};
@@ -375,6 +375,7 @@ async fn run_with<E: EthSpec>(
             seed: unpredictable_seed(),
             graffiti: config.graffiti,
             builder_api: config.builder_api,
+            defects: Defects::default(),
         },
         Box::new(NodeSigner(config.node_key.clone())),
         Box::new(LockVerifier::new(operator_keys)),

@@ -37,8 +37,8 @@ use phalanx_eth::{
 };
 use phalanx_node::core::{
     Action, AggregateSubmission, AttestationSubmission, Attester, BlockSubmission, Core,
-    CoreConfig, Event, Submission, ValidatorKeys, VcAttestation, VcRequest, VcResponse, VcSigned,
-    HOUSEKEEPING_MS,
+    CoreConfig, Defects, Event, Submission, ValidatorKeys, VcAttestation, VcRequest, VcResponse,
+    VcSigned, HOUSEKEEPING_MS,
 };
 use phalanx_node::duty::DutyType;
 use phalanx_node::qbft::{LockVerifier, NodeSigner};
@@ -123,6 +123,7 @@ fn cluster(fork: ForkName, validators: usize) -> Cluster {
                     seed: [me as u8; 32],
                     graffiti: None,
                     builder_api: false,
+                    defects: Defects::default(),
                 },
                 Box::new(NodeSigner(node_keys[me as usize].clone())),
                 Box::new(LockVerifier::new(publics.clone())),

@@ -132,3 +132,43 @@ fn a_slow_beacon_node_and_a_crash_with_restart() {
     let report = run(&s).expect("runs");
     assert_all_on_time(&report);
 }
+
+/// The invariants catch a broken node: each deliberate defect makes a
+/// built-in scenario fail.
+mod broken_variants {
+    use super::*;
+    use phalanx_node::core::Defects;
+    use phalanx_sim::sim::run_defective;
+
+    #[test]
+    fn a_combiner_one_partial_short_breaks_liveness() {
+        let s = scenario(4, 8, 1, 61);
+        let defects = Defects {
+            combine_below_threshold: true,
+            ..Defects::default()
+        };
+        let report = run_defective(&s, defects).expect("runs");
+        assert!(
+            report.violations.iter().any(|v| v.starts_with("liveness")),
+            "{report:#?}"
+        );
+        // The same scenario without the defect holds.
+        assert_all_on_time(&run(&s).expect("runs"));
+    }
+
+    #[test]
+    fn partials_taken_unchecked_let_a_byzantine_operator_break_liveness() {
+        let mut s = scenario(4, 8, 1, 62);
+        s.faults = vec![Fault::ByzantineNode { node: 1 }];
+        let defects = Defects {
+            skip_partial_checks: true,
+            ..Defects::default()
+        };
+        let report = run_defective(&s, defects).expect("runs");
+        assert!(
+            report.violations.iter().any(|v| v.starts_with("liveness")),
+            "{report:#?}"
+        );
+        assert_all_on_time(&run(&s).expect("runs"));
+    }
+}

@@ -110,6 +110,25 @@ pub struct CoreConfig {
     /// Whether blocks may come from builders: the validators' registrations
     /// are then submitted every epoch.
     pub builder_api: bool,
+    /// Deliberate defects: none in a real node. The simulator's tests switch
+    /// them on to prove that its invariants catch a broken node.
+    #[doc(hidden)]
+    pub defects: Defects,
+}
+
+/// Deliberate defects for the simulator's tests: each breaks one of the
+/// node's safeguards. A real node runs with none (the default), and no
+/// command-line flag or file sets them.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Defects {
+    /// Combine partial signatures one short of the threshold.
+    pub combine_below_threshold: bool,
+    /// Take partial signatures without verifying them.
+    pub skip_partial_checks: bool,
+    /// Let the decided-value store (and the slashing check of decided
+    /// attestations) take a second, different value for a duty.
+    pub accept_second_value: bool,
 }
 
 /// What the driver tells the core.
@@ -805,6 +824,7 @@ pub struct Core<E: EthSpec> {
     registration_messages: BTreeMap<Root, ValidatorRegistration>,
     tracker: Tracker,
     rng: ChaCha20Rng,
+    defects: Defects,
     current_slot: Option<Slot>,
     _spec: PhantomData<E>,
 }
@@ -888,7 +908,9 @@ impl<E: EthSpec> Core<E> {
             .collect();
         Ok(Core {
             me: config.me,
-            threshold: config.threshold,
+            // The threshold combinations are made at (one short with the
+            // defect); the tracker keeps the real one.
+            threshold: config.threshold - usize::from(config.defects.combine_below_threshold),
             slot_ms: config.network.slot_duration_ms.max(1),
             slots_per_epoch: config.network.slots_per_epoch(),
             network: config.network,
@@ -913,7 +935,9 @@ impl<E: EthSpec> Core<E> {
             started: BTreeSet::new(),
             decided: BTreeMap::new(),
             dutydb: DutyDb::new(),
-            parsigs: ParSigDb::new(config.threshold),
+            parsigs: ParSigDb::new(
+                config.threshold - usize::from(config.defects.combine_below_threshold),
+            ),
             ready: Vec::new(),
             block_roots: BTreeMap::new(),
             waiting: BTreeMap::new(),
@@ -934,6 +958,7 @@ impl<E: EthSpec> Core<E> {
             registration_messages: BTreeMap::new(),
             tracker: Tracker::new(operators, config.threshold),
             rng: ChaCha20Rng::from_seed(config.seed),
+            defects: config.defects,
             current_slot: None,
             _spec: PhantomData,
         })
@@ -1799,7 +1824,7 @@ impl<E: EthSpec> Core<E> {
                 )
             })
             .collect();
-        let invalid: BTreeSet<usize> = if sets.is_empty() {
+        let invalid: BTreeSet<usize> = if sets.is_empty() || self.defects.skip_partial_checks {
             BTreeSet::new()
         } else {
             find_invalid(&sets, &mut self.rng).into_iter().collect()
@@ -2467,7 +2492,11 @@ impl<E: EthSpec> Core<E> {
                 )
             })
             .collect();
-        let invalid: BTreeSet<usize> = find_invalid(&sets, &mut self.rng).into_iter().collect();
+        let invalid: BTreeSet<usize> = if self.defects.skip_partial_checks {
+            BTreeSet::new()
+        } else {
+            find_invalid(&sets, &mut self.rng).into_iter().collect()
+        };
         drop(sets);
         for (i, d) in decoded.into_iter().enumerate() {
             if invalid.contains(&i) {

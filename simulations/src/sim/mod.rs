@@ -12,6 +12,7 @@ mod world;
 use std::collections::{BTreeMap, BTreeSet};
 
 use phalanx_eth::{EthSpec, MainnetEthSpec, MinimalEthSpec, PublicKeyBytes, Root, Slot};
+use phalanx_node::core::Defects;
 use phalanx_node::duty::DutyType;
 use phalanx_node::tracker::Outcome;
 use serde::Serialize;
@@ -67,15 +68,22 @@ pub struct DutyCounts {
 
 /// Runs `scenario` and checks its invariants.
 pub fn run(scenario: &Scenario) -> Result<RunReport, ScenarioError> {
+    run_defective(scenario, Defects::default())
+}
+
+/// [`run`] with every node carrying `defects`: for the tests that prove the
+/// invariants catch a broken node.
+#[doc(hidden)]
+pub fn run_defective(scenario: &Scenario, defects: Defects) -> Result<RunReport, ScenarioError> {
     scenario.validate()?;
     Ok(match scenario.preset {
-        Preset::Minimal => run_with::<MinimalEthSpec>(scenario),
-        Preset::Mainnet => run_with::<MainnetEthSpec>(scenario),
+        Preset::Minimal => run_with::<MinimalEthSpec>(scenario, defects),
+        Preset::Mainnet => run_with::<MainnetEthSpec>(scenario, defects),
     })
 }
 
-fn run_with<E: EthSpec>(scenario: &Scenario) -> RunReport {
-    let mut world = World::<E>::new(scenario);
+fn run_with<E: EthSpec>(scenario: &Scenario, defects: Defects) -> RunReport {
+    let mut world = World::<E>::new(scenario, defects);
     let trace = world.run();
     let mut report = RunReport {
         name: scenario.name.clone(),

@@ -23,8 +23,8 @@ use phalanx_eth::{
     Slot, ValidatorIndex,
 };
 use phalanx_node::core::{
-    Action, ApiFailure, AttestationSubmission, Attester, BlockSubmission, Core, CoreConfig, Event,
-    Submission, ValidatorKeys, VcAttestation, VcRequest, VcResponse,
+    Action, ApiFailure, AttestationSubmission, Attester, BlockSubmission, Core, CoreConfig,
+    Defects, Event, Submission, ValidatorKeys, VcAttestation, VcRequest, VcResponse,
 };
 use phalanx_node::duty::Duty;
 use phalanx_node::parsigex::PartialMessage;
@@ -214,13 +214,14 @@ pub(super) struct World<E: EthSpec> {
     rng: ChaCha20Rng,
     trace: Sha256,
     end_ms: u64,
+    defects: Defects,
     /// The observations.
     pub(super) observed: Observed,
 }
 
 impl<E: EthSpec> World<E> {
     /// Builds the cluster, the chain and the schedule of `scenario`.
-    pub(super) fn new(scenario: &Scenario) -> World<E> {
+    pub(super) fn new(scenario: &Scenario, defects: Defects) -> World<E> {
         let mut rng = ChaCha20Rng::seed_from_u64(scenario.seed);
         let network = devnet_network(scenario.preset.into(), scenario.slot_ms, scenario.fork, &[]);
         let genesis_validators_root = Root::repeat_byte(0x5e);
@@ -305,6 +306,7 @@ impl<E: EthSpec> World<E> {
             rng,
             trace: Sha256::new(),
             end_ms,
+            defects,
             observed: Observed::default(),
         };
         for node in 0..n {
@@ -447,6 +449,7 @@ impl<E: EthSpec> World<E> {
                 seed,
                 graffiti: None,
                 builder_api: false,
+                defects: self.defects,
             },
             Box::new(NodeSigner(sim.node_key.clone())),
             Box::new(LockVerifier::new(publics)),
