@@ -120,6 +120,8 @@ impl SimnetArgs {
                     from_slot: 1,
                     until_slot: None,
                     lose_disk: false,
+                    offset_ms: 0,
+                    restart_offset_ms: 0,
                 }),
             );
         }

@@ -68,6 +68,12 @@ impl<V: Clone + PartialEq> DutyDb<V> {
         }
     }
 
+    /// Stores `value` over whatever was there: only for the simulator's
+    /// deliberately defective node ([`crate::core::Defects`]).
+    pub(crate) fn replace(&mut self, duty: Duty, validator: PublicKeyBytes, value: V) {
+        self.values.insert((duty, validator), value);
+    }
+
     /// The decided value, if any.
     pub fn get(&self, duty: &Duty, validator: &PublicKeyBytes) -> Option<&V> {
         self.values.get(&(*duty, *validator))

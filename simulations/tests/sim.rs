@@ -18,6 +18,8 @@ fn crash(node: usize, from_slot: u64) -> Fault {
         from_slot,
         until_slot: None,
         lose_disk: false,
+        offset_ms: 0,
+        restart_offset_ms: 0,
     }
 }
 
@@ -127,6 +129,8 @@ fn a_slow_beacon_node_and_a_crash_with_restart() {
             from_slot: 3,
             until_slot: Some(6),
             lose_disk: true,
+            offset_ms: 0,
+            restart_offset_ms: 0,
         },
     ];
     let report = run(&s).expect("runs");
@@ -170,5 +174,56 @@ mod broken_variants {
             "{report:#?}"
         );
         assert_all_on_time(&run(&s).expect("runs"));
+    }
+
+    /// The whole cluster restarts (disks kept) in the middle of slot 3's
+    /// attestation, and its beacon nodes now follow another head: the
+    /// restarted nodes decide a second, different vote for the same duty,
+    /// and each validator client asks again and signs it. Only the
+    /// slashing database stands between that and a double vote.
+    fn a_restart_into_a_reorg() -> Scenario {
+        let mut s = scenario(4, 8, 1, 63);
+        let third = s.slot_ms / 3;
+        for node in 0..4 {
+            s.faults.push(Fault::Crash {
+                node,
+                from_slot: 3,
+                until_slot: Some(3),
+                lose_disk: false,
+                offset_ms: third + 400,
+                restart_offset_ms: third + 500,
+            });
+            s.faults.push(Fault::DivergingBeaconNode {
+                node,
+                slot: 3,
+                from_ms: third + 450,
+            });
+            s.faults
+                .push(Fault::DoubleSubmittingValidatorClient { node });
+        }
+        s
+    }
+
+    #[test]
+    fn a_store_that_takes_a_second_value_signs_a_double_vote() {
+        let s = a_restart_into_a_reorg();
+        let report = run(&s).expect("runs");
+        assert!(report.violations.is_empty(), "{:#?}", report.violations);
+        // The restarted nodes' slashing databases made consensus refuse
+        // the second vote, so the clients' second requests went unanswered.
+        assert!(report.vc_refused > 0, "{report:#?}");
+        let defects = Defects {
+            accept_second_value: true,
+            ..Defects::default()
+        };
+        let report = run_defective(&s, defects).expect("runs");
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.starts_with("slashing") && v.contains("double vote")),
+            "{:#?}",
+            report.violations
+        );
     }
 }

@@ -49,6 +49,9 @@ pub struct RunReport {
     pub dropped_by_sender: BTreeMap<usize, u64>,
     /// Requests of validator clients their nodes refused.
     pub vc_refused: u64,
+    /// Decided values a node refused to sign (slashing protection, a
+    /// second value for a duty) and combinations that did not verify.
+    pub refused: u64,
     /// Per node: its duty outcomes that failed, by reason.
     pub node_failures: BTreeMap<usize, BTreeMap<String, u64>>,
 }
@@ -98,6 +101,7 @@ fn run_with<E: EthSpec>(scenario: &Scenario, defects: Defects) -> RunReport {
         partials_sent: world.observed.partials_sent,
         dropped_by_sender: BTreeMap::new(),
         vc_refused: world.observed.vc_refused.len() as u64,
+        refused: world.observed.refused.len() as u64,
         node_failures: BTreeMap::new(),
     };
     check_agreement(&world, &mut report);

@@ -131,6 +131,12 @@ pub enum Fault {
         /// Whether it restarts with an empty disk.
         #[serde(default)]
         lose_disk: bool,
+        /// Milliseconds into `from_slot` it stops at.
+        #[serde(default)]
+        offset_ms: u64,
+        /// Milliseconds into `until_slot` it restarts at.
+        #[serde(default)]
+        restart_offset_ms: u64,
     },
     /// The nodes split into groups that cannot reach each other.
     Partition {
@@ -160,6 +166,23 @@ pub enum Fault {
         from_slot: u64,
         /// Until this slot.
         until_slot: u64,
+    },
+    /// A node's beacon node follows another head: the attestation data of
+    /// `slot` it gives from `from_ms` into the slot on votes for another
+    /// block (as after a reorg).
+    DivergingBeaconNode {
+        /// The operator.
+        node: usize,
+        /// The slot whose data diverges.
+        slot: u64,
+        /// From this many milliseconds into the slot.
+        from_ms: u64,
+    },
+    /// A node's validator client asks for its attestation data a second
+    /// time, later in the slot, and signs whatever it gets.
+    DoubleSubmittingValidatorClient {
+        /// The operator.
+        node: usize,
     },
     /// A node's validator client sends nothing.
     ValidatorClientOffline {
@@ -282,6 +305,8 @@ impl Scenario {
                 | Fault::BeaconNodeDown { node, .. }
                 | Fault::ValidatorClientOffline { node, .. }
                 | Fault::ByzantineValidatorClient { node }
+                | Fault::DivergingBeaconNode { node, .. }
+                | Fault::DoubleSubmittingValidatorClient { node }
                 | Fault::ByzantineNode { node }
                 | Fault::ClockSkew { node, .. } => *node,
                 Fault::Partition { groups, .. } => {

@@ -81,6 +81,8 @@ enum Moment {
     Start,
     /// One third: attestation data and sync-committee messages.
     Third,
+    /// Later in the slot: a double-submitting client's second request.
+    Again,
 }
 
 /// A fault's start or end.
@@ -89,6 +91,9 @@ enum FaultEdge {
     Crash { node: usize, lose_disk: bool },
     Restart { node: usize },
 }
+
+/// The share of a slot after which a double-submitting client asks again.
+const AGAIN_AT_PERCENT: u64 = 55;
 
 /// One queue entry: ordered by time, then by the order it was scheduled.
 struct Scheduled<E: EthSpec> {
@@ -499,6 +504,17 @@ impl<E: EthSpec> World<E> {
                         moment: Moment::Third,
                     },
                 );
+                if self.vc_double_submits(node) {
+                    let again = start + self.scenario.slot_ms * AGAIN_AT_PERCENT / 100;
+                    self.schedule(
+                        again,
+                        Happening::Vc {
+                            node,
+                            slot: Slot(slot),
+                            moment: Moment::Again,
+                        },
+                    );
+                }
             }
         }
     }
@@ -510,12 +526,14 @@ impl<E: EthSpec> World<E> {
                 from_slot,
                 until_slot,
                 lose_disk,
+                offset_ms,
+                restart_offset_ms,
             } = fault
             {
-                let at = self.slot_start(Slot(from_slot));
+                let at = self.slot_start(Slot(from_slot)) + offset_ms;
                 self.schedule(at, Happening::Fault(FaultEdge::Crash { node, lose_disk }));
                 if let Some(until) = until_slot {
-                    let at = self.slot_start(Slot(until));
+                    let at = self.slot_start(Slot(until)) + restart_offset_ms;
                     self.schedule(at, Happening::Fault(FaultEdge::Restart { node }));
                 }
             }
@@ -651,9 +669,19 @@ impl<E: EthSpec> World<E> {
                 );
             }
             Action::FetchAttestationData { duty, committees } => {
+                let diverged = self.diverges(node, duty.slot);
                 let data: Vec<_> = committees
                     .iter()
-                    .map(|c| (*c, self.chain.attestation_data(duty.slot, c.0)))
+                    .map(|c| {
+                        let mut data = self.chain.attestation_data(duty.slot, c.0);
+                        if diverged {
+                            // Votes for a sibling block of the same slot.
+                            data.beacon_block_root = Root::from(<[u8; 32]>::from(Sha256::digest(
+                                data.beacon_block_root,
+                            )));
+                        }
+                        (*c, data)
+                    })
                     .collect();
                 self.beacon_node_answers(
                     node,
@@ -847,6 +875,18 @@ impl<E: EthSpec> World<E> {
         self.schedule(at, Happening::Core { node, event });
     }
 
+    /// Whether `node`'s beacon node gives diverging data for `slot` now.
+    fn diverges(&self, node: usize, slot: Slot) -> bool {
+        self.scenario.faults.iter().any(|f| match *f {
+            Fault::DivergingBeaconNode {
+                node: n,
+                slot: s,
+                from_ms,
+            } => n == node && s == slot.0 && self.now >= self.slot_start(slot) + from_ms,
+            _ => false,
+        })
+    }
+
     /// Whether a message from `from` reaches `to` now (partitions).
     fn connected(&self, from: usize, to: usize) -> bool {
         for fault in &self.scenario.faults {
@@ -1019,6 +1059,13 @@ impl<E: EthSpec> World<E> {
         })
     }
 
+    fn vc_double_submits(&self, node: usize) -> bool {
+        self.scenario
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::DoubleSubmittingValidatorClient { node: n } if *n == node))
+    }
+
     fn vc_byzantine(&self, node: usize) -> bool {
         self.scenario
             .faults
@@ -1089,24 +1136,30 @@ impl<E: EthSpec> World<E> {
                 if !messages.is_empty() {
                     self.vc_request(node, VcRequest::SyncMessages(messages), VcWaiting::Ack);
                 }
-                let mut by_committee: BTreeMap<CommitteeIndex, Vec<AttesterDuty>> = BTreeMap::new();
-                for duty in self.cluster_attesters(slot) {
-                    by_committee
-                        .entry(duty.committee_index)
-                        .or_default()
-                        .push(duty);
-                }
-                for (committee_index, duties) in by_committee {
-                    self.vc_request(
-                        node,
-                        VcRequest::AttestationData {
-                            slot,
-                            committee_index,
-                        },
-                        VcWaiting::AttestationData(duties),
-                    );
-                }
+                self.request_attestation_data(node, slot);
             }
+            Moment::Again => self.request_attestation_data(node, slot),
+        }
+    }
+
+    /// Asks for the attestation data of each committee with attesters.
+    fn request_attestation_data(&mut self, node: usize, slot: Slot) {
+        let mut by_committee: BTreeMap<CommitteeIndex, Vec<AttesterDuty>> = BTreeMap::new();
+        for duty in self.cluster_attesters(slot) {
+            by_committee
+                .entry(duty.committee_index)
+                .or_default()
+                .push(duty);
+        }
+        for (committee_index, duties) in by_committee {
+            self.vc_request(
+                node,
+                VcRequest::AttestationData {
+                    slot,
+                    committee_index,
+                },
+                VcWaiting::AttestationData(duties),
+            );
         }
     }
 
