@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use phalanx_eth::ForkName;
-use phalanx_sim::sim::{run, Fault, Preset, RunReport, Scenario};
+use phalanx_sim::sim::{report, run, Fault, Preset, RunReport, Scenario};
 
 #[derive(Args)]
 pub(crate) struct SimnetArgs {
@@ -61,6 +61,10 @@ pub(crate) struct SimnetArgs {
     /// Write every run's report as JSON lines here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the first seed's report as a self-contained HTML file (plots
+    /// of duty success per slot, latency, rounds, participation).
+    #[arg(long)]
+    html: Option<PathBuf>,
 }
 
 impl SimnetArgs {
@@ -206,6 +210,13 @@ pub(crate) fn simnet(args: SimnetArgs) -> Result<()> {
             serde_json::to_writer(&mut file, report)?;
             file.write_all(b"\n")?;
         }
+    }
+    if let (Some(path), Some(first)) = (&args.html, reports.first()) {
+        let mut one = scenario.clone();
+        one.seed = first.seed;
+        std::fs::write(path, report::html(&one, first))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("report of seed {} in {}", first.seed, path.display());
     }
     print_summary(&reports);
     println!(

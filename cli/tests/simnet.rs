@@ -15,6 +15,7 @@ fn a_scenario_file_runs_and_its_invariants_hold() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("reports.jsonl");
+    let html = dir.path().join("report.html");
     let output = phalanx()
         .args([
             "simnet",
@@ -27,6 +28,8 @@ fn a_scenario_file_runs_and_its_invariants_hold() {
             "--json",
         ])
         .arg(&json)
+        .arg("--html")
+        .arg(&html)
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -46,6 +49,19 @@ fn a_scenario_file_runs_and_its_invariants_hold() {
         })
         .collect();
     assert_eq!(seeds, vec![0, 1]);
+    // The HTML report stands alone: plots inline, the partition shaded.
+    let page = std::fs::read_to_string(&html).expect("report written");
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert_eq!(page.matches("<svg").count(), 4, "{page}");
+    assert!(page.contains("Every invariant held"), "{page}");
+    assert!(
+        page.contains("<title>Partition"),
+        "the partition's window: {page}"
+    );
+    assert!(
+        !page.contains("<script") && !page.contains("src=\""),
+        "{page}"
+    );
 }
 
 #[test]

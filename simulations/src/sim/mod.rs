@@ -6,6 +6,7 @@
 //! A run is a pure function of its [`Scenario`] (its seed included): the
 //! same scenario gives the same trace hash, bit for bit.
 
+pub mod report;
 pub mod scenario;
 mod world;
 
@@ -54,6 +55,23 @@ pub struct RunReport {
     pub refused: u64,
     /// Per node: its duty outcomes that failed, by reason.
     pub node_failures: BTreeMap<usize, BTreeMap<String, u64>>,
+    /// Per slot: the cluster's duties and how many were on time.
+    pub per_slot: Vec<SlotCounts>,
+    /// Every broadcast's time into its slot (ms), per duty type, sorted.
+    pub latency_samples: BTreeMap<String, Vec<u64>>,
+    /// Partial signatures each operator sent its peers.
+    pub partials_by_operator: BTreeMap<usize, u64>,
+}
+
+/// One slot's duties.
+#[derive(Debug, Default, Serialize)]
+pub struct SlotCounts {
+    /// The slot.
+    pub slot: u64,
+    /// Duties the chain gave the cluster.
+    pub expected: u64,
+    /// Broadcast by their deadline.
+    pub on_time: u64,
 }
 
 /// The cluster's duties of one type over the run.
@@ -103,6 +121,9 @@ fn run_with<E: EthSpec>(scenario: &Scenario, defects: Defects) -> RunReport {
         vc_refused: world.observed.vc_refused.len() as u64,
         refused: world.observed.refused.len() as u64,
         node_failures: BTreeMap::new(),
+        per_slot: Vec::new(),
+        latency_samples: BTreeMap::new(),
+        partials_by_operator: world.observed.partials_by_operator.clone(),
     };
     check_agreement(&world, &mut report);
     check_signatures(&world, &mut report);
@@ -246,12 +267,18 @@ fn check_liveness<E: EthSpec>(world: &World<E>, scenario: &Scenario, report: &mu
                 .into_iter()
                 .map(|i| (DutyType::SyncMessage, keys[i])),
         );
+        let mut this_slot = SlotCounts {
+            slot: slot.0,
+            ..SlotCounts::default()
+        };
         for (kind, validator) in expected {
             let counts = report.duties.entry(kind.name().to_string()).or_default();
             counts.expected += 1;
+            this_slot.expected += 1;
             match first.get(&(kind, slot, validator)) {
                 Some(&at) if at <= deadline(kind) => {
                     counts.on_time += 1;
+                    this_slot.on_time += 1;
                     latencies.entry(kind).or_default().push(at);
                 }
                 Some(&at) => {
@@ -275,6 +302,7 @@ fn check_liveness<E: EthSpec>(world: &World<E>, scenario: &Scenario, report: &mu
                 }
             }
         }
+        report.per_slot.push(this_slot);
     }
     for (kind, mut list) in latencies {
         list.sort_unstable();
@@ -282,5 +310,6 @@ fn check_liveness<E: EthSpec>(world: &World<E>, scenario: &Scenario, report: &mu
         report
             .latency_ms
             .insert(kind.name().to_string(), [at(50), at(90), at(99)]);
+        report.latency_samples.insert(kind.name().to_string(), list);
     }
 }

@@ -197,6 +197,8 @@ pub struct Observed {
     pub consensus_messages: u64,
     /// Partial signatures sent between nodes.
     pub partials_sent: u64,
+    /// Partial signatures each operator sent, counted once per batch sent.
+    pub partials_by_operator: BTreeMap<usize, u64>,
     /// Events processed.
     pub events: u64,
     /// Submissions of kinds the simulator does not check.
@@ -954,6 +956,7 @@ impl<E: EthSpec> World<E> {
     }
 
     fn send_partials(&mut self, from: usize, mut partials: Vec<PartialMessage>) {
+        *self.observed.partials_by_operator.entry(from).or_default() += partials.len() as u64;
         if self.is_byzantine_node(from) {
             // Signatures that decode but do not verify: over another root.
             for partial in &mut partials {
