@@ -218,6 +218,9 @@ pub(super) struct World<E: EthSpec> {
     nodes: Vec<SimNode<E>>,
     validators: Vec<ValidatorKeys>,
     group_bytes: Vec<PublicKeyBytes>,
+    index_of: BTreeMap<PublicKeyBytes, usize>,
+    /// Signatures already checked: (validator, signing root, signature).
+    verified: BTreeMap<(usize, Root, SignatureBytes), bool>,
     rng: ChaCha20Rng,
     trace: Sha256,
     end_ms: u64,
@@ -308,6 +311,12 @@ impl<E: EthSpec> World<E> {
             seq: 0,
             queue: BinaryHeap::new(),
             nodes,
+            index_of: group_bytes
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (*k, i))
+                .collect(),
+            verified: BTreeMap::new(),
             validators,
             group_bytes,
             rng,
@@ -606,7 +615,7 @@ impl<E: EthSpec> World<E> {
                 let found: Vec<(PublicKeyBytes, ValidatorIndex)> = keys
                     .into_iter()
                     .filter_map(|key| {
-                        let index = self.group_bytes.iter().position(|k| *k == key)?;
+                        let index = *self.index_of.get(&key)?;
                         Some((key, ValidatorIndex(index as u64)))
                     })
                     .collect();
@@ -990,7 +999,7 @@ impl<E: EthSpec> World<E> {
     /// The signing root of a submission and whether its signature verifies
     /// under the group key.
     fn check(
-        &self,
+        &mut self,
         validator: PublicKeyBytes,
         submission: &Submission<E>,
     ) -> Option<SubmissionCheck> {
@@ -1033,14 +1042,17 @@ impl<E: EthSpec> World<E> {
             // The simulated clients neither aggregate nor exit nor register.
             _ => return None,
         };
-        let valid = self
-            .group_bytes
-            .iter()
-            .position(|k| *k == validator)
-            .is_some_and(|i| {
-                phalanx_crypto::Signature::from_bytes(signature.as_slice())
-                    .is_ok_and(|s| s.verify(&self.validators[i].group, root.as_slice()))
-            });
+        // Every node broadcasts the same signature: it is verified once.
+        let valid = match self.index_of.get(&validator) {
+            None => false,
+            Some(&i) => *self
+                .verified
+                .entry((i, root, signature))
+                .or_insert_with(|| {
+                    phalanx_crypto::Signature::from_bytes(signature.as_slice())
+                        .is_ok_and(|s| s.verify(&self.validators[i].group, root.as_slice()))
+                }),
+        };
         Some(SubmissionCheck {
             signing_root: root,
             valid,
