@@ -626,11 +626,11 @@ impl Roots {
         compute_signing_root(data, self.domain(DOMAIN_BEACON_ATTESTER, data.target.epoch))
     }
 
-    fn selection_proof(&self, slot: Slot) -> Root {
+    pub(crate) fn selection_proof(&self, slot: Slot) -> Root {
         compute_signing_root(&slot, self.domain(DOMAIN_SELECTION_PROOF, self.epoch(slot)))
     }
 
-    fn aggregate_and_proof(&self, slot: Slot, message: &impl TreeHash) -> Root {
+    pub(crate) fn aggregate_and_proof(&self, slot: Slot, message: &impl TreeHash) -> Root {
         compute_signing_root(
             message,
             self.domain(DOMAIN_AGGREGATE_AND_PROOF, self.epoch(slot)),

@@ -267,6 +267,12 @@ fn check_liveness<E: EthSpec>(world: &World<E>, scenario: &Scenario, report: &mu
                 .into_iter()
                 .map(|i| (DutyType::SyncMessage, keys[i])),
         );
+        expected.extend(
+            world
+                .cluster_aggregators(slot)
+                .into_iter()
+                .map(|key| (DutyType::Aggregator, key)),
+        );
         let mut this_slot = SlotCounts {
             slot: slot.0,
             ..SlotCounts::default()

@@ -13,18 +13,24 @@ use std::time::Duration;
 
 use phalanx_consensus::Wire;
 use phalanx_crypto::threshold::{split, SecretShare};
-use phalanx_crypto::SecretKey;
+use phalanx_crypto::{SecretKey, Signature};
 use phalanx_eth::api::{AttesterDuty, ProposerDuty, SyncDuty};
+use phalanx_eth::attestation::{
+    AggregateAndProof, AggregateAndProofBase, AggregateAndProofElectra, Attestation,
+    AttestationBase, AttestationData, AttestationElectra, BeaconCommitteeSelection,
+};
 use phalanx_eth::block_contents::ProducedBlockData;
 use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::selection::is_aggregator;
 use phalanx_eth::sync_committee::SyncCommitteeMessage;
 use phalanx_eth::{
     CommitteeIndex, EthSpec, ExecutionAddress, ForkName, PublicKeyBytes, Root, SignatureBytes,
     Slot, ValidatorIndex,
 };
 use phalanx_node::core::{
-    Action, ApiFailure, AttestationSubmission, Attester, BlockSubmission, Core, CoreConfig,
-    Defects, Event, Submission, ValidatorKeys, VcAttestation, VcRequest, VcResponse,
+    Action, AggregateSubmission, ApiFailure, AttestationSubmission, Attester, BlockSubmission,
+    Core, CoreConfig, Defects, Event, Submission, ValidatorKeys, VcAttestation, VcRequest,
+    VcResponse, VcSigned,
 };
 use phalanx_node::duty::Duty;
 use phalanx_node::parsigex::PartialMessage;
@@ -36,6 +42,8 @@ use phalanx_p2p::NodeKey;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
+use ssz_types::{BitList, BitVector};
+use tree_hash::TreeHash;
 
 use crate::beacon::{devnet_network, BeaconMockConfig, Chain};
 use crate::vc::Roots;
@@ -83,6 +91,8 @@ enum Moment {
     Third,
     /// Later in the slot: a double-submitting client's second request.
     Again,
+    /// Two thirds: aggregates.
+    TwoThirds,
 }
 
 /// A fault's start or end.
@@ -128,6 +138,13 @@ enum VcWaiting {
     AttestationData(Vec<AttesterDuty>),
     /// The block of a slot, for its proposer.
     Block { slot: Slot, position: usize },
+    /// The combined selection proofs of these attesters.
+    Selections(Vec<AttesterDuty>),
+    /// The aggregate an elected aggregator signs.
+    Aggregate {
+        duty: AttesterDuty,
+        selection_proof: SignatureBytes,
+    },
     /// Nothing more: a submission's acknowledgement.
     Ack,
 }
@@ -148,6 +165,21 @@ struct SimNode<E: EthSpec> {
     waiting: BTreeMap<u64, VcWaiting>,
     /// Times it was started, for the core's seed.
     starts: u64,
+    /// The validator client's attestation data, by slot and committee.
+    attested: BTreeMap<(Slot, CommitteeIndex), AttestationData>,
+    /// The validator client's elected aggregators, by slot.
+    aggregators: BTreeMap<Slot, Vec<(AttesterDuty, SignatureBytes)>>,
+    /// Its beacon node's pool of the attestations it was sent: by slot,
+    /// committee and data root, the data, committee length and each
+    /// member's signature by position.
+    pool: BTreeMap<(Slot, CommitteeIndex, Root), Pooled>,
+}
+
+/// Attestations of one committee over one vote, as a beacon node pools them.
+struct Pooled {
+    data: AttestationData,
+    committee_length: u64,
+    signatures: BTreeMap<u64, Signature>,
 }
 
 /// A submission that reached a beacon node.
@@ -217,6 +249,9 @@ pub(super) struct World<E: EthSpec> {
     queue: BinaryHeap<Reverse<Scheduled<E>>>,
     nodes: Vec<SimNode<E>>,
     validators: Vec<ValidatorKeys>,
+    /// The validators' whole keys: only to know, independently of the
+    /// nodes, which attesters the cluster's selection proofs elect.
+    secrets: Vec<SecretKey>,
     group_bytes: Vec<PublicKeyBytes>,
     index_of: BTreeMap<PublicKeyBytes, usize>,
     /// Signatures already checked: (validator, signing root, signature).
@@ -241,6 +276,7 @@ impl<E: EthSpec> World<E> {
         // Keys: each validator's key split among the operators.
         let mut splits = Vec::with_capacity(scenario.validators);
         let mut validators = Vec::with_capacity(scenario.validators);
+        let mut secrets = Vec::with_capacity(scenario.validators);
         for _ in 0..scenario.validators {
             let secret = SecretKey::random(&mut rng);
             let split = split(&secret, t, n, &mut rng)
@@ -256,6 +292,7 @@ impl<E: EthSpec> World<E> {
                 registration: None,
             });
             splits.push(split.secret_shares);
+            secrets.push(secret);
         }
         let group_bytes: Vec<PublicKeyBytes> = validators
             .iter()
@@ -297,6 +334,9 @@ impl<E: EthSpec> World<E> {
                     next_request: 1,
                     waiting: BTreeMap::new(),
                     starts: 0,
+                    attested: BTreeMap::new(),
+                    aggregators: BTreeMap::new(),
+                    pool: BTreeMap::new(),
                 }
             })
             .collect();
@@ -317,6 +357,7 @@ impl<E: EthSpec> World<E> {
                 .map(|(i, k)| (*k, i))
                 .collect(),
             verified: BTreeMap::new(),
+            secrets,
             validators,
             group_bytes,
             rng,
@@ -515,6 +556,15 @@ impl<E: EthSpec> World<E> {
                         moment: Moment::Third,
                     },
                 );
+                let delay = self.uniform(VC_DELAY_MS);
+                self.schedule(
+                    start + 2 * third + delay,
+                    Happening::Vc {
+                        node,
+                        slot: Slot(slot),
+                        moment: Moment::TwoThirds,
+                    },
+                );
                 if self.vc_double_submits(node) {
                     let again = start + self.scenario.slot_ms * AGAIN_AT_PERCENT / 100;
                     self.schedule(
@@ -706,17 +756,21 @@ impl<E: EthSpec> World<E> {
                     },
                 );
             }
-            Action::FetchAggregates { duty, .. } => self.beacon_node_answers(
-                node,
-                Event::Aggregates {
-                    duty,
-                    result: Err("the simulated beacon node keeps no aggregate pool".into()),
-                },
-                move |e| Event::Aggregates {
-                    duty,
-                    result: Err(e),
-                },
-            ),
+            Action::FetchAggregates { duty, requests } => {
+                let result = requests
+                    .iter()
+                    .map(|(committee, root)| {
+                        self.aggregate_of(node, duty.slot, *committee, *root)
+                            .map(|a| (*committee, a))
+                    })
+                    .collect::<Result<Vec<_>, String>>();
+                self.beacon_node_answers(node, Event::Aggregates { duty, result }, move |e| {
+                    Event::Aggregates {
+                        duty,
+                        result: Err(e),
+                    }
+                });
+            }
             Action::FetchContributions { duty, .. } => self.beacon_node_answers(
                 node,
                 Event::Contributions {
@@ -786,6 +840,9 @@ impl<E: EthSpec> World<E> {
                 validator,
                 submission,
             } => {
+                if let Submission::Attestation(_, attestation) = &submission {
+                    self.pool_attestation(node, attestation);
+                }
                 let Some(check) = self.check(validator, &submission) else {
                     self.observed.unchecked += 1;
                     return;
@@ -884,6 +941,129 @@ impl<E: EthSpec> World<E> {
         };
         let at = self.now + delay;
         self.schedule(at, Happening::Core { node, event });
+    }
+
+    /// A beacon node keeps the attestations its node sends, for aggregates.
+    fn pool_attestation(&mut self, node: usize, attestation: &AttestationSubmission<E>) {
+        let (data, committee, position, length, signature) = match attestation {
+            AttestationSubmission::Single(a) => {
+                let Some(duty) = self
+                    .cluster_attesters(a.data.slot)
+                    .into_iter()
+                    .find(|d| d.validator_index == a.attester_index)
+                else {
+                    return;
+                };
+                (
+                    a.data,
+                    a.committee_index,
+                    duty.validator_committee_index,
+                    duty.committee_length,
+                    a.signature,
+                )
+            }
+            AttestationSubmission::Base(a) => {
+                let bits = match a.as_ref() {
+                    Attestation::Base(base) => &base.aggregation_bits,
+                    Attestation::Electra(_) => return,
+                };
+                let Some(position) = (0..bits.len()).find(|i| bits.get(*i).unwrap_or(false)) else {
+                    return;
+                };
+                let data = *a.data();
+                (
+                    data,
+                    data.index,
+                    position as u64,
+                    bits.len() as u64,
+                    *a.signature(),
+                )
+            }
+        };
+        let Ok(signature) = Signature::from_bytes(signature.as_slice()) else {
+            return;
+        };
+        self.nodes[node]
+            .pool
+            .entry((data.slot, committee, data.tree_hash_root()))
+            .or_insert_with(|| Pooled {
+                data,
+                committee_length: length,
+                signatures: BTreeMap::new(),
+            })
+            .signatures
+            .insert(position, signature);
+    }
+
+    /// The aggregate of what `node`'s beacon node pooled for a committee's vote.
+    fn aggregate_of(
+        &self,
+        node: usize,
+        slot: Slot,
+        committee: CommitteeIndex,
+        root: Root,
+    ) -> Result<Attestation<E>, String> {
+        let pooled = self.nodes[node]
+            .pool
+            .get(&(slot, committee, root))
+            .ok_or_else(|| format!("no attestation of committee {committee} at slot {slot}"))?;
+        let signatures: Vec<Signature> = pooled.signatures.values().copied().collect();
+        let signature = Signature::aggregate(&signatures)
+            .map(|s| SignatureBytes::from(s.to_bytes()))
+            .map_err(|e| e.to_string())?;
+        let bits_error = |e: ssz::BitfieldError| format!("aggregation bits: {e:?}");
+        let length = pooled.committee_length as usize;
+        let electra = self
+            .network
+            .fork_at(slot.epoch(E::SLOTS_PER_EPOCH))
+            .is_ok_and(ForkName::electra_enabled);
+        if electra {
+            let mut aggregation_bits = BitList::with_capacity(length).map_err(bits_error)?;
+            for &position in pooled.signatures.keys() {
+                aggregation_bits
+                    .set(position as usize, true)
+                    .map_err(bits_error)?;
+            }
+            let mut committee_bits = BitVector::new();
+            committee_bits
+                .set(committee.0 as usize, true)
+                .map_err(bits_error)?;
+            Ok(Attestation::Electra(AttestationElectra {
+                aggregation_bits,
+                data: pooled.data,
+                signature,
+                committee_bits,
+            }))
+        } else {
+            let mut aggregation_bits = BitList::with_capacity(length).map_err(bits_error)?;
+            for &position in pooled.signatures.keys() {
+                aggregation_bits
+                    .set(position as usize, true)
+                    .map_err(bits_error)?;
+            }
+            Ok(Attestation::Base(AttestationBase {
+                aggregation_bits,
+                data: pooled.data,
+                signature,
+            }))
+        }
+    }
+
+    /// The cluster's attesters at `slot` that its (group) selection proofs
+    /// elect to aggregate, worked out from the whole keys.
+    pub(super) fn cluster_aggregators(&self, slot: Slot) -> Vec<PublicKeyBytes> {
+        let root = self.roots.selection_proof(slot);
+        self.cluster_attesters(slot)
+            .into_iter()
+            .filter(|duty| {
+                let proof = self.secrets[duty.validator_index.0 as usize].sign(root.as_slice());
+                is_aggregator(
+                    duty.committee_length,
+                    &SignatureBytes::from(proof.to_bytes()),
+                )
+            })
+            .map(|duty| duty.pubkey)
+            .collect()
     }
 
     /// Whether `node`'s beacon node gives diverging data for `slot` now.
@@ -1039,7 +1219,29 @@ impl<E: EthSpec> World<E> {
                 };
                 (self.roots.block(slot, root), signature, None, Some(slot))
             }
-            // The simulated clients neither aggregate nor exit nor register.
+            Submission::Aggregate(_, aggregate) => {
+                let (slot, root, signature) = match aggregate {
+                    AggregateSubmission::Base(signed) => (
+                        signed.message.aggregate.data.slot,
+                        self.roots.aggregate_and_proof(
+                            signed.message.aggregate.data.slot,
+                            &signed.message,
+                        ),
+                        signed.signature,
+                    ),
+                    AggregateSubmission::Electra(signed) => (
+                        signed.message.aggregate.data.slot,
+                        self.roots.aggregate_and_proof(
+                            signed.message.aggregate.data.slot,
+                            &signed.message,
+                        ),
+                        signed.signature,
+                    ),
+                };
+                let _ = slot;
+                (root, signature, None, None)
+            }
+            // The simulated clients neither contribute nor exit nor register.
             _ => return None,
         };
         // Every node broadcasts the same signature: it is verified once.
@@ -1117,6 +1319,27 @@ impl<E: EthSpec> World<E> {
         self.note(&[b"vc", &(node as u64).to_le_bytes(), &slot.0.to_le_bytes()]);
         match moment {
             Moment::Start => {
+                let attesters = self.cluster_attesters(slot);
+                if !attesters.is_empty() {
+                    let root = self.roots.selection_proof(slot);
+                    let selections = attesters
+                        .iter()
+                        .map(|duty| BeaconCommitteeSelection {
+                            validator_index: duty.validator_index,
+                            slot,
+                            selection_proof: self.vc_sign(
+                                node,
+                                duty.validator_index.0 as usize,
+                                root,
+                            ),
+                        })
+                        .collect();
+                    self.vc_request(
+                        node,
+                        VcRequest::BeaconCommitteeSelections(selections),
+                        VcWaiting::Selections(attesters),
+                    );
+                }
                 if let Some(position) = self.cluster_proposer(slot) {
                     let epoch = slot.epoch(E::SLOTS_PER_EPOCH);
                     let randao_reveal = self.vc_sign(node, position, self.roots.randao(epoch));
@@ -1154,6 +1377,36 @@ impl<E: EthSpec> World<E> {
                 self.request_attestation_data(node, slot);
             }
             Moment::Again => self.request_attestation_data(node, slot),
+            Moment::TwoThirds => {
+                let elected = self.nodes[node]
+                    .aggregators
+                    .remove(&slot)
+                    .unwrap_or_default();
+                for (duty, selection_proof) in elected {
+                    let Some(data) = self.nodes[node]
+                        .attested
+                        .get(&(slot, duty.committee_index))
+                        .copied()
+                    else {
+                        continue;
+                    };
+                    self.vc_request(
+                        node,
+                        VcRequest::AggregateAttestation {
+                            slot,
+                            data_root: data.tree_hash_root(),
+                            committee_index: Some(duty.committee_index),
+                        },
+                        VcWaiting::Aggregate {
+                            duty,
+                            selection_proof,
+                        },
+                    );
+                }
+                // Nothing older is needed any more.
+                let sim = &mut self.nodes[node];
+                sim.attested = sim.attested.split_off(&(slot, CommitteeIndex(0)));
+            }
         }
     }
 
@@ -1192,7 +1445,56 @@ impl<E: EthSpec> World<E> {
             }
         };
         match (waiting, response) {
+            (VcWaiting::Selections(duties), VcResponse::BeaconCommitteeSelections(list)) => {
+                for (duty, selection) in duties.into_iter().zip(list) {
+                    if is_aggregator(duty.committee_length, &selection.selection_proof) {
+                        self.nodes[node]
+                            .aggregators
+                            .entry(duty.slot)
+                            .or_default()
+                            .push((duty, selection.selection_proof));
+                    }
+                }
+            }
+            (
+                VcWaiting::Aggregate {
+                    duty,
+                    selection_proof,
+                },
+                VcResponse::Aggregate(aggregate),
+            ) => {
+                let position = duty.validator_index.0 as usize;
+                let (message, root) = match *aggregate {
+                    Attestation::Base(aggregate) => {
+                        let message = AggregateAndProofBase {
+                            aggregator_index: duty.validator_index,
+                            aggregate,
+                            selection_proof,
+                        };
+                        let root = self.roots.aggregate_and_proof(duty.slot, &message);
+                        (AggregateAndProof::Base(message), root)
+                    }
+                    Attestation::Electra(aggregate) => {
+                        let message = AggregateAndProofElectra {
+                            aggregator_index: duty.validator_index,
+                            aggregate,
+                            selection_proof,
+                        };
+                        let root = self.roots.aggregate_and_proof(duty.slot, &message);
+                        (AggregateAndProof::Electra(message), root)
+                    }
+                };
+                let signature = self.vc_sign(node, position, root);
+                self.vc_request(
+                    node,
+                    VcRequest::AggregateAndProofs(vec![VcSigned { message, signature }]),
+                    VcWaiting::Ack,
+                );
+            }
             (VcWaiting::AttestationData(duties), VcResponse::AttestationData(data)) => {
+                self.nodes[node]
+                    .attested
+                    .insert((data.slot, duties[0].committee_index), data);
                 let electra = self
                     .network
                     .fork_at(data.slot.epoch(E::SLOTS_PER_EPOCH))
