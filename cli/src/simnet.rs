@@ -311,7 +311,7 @@ fn print_summary(reports: &[RunReport]) {
     }
     println!();
     println!(
-        "{:<14} {:>9} {:>9} {:>7} {:>7} {:>22}",
+        "{:<18} {:>9} {:>9} {:>7} {:>7} {:>22}",
         "duty", "expected", "on time", "late", "missed", "into slot p50/p90/p99"
     );
     for (kind, [expected, on_time, late, missed]) in &duties {
@@ -324,7 +324,7 @@ fn print_summary(reports: &[RunReport]) {
             };
             format!("{}/{}/{} ms", pick(0), pick(1), pick(2))
         });
-        println!("{kind:<14} {expected:>9} {on_time:>9} {late:>7} {missed:>7} {quantiles:>22}");
+        println!("{kind:<18} {expected:>9} {on_time:>9} {late:>7} {missed:>7} {quantiles:>22}");
     }
     let rounds_text: Vec<String> = rounds
         .iter()

@@ -644,7 +644,7 @@ impl Roots {
         )
     }
 
-    fn sync_selection_proof(&self, slot: Slot, subcommittee_index: u64) -> Root {
+    pub(crate) fn sync_selection_proof(&self, slot: Slot, subcommittee_index: u64) -> Root {
         compute_signing_root(
             &SyncAggregatorSelectionData {
                 slot,
@@ -654,7 +654,7 @@ impl Roots {
         )
     }
 
-    fn contribution_and_proof(&self, slot: Slot, message: &impl TreeHash) -> Root {
+    pub(crate) fn contribution_and_proof(&self, slot: Slot, message: &impl TreeHash) -> Root {
         compute_signing_root(
             message,
             self.domain(DOMAIN_CONTRIBUTION_AND_PROOF, self.epoch(slot)),

@@ -273,6 +273,17 @@ fn check_liveness<E: EthSpec>(world: &World<E>, scenario: &Scenario, report: &mu
                 .into_iter()
                 .map(|key| (DutyType::Aggregator, key)),
         );
+        // One contribution per elected member, whatever its subcommittees.
+        let contributors: BTreeSet<PublicKeyBytes> = world
+            .cluster_sync_aggregators(slot)
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        expected.extend(
+            contributors
+                .into_iter()
+                .map(|key| (DutyType::SyncContribution, key)),
+        );
         let mut this_slot = SlotCounts {
             slot: slot.0,
             ..SlotCounts::default()

@@ -15,14 +15,18 @@ use phalanx_consensus::Wire;
 use phalanx_crypto::threshold::{split, SecretShare};
 use phalanx_crypto::{SecretKey, Signature};
 use phalanx_eth::api::{AttesterDuty, ProposerDuty, SyncDuty};
+use phalanx_eth::attestation::SyncCommitteeSelection;
 use phalanx_eth::attestation::{
     AggregateAndProof, AggregateAndProofBase, AggregateAndProofElectra, Attestation,
     AttestationBase, AttestationData, AttestationElectra, BeaconCommitteeSelection,
 };
 use phalanx_eth::block_contents::ProducedBlockData;
 use phalanx_eth::config::NetworkConfig;
-use phalanx_eth::selection::is_aggregator;
-use phalanx_eth::sync_committee::SyncCommitteeMessage;
+use phalanx_eth::selection::{is_aggregator, is_sync_committee_aggregator, sync_subcommittee};
+use phalanx_eth::sync_committee::{
+    ContributionAndProof, SignedContributionAndProof, SyncCommitteeContribution,
+    SyncCommitteeMessage,
+};
 use phalanx_eth::{
     CommitteeIndex, EthSpec, ExecutionAddress, ForkName, PublicKeyBytes, Root, SignatureBytes,
     Slot, ValidatorIndex,
@@ -42,6 +46,7 @@ use phalanx_p2p::NodeKey;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
+use ssz_types::typenum::Unsigned;
 use ssz_types::{BitList, BitVector};
 use tree_hash::TreeHash;
 
@@ -145,6 +150,13 @@ enum VcWaiting {
         duty: AttesterDuty,
         selection_proof: SignatureBytes,
     },
+    /// The combined sync selection proofs of these (member, subcommittee).
+    SyncSelections(Vec<(usize, u64)>),
+    /// The contribution an elected sync aggregator signs.
+    Contribution {
+        position: usize,
+        selection_proof: SignatureBytes,
+    },
     /// Nothing more: a submission's acknowledgement.
     Ack,
 }
@@ -169,6 +181,11 @@ struct SimNode<E: EthSpec> {
     attested: BTreeMap<(Slot, CommitteeIndex), AttestationData>,
     /// The validator client's elected aggregators, by slot.
     aggregators: BTreeMap<Slot, Vec<(AttesterDuty, SignatureBytes)>>,
+    /// Its elected sync aggregators, by slot: member, subcommittee, proof.
+    sync_aggregators: BTreeMap<Slot, Vec<(usize, u64, SignatureBytes)>>,
+    /// Its beacon node's pool of sync messages: by slot, head and
+    /// subcommittee, each position's signature.
+    sync_pool: BTreeMap<(Slot, Root, u64), BTreeMap<u64, Signature>>,
     /// Its beacon node's pool of the attestations it was sent: by slot,
     /// committee and data root, the data, committee length and each
     /// member's signature by position.
@@ -336,6 +353,8 @@ impl<E: EthSpec> World<E> {
                     starts: 0,
                     attested: BTreeMap::new(),
                     aggregators: BTreeMap::new(),
+                    sync_aggregators: BTreeMap::new(),
+                    sync_pool: BTreeMap::new(),
                     pool: BTreeMap::new(),
                 }
             })
@@ -771,17 +790,23 @@ impl<E: EthSpec> World<E> {
                     }
                 });
             }
-            Action::FetchContributions { duty, .. } => self.beacon_node_answers(
-                node,
-                Event::Contributions {
-                    duty,
-                    result: Err("the simulated beacon node keeps no contribution pool".into()),
-                },
-                move |e| Event::Contributions {
-                    duty,
-                    result: Err(e),
-                },
-            ),
+            Action::FetchContributions {
+                duty,
+                block_root,
+                subcommittees,
+            } => {
+                let head = block_root.unwrap_or_else(|| self.chain.block_root(duty.slot));
+                let result = subcommittees
+                    .iter()
+                    .map(|k| self.contribution_of(node, duty.slot, head, *k))
+                    .collect::<Result<Vec<_>, String>>();
+                self.beacon_node_answers(node, Event::Contributions { duty, result }, move |e| {
+                    Event::Contributions {
+                        duty,
+                        result: Err(e),
+                    }
+                });
+            }
             Action::FetchBlock {
                 duty,
                 randao_reveal,
@@ -842,6 +867,9 @@ impl<E: EthSpec> World<E> {
             } => {
                 if let Submission::Attestation(_, attestation) = &submission {
                     self.pool_attestation(node, attestation);
+                }
+                if let Submission::SyncMessage(message) = &submission {
+                    self.pool_sync_message(node, message);
                 }
                 let Some(check) = self.check(validator, &submission) else {
                     self.observed.unchecked += 1;
@@ -1049,6 +1077,85 @@ impl<E: EthSpec> World<E> {
         }
     }
 
+    /// The cluster's sync-committee members at `slot` with each
+    /// subcommittee they sit in.
+    pub(super) fn cluster_subcommittees(&self, slot: Slot) -> Vec<(usize, u64)> {
+        let mut found = BTreeSet::new();
+        for (position, member) in self.chain.sync_committee_at(slot).into_iter().enumerate() {
+            if (member as usize) < self.validators.len() {
+                found.insert((member as usize, sync_subcommittee::<E>(position as u64)));
+            }
+        }
+        found.into_iter().collect()
+    }
+
+    /// The (member, subcommittee) pairs at `slot` the group keys' sync
+    /// selection proofs elect to contribute.
+    pub(super) fn cluster_sync_aggregators(&self, slot: Slot) -> Vec<(PublicKeyBytes, u64)> {
+        self.cluster_subcommittees(slot)
+            .into_iter()
+            .filter(|&(member, subcommittee)| {
+                let root = self.roots.sync_selection_proof(slot, subcommittee);
+                let proof = self.secrets[member].sign(root.as_slice());
+                is_sync_committee_aggregator::<E>(&SignatureBytes::from(proof.to_bytes()))
+            })
+            .map(|(member, subcommittee)| (self.group_bytes[member], subcommittee))
+            .collect()
+    }
+
+    /// A beacon node keeps the sync messages its node sends, by position.
+    fn pool_sync_message(&mut self, node: usize, message: &SyncCommitteeMessage) {
+        let Ok(signature) = Signature::from_bytes(message.signature.as_slice()) else {
+            return;
+        };
+        let size = E::SyncSubcommitteeSize::to_u64();
+        let committee = self.chain.sync_committee_at(message.slot);
+        for (position, member) in committee.into_iter().enumerate() {
+            if member == message.validator_index.0 {
+                let position = position as u64;
+                self.nodes[node]
+                    .sync_pool
+                    .entry((message.slot, message.beacon_block_root, position / size))
+                    .or_default()
+                    .insert(position % size, signature);
+            }
+        }
+    }
+
+    /// The contribution of what `node`'s beacon node pooled for a
+    /// subcommittee's head.
+    fn contribution_of(
+        &self,
+        node: usize,
+        slot: Slot,
+        head: Root,
+        subcommittee_index: u64,
+    ) -> Result<SyncCommitteeContribution<E>, String> {
+        let pooled = self.nodes[node]
+            .sync_pool
+            .get(&(slot, head, subcommittee_index))
+            .ok_or_else(|| {
+                format!("no sync message of subcommittee {subcommittee_index} at slot {slot}")
+            })?;
+        let signatures: Vec<Signature> = pooled.values().copied().collect();
+        let signature = Signature::aggregate(&signatures)
+            .map(|s| SignatureBytes::from(s.to_bytes()))
+            .map_err(|e| e.to_string())?;
+        let mut aggregation_bits = BitVector::new();
+        for &index in pooled.keys() {
+            aggregation_bits
+                .set(index as usize, true)
+                .map_err(|e| format!("aggregation bits: {e:?}"))?;
+        }
+        Ok(SyncCommitteeContribution {
+            slot,
+            beacon_block_root: head,
+            subcommittee_index,
+            aggregation_bits,
+            signature,
+        })
+    }
+
     /// The cluster's attesters at `slot` that its (group) selection proofs
     /// elect to aggregate, worked out from the whole keys.
     pub(super) fn cluster_aggregators(&self, slot: Slot) -> Vec<PublicKeyBytes> {
@@ -1241,7 +1348,14 @@ impl<E: EthSpec> World<E> {
                 let _ = slot;
                 (root, signature, None, None)
             }
-            // The simulated clients neither contribute nor exit nor register.
+            Submission::Contribution(signed) => (
+                self.roots
+                    .contribution_and_proof(signed.message.contribution.slot, &signed.message),
+                signed.signature,
+                None,
+                None,
+            ),
+            // The simulated clients neither exit nor register.
             _ => return None,
         };
         // Every node broadcasts the same signature: it is verified once.
@@ -1340,6 +1454,27 @@ impl<E: EthSpec> World<E> {
                         VcWaiting::Selections(attesters),
                     );
                 }
+                let members = self.cluster_subcommittees(slot);
+                if !members.is_empty() {
+                    let selections = members
+                        .iter()
+                        .map(|&(position, subcommittee_index)| SyncCommitteeSelection {
+                            validator_index: ValidatorIndex(position as u64),
+                            slot,
+                            subcommittee_index,
+                            selection_proof: self.vc_sign(
+                                node,
+                                position,
+                                self.roots.sync_selection_proof(slot, subcommittee_index),
+                            ),
+                        })
+                        .collect();
+                    self.vc_request(
+                        node,
+                        VcRequest::SyncCommitteeSelections(selections),
+                        VcWaiting::SyncSelections(members),
+                    );
+                }
                 if let Some(position) = self.cluster_proposer(slot) {
                     let epoch = slot.epoch(E::SLOTS_PER_EPOCH);
                     let randao_reveal = self.vc_sign(node, position, self.roots.randao(epoch));
@@ -1403,6 +1538,23 @@ impl<E: EthSpec> World<E> {
                         },
                     );
                 }
+                let elected = self.nodes[node]
+                    .sync_aggregators
+                    .remove(&slot)
+                    .unwrap_or_default();
+                for (position, subcommittee_index, selection_proof) in elected {
+                    self.vc_request(
+                        node,
+                        VcRequest::SyncContribution {
+                            slot,
+                            subcommittee_index,
+                        },
+                        VcWaiting::Contribution {
+                            position,
+                            selection_proof,
+                        },
+                    );
+                }
                 // Nothing older is needed any more.
                 let sim = &mut self.nodes[node];
                 sim.attested = sim.attested.split_off(&(slot, CommitteeIndex(0)));
@@ -1445,6 +1597,42 @@ impl<E: EthSpec> World<E> {
             }
         };
         match (waiting, response) {
+            (VcWaiting::SyncSelections(members), VcResponse::SyncCommitteeSelections(list)) => {
+                for ((position, subcommittee), selection) in members.into_iter().zip(list) {
+                    if is_sync_committee_aggregator::<E>(&selection.selection_proof) {
+                        self.nodes[node]
+                            .sync_aggregators
+                            .entry(selection.slot)
+                            .or_default()
+                            .push((position, subcommittee, selection.selection_proof));
+                    }
+                }
+            }
+            (
+                VcWaiting::Contribution {
+                    position,
+                    selection_proof,
+                },
+                VcResponse::Contribution(contribution),
+            ) => {
+                let message = ContributionAndProof {
+                    aggregator_index: ValidatorIndex(position as u64),
+                    contribution: *contribution,
+                    selection_proof,
+                };
+                let root = self
+                    .roots
+                    .contribution_and_proof(message.contribution.slot, &message);
+                let signature = self.vc_sign(node, position, root);
+                self.vc_request(
+                    node,
+                    VcRequest::ContributionAndProofs(vec![SignedContributionAndProof {
+                        message,
+                        signature,
+                    }]),
+                    VcWaiting::Ack,
+                );
+            }
             (VcWaiting::Selections(duties), VcResponse::BeaconCommitteeSelections(list)) => {
                 for (duty, selection) in duties.into_iter().zip(list) {
                     if is_aggregator(duty.committee_length, &selection.selection_proof) {
