@@ -279,18 +279,9 @@ mod tests {
     }
 
     impl Fixture {
+        /// `n` keys, each signing a message of its own.
         fn new(n: usize, rng: &mut ChaCha20Rng) -> Fixture {
-            let secrets: Vec<SecretKey> = (0..n).map(|_| SecretKey::random(rng)).collect();
-            let messages: Vec<Vec<u8>> = (0..n).map(|i| format!("msg {i}").into_bytes()).collect();
-            Fixture {
-                keys: secrets.iter().map(SecretKey::public_key).collect(),
-                signatures: secrets
-                    .iter()
-                    .zip(&messages)
-                    .map(|(k, m)| k.sign(m))
-                    .collect(),
-                messages,
-            }
+            shared_messages(n, n, rng)
         }
 
         fn sets(&self) -> Vec<SignatureSet<'_>> {

@@ -351,18 +351,13 @@ impl SlashingDb {
             file.set_len(good_length).map_err(io)?;
         }
         file.seek(SeekFrom::End(0)).map_err(io)?;
-        let mut db = SlashingDb {
-            path: path.to_path_buf(),
-            store: Store::File(file),
+        SlashingDb::over(
+            path,
+            Store::File(file),
             genesis_validators_root,
             histories,
-        };
-        if network.is_none() {
-            db.append(&[Record::Network {
-                genesis_validators_root,
-            }])?;
-        }
-        Ok(db)
+            network,
+        )
     }
 
     /// Opens (or creates) a database on a simulated disk, with the same
@@ -376,9 +371,27 @@ impl SlashingDb {
         let lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
         let (histories, network, good_length) = replay(path, &lines, genesis_validators_root)?;
         disk.bytes().truncate(good_length as usize);
+        SlashingDb::over(
+            path,
+            Store::Memory(disk.clone()),
+            genesis_validators_root,
+            histories,
+            network,
+        )
+    }
+
+    /// The database over a replayed store; a new store gets its network
+    /// line first.
+    fn over(
+        path: &Path,
+        store: Store,
+        genesis_validators_root: Root,
+        histories: BTreeMap<PublicKeyBytes, History>,
+        network: Option<Root>,
+    ) -> Result<SlashingDb, SlashingDbError> {
         let mut db = SlashingDb {
             path: path.to_path_buf(),
-            store: Store::Memory(disk.clone()),
+            store,
             genesis_validators_root,
             histories,
         };
