@@ -1327,9 +1327,8 @@ impl<E: EthSpec> World<E> {
                 (self.roots.block(slot, root), signature, None, Some(slot))
             }
             Submission::Aggregate(_, aggregate) => {
-                let (slot, root, signature) = match aggregate {
+                let (root, signature) = match aggregate {
                     AggregateSubmission::Base(signed) => (
-                        signed.message.aggregate.data.slot,
                         self.roots.aggregate_and_proof(
                             signed.message.aggregate.data.slot,
                             &signed.message,
@@ -1337,7 +1336,6 @@ impl<E: EthSpec> World<E> {
                         signed.signature,
                     ),
                     AggregateSubmission::Electra(signed) => (
-                        signed.message.aggregate.data.slot,
                         self.roots.aggregate_and_proof(
                             signed.message.aggregate.data.slot,
                             &signed.message,
@@ -1345,7 +1343,6 @@ impl<E: EthSpec> World<E> {
                         signed.signature,
                     ),
                 };
-                let _ = slot;
                 (root, signature, None, None)
             }
             Submission::Contribution(signed) => (
