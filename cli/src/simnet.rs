@@ -150,16 +150,9 @@ pub(crate) fn simnet(args: SimnetArgs) -> Result<()> {
         bail!("--seeds must be at least 1");
     }
     println!(
-        "{}: {} operators (threshold {}, tolerance {}), {} validators, {} epochs, {:?} preset, {}, {} ms slots, {} fault(s)",
+        "{}: {}, {} fault(s)",
         scenario.name,
-        scenario.operators,
-        scenario.threshold(),
-        scenario.tolerance(),
-        scenario.validators,
-        scenario.epochs,
-        scenario.preset,
-        scenario.fork,
-        scenario.slot_ms,
+        scenario.describe(),
         scenario.faults.len()
     );
     let started = wall_clock();

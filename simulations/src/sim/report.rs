@@ -30,15 +30,8 @@ pub fn html(scenario: &Scenario, report: &RunReport) -> String {
     let _ = writeln!(out, "<h1>{}</h1>", escape(&title));
     let _ = writeln!(
         out,
-        "<p>{} operators (threshold {}, tolerance {}), {} validators, {} epochs, {:?} preset, {}, {} ms slots. Trace hash <code>{}</code>, {} events.</p>",
-        scenario.operators,
-        scenario.threshold(),
-        scenario.tolerance(),
-        scenario.validators,
-        scenario.epochs,
-        scenario.preset,
-        scenario.fork,
-        scenario.slot_ms,
+        "<p>{}. Trace hash <code>{}</code>, {} events.</p>",
+        escape(&scenario.describe()),
         report.trace_hash,
         report.events
     );

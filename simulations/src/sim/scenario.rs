@@ -269,6 +269,21 @@ impl Scenario {
         (self.operators - self.threshold()).min(self.operators - quorum)
     }
 
+    /// The cluster, chain and timing in one line, for summaries and reports.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} operators (threshold {}, tolerance {}), {} validators, {} epochs, {:?} preset, {}, {} ms slots",
+            self.operators,
+            self.threshold(),
+            self.tolerance(),
+            self.validators,
+            self.epochs,
+            self.preset,
+            self.fork,
+            self.slot_ms
+        )
+    }
+
     /// Checks the fields against each other.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let bad = |why: String| Err(ScenarioError::Invalid(why));
