@@ -32,6 +32,7 @@ pub mod parsigdb;
 pub mod parsigex;
 pub mod qbft;
 pub mod runtime;
+pub mod scheme;
 pub mod sigagg;
 pub mod slashing;
 pub mod timing;

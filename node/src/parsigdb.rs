@@ -8,10 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use phalanx_crypto::threshold::{PartialSignature, ShareIndex};
+use phalanx_crypto::threshold::ShareIndex;
 use phalanx_eth::{PublicKeyBytes, Root, Slot};
 
 use crate::duty::{Duty, DutyType};
+use crate::scheme::Partial;
 
 /// A partial signature that contradicts one already stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,17 +30,17 @@ pub enum ParSigError {
 
 type Key = (Duty, PublicKeyBytes);
 
-/// Stored partials.
+/// Stored partials, of signatures of type `G`.
 #[derive(Debug)]
-pub struct ParSigDb {
+pub struct ParSigDb<G> {
     threshold: usize,
-    partials: BTreeMap<Key, BTreeMap<Root, BTreeMap<u64, PartialSignature>>>,
+    partials: BTreeMap<Key, BTreeMap<Root, BTreeMap<u64, Partial<G>>>>,
     released: BTreeMap<(Key, Option<Root>), Root>,
 }
 
-impl ParSigDb {
+impl<G: Copy + PartialEq> ParSigDb<G> {
     /// A store releasing sets of `threshold` partials.
-    pub fn new(threshold: usize) -> ParSigDb {
+    pub fn new(threshold: usize) -> ParSigDb<G> {
         ParSigDb {
             threshold,
             partials: BTreeMap::new(),
@@ -54,8 +55,8 @@ impl ParSigDb {
         duty: Duty,
         validator: PublicKeyBytes,
         signing_root: Root,
-        partial: PartialSignature,
-    ) -> Result<Option<Vec<PartialSignature>>, ParSigError> {
+        partial: Partial<G>,
+    ) -> Result<Option<Vec<Partial<G>>>, ParSigError> {
         let key = (duty, validator);
         let by_index = self
             .partials
@@ -97,12 +98,7 @@ impl ParSigDb {
     }
 
     /// The partials stored for a duty, validator and root.
-    pub fn get(
-        &self,
-        duty: &Duty,
-        validator: &PublicKeyBytes,
-        root: &Root,
-    ) -> Vec<PartialSignature> {
+    pub fn get(&self, duty: &Duty, validator: &PublicKeyBytes, root: &Root) -> Vec<Partial<G>> {
         self.partials
             .get(&(*duty, *validator))
             .and_then(|roots| roots.get(root))
@@ -126,7 +122,8 @@ impl ParSigDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use phalanx_crypto::threshold::{combine, split};
+    use crate::scheme::{Bls, SignatureScheme};
+    use phalanx_crypto::threshold::split;
     use phalanx_crypto::SecretKey;
 
     #[test]
@@ -141,21 +138,21 @@ mod tests {
         let shares = &key_split.secret_shares;
         // Two operators sign head A, two sign head B: nothing combines yet.
         for (share, root) in shares.iter().zip([root_a, root_a, root_b, root_b]) {
-            let partial = share.sign(root.as_slice());
+            let partial = Partial::from(share.sign(root.as_slice()));
             assert_eq!(
                 db.insert(duty, validator, root, partial).expect("stored"),
                 None
             );
         }
         // A third signature over A reaches the threshold, exactly once.
-        let third = shares[2].sign(root_a.as_slice());
+        let third = Partial::from(shares[2].sign(root_a.as_slice()));
         let set = db
             .insert(duty, validator, root_a, third)
             .expect("stored")
             .expect("released");
-        let signature = combine(&set, 3).expect("combines");
+        let signature = Bls::combine(&set, 3).expect("combines");
         assert!(signature.verify(&secret.public_key(), root_a.as_slice()));
-        let fourth = shares[3].sign(root_a.as_slice());
+        let fourth = Partial::from(shares[3].sign(root_a.as_slice()));
         assert_eq!(
             db.insert(duty, validator, root_a, fourth).expect("stored"),
             None
@@ -167,13 +164,15 @@ mod tests {
             None
         );
         let forged = shares[2].sign(root_b.as_slice());
-        let forged = PartialSignature::new(forged.index, forged.signature);
         assert!(db
             .insert(
                 duty,
                 validator,
                 root_a,
-                PartialSignature::new(third.index, forged.signature)
+                Partial {
+                    index: third.index,
+                    signature: forged.signature
+                }
             )
             .is_err());
         db.expire_before(Slot(4), Slot(4));

@@ -6,10 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use phalanx_crypto::batch::{find_invalid, SignatureSet};
-use phalanx_crypto::threshold::{combine, PartialSignature};
-use phalanx_crypto::{PublicKey, Signature};
 use rand::{CryptoRng, RngCore};
+
+use crate::scheme::{Check, Partial, SignatureScheme};
 
 /// Why no group signature came out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,12 +31,11 @@ pub enum AggregationError {
 }
 
 /// One validator's partials to combine: over `message`, under `group_key`.
-#[derive(Clone, Copy, Debug)]
-pub struct Combination<'a> {
+pub struct Combination<'a, S: SignatureScheme> {
     /// At least the threshold's number of partials.
-    pub partials: &'a [PartialSignature],
+    pub partials: &'a [Partial<S::Signature>],
     /// The validator's group key.
-    pub group_key: &'a PublicKey,
+    pub group_key: &'a S::PublicKey,
     /// The signing root.
     pub message: &'a [u8],
 }
@@ -46,12 +44,12 @@ pub struct Combination<'a> {
 /// and the combined signatures are verified in one batch (signatures over
 /// one signing root share a pairing). A bad one is still named: its result
 /// is [`AggregationError::Invalid`], the others' are unaffected.
-pub fn aggregate_all<R: RngCore + CryptoRng>(
-    combinations: &[Combination<'_>],
+pub fn aggregate_all<S: SignatureScheme, R: RngCore + CryptoRng>(
+    combinations: &[Combination<'_, S>],
     threshold: usize,
     rng: &mut R,
-) -> Vec<Result<Signature, AggregationError>> {
-    let mut results: Vec<Result<Signature, AggregationError>> = combinations
+) -> Vec<Result<S::Signature, AggregationError>> {
+    let mut results: Vec<Result<S::Signature, AggregationError>> = combinations
         .iter()
         .map(|c| {
             if c.partials.len() < threshold {
@@ -60,10 +58,10 @@ pub fn aggregate_all<R: RngCore + CryptoRng>(
                     needed: threshold,
                 });
             }
-            combine(c.partials, threshold).map_err(|e| AggregationError::Combine(e.to_string()))
+            S::combine(c.partials, threshold).map_err(AggregationError::Combine)
         })
         .collect();
-    let combined: Vec<(usize, Signature)> = results
+    let combined: Vec<(usize, S::Signature)> = results
         .iter()
         .enumerate()
         .filter_map(|(i, r)| r.as_ref().ok().map(|s| (i, *s)))
@@ -71,17 +69,15 @@ pub fn aggregate_all<R: RngCore + CryptoRng>(
     if combined.is_empty() {
         return results;
     }
-    let sets: Vec<SignatureSet<'_>> = combined
+    let checks: Vec<Check<'_, S>> = combined
         .iter()
-        .map(|(i, signature)| {
-            SignatureSet::new(
-                combinations[*i].message,
-                combinations[*i].group_key,
-                signature,
-            )
+        .map(|(i, signature)| Check {
+            message: combinations[*i].message,
+            public_key: combinations[*i].group_key,
+            signature,
         })
         .collect();
-    let invalid: BTreeSet<usize> = find_invalid(&sets, rng).into_iter().collect();
+    let invalid: BTreeSet<usize> = S::find_invalid(&checks, rng).into_iter().collect();
     for (k, (i, _)) in combined.iter().enumerate() {
         if invalid.contains(&k) {
             results[*i] = Err(AggregationError::Invalid);
@@ -93,8 +89,13 @@ pub fn aggregate_all<R: RngCore + CryptoRng>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use phalanx_crypto::threshold::split;
-    use phalanx_crypto::SecretKey;
+    use crate::scheme::Bls;
+    use phalanx_crypto::threshold::{split, PartialSignature};
+    use phalanx_crypto::{PublicKey, SecretKey, Signature};
+
+    fn partials(signed: &[PartialSignature]) -> Vec<Partial<Signature>> {
+        signed.iter().map(|p| Partial::from(*p)).collect()
+    }
 
     /// `aggregate_all` for one validator.
     fn aggregate(
@@ -102,8 +103,9 @@ mod tests {
         group_key: &PublicKey,
         message: &[u8],
     ) -> Result<Signature, AggregationError> {
-        let combination = Combination {
-            partials,
+        let partials = self::partials(partials);
+        let combination = Combination::<Bls> {
+            partials: &partials,
             group_key,
             message,
         };
@@ -140,11 +142,14 @@ mod tests {
         let message = b"one root for all";
         let secrets: Vec<SecretKey> = (0..5).map(|_| SecretKey::random(&mut rng)).collect();
         let groups: Vec<PublicKey> = secrets.iter().map(SecretKey::public_key).collect();
-        let mut partials: Vec<Vec<PartialSignature>> = secrets
+        let mut partials: Vec<Vec<Partial<Signature>>> = secrets
             .iter()
             .map(|secret| {
                 let shares = split(secret, 3, 4, &mut rng).expect("split").secret_shares;
-                shares.iter().map(|s| s.sign(message)).collect()
+                shares
+                    .iter()
+                    .map(|s| Partial::from(s.sign(message)))
+                    .collect()
             })
             .collect();
         // Validator 1's first partial is over another message, and
@@ -152,9 +157,9 @@ mod tests {
         let shares = split(&secrets[1], 3, 4, &mut rng)
             .expect("split")
             .secret_shares;
-        partials[1][0] = shares[0].sign(b"other");
+        partials[1][0] = Partial::from(shares[0].sign(b"other"));
         partials[3].truncate(2);
-        let combinations: Vec<Combination<'_>> = (0..5)
+        let combinations: Vec<Combination<'_, Bls>> = (0..5)
             .map(|i| Combination {
                 partials: &partials[i],
                 group_key: &groups[i],

@@ -128,6 +128,13 @@ pub fn encode<T: Serialize>(value: &T, limit: usize) -> Result<Vec<u8>, CodecErr
     })
 }
 
+/// The length of a message's encoding, as [`encode`] would write it.
+pub fn encoded_len<T: Serialize>(value: &T) -> u64 {
+    options(usize::MAX >> 1)
+        .serialized_size(value)
+        .unwrap_or(u64::MAX)
+}
+
 /// Decodes a message of at most `limit` bytes; no length inside it can
 /// make the decoder allocate more than the limit.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {

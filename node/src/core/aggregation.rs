@@ -32,6 +32,7 @@ use tree_hash::TreeHash;
 
 use super::{Action, ApiFailure, Core, OwnPartial, Shared, Submission, VcResponse, VcSigned};
 use crate::duty::{Duty, DutyType};
+use crate::scheme::SignatureScheme;
 use crate::value::{decode_entries, encode_entries, DutyValue};
 
 /// A signed aggregate in the layout of its fork (serialized as that layout).
@@ -109,11 +110,11 @@ fn set_bits<E: EthSpec>(aggregate: &Attestation<E>) -> (usize, usize) {
 /// slot, the layout of the fork, one committee per aggregate with a
 /// validator of the cluster in it, the committee's length, at least one
 /// attester, and the attestation data the cluster decided for the slot.
-pub(super) fn check_aggregates<E: EthSpec>(
+pub(super) fn check_aggregates<E: EthSpec, S: SignatureScheme>(
     slot: Slot,
     value: &DutyValue,
     network: &NetworkConfig,
-    shared: &Shared,
+    shared: &Shared<S>,
 ) -> Result<(), String> {
     let fork = network
         .fork_at(slot.epoch(network.slots_per_epoch()))
@@ -197,7 +198,7 @@ pub(super) fn check_contributions<E: EthSpec>(slot: Slot, value: &DutyValue) -> 
     Ok(())
 }
 
-impl<E: EthSpec> Core<E> {
+impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// The validators whose combined selection proof makes them aggregate
     /// at `slot`, with their committees.
     fn attestation_aggregators(&self, slot: Slot) -> Vec<(PublicKeyBytes, CommitteeIndex)> {
@@ -211,7 +212,7 @@ impl<E: EthSpec> Core<E> {
                 self.selections
                     .get(&(prepare, d.pubkey, root))
                     .is_some_and(|proof| {
-                        is_aggregator(d.committee_length, &SignatureBytes::from(proof.to_bytes()))
+                        is_aggregator(d.committee_length, &S::signature_bytes(proof))
                     })
             })
             .map(|d| (d.pubkey, d.committee_index))
@@ -235,9 +236,7 @@ impl<E: EthSpec> Core<E> {
                 let elected = self
                     .selections
                     .get(&(prepare, duty.pubkey, root))
-                    .is_some_and(|p| {
-                        is_sync_committee_aggregator::<E>(&SignatureBytes::from(p.to_bytes()))
-                    });
+                    .is_some_and(|p| is_sync_committee_aggregator::<E>(&S::signature_bytes(p)));
                 if elected {
                     found.push((duty.pubkey, subcommittee));
                 }
@@ -562,7 +561,7 @@ impl<E: EthSpec> Core<E> {
     ) -> Option<SignatureBytes> {
         self.selections
             .get(&(duty, validator, root))
-            .map(|s| SignatureBytes::from(s.to_bytes()))
+            .map(S::signature_bytes)
     }
 
     /// The aggregate and proof the cluster signs for an aggregator: the

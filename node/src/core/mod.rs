@@ -24,9 +24,7 @@ use phalanx_consensus::{
     self as qbft, Committee, Engine, OperatorIndex, Parts, RotatingLeader, Round, RoundTimeout,
     Signer, Validity, Value as _, Verifier, Wire,
 };
-use phalanx_crypto::batch::{find_invalid, SignatureSet};
-use phalanx_crypto::threshold::{PartialSignature, ShareIndex};
-use phalanx_crypto::{PublicKey, Signature};
+use phalanx_crypto::threshold::ShareIndex;
 use phalanx_eth::api::{AttesterDuty, ProposerDuty, ProposerPreparation, SyncDuty};
 use phalanx_eth::attestation::{
     AggregateAndProof, Attestation, AttestationBase, AttestationData, BeaconCommitteeSelection,
@@ -62,6 +60,7 @@ mod signed;
 use crate::dutydb::DutyDb;
 use crate::parsigdb::ParSigDb;
 use crate::parsigex::PartialMessage;
+use crate::scheme::{Bls, Check, Partial, SignatureScheme};
 use crate::sigagg::{self, Combination};
 use crate::slashing::{Safety, SlashingDb};
 use crate::timing::{duty_timing, round_timeout};
@@ -74,11 +73,11 @@ use proposer::{BlockWishes, EarlyBlock, PendingBlock, Proposer};
 
 /// One validator of the cluster: its group key and every operator's share.
 #[derive(Clone, Debug)]
-pub struct ValidatorKeys {
+pub struct ValidatorKeys<S: SignatureScheme = Bls> {
     /// The group public key (the validator's key on chain).
-    pub group: PublicKey,
+    pub group: S::PublicKey,
     /// Operator i's public share at position i (share index i + 1).
-    pub shares: Vec<PublicKey>,
+    pub shares: Vec<S::PublicKey>,
     /// Where its blocks' execution fees must go (from the lock), if fixed.
     pub fee_recipient: Option<ExecutionAddress>,
     /// Its builder registration from the lock, signed by the group key.
@@ -87,13 +86,13 @@ pub struct ValidatorKeys {
 
 /// What a core needs to know about its cluster and chain.
 #[derive(Clone, Debug)]
-pub struct CoreConfig {
+pub struct CoreConfig<S: SignatureScheme = Bls> {
     /// This operator's position in the lock (share index − 1).
     pub me: u32,
     /// Partials needed to combine.
     pub threshold: usize,
     /// The cluster's validators.
-    pub validators: Vec<ValidatorKeys>,
+    pub validators: Vec<ValidatorKeys<S>>,
     /// The network.
     pub network: NetworkConfig,
     /// Genesis, in Unix milliseconds.
@@ -565,7 +564,7 @@ pub enum CoreError {
 }
 
 /// State the consensus validity predicate shares with the core.
-struct Shared {
+struct Shared<S: SignatureScheme> {
     slashing: SlashingDb,
     /// Per slot: the cluster's committees and their validators.
     committees: BTreeMap<Slot, BTreeMap<CommitteeIndex, Vec<PublicKeyBytes>>>,
@@ -574,20 +573,20 @@ struct Shared {
     /// Per slot: the attestation data the cluster decided, by committee.
     attestation_data: BTreeMap<Slot, BTreeMap<CommitteeIndex, AttestationData>>,
     /// Per slot: the cluster's proposer.
-    proposers: BTreeMap<Slot, Proposer>,
+    proposers: BTreeMap<Slot, Proposer<S>>,
 }
 
 /// Checks a proposed value for what is objectively wrong and for slashing
 /// safety of the group keys — never for agreement with this node's beacon
 /// node, which would stall honest leaders whenever blocks are late.
-struct DutyValidity<E: EthSpec> {
-    shared: Arc<Mutex<Shared>>,
+struct DutyValidity<E: EthSpec, S: SignatureScheme> {
+    shared: Arc<Mutex<Shared<S>>>,
     network: NetworkConfig,
     genesis_validators_root: Root,
     _spec: PhantomData<E>,
 }
 
-impl<E: EthSpec> Validity<Duty, DutyValue> for DutyValidity<E> {
+impl<E: EthSpec, S: SignatureScheme> Validity<Duty, DutyValue> for DutyValidity<E, S> {
     fn check(&self, duty: &Duty, value: &DutyValue) -> Result<(), String> {
         let result = self.check_value(duty, value);
         if let Err(reason) = &result {
@@ -597,7 +596,7 @@ impl<E: EthSpec> Validity<Duty, DutyValue> for DutyValidity<E> {
     }
 }
 
-impl<E: EthSpec> DutyValidity<E> {
+impl<E: EthSpec, S: SignatureScheme> DutyValidity<E, S> {
     fn check_value(&self, duty: &Duty, value: &DutyValue) -> Result<(), String> {
         match duty.kind {
             DutyType::Attester => {
@@ -612,7 +611,7 @@ impl<E: EthSpec> DutyValidity<E> {
                     &shared.slashing,
                 )
             }
-            DutyType::Aggregator => aggregation::check_aggregates::<E>(
+            DutyType::Aggregator => aggregation::check_aggregates::<E, S>(
                 duty.slot,
                 value,
                 &self.network,
@@ -625,7 +624,7 @@ impl<E: EthSpec> DutyValidity<E> {
     }
 }
 
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+fn lock<S: SignatureScheme>(shared: &Mutex<Shared<S>>) -> MutexGuard<'_, Shared<S>> {
     // A panic while holding the lock leaves consistent data behind (every
     // update is a single insert), so a poisoned lock is still usable.
     shared
@@ -718,11 +717,11 @@ impl RoundTimeout<Duty> for DutyTimeout {
 pub const HOUSEKEEPING_MS: u64 = 200;
 
 /// A validator's partials that reached the threshold, to be combined.
-struct Ready {
+struct Ready<S: SignatureScheme> {
     duty: Duty,
     validator: PublicKeyBytes,
     root: Root,
-    partials: Vec<PartialSignature>,
+    partials: Vec<Partial<S::Signature>>,
 }
 
 /// A partial signature of the own validator client, before it is checked.
@@ -775,7 +774,7 @@ enum SelectionRequest {
 }
 
 /// The duty pipeline of one node.
-pub struct Core<E: EthSpec> {
+pub struct Core<E: EthSpec, S: SignatureScheme = Bls> {
     me: u32,
     threshold: usize,
     network: NetworkConfig,
@@ -783,7 +782,7 @@ pub struct Core<E: EthSpec> {
     genesis_validators_root: Root,
     slot_ms: u64,
     slots_per_epoch: u64,
-    validators: Vec<ValidatorKeys>,
+    validators: Vec<ValidatorKeys<S>>,
     group_bytes: Vec<PublicKeyBytes>,
     by_group: BTreeMap<PublicKeyBytes, usize>,
     indices: BTreeMap<ValidatorIndex, usize>,
@@ -796,25 +795,25 @@ pub struct Core<E: EthSpec> {
     proposers_resolved: BTreeSet<Epoch>,
     early_blocks: Vec<EarlyBlock>,
     engine: Engine<Duty, DutyValue>,
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Mutex<Shared<S>>>,
     attester: BTreeMap<Slot, Vec<AttesterDuty>>,
     sync: BTreeMap<Epoch, Vec<SyncDuty>>,
     started: BTreeSet<Duty>,
     decided: BTreeMap<Slot, BTreeMap<CommitteeIndex, AttestationData>>,
     dutydb: DutyDb<AttestationData>,
-    parsigs: ParSigDb,
+    parsigs: ParSigDb<S::Signature>,
     /// Sets at the threshold during the current event (see `combine_ready`).
-    ready: Vec<Ready>,
+    ready: Vec<Ready<S>>,
     block_roots: BTreeMap<(Duty, PublicKeyBytes, Root), Root>,
-    waiting: BTreeMap<(Duty, PublicKeyBytes), (Root, Signature)>,
+    waiting: BTreeMap<(Duty, PublicKeyBytes), (Root, S::Signature)>,
     pending: Vec<Pending>,
-    selections: BTreeMap<(Duty, PublicKeyBytes, Root), Signature>,
+    selections: BTreeMap<(Duty, PublicKeyBytes, Root), S::Signature>,
     pending_selections: Vec<PendingSelections>,
     aggregates: BTreeMap<(Slot, CommitteeIndex), Attestation<E>>,
     contributions: BTreeMap<(Slot, u64), SyncCommitteeContribution<E>>,
     pending_aggregates: Vec<PendingAggregate>,
     graffiti: Option<Root>,
-    randao: BTreeMap<Slot, Signature>,
+    randao: BTreeMap<Slot, S::Signature>,
     block_wishes: BTreeMap<Slot, BlockWishes>,
     fetched_blocks: BTreeSet<Slot>,
     blocks: BTreeMap<Slot, ProducedBlock<E>>,
@@ -829,16 +828,16 @@ pub struct Core<E: EthSpec> {
     _spec: PhantomData<E>,
 }
 
-impl<E: EthSpec> Core<E> {
+impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// A core for `config`, signing consensus messages with `signer`,
     /// checking peers' with `verifier`, and protecting the group keys with
     /// `slashing`.
     pub fn new(
-        config: CoreConfig,
+        config: CoreConfig<S>,
         signer: Box<dyn Signer + Send>,
         verifier: Box<dyn Verifier + Send>,
         slashing: SlashingDb,
-    ) -> Result<Core<E>, CoreError> {
+    ) -> Result<Core<E, S>, CoreError> {
         let operators = config.validators.first().map_or(0, |v| v.shares.len());
         if config
             .validators
@@ -893,7 +892,7 @@ impl<E: EthSpec> Core<E> {
         let group_bytes: Vec<PublicKeyBytes> = config
             .validators
             .iter()
-            .map(|v| PublicKeyBytes::from(v.group.to_bytes()))
+            .map(|v| S::public_key_bytes(&v.group))
             .collect();
         let by_group = group_bytes
             .iter()
@@ -1387,7 +1386,7 @@ impl<E: EthSpec> Core<E> {
                     Proposer {
                         index: duty.validator_index,
                         key: duty.pubkey,
-                        group: self.validators[position].group,
+                        group: self.validators[position].group.clone(),
                         fee_recipient: self.fee_recipient(position),
                     },
                 );
@@ -1544,13 +1543,13 @@ impl<E: EthSpec> Core<E> {
             _ => return,
         }
         // Partials that combined before this node decided.
-        let waiting: Vec<((Duty, PublicKeyBytes), (Root, Signature))> = self
+        let waiting: Vec<(PublicKeyBytes, Root, S::Signature)> = self
             .waiting
             .iter()
             .filter(|((d, _), _)| *d == duty)
-            .map(|(k, v)| (*k, *v))
+            .map(|((_, validator), (root, signature))| (*validator, *root, *signature))
             .collect();
-        for ((duty, validator), (root, signature)) in waiting {
+        for (validator, root, signature) in waiting {
             self.waiting.remove(&(duty, validator));
             self.submit(duty, validator, root, signature, actions);
         }
@@ -1782,7 +1781,7 @@ impl<E: EthSpec> Core<E> {
         actions.push(Action::Reply { id, result });
     }
 
-    fn own_share(&self, position: usize) -> (ShareIndex, &PublicKey) {
+    fn own_share(&self, position: usize) -> (ShareIndex, &S::PublicKey) {
         let index = ShareIndex::new(u64::from(self.me) + 1).unwrap_or_else(|_| unreachable!());
         (index, &self.validators[position].shares[self.me as usize])
     }
@@ -1813,29 +1812,31 @@ impl<E: EthSpec> Core<E> {
         let mut results: Vec<Result<(), String>> = vec![Ok(()); owns.len()];
         let mut decoded = Vec::with_capacity(owns.len());
         for (k, own) in owns.iter().enumerate() {
-            match Signature::from_bytes(own.signature.as_slice()) {
+            match S::decode_signature(own.signature.as_slice()) {
                 Ok(signature) => decoded.push((k, signature)),
-                Err(e) => results[k] = Err(format!("not a valid BLS signature: {e}")),
+                Err(e) => results[k] = Err(e),
             }
         }
         let me = self.me as usize;
-        let sets: Vec<SignatureSet<'_>> = decoded
+        let checks: Vec<Check<'_, S>> = decoded
             .iter()
             .map(|(k, signature)| {
                 let own = &owns[*k];
-                SignatureSet::new(
-                    own.root.as_slice(),
-                    &self.validators[own.position].shares[me],
+                Check {
+                    message: own.root.as_slice(),
+                    public_key: &self.validators[own.position].shares[me],
                     signature,
-                )
+                }
             })
             .collect();
-        let invalid: BTreeSet<usize> = if sets.is_empty() || self.defects.skip_partial_checks {
+        let invalid: BTreeSet<usize> = if checks.is_empty() || self.defects.skip_partial_checks {
             BTreeSet::new()
         } else {
-            find_invalid(&sets, &mut self.rng).into_iter().collect()
+            S::find_invalid(&checks, &mut self.rng)
+                .into_iter()
+                .collect()
         };
-        drop(sets);
+        drop(checks);
         for (j, (k, signature)) in decoded.into_iter().enumerate() {
             let OwnPartial {
                 duty,
@@ -1849,7 +1850,7 @@ impl<E: EthSpec> Core<E> {
             if invalid.contains(&j) {
                 results[k] = Err(format!(
                     "the signature does not verify under this operator's share {} of validator {validator}",
-                    PublicKeyBytes::from(share.to_bytes()),
+                    S::public_key_bytes(share),
                 ));
                 continue;
             }
@@ -1860,10 +1861,10 @@ impl<E: EthSpec> Core<E> {
                 duty,
                 validator: validator.to_vec(),
                 signing_root: root.0,
-                signature: signature.to_bytes().to_vec(),
+                signature: S::signature_bytes(&signature).to_vec(),
                 block_root: block_root.map(|r| r.0),
             });
-            let partial = PartialSignature::new(index, signature);
+            let partial = Partial { index, signature };
             results[k] = self
                 .store_partial(duty, validator, root, partial, self.me)
                 .map_err(|e| e.to_string());
@@ -1879,7 +1880,7 @@ impl<E: EthSpec> Core<E> {
         duty: Duty,
         validator: PublicKeyBytes,
         root: Root,
-        partial: PartialSignature,
+        partial: Partial<S::Signature>,
         from: u32,
     ) -> Result<(), crate::parsigdb::ParSigError> {
         self.tracker.partial(&duty, validator, from);
@@ -1901,7 +1902,7 @@ impl<E: EthSpec> Core<E> {
         if ready.is_empty() {
             return;
         }
-        let combinations: Vec<Combination<'_>> = ready
+        let combinations: Vec<Combination<'_, S>> = ready
             .iter()
             .map(|r| Combination {
                 partials: &r.partials,
@@ -1930,7 +1931,7 @@ impl<E: EthSpec> Core<E> {
         duty: Duty,
         validator: PublicKeyBytes,
         root: Root,
-        signature: Signature,
+        signature: S::Signature,
         actions: &mut Vec<Action<E>>,
     ) {
         if matches!(
@@ -1945,7 +1946,7 @@ impl<E: EthSpec> Core<E> {
             self.on_randao(duty.slot, signature, actions);
             return;
         }
-        let signature_bytes = SignatureBytes::from(signature.to_bytes());
+        let signature_bytes = S::signature_bytes(&signature);
         let submission = match duty.kind {
             DutyType::Exit | DutyType::BuilderRegistration => {
                 let submission = if duty.kind == DutyType::Exit {
@@ -2374,7 +2375,7 @@ impl<E: EthSpec> Core<E> {
             let combined: Vec<SignatureBytes> = p
                 .needed
                 .iter()
-                .map(|k| SignatureBytes::from(self.selections[k].to_bytes()))
+                .map(|k| S::signature_bytes(&self.selections[k]))
                 .collect();
             let response = match p.request {
                 SelectionRequest::Beacon(mut list) => {
@@ -2411,12 +2412,12 @@ impl<E: EthSpec> Core<E> {
             return;
         };
         // Decode everything first, then verify the batch at once.
-        struct Decoded {
+        struct Decoded<G> {
             duty: Duty,
             validator: PublicKeyBytes,
             position: usize,
             root: Root,
-            signature: Signature,
+            signature: G,
             block_root: Option<Root>,
         }
         let mut decoded = Vec::with_capacity(partials.len());
@@ -2432,7 +2433,7 @@ impl<E: EthSpec> Core<E> {
                 actions.push(dropped(from, "unknown_validator"));
                 continue;
             };
-            let Ok(signature) = Signature::from_bytes(&message.signature) else {
+            let Ok(signature) = S::decode_signature(&message.signature) else {
                 actions.push(dropped(from, "malformed_signature"));
                 continue;
             };
@@ -2488,22 +2489,22 @@ impl<E: EthSpec> Core<E> {
         if decoded.is_empty() {
             return;
         }
-        let sets: Vec<SignatureSet<'_>> = decoded
+        let checks: Vec<Check<'_, S>> = decoded
             .iter()
-            .map(|d| {
-                SignatureSet::new(
-                    d.root.as_slice(),
-                    &self.validators[d.position].shares[from as usize],
-                    &d.signature,
-                )
+            .map(|d| Check {
+                message: d.root.as_slice(),
+                public_key: &self.validators[d.position].shares[from as usize],
+                signature: &d.signature,
             })
             .collect();
         let invalid: BTreeSet<usize> = if self.defects.skip_partial_checks {
             BTreeSet::new()
         } else {
-            find_invalid(&sets, &mut self.rng).into_iter().collect()
+            S::find_invalid(&checks, &mut self.rng)
+                .into_iter()
+                .collect()
         };
-        drop(sets);
+        drop(checks);
         for (i, d) in decoded.into_iter().enumerate() {
             if invalid.contains(&i) {
                 actions.push(dropped(from, "invalid_partial"));
@@ -2513,7 +2514,10 @@ impl<E: EthSpec> Core<E> {
                 self.block_roots
                     .insert((d.duty, d.validator, d.root), block_root);
             }
-            let partial = PartialSignature::new(share_index, d.signature);
+            let partial = Partial {
+                index: share_index,
+                signature: d.signature,
+            };
             if self
                 .store_partial(d.duty, d.validator, d.root, partial, from)
                 .is_err()

@@ -8,7 +8,6 @@
 //! partials combine into the block's signature, and the block (with its
 //! blobs, or blinded) goes to the beacon node.
 
-use phalanx_crypto::Signature;
 use phalanx_eth::block::BeaconBlock;
 use phalanx_eth::block::BlindedBeaconBlock;
 use phalanx_eth::block_contents::{
@@ -21,6 +20,7 @@ use ssz_types::FixedVector;
 
 use super::{lock, Action, ApiFailure, Core, OwnPartial, Submission, VcResponse};
 use crate::duty::{Duty, DutyType};
+use crate::scheme::SignatureScheme;
 use crate::slashing::Safety;
 use crate::tracker::Failure;
 use crate::value::{decode_entries, encode_entries, DutyValue};
@@ -190,10 +190,10 @@ fn full_facts<E: EthSpec>(b: &BeaconBlock<E>, blobs: usize, proofs: usize) -> Bl
 /// proposer, a randao reveal that verifies under the proposer's group key,
 /// the lock's fee recipient in a local payload, proofs matching the blobs,
 /// and that the group key never signed another block at this slot.
-pub(super) fn check_block<E: EthSpec>(
+pub(super) fn check_block<E: EthSpec, S: SignatureScheme>(
     slot: Slot,
     value: &DutyValue,
-    core: &super::DutyValidity<E>,
+    core: &super::DutyValidity<E, S>,
 ) -> Result<(), String> {
     let block = decode_block::<E>(value)?;
     let facts = facts(&block);
@@ -214,8 +214,8 @@ pub(super) fn check_block<E: EthSpec>(
     }
     let epoch = slot.epoch(core.network.slots_per_epoch());
     let randao_root = randao_root(&core.network, core.genesis_validators_root, epoch);
-    let verified = Signature::from_bytes(facts.randao.as_slice())
-        .map(|s| s.verify(&proposer.group, randao_root.as_slice()))
+    let verified = S::decode_signature(facts.randao.as_slice())
+        .map(|s| S::verify(&proposer.group, randao_root.as_slice(), &s))
         .unwrap_or(false);
     if !verified {
         return Err("the randao reveal does not verify under the proposer's key".into());
@@ -275,14 +275,14 @@ pub(super) fn block_signing_root(
 
 /// The cluster's proposer of a slot, as the validity check needs it.
 #[derive(Clone, Debug)]
-pub(super) struct Proposer {
+pub(super) struct Proposer<S: SignatureScheme> {
     pub index: ValidatorIndex,
     pub key: PublicKeyBytes,
-    pub group: phalanx_crypto::PublicKey,
+    pub group: S::PublicKey,
     pub fee_recipient: Option<ExecutionAddress>,
 }
 
-impl<E: EthSpec> Core<E> {
+impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// A validator client asks for a block: its randao reveal is checked
     /// and shared, and the request waits for the decided block.
     pub(super) fn on_vc_produce_block(
@@ -362,7 +362,7 @@ impl<E: EthSpec> Core<E> {
     pub(super) fn on_randao(
         &mut self,
         slot: Slot,
-        randao: Signature,
+        randao: S::Signature,
         actions: &mut Vec<Action<E>>,
     ) {
         self.randao.insert(slot, randao);
@@ -371,7 +371,7 @@ impl<E: EthSpec> Core<E> {
             let wishes = self.block_wishes.get(&slot).copied().unwrap_or_default();
             actions.push(Action::FetchBlock {
                 duty,
-                randao_reveal: SignatureBytes::from(randao.to_bytes()),
+                randao_reveal: S::signature_bytes(&randao),
                 graffiti: wishes.graffiti.or(self.graffiti),
                 builder_boost_factor: wishes.builder_boost_factor,
             });

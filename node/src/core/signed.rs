@@ -19,8 +19,9 @@ use phalanx_eth::{Epoch, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes
 
 use super::{Action, Core, OwnPartial, Submission};
 use crate::duty::{Duty, DutyType};
+use crate::scheme::SignatureScheme;
 
-impl<E: EthSpec> Core<E> {
+impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// The domain an exit is verified under by a chain at `now_slot`: the
     /// Capella version from Deneb on (EIP-7044), before that the version
     /// of the exit's epoch.
@@ -142,16 +143,19 @@ impl<E: EthSpec> Core<E> {
         let position = self
             .validators
             .iter()
-            .position(|v| PublicKeyBytes::from(v.shares[me].to_bytes()) == message.pubkey)
+            .position(|v| S::public_key_bytes(&v.shares[me]) == message.pubkey)
             .ok_or_else(|| {
                 format!(
                     "{} is neither a validator of this cluster nor this operator's share of one",
                     message.pubkey
                 )
             })?;
-        let signature = phalanx_crypto::Signature::from_bytes(signed.signature.as_slice())
-            .map_err(|e| format!("not a valid BLS signature: {e}"))?;
-        if !signature.verify(&self.validators[position].shares[me], root.as_slice()) {
+        let signature = S::decode_signature(signed.signature.as_slice())?;
+        if !S::verify(
+            &self.validators[position].shares[me],
+            root.as_slice(),
+            &signature,
+        ) {
             return Err("the signature does not verify under the share it names".into());
         }
         Ok(None)

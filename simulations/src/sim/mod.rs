@@ -8,6 +8,7 @@
 
 pub mod report;
 pub mod scenario;
+pub mod signing;
 mod world;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,10 +16,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use phalanx_eth::{EthSpec, MainnetEthSpec, MinimalEthSpec, PublicKeyBytes, Root, Slot};
 use phalanx_node::core::Defects;
 use phalanx_node::duty::DutyType;
+use phalanx_node::scheme::Bls;
 use phalanx_node::tracker::Outcome;
 use serde::Serialize;
 
 pub use scenario::{Fault, NetworkModel, Preset, Scenario, ScenarioError};
+pub use signing::{Cheap, Signatures, SimScheme};
 pub use world::{Broadcast, Observed, SubmissionCheck};
 
 use world::World;
@@ -46,6 +49,13 @@ pub struct RunReport {
     pub consensus_messages: u64,
     /// Partial signatures sent between nodes.
     pub partials_sent: u64,
+    /// Bytes of consensus messages sent between nodes (as encoded on the
+    /// wire, without transport framing).
+    pub consensus_bytes: u64,
+    /// Bytes of partial-signature batches sent between nodes.
+    pub partial_bytes: u64,
+    /// The signature scheme of the run: `bls` or `cheap`.
+    pub signatures: String,
     /// Peer messages each node dropped, by sender: the blame.
     pub dropped_by_sender: BTreeMap<usize, u64>,
     /// Requests of validator clients their nodes refused.
@@ -97,14 +107,20 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, ScenarioError> {
 #[doc(hidden)]
 pub fn run_defective(scenario: &Scenario, defects: Defects) -> Result<RunReport, ScenarioError> {
     scenario.validate()?;
-    Ok(match scenario.preset {
-        Preset::Minimal => run_with::<MinimalEthSpec>(scenario, defects),
-        Preset::Mainnet => run_with::<MainnetEthSpec>(scenario, defects),
+    Ok(match (scenario.preset, scenario.signatures) {
+        (Preset::Minimal, Signatures::Bls) => run_with::<MinimalEthSpec, Bls>(scenario, defects),
+        (Preset::Minimal, Signatures::Cheap) => {
+            run_with::<MinimalEthSpec, Cheap>(scenario, defects)
+        }
+        (Preset::Mainnet, Signatures::Bls) => run_with::<MainnetEthSpec, Bls>(scenario, defects),
+        (Preset::Mainnet, Signatures::Cheap) => {
+            run_with::<MainnetEthSpec, Cheap>(scenario, defects)
+        }
     })
 }
 
-fn run_with<E: EthSpec>(scenario: &Scenario, defects: Defects) -> RunReport {
-    let mut world = World::<E>::new(scenario, defects);
+fn run_with<E: EthSpec, S: SimScheme>(scenario: &Scenario, defects: Defects) -> RunReport {
+    let mut world = World::<E, S>::new(scenario, defects);
     let trace = world.run();
     let mut report = RunReport {
         name: scenario.name.clone(),
@@ -117,6 +133,9 @@ fn run_with<E: EthSpec>(scenario: &Scenario, defects: Defects) -> RunReport {
         rounds: BTreeMap::new(),
         consensus_messages: world.observed.consensus_messages,
         partials_sent: world.observed.partials_sent,
+        consensus_bytes: world.observed.consensus_bytes,
+        partial_bytes: world.observed.partial_bytes,
+        signatures: scenario.signatures.name().to_string(),
         dropped_by_sender: BTreeMap::new(),
         vc_refused: world.observed.vc_refused.len() as u64,
         refused: world.observed.refused.len() as u64,
@@ -148,7 +167,7 @@ fn run_with<E: EthSpec>(scenario: &Scenario, defects: Defects) -> RunReport {
 }
 
 /// No two nodes decided different values for one duty.
-fn check_agreement<E: EthSpec>(world: &World<E>, report: &mut RunReport) {
+fn check_agreement<E: EthSpec, S: SimScheme>(world: &World<E, S>, report: &mut RunReport) {
     for (duty, by_node) in &world.observed.decisions {
         let values: BTreeSet<[u8; 32]> = by_node.values().map(|(hash, _)| *hash).collect();
         if values.len() > 1 {
@@ -164,7 +183,7 @@ fn check_agreement<E: EthSpec>(world: &World<E>, report: &mut RunReport) {
 }
 
 /// Every broadcast signature verifies under its validator's group key.
-fn check_signatures<E: EthSpec>(world: &World<E>, report: &mut RunReport) {
+fn check_signatures<E: EthSpec, S: SimScheme>(world: &World<E, S>, report: &mut RunReport) {
     for b in &world.observed.broadcasts {
         if !b.check.valid {
             report.violations.push(format!(
@@ -177,7 +196,7 @@ fn check_signatures<E: EthSpec>(world: &World<E>, report: &mut RunReport) {
 
 /// No slashable pair among everything broadcast for one group key: two
 /// blocks for one slot, two votes for one target, or a surround.
-fn check_slashing<E: EthSpec>(world: &World<E>, report: &mut RunReport) {
+fn check_slashing<E: EthSpec, S: SimScheme>(world: &World<E, S>, report: &mut RunReport) {
     let mut blocks: BTreeMap<(PublicKeyBytes, Slot), BTreeSet<Root>> = BTreeMap::new();
     let mut votes: BTreeMap<PublicKeyBytes, BTreeSet<(u64, u64, Root)>> = BTreeMap::new();
     for b in &world.observed.broadcasts {
@@ -228,7 +247,11 @@ fn check_slashing<E: EthSpec>(world: &World<E>, report: &mut RunReport) {
 /// Every attestation, block and sync-committee message the chain gave the
 /// cluster was broadcast by its deadline; unless the scenario says its
 /// faults may break liveness, a missing one is a violation.
-fn check_liveness<E: EthSpec>(world: &World<E>, scenario: &Scenario, report: &mut RunReport) {
+fn check_liveness<E: EthSpec, S: SimScheme>(
+    world: &World<E, S>,
+    scenario: &Scenario,
+    report: &mut RunReport,
+) {
     let slot_ms = scenario.slot_ms;
     let deadline = |kind: DutyType| -> u64 {
         let timing = phalanx_node::timing::duty_timing(

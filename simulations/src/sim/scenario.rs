@@ -6,6 +6,8 @@ use phalanx_eth::config::PresetBase;
 use phalanx_eth::ForkName;
 use serde::{Deserialize, Serialize};
 
+use super::signing::Signatures;
+
 /// One simulated run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +51,10 @@ pub struct Scenario {
     /// The seed every random choice of the run comes from.
     #[serde(default)]
     pub seed: u64,
+    /// The signature scheme: `bls` (real, the default) or `cheap` (the same
+    /// threshold behaviour, for sweeps).
+    #[serde(default)]
+    pub signatures: Signatures,
 }
 
 fn default_name() -> String {
@@ -242,6 +248,7 @@ impl Scenario {
             faults: Vec::new(),
             liveness_may_fail: false,
             seed: 0,
+            signatures: Signatures::Bls,
         }
     }
 

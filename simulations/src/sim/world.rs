@@ -7,13 +7,13 @@
 //! Each processed event is folded into a SHA-256 trace, so two runs of one
 //! seed can be compared bit for bit.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::rc::Rc;
 use std::time::Duration;
 
 use phalanx_consensus::Wire;
-use phalanx_crypto::threshold::{split, SecretShare};
-use phalanx_crypto::{SecretKey, Signature};
 use phalanx_eth::api::{AttesterDuty, ProposerDuty, SyncDuty};
 use phalanx_eth::attestation::SyncCommitteeSelection;
 use phalanx_eth::attestation::{
@@ -28,8 +28,8 @@ use phalanx_eth::sync_committee::{
     SyncCommitteeMessage,
 };
 use phalanx_eth::{
-    CommitteeIndex, EthSpec, ExecutionAddress, ForkName, PublicKeyBytes, Root, SignatureBytes,
-    Slot, ValidatorIndex,
+    CommitteeIndex, Epoch, EthSpec, ExecutionAddress, ForkName, PublicKeyBytes, Root,
+    SignatureBytes, Slot, ValidatorIndex,
 };
 use phalanx_node::core::{
     Action, AggregateSubmission, ApiFailure, AttestationSubmission, Attester, BlockSubmission,
@@ -38,11 +38,10 @@ use phalanx_node::core::{
 };
 use phalanx_node::duty::Duty;
 use phalanx_node::parsigex::PartialMessage;
-use phalanx_node::qbft::{LockVerifier, NodeSigner};
 use phalanx_node::slashing::{MemoryDisk, SlashingDb};
 use phalanx_node::tracker::Outcome;
 use phalanx_node::value::DutyValue;
-use phalanx_p2p::NodeKey;
+use phalanx_p2p::encoded_len;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
@@ -54,6 +53,7 @@ use crate::beacon::{devnet_network, BeaconMockConfig, Chain};
 use crate::vc::Roots;
 
 use super::scenario::{Fault, Scenario};
+use super::signing::SimScheme;
 
 /// Virtual Unix milliseconds of slot 0 (any fixed instant will do).
 const GENESIS_MS: u64 = 1_700_000_000_000;
@@ -163,12 +163,13 @@ enum VcWaiting {
 
 /// One operator: its core (while it runs), its disk, its validator
 /// client's keys.
-struct SimNode<E: EthSpec> {
-    core: Option<Core<E>>,
+struct SimNode<E: EthSpec, S: SimScheme> {
+    core: Option<Core<E, S>>,
     disk: MemoryDisk,
-    node_key: NodeKey,
+    /// Its node key's 32 bytes (consensus signatures).
+    node_secret: [u8; 32],
     /// This operator's secret share of each validator.
-    shares: Vec<SecretShare>,
+    shares: Vec<S::SecretKey>,
     tick_generation: u64,
     tick_at: Option<u64>,
     timers: BTreeMap<Duty, u64>,
@@ -185,18 +186,18 @@ struct SimNode<E: EthSpec> {
     sync_aggregators: BTreeMap<Slot, Vec<(usize, u64, SignatureBytes)>>,
     /// Its beacon node's pool of sync messages: by slot, head and
     /// subcommittee, each position's signature.
-    sync_pool: BTreeMap<(Slot, Root, u64), BTreeMap<u64, Signature>>,
+    sync_pool: BTreeMap<(Slot, Root, u64), BTreeMap<u64, S::Signature>>,
     /// Its beacon node's pool of the attestations it was sent: by slot,
     /// committee and data root, the data, committee length and each
     /// member's signature by position.
-    pool: BTreeMap<(Slot, CommitteeIndex, Root), Pooled>,
+    pool: BTreeMap<(Slot, CommitteeIndex, Root), Pooled<S>>,
 }
 
 /// Attestations of one committee over one vote, as a beacon node pools them.
-struct Pooled {
+struct Pooled<S: SimScheme> {
     data: AttestationData,
     committee_length: u64,
-    signatures: BTreeMap<u64, Signature>,
+    signatures: BTreeMap<u64, S::Signature>,
 }
 
 /// A submission that reached a beacon node.
@@ -246,6 +247,11 @@ pub struct Observed {
     pub consensus_messages: u64,
     /// Partial signatures sent between nodes.
     pub partials_sent: u64,
+    /// Bytes of the consensus messages sent (their encoding on the wire,
+    /// without transport framing).
+    pub consensus_bytes: u64,
+    /// Bytes of the partial-signature batches sent.
+    pub partial_bytes: u64,
     /// Partial signatures each operator sent, counted once per batch sent.
     pub partials_by_operator: BTreeMap<usize, u64>,
     /// Events processed.
@@ -255,7 +261,7 @@ pub struct Observed {
 }
 
 /// The simulated world of one run.
-pub(super) struct World<E: EthSpec> {
+pub(super) struct World<E: EthSpec, S: SimScheme> {
     scenario: Scenario,
     network: NetworkConfig,
     chain: Chain<E>,
@@ -264,13 +270,15 @@ pub(super) struct World<E: EthSpec> {
     now: u64,
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled<E>>>,
-    nodes: Vec<SimNode<E>>,
-    validators: Vec<ValidatorKeys>,
+    nodes: Vec<SimNode<E, S>>,
+    validators: Vec<ValidatorKeys<S>>,
     /// The validators' whole keys: only to know, independently of the
     /// nodes, which attesters the cluster's selection proofs elect.
-    secrets: Vec<SecretKey>,
+    secrets: Vec<S::SecretKey>,
     group_bytes: Vec<PublicKeyBytes>,
     index_of: BTreeMap<PublicKeyBytes, usize>,
+    /// The cluster's attester duties, by epoch.
+    attester_cache: RefCell<BTreeMap<Epoch, Rc<BTreeMap<u64, AttesterDuty>>>>,
     /// Signatures already checked: (validator, signing root, signature).
     verified: BTreeMap<(usize, Root, SignatureBytes), bool>,
     rng: ChaCha20Rng,
@@ -281,9 +289,9 @@ pub(super) struct World<E: EthSpec> {
     pub(super) observed: Observed,
 }
 
-impl<E: EthSpec> World<E> {
+impl<E: EthSpec, S: SimScheme> World<E, S> {
     /// Builds the cluster, the chain and the schedule of `scenario`.
-    pub(super) fn new(scenario: &Scenario, defects: Defects) -> World<E> {
+    pub(super) fn new(scenario: &Scenario, defects: Defects) -> World<E, S> {
         let mut rng = ChaCha20Rng::seed_from_u64(scenario.seed);
         let network = devnet_network(scenario.preset.into(), scenario.slot_ms, scenario.fork, &[]);
         let genesis_validators_root = Root::repeat_byte(0x5e);
@@ -295,25 +303,19 @@ impl<E: EthSpec> World<E> {
         let mut validators = Vec::with_capacity(scenario.validators);
         let mut secrets = Vec::with_capacity(scenario.validators);
         for _ in 0..scenario.validators {
-            let secret = SecretKey::random(&mut rng);
-            let split = split(&secret, t, n, &mut rng)
-                .unwrap_or_else(|e| unreachable!("a validated scenario splits: {e}"));
+            let dealt = S::deal(t, n, &mut rng);
             validators.push(ValidatorKeys {
-                group: secret.public_key(),
-                shares: split
-                    .secret_shares
-                    .iter()
-                    .map(|s| s.public_share().key)
-                    .collect(),
+                group: dealt.group,
+                shares: dealt.public_shares,
                 fee_recipient: None,
                 registration: None,
             });
-            splits.push(split.secret_shares);
-            secrets.push(secret);
+            splits.push(dealt.secret_shares);
+            secrets.push(dealt.secret);
         }
         let group_bytes: Vec<PublicKeyBytes> = validators
             .iter()
-            .map(|v| PublicKeyBytes::from(v.group.to_bytes()))
+            .map(|v| S::public_key_bytes(&v.group))
             .collect();
         // The chain: the cluster's validators first, then others whose keys
         // nobody holds (bytes that are no key at all).
@@ -341,8 +343,7 @@ impl<E: EthSpec> World<E> {
                 SimNode {
                     core: None,
                     disk: MemoryDisk::new(),
-                    node_key: NodeKey::from_bytes(key)
-                        .unwrap_or_else(|e| unreachable!("32 random bytes are a key: {e}")),
+                    node_secret: key,
                     shares: splits.iter().map(|s| s[op].clone()).collect(),
                     tick_generation: 0,
                     tick_at: None,
@@ -375,6 +376,7 @@ impl<E: EthSpec> World<E> {
                 .enumerate()
                 .map(|(i, k)| (*k, i))
                 .collect(),
+            attester_cache: RefCell::new(BTreeMap::new()),
             verified: BTreeMap::new(),
             secrets,
             validators,
@@ -426,13 +428,30 @@ impl<E: EthSpec> World<E> {
         &self.group_bytes
     }
 
+    /// The attester duties of the cluster's validators in `epoch`, by
+    /// validator index (worked out once per epoch).
+    fn cluster_attester_duties(&self, epoch: Epoch) -> Rc<BTreeMap<u64, AttesterDuty>> {
+        let mut cache = self.attester_cache.borrow_mut();
+        if let Some(duties) = cache.get(&epoch) {
+            return duties.clone();
+        }
+        let all = self.chain.attester_duties(epoch);
+        let ours: Rc<BTreeMap<u64, AttesterDuty>> = Rc::new(
+            (0..self.validators.len() as u64)
+                .filter_map(|i| all.get(&i).map(|d| (i, d.clone())))
+                .collect(),
+        );
+        cache.insert(epoch, ours.clone());
+        ours
+    }
+
     /// The attester duties of the cluster at `slot`.
     pub(super) fn cluster_attesters(&self, slot: Slot) -> Vec<AttesterDuty> {
         let epoch = slot.epoch(E::SLOTS_PER_EPOCH);
-        let duties = self.chain.attester_duties(epoch);
-        (0..self.validators.len() as u64)
-            .filter_map(|i| duties.get(&i).cloned())
+        self.cluster_attester_duties(epoch)
+            .values()
             .filter(|d| d.slot == slot)
+            .cloned()
             .collect()
     }
 
@@ -512,7 +531,8 @@ impl<E: EthSpec> World<E> {
         seed[16..24].copy_from_slice(&sim.starts.to_le_bytes());
         let slashing = SlashingDb::open_in_memory(&sim.disk, self.genesis_validators_root)
             .unwrap_or_else(|e| unreachable!("a simulated disk opens: {e}"));
-        let publics: Vec<[u8; 33]> = self.nodes.iter().map(|n| n.node_key.public_key()).collect();
+        let secrets: Vec<[u8; 32]> = self.nodes.iter().map(|n| n.node_secret).collect();
+        let (signer, verifier) = S::consensus_keys(&secrets, node);
         let sim = &mut self.nodes[node];
         let core = Core::new(
             CoreConfig {
@@ -527,8 +547,8 @@ impl<E: EthSpec> World<E> {
                 builder_api: false,
                 defects: self.defects,
             },
-            Box::new(NodeSigner(sim.node_key.clone())),
-            Box::new(LockVerifier::new(publics)),
+            signer,
+            verifier,
             slashing,
         )
         .unwrap_or_else(|e| unreachable!("the simulated cluster fits together: {e}"));
@@ -715,7 +735,7 @@ impl<E: EthSpec> World<E> {
                 );
             }
             Action::ResolveDuties { epoch, indices, .. } => {
-                let all = self.chain.attester_duties(epoch);
+                let all = self.cluster_attester_duties(epoch);
                 let attester: Vec<AttesterDuty> = indices
                     .iter()
                     .filter_map(|i| all.get(&i.0).cloned())
@@ -1008,7 +1028,7 @@ impl<E: EthSpec> World<E> {
                 )
             }
         };
-        let Ok(signature) = Signature::from_bytes(signature.as_slice()) else {
+        let Ok(signature) = S::decode_signature(signature.as_slice()) else {
             return;
         };
         self.nodes[node]
@@ -1035,10 +1055,8 @@ impl<E: EthSpec> World<E> {
             .pool
             .get(&(slot, committee, root))
             .ok_or_else(|| format!("no attestation of committee {committee} at slot {slot}"))?;
-        let signatures: Vec<Signature> = pooled.signatures.values().copied().collect();
-        let signature = Signature::aggregate(&signatures)
-            .map(|s| SignatureBytes::from(s.to_bytes()))
-            .map_err(|e| e.to_string())?;
+        let signatures: Vec<S::Signature> = pooled.signatures.values().copied().collect();
+        let signature = S::aggregate(&signatures).map(|s| S::signature_bytes(&s))?;
         let bits_error = |e: ssz::BitfieldError| format!("aggregation bits: {e:?}");
         let length = pooled.committee_length as usize;
         let electra = self
@@ -1096,8 +1114,8 @@ impl<E: EthSpec> World<E> {
             .into_iter()
             .filter(|&(member, subcommittee)| {
                 let root = self.roots.sync_selection_proof(slot, subcommittee);
-                let proof = self.secrets[member].sign(root.as_slice());
-                is_sync_committee_aggregator::<E>(&SignatureBytes::from(proof.to_bytes()))
+                let proof = S::sign(&self.secrets[member], root.as_slice());
+                is_sync_committee_aggregator::<E>(&S::signature_bytes(&proof))
             })
             .map(|(member, subcommittee)| (self.group_bytes[member], subcommittee))
             .collect()
@@ -1105,7 +1123,7 @@ impl<E: EthSpec> World<E> {
 
     /// A beacon node keeps the sync messages its node sends, by position.
     fn pool_sync_message(&mut self, node: usize, message: &SyncCommitteeMessage) {
-        let Ok(signature) = Signature::from_bytes(message.signature.as_slice()) else {
+        let Ok(signature) = S::decode_signature(message.signature.as_slice()) else {
             return;
         };
         let size = E::SyncSubcommitteeSize::to_u64();
@@ -1137,10 +1155,8 @@ impl<E: EthSpec> World<E> {
             .ok_or_else(|| {
                 format!("no sync message of subcommittee {subcommittee_index} at slot {slot}")
             })?;
-        let signatures: Vec<Signature> = pooled.values().copied().collect();
-        let signature = Signature::aggregate(&signatures)
-            .map(|s| SignatureBytes::from(s.to_bytes()))
-            .map_err(|e| e.to_string())?;
+        let signatures: Vec<S::Signature> = pooled.values().copied().collect();
+        let signature = S::aggregate(&signatures).map(|s| S::signature_bytes(&s))?;
         let mut aggregation_bits = BitVector::new();
         for &index in pooled.keys() {
             aggregation_bits
@@ -1163,11 +1179,11 @@ impl<E: EthSpec> World<E> {
         self.cluster_attesters(slot)
             .into_iter()
             .filter(|duty| {
-                let proof = self.secrets[duty.validator_index.0 as usize].sign(root.as_slice());
-                is_aggregator(
-                    duty.committee_length,
-                    &SignatureBytes::from(proof.to_bytes()),
-                )
+                let proof = S::sign(
+                    &self.secrets[duty.validator_index.0 as usize],
+                    root.as_slice(),
+                );
+                is_aggregator(duty.committee_length, &S::signature_bytes(&proof))
             })
             .map(|duty| duty.pubkey)
             .collect()
@@ -1225,6 +1241,7 @@ impl<E: EthSpec> World<E> {
 
     fn send_consensus(&mut self, from: usize, to: usize, message: Wire<Duty, DutyValue>) {
         self.observed.consensus_messages += 1;
+        self.observed.consensus_bytes += encoded_len(&message);
         let byzantine = self.is_byzantine_node(from);
         for delay in self.link_delays(from, to) {
             let event = Event::Consensus {
@@ -1261,18 +1278,21 @@ impl<E: EthSpec> World<E> {
                     .iter()
                     .position(|k| k.as_slice() == partial.validator.as_slice());
                 if let Some(position) = position {
-                    let wrong = self.nodes[from].shares[position]
-                        .secret_key()
-                        .sign(b"not what the duty signs");
-                    partial.signature = wrong.to_bytes().to_vec();
+                    let wrong = S::sign(
+                        &self.nodes[from].shares[position],
+                        b"not what the duty signs",
+                    );
+                    partial.signature = S::signature_bytes(&wrong).to_vec();
                 }
             }
         }
+        let bytes = encoded_len(&partials);
         for to in 0..self.nodes.len() {
             if to == from {
                 continue;
             }
             self.observed.partials_sent += partials.len() as u64;
+            self.observed.partial_bytes += bytes;
             for delay in self.link_delays(from, to) {
                 let event = Event::Partials {
                     from: from as u32,
@@ -1362,8 +1382,8 @@ impl<E: EthSpec> World<E> {
                 .verified
                 .entry((i, root, signature))
                 .or_insert_with(|| {
-                    phalanx_crypto::Signature::from_bytes(signature.as_slice())
-                        .is_ok_and(|s| s.verify(&self.validators[i].group, root.as_slice()))
+                    S::decode_signature(signature.as_slice())
+                        .is_ok_and(|s| S::verify(&self.validators[i].group, root.as_slice(), &s))
                 }),
         };
         Some(SubmissionCheck {
@@ -1403,13 +1423,13 @@ impl<E: EthSpec> World<E> {
 
     /// A validator client's signature with its share of validator `position`.
     fn vc_sign(&self, node: usize, position: usize, root: Root) -> SignatureBytes {
-        let share = self.nodes[node].shares[position].secret_key();
+        let share = &self.nodes[node].shares[position];
         let signature = if self.vc_byzantine(node) {
-            share.sign(b"a byzantine client signs something else")
+            S::sign(share, b"a byzantine client signs something else")
         } else {
-            share.sign(root.as_slice())
+            S::sign(share, root.as_slice())
         };
-        SignatureBytes::from(signature.to_bytes())
+        S::signature_bytes(&signature)
     }
 
     fn vc_request(&mut self, node: usize, request: VcRequest<E>, waiting: VcWaiting) {
