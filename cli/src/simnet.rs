@@ -10,14 +10,20 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use phalanx_eth::ForkName;
-use phalanx_sim::sim::{report, run, Fault, Preset, RunReport, Scenario};
+use phalanx_sim::sim::{
+    builtin, report, run, Fault, Preset, RandomFaults, RunReport, Scenario, Signatures, BUILTINS,
+};
 
 #[derive(Args)]
 pub(crate) struct SimnetArgs {
-    /// A scenario file (TOML, the fields of a scenario); the flags below
+    /// A scenario file (TOML, the fields of a scenario), or
+    /// `builtin:NAME` for a built-in one (see --list); the flags below
     /// override what it sets.
     #[arg(long)]
     scenario: Option<PathBuf>,
+    /// List the built-in scenarios and exit.
+    #[arg(long)]
+    list: bool,
     /// Operators in the cluster.
     #[arg(long)]
     operators: Option<usize>,
@@ -48,6 +54,18 @@ pub(crate) struct SimnetArgs {
     /// The share of messages lost on every link (0 to 1).
     #[arg(long)]
     loss: Option<f64>,
+    /// Draw this many faults from each seed (on at most f operators).
+    #[arg(long)]
+    random_faults: Option<usize>,
+    /// Signatures: `bls` (real) or `cheap` (the same threshold behaviour
+    /// at a fraction of the cost). Default: the scenario's (bls) for one
+    /// seed; for a sweep, cheap, with real BLS on every --bls-every'th seed.
+    #[arg(long)]
+    signatures: Option<String>,
+    /// In a sweep on cheap signatures, run every K-th seed on real BLS
+    /// (0: none).
+    #[arg(long, default_value_t = 10)]
+    bls_every: u64,
     /// Count failed duties in the report without failing the run (for
     /// scenarios whose faults exceed the tolerance).
     #[arg(long)]
@@ -71,6 +89,13 @@ impl SimnetArgs {
     /// The scenario the file and flags describe.
     fn scenario(&self) -> Result<Scenario> {
         let mut scenario = match &self.scenario {
+            Some(path) if path.to_string_lossy().starts_with("builtin:") => {
+                let name = path.to_string_lossy();
+                let name = name.trim_start_matches("builtin:");
+                builtin(name).with_context(|| {
+                    format!("no built-in scenario {name}: phalanx simnet --list names them")
+                })?
+            }
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
@@ -129,6 +154,15 @@ impl SimnetArgs {
                 }),
             );
         }
+        if let Some(count) = self.random_faults {
+            scenario.random_faults = Some(RandomFaults {
+                count,
+                ..scenario.random_faults.clone().unwrap_or_default()
+            });
+        }
+        if let Some(name) = &self.signatures {
+            scenario.signatures = parse_signatures(name)?;
+        }
         scenario.liveness_may_fail |= self.liveness_may_fail;
         if let Some(v) = self.seed {
             scenario.seed = v;
@@ -145,16 +179,49 @@ impl SimnetArgs {
     reason = "the summary is the command's output; progress goes to stderr"
 )]
 pub(crate) fn simnet(args: SimnetArgs) -> Result<()> {
+    if args.list {
+        for b in BUILTINS {
+            println!("builtin:{:<34} {}", b.name, b.about);
+        }
+        return Ok(());
+    }
     let scenario = args.scenario()?;
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
     println!(
-        "{}: {}, {} fault(s)",
+        "{}: {}, {} fault(s){}",
         scenario.name,
         scenario.describe(),
-        scenario.faults.len()
+        scenario.faults.len(),
+        scenario
+            .random_faults
+            .as_ref()
+            .map_or(String::new(), |r| format!(
+                " and {} drawn from each seed",
+                r.count
+            ))
     );
+    let signatures_of = |k: u64| -> Signatures {
+        if args.signatures.is_some() || args.seeds == 1 {
+            scenario.signatures
+        } else if args.bls_every > 0 && k.is_multiple_of(args.bls_every) {
+            Signatures::Bls
+        } else {
+            Signatures::Cheap
+        }
+    };
+    if args.seeds > 1 {
+        let bls = (0..args.seeds)
+            .filter(|&k| signatures_of(k) == Signatures::Bls)
+            .count();
+        println!(
+            "signatures: {} run(s) on real BLS, {} on the cheap scheme",
+            bls,
+            args.seeds as usize - bls
+        );
+    }
+    let progress = Progress::new(args.seeds);
     let started = wall_clock();
     let first = scenario.seed;
     let next = AtomicU64::new(0);
@@ -173,6 +240,7 @@ pub(crate) fn simnet(args: SimnetArgs) -> Result<()> {
                 }
                 let mut one = scenario.clone();
                 one.seed = first + k;
+                one.signatures = signatures_of(k);
                 match run(&one) {
                     Ok(report) => lock(&reports).push(report),
                     Err(e) => {
@@ -181,15 +249,11 @@ pub(crate) fn simnet(args: SimnetArgs) -> Result<()> {
                     }
                 }
                 let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
-                if args.seeds > 1 {
-                    eprint!("\r{finished}/{} seeds", args.seeds);
-                }
+                progress.show(finished);
             });
         }
     });
-    if args.seeds > 1 {
-        eprintln!();
-    }
+    progress.finish();
     if let Some(e) = lock(&error).take() {
         return Err(e);
     }
@@ -234,8 +298,9 @@ pub(crate) fn simnet(args: SimnetArgs) -> Result<()> {
             report.violations[0]
         );
         println!(
-            "  replay: phalanx simnet {} --seed {}",
+            "  replay: phalanx simnet {} --signatures {} --seed {}",
             replay_flags(&args),
+            report.signatures,
             report.seed
         );
     }
@@ -244,6 +309,70 @@ pub(crate) fn simnet(args: SimnetArgs) -> Result<()> {
         failing.len(),
         reports.len()
     )
+}
+
+fn parse_signatures(name: &str) -> Result<Signatures> {
+    match name {
+        "bls" => Ok(Signatures::Bls),
+        "cheap" => Ok(Signatures::Cheap),
+        other => bail!("unknown signatures {other}: bls or cheap"),
+    }
+}
+
+/// A progress bar for sweeps, on stderr: redrawn in place on a terminal,
+/// a line per tenth of the runs otherwise (logs).
+struct Progress {
+    total: u64,
+    started: std::time::Instant,
+    terminal: bool,
+    shown: Mutex<u64>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            total,
+            started: wall_clock(),
+            terminal: std::io::stderr().is_terminal(),
+            shown: Mutex::new(0),
+        }
+    }
+
+    #[expect(clippy::print_stderr, reason = "progress goes to stderr")]
+    fn show(&self, done: u64) {
+        if self.total < 2 {
+            return;
+        }
+        let mut shown = lock(&self.shown);
+        let tenth = (done * 10 / self.total) > (*shown * 10 / self.total);
+        if done <= *shown || (!self.terminal && !tenth && done != self.total) {
+            return;
+        }
+        *shown = done;
+        const WIDTH: u64 = 30;
+        let filled = (done * WIDTH / self.total) as usize;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let left = elapsed / done as f64 * (self.total - done) as f64;
+        let line = format!(
+            "[{}{}] {done}/{} seeds, {elapsed:.0} s, about {left:.0} s left",
+            "#".repeat(filled),
+            "-".repeat(WIDTH as usize - filled),
+            self.total
+        );
+        if self.terminal {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    #[expect(clippy::print_stderr, reason = "progress goes to stderr")]
+    fn finish(&self) {
+        if self.total > 1 && self.terminal {
+            eprintln!();
+        }
+    }
 }
 
 /// The flags of this invocation that shape the scenario (without seeds).
@@ -267,6 +396,7 @@ fn replay_flags(args: &SimnetArgs) -> String {
     add("crashed", args.crashed.map(|v| v.to_string()));
     add("delay-ms", args.delay_ms.clone());
     add("loss", args.loss.map(|v| v.to_string()));
+    add("random-faults", args.random_faults.map(|v| v.to_string()));
     if args.liveness_may_fail {
         flags.push("--liveness-may-fail".into());
     }
@@ -276,11 +406,12 @@ fn replay_flags(args: &SimnetArgs) -> String {
 #[expect(clippy::print_stdout, reason = "the summary is the command's output")]
 fn print_summary(reports: &[RunReport]) {
     use std::collections::BTreeMap;
-    let mut duties: BTreeMap<&str, [u64; 4]> = BTreeMap::new();
+    let mut duties: BTreeMap<&str, [u64; 5]> = BTreeMap::new();
     let mut latencies: BTreeMap<&str, Vec<[u64; 3]>> = BTreeMap::new();
     let mut rounds: BTreeMap<u64, u64> = BTreeMap::new();
     let mut blame: BTreeMap<usize, u64> = BTreeMap::new();
     let (mut messages, mut partials, mut decided) = (0u64, 0u64, 0u64);
+    let (mut consensus_bytes, mut partial_bytes) = (0u64, 0u64);
     for report in reports {
         for (kind, c) in &report.duties {
             let row = duties.entry(kind.as_str()).or_default();
@@ -288,6 +419,7 @@ fn print_summary(reports: &[RunReport]) {
             row[1] += c.on_time;
             row[2] += c.late;
             row[3] += c.missed;
+            row[4] += c.beyond_tolerance;
         }
         for (kind, l) in &report.latency_ms {
             latencies.entry(kind.as_str()).or_default().push(*l);
@@ -301,13 +433,15 @@ fn print_summary(reports: &[RunReport]) {
         }
         messages += report.consensus_messages;
         partials += report.partials_sent;
+        consensus_bytes += report.consensus_bytes;
+        partial_bytes += report.partial_bytes;
     }
     println!();
     println!(
-        "{:<18} {:>9} {:>9} {:>7} {:>7} {:>22}",
-        "duty", "expected", "on time", "late", "missed", "into slot p50/p90/p99"
+        "{:<18} {:>9} {:>9} {:>7} {:>7} {:>8} {:>22}",
+        "duty", "expected", "on time", "late", "missed", "excused", "into slot p50/p90/p99"
     );
-    for (kind, [expected, on_time, late, missed]) in &duties {
+    for (kind, [expected, on_time, late, missed, excused]) in &duties {
         // Over many seeds: the median of each run's percentile.
         let quantiles = latencies.get(kind).map_or(String::from("-"), |list| {
             let pick = |q: usize| {
@@ -317,7 +451,9 @@ fn print_summary(reports: &[RunReport]) {
             };
             format!("{}/{}/{} ms", pick(0), pick(1), pick(2))
         });
-        println!("{kind:<18} {expected:>9} {on_time:>9} {late:>7} {missed:>7} {quantiles:>22}");
+        println!(
+            "{kind:<18} {expected:>9} {on_time:>9} {late:>7} {missed:>7} {excused:>8} {quantiles:>22}"
+        );
     }
     let rounds_text: Vec<String> = rounds
         .iter()
@@ -335,9 +471,22 @@ fn print_summary(reports: &[RunReport]) {
             total as f64 / decided as f64
         }
     };
+    if duties.values().any(|row| row[4] > 0) {
+        println!("excused: late or missed in slots whose faults exceeded the tolerance f");
+    }
     println!(
         "messages: {messages} consensus ({:.1} per decision), {partials} partial signatures",
         per_duty(messages)
+    );
+    let instances: u64 = duties.values().map(|row| row[0]).sum();
+    let per_instance = |bytes: u64| bytes as f64 / instances.max(1) as f64;
+    println!(
+        "bytes between nodes: {} consensus + {} partial signatures = {:.0} per duty instance ({:.0} + {:.0})",
+        human_bytes(consensus_bytes),
+        human_bytes(partial_bytes),
+        per_instance(consensus_bytes + partial_bytes),
+        per_instance(consensus_bytes),
+        per_instance(partial_bytes)
     );
     if blame.is_empty() {
         println!("no peer message was dropped");
@@ -347,6 +496,15 @@ fn print_summary(reports: &[RunReport]) {
             .map(|(node, count)| format!("operator {node}: {count}"))
             .collect();
         println!("dropped peer messages by sender: {}", text.join(", "));
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / f64::from(1u32 << 30)),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
     }
 }
 

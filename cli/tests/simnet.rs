@@ -66,43 +66,38 @@ fn a_scenario_file_runs_and_its_invariants_hold() {
 
 #[test]
 fn a_broken_invariant_fails_the_run_and_names_the_seed_to_replay() {
-    // Two of four crashed is beyond the tolerance: liveness must break,
-    // and without --liveness-may-fail that is a failure.
+    // Links slower than a third of a slot: no fault beyond the tolerance
+    // excuses the missed attestations, so liveness breaks, and without
+    // --liveness-may-fail that is a failure.
+    let flags = [
+        "--validators",
+        "4",
+        "--epochs",
+        "1",
+        "--delay-ms",
+        "1500-2500",
+    ];
     let output = phalanx()
-        .args([
-            "simnet",
-            "--validators",
-            "4",
-            "--epochs",
-            "1",
-            "--crashed",
-            "2",
-            "--seed",
-            "5",
-        ])
+        .arg("simnet")
+        .args(flags)
+        .args(["--seed", "5"])
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "{stdout}");
     assert!(stdout.contains("seed 5 broke"), "{stdout}");
+    assert!(stdout.contains("liveness"), "{stdout}");
     assert!(
-        stdout.contains("replay: phalanx simnet --validators 4 --epochs 1 --crashed 2 --seed 5"),
+        stdout.contains(
+            "replay: phalanx simnet --validators 4 --epochs 1 --delay-ms 1500-2500 --signatures bls --seed 5"
+        ),
         "{stdout}"
     );
     // The same with the failure expected holds its (safety) invariants.
     let output = phalanx()
-        .args([
-            "simnet",
-            "--validators",
-            "4",
-            "--epochs",
-            "1",
-            "--crashed",
-            "2",
-            "--seed",
-            "5",
-            "--liveness-may-fail",
-        ])
+        .arg("simnet")
+        .args(flags)
+        .args(["--seed", "5", "--liveness-may-fail"])
         .output()
         .expect("runs");
     assert!(
@@ -110,4 +105,75 @@ fn a_broken_invariant_fails_the_run_and_names_the_seed_to_replay() {
         "{}",
         String::from_utf8_lossy(&output.stdout)
     );
+}
+
+#[test]
+fn a_sweep_runs_built_in_scenarios_on_cheap_signatures_with_a_bls_sample() {
+    let list = phalanx().args(["simnet", "--list"]).output().expect("runs");
+    let list = String::from_utf8_lossy(&list.stdout);
+    for name in [
+        "f-crashed-7",
+        "byzantine-operator",
+        "partition-heals",
+        "random-faults",
+    ] {
+        assert!(list.contains(&format!("builtin:{name}")), "{list}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("reports.jsonl");
+    let output = phalanx()
+        .args([
+            "simnet",
+            "--scenario",
+            "builtin:random-faults",
+            "--epochs",
+            "1",
+            "--seeds",
+            "6",
+            "--bls-every",
+            "3",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("signatures: 2 run(s) on real BLS, 4 on the cheap scheme"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("per duty instance"), "{stdout}");
+    let reports = std::fs::read_to_string(&json).expect("reports written");
+    let runs: Vec<(u64, String, usize)> = reports
+        .lines()
+        .map(|line| {
+            let report: serde_json::Value = serde_json::from_str(line).expect("json");
+            (
+                report["seed"].as_u64().expect("seed"),
+                report["signatures"]
+                    .as_str()
+                    .expect("signatures")
+                    .to_string(),
+                report["faults"].as_array().expect("faults").len(),
+            )
+        })
+        .collect();
+    let bls: Vec<u64> = runs
+        .iter()
+        .filter(|(_, s, _)| s == "bls")
+        .map(|(seed, _, _)| *seed)
+        .collect();
+    assert_eq!(bls, vec![0, 3], "{runs:?}");
+    assert!(runs.iter().all(|(_, _, faults)| *faults == 4), "{runs:?}");
+    let unknown = phalanx()
+        .args(["simnet", "--scenario", "builtin:nothing"])
+        .output()
+        .expect("runs");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no built-in scenario nothing"));
 }

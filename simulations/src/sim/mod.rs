@@ -6,6 +6,7 @@
 //! A run is a pure function of its [`Scenario`] (its seed included): the
 //! same scenario gives the same trace hash, bit for bit.
 
+pub mod builtin;
 pub mod report;
 pub mod scenario;
 pub mod signing;
@@ -20,7 +21,8 @@ use phalanx_node::scheme::Bls;
 use phalanx_node::tracker::Outcome;
 use serde::Serialize;
 
-pub use scenario::{Fault, NetworkModel, Preset, Scenario, ScenarioError};
+pub use builtin::{builtin, BUILTINS};
+pub use scenario::{Fault, NetworkModel, Preset, RandomFaults, Scenario, ScenarioError};
 pub use signing::{Cheap, Signatures, SimScheme};
 pub use world::{Broadcast, Observed, SubmissionCheck};
 
@@ -71,6 +73,8 @@ pub struct RunReport {
     pub latency_samples: BTreeMap<String, Vec<u64>>,
     /// Partial signatures each operator sent its peers.
     pub partials_by_operator: BTreeMap<usize, u64>,
+    /// The faults the run had, those drawn from the seed included.
+    pub faults: Vec<Fault>,
 }
 
 /// One slot's duties.
@@ -95,6 +99,9 @@ pub struct DutyCounts {
     pub late: u64,
     /// Never broadcast.
     pub missed: u64,
+    /// Of the late and missed: in slots whose faults exceeded the
+    /// tolerance, where theory lets duties fail.
+    pub beyond_tolerance: u64,
 }
 
 /// Runs `scenario` and checks its invariants.
@@ -107,6 +114,7 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, ScenarioError> {
 #[doc(hidden)]
 pub fn run_defective(scenario: &Scenario, defects: Defects) -> Result<RunReport, ScenarioError> {
     scenario.validate()?;
+    let scenario = &scenario.with_drawn_faults();
     Ok(match (scenario.preset, scenario.signatures) {
         (Preset::Minimal, Signatures::Bls) => run_with::<MinimalEthSpec, Bls>(scenario, defects),
         (Preset::Minimal, Signatures::Cheap) => {
@@ -143,6 +151,7 @@ fn run_with<E: EthSpec, S: SimScheme>(scenario: &Scenario, defects: Defects) -> 
         per_slot: Vec::new(),
         latency_samples: BTreeMap::new(),
         partials_by_operator: world.observed.partials_by_operator.clone(),
+        faults: scenario.faults.clone(),
     };
     check_agreement(&world, &mut report);
     check_signatures(&world, &mut report);
@@ -311,6 +320,7 @@ fn check_liveness<E: EthSpec, S: SimScheme>(
             slot: slot.0,
             ..SlotCounts::default()
         };
+        let beyond_tolerance = scenario.beyond_tolerance(slot.0);
         for (kind, validator) in expected {
             let counts = report.duties.entry(kind.name().to_string()).or_default();
             counts.expected += 1;
@@ -324,7 +334,9 @@ fn check_liveness<E: EthSpec, S: SimScheme>(
                 Some(&at) => {
                     counts.late += 1;
                     latencies.entry(kind).or_default().push(at);
-                    if !scenario.liveness_may_fail {
+                    if beyond_tolerance {
+                        counts.beyond_tolerance += 1;
+                    } else if !scenario.liveness_may_fail {
                         report.violations.push(format!(
                             "liveness: the {} of {validator} at slot {slot} was broadcast {at} ms into the slot, after its deadline",
                             kind.name()
@@ -333,7 +345,9 @@ fn check_liveness<E: EthSpec, S: SimScheme>(
                 }
                 None => {
                     counts.missed += 1;
-                    if !scenario.liveness_may_fail {
+                    if beyond_tolerance {
+                        counts.beyond_tolerance += 1;
+                    } else if !scenario.liveness_may_fail {
                         report.violations.push(format!(
                             "liveness: the {} of {validator} at slot {slot} was never broadcast",
                             kind.name()

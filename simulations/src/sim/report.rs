@@ -17,6 +17,12 @@ const COLOURS: [&str; 6] = [
 
 /// The report of one run of `scenario` as an HTML document.
 pub fn html(scenario: &Scenario, report: &RunReport) -> String {
+    // The faults the run had: the scenario's and those drawn from the seed.
+    let scenario = &Scenario {
+        faults: report.faults.clone(),
+        random_faults: None,
+        ..scenario.clone()
+    };
     let mut out = String::new();
     let title = format!("phalanx simnet: {} (seed {})", scenario.name, report.seed);
     let _ = write!(
@@ -51,19 +57,20 @@ pub fn html(scenario: &Scenario, report: &RunReport) -> String {
         }
         out.push_str("</ul>\n");
     }
-    out.push_str("<h2>Duties</h2><table><tr><th>duty</th><th>expected</th><th>on time</th><th>late</th><th>missed</th><th>p50 / p90 / p99 into the slot</th></tr>\n");
+    out.push_str("<h2>Duties</h2><table><tr><th>duty</th><th>expected</th><th>on time</th><th>late</th><th>missed</th><th>of which beyond the tolerance</th><th>p50 / p90 / p99 into the slot</th></tr>\n");
     for (kind, c) in &report.duties {
         let quantiles = report.latency_ms.get(kind).map_or("-".to_string(), |q| {
             format!("{} / {} / {} ms", q[0], q[1], q[2])
         });
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(kind),
             c.expected,
             c.on_time,
             c.late,
             c.missed,
+            c.beyond_tolerance,
             quantiles
         );
     }

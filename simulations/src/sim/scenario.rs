@@ -4,6 +4,10 @@
 
 use phalanx_eth::config::PresetBase;
 use phalanx_eth::ForkName;
+use std::collections::BTreeSet;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
 use super::signing::Signatures;
@@ -43,6 +47,9 @@ pub struct Scenario {
     /// Faults, by time.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Faults drawn from the seed, besides `faults`.
+    #[serde(default)]
+    pub random_faults: Option<RandomFaults>,
     /// Whether duties may fail by design in this scenario (too many faults,
     /// a partition): the run then reports failed duties without treating
     /// them as a broken invariant.
@@ -70,6 +77,16 @@ pub enum Preset {
     Minimal,
     /// 32-slot epochs, 512-member sync committees.
     Mainnet,
+}
+
+impl Preset {
+    /// Slots per epoch.
+    pub fn slots_per_epoch(self) -> u64 {
+        match self {
+            Preset::Minimal => 8,
+            Preset::Mainnet => 32,
+        }
+    }
 }
 
 impl From<Preset> for PresetBase {
@@ -220,6 +237,36 @@ pub enum Fault {
     },
 }
 
+/// Faults drawn from the seed: each hits one of at most `operators`
+/// operators (chosen apart in the leaders' rotation), at a random time for a
+/// random while — crashes with or without the disk, slow, failing or
+/// diverging beacon nodes, offline, byzantine or double-submitting
+/// validator clients, isolation from the peers, clock skew, byzantine nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomFaults {
+    /// How many faults to draw.
+    #[serde(default = "default_random_count")]
+    pub count: usize,
+    /// How many operators they may hit: at most the tolerance f keeps every
+    /// duty live (the default).
+    #[serde(default)]
+    pub operators: Option<usize>,
+}
+
+fn default_random_count() -> usize {
+    4
+}
+
+impl Default for RandomFaults {
+    fn default() -> Self {
+        RandomFaults {
+            count: default_random_count(),
+            operators: None,
+        }
+    }
+}
+
 /// A scenario that cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -249,6 +296,7 @@ impl Scenario {
             liveness_may_fail: false,
             seed: 0,
             signatures: Signatures::Bls,
+            random_faults: None,
         }
     }
 
@@ -291,6 +339,161 @@ impl Scenario {
         )
     }
 
+    /// The scenario with its random faults drawn from its seed and added to
+    /// its faults: what a run actually simulates.
+    pub fn with_drawn_faults(&self) -> Scenario {
+        let mut scenario = self.clone();
+        let Some(random) = scenario.random_faults.take() else {
+            return scenario;
+        };
+        // A stream of its own, so that drawing faults does not shift the
+        // run's other random choices.
+        let mut rng = ChaCha20Rng::seed_from_u64(self.seed ^ 0x6661_756c_7473);
+        let n = self.operators;
+        let hit = random.operators.unwrap_or(self.tolerance()).min(n);
+        if hit == 0 {
+            return scenario;
+        }
+        let first = rng.gen_range(0..n);
+        // Three apart in the rotation: no instance meets two faulty leaders
+        // in a row (n ≥ 3f + 1 leaves room).
+        let nodes: Vec<usize> = (0..hit).map(|k| (first + 3 * k) % n).collect();
+        let slots = self.epochs * self.preset.slots_per_epoch();
+        let last = slots.saturating_sub(1).max(2);
+        for _ in 0..random.count {
+            let node = nodes[rng.gen_range(0..nodes.len())];
+            let from_slot = rng.gen_range(1..last);
+            let until_slot = (from_slot + rng.gen_range(1..=4)).min(last);
+            let offset = |rng: &mut ChaCha20Rng| rng.gen_range(0..self.slot_ms);
+            let fault = match rng.gen_range(0..11) {
+                0 => Fault::Crash {
+                    node,
+                    from_slot,
+                    until_slot: rng.gen_bool(0.7).then_some(until_slot),
+                    lose_disk: rng.gen_bool(0.5),
+                    offset_ms: offset(&mut rng),
+                    restart_offset_ms: offset(&mut rng),
+                },
+                1 => Fault::SlowBeaconNode {
+                    node,
+                    delay_ms: rng.gen_range(100..=1_000),
+                    from_slot,
+                    until_slot,
+                },
+                2 => Fault::BeaconNodeDown {
+                    node,
+                    from_slot,
+                    until_slot,
+                },
+                3 => Fault::DivergingBeaconNode {
+                    node,
+                    slot: from_slot,
+                    from_ms: offset(&mut rng),
+                },
+                4 => Fault::ValidatorClientOffline {
+                    node,
+                    from_slot,
+                    until_slot,
+                },
+                5 => Fault::ByzantineValidatorClient { node },
+                6 => Fault::DoubleSubmittingValidatorClient { node },
+                7 => Fault::ByzantineNode { node },
+                8 => Fault::ClockSkew {
+                    node,
+                    skew_ms: rng.gen_range(-300..=300),
+                },
+                _ => Fault::Partition {
+                    groups: vec![vec![node]],
+                    from_slot,
+                    until_slot,
+                },
+            };
+            scenario.faults.push(fault);
+        }
+        scenario
+    }
+
+    /// The operators a fault makes unavailable or untrustworthy at `slot`.
+    fn faulty_at(&self, slot: u64) -> BTreeSet<usize> {
+        let mut faulty = BTreeSet::new();
+        let within = |from: u64, until: u64| (from..until).contains(&slot);
+        for fault in &self.faults {
+            match fault {
+                Fault::Crash {
+                    node,
+                    from_slot,
+                    until_slot,
+                    ..
+                } => {
+                    // Down through the slot it restarts in.
+                    if slot >= *from_slot && until_slot.is_none_or(|until| slot <= until) {
+                        faulty.insert(*node);
+                    }
+                }
+                Fault::SlowBeaconNode {
+                    node,
+                    from_slot,
+                    until_slot,
+                    ..
+                }
+                | Fault::BeaconNodeDown {
+                    node,
+                    from_slot,
+                    until_slot,
+                }
+                | Fault::ValidatorClientOffline {
+                    node,
+                    from_slot,
+                    until_slot,
+                } => {
+                    if within(*from_slot, *until_slot) {
+                        faulty.insert(*node);
+                    }
+                }
+                Fault::DivergingBeaconNode { node, slot: at, .. } => {
+                    if *at == slot {
+                        faulty.insert(*node);
+                    }
+                }
+                Fault::ByzantineValidatorClient { node }
+                | Fault::DoubleSubmittingValidatorClient { node }
+                | Fault::ByzantineNode { node }
+                | Fault::ClockSkew { node, .. } => {
+                    faulty.insert(*node);
+                }
+                Fault::Partition {
+                    groups,
+                    from_slot,
+                    until_slot,
+                } => {
+                    if within(*from_slot, *until_slot) {
+                        // Everyone outside the largest side is cut off.
+                        let mut sides: Vec<BTreeSet<usize>> =
+                            groups.iter().map(|g| g.iter().copied().collect()).collect();
+                        let named: BTreeSet<usize> = groups.iter().flatten().copied().collect();
+                        sides.push((0..self.operators).filter(|n| !named.contains(n)).collect());
+                        let largest = sides.iter().map(BTreeSet::len).max().unwrap_or(0);
+                        let kept = sides
+                            .iter()
+                            .find(|s| s.len() == largest)
+                            .cloned()
+                            .unwrap_or_default();
+                        faulty.extend((0..self.operators).filter(|n| !kept.contains(n)));
+                    }
+                }
+            }
+        }
+        faulty
+    }
+
+    /// Whether the faults at `slot` exceed the tolerance: more than f
+    /// operators down, cut off or misbehaving. Duties of such slots may fail
+    /// as theory says; the report counts them without calling it a broken
+    /// invariant.
+    pub fn beyond_tolerance(&self, slot: u64) -> bool {
+        self.faulty_at(slot).len() > self.tolerance()
+    }
+
     /// Checks the fields against each other.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let bad = |why: String| Err(ScenarioError::Invalid(why));
@@ -319,6 +522,15 @@ impl Scenario {
             || !(0.0..=1.0).contains(&network.duplication)
         {
             return bad("network: min ≤ max delay, loss and duplication in 0..1".into());
+        }
+        if let Some(random) = &self.random_faults {
+            if random.operators.is_some_and(|k| k > self.operators) {
+                return bad(format!(
+                    "random faults on {} of {} operators",
+                    random.operators.unwrap_or(0),
+                    self.operators
+                ));
+            }
         }
         for fault in &self.faults {
             let node = match fault {

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::rc::Rc;
 use std::time::Duration;
 
-use phalanx_consensus::Wire;
+use phalanx_consensus::{Kind, Round, SignedMessage, Value, ValueHash, Wire};
 use phalanx_eth::api::{AttesterDuty, ProposerDuty, SyncDuty};
 use phalanx_eth::attestation::SyncCommitteeSelection;
 use phalanx_eth::attestation::{
@@ -40,7 +40,7 @@ use phalanx_node::duty::Duty;
 use phalanx_node::parsigex::PartialMessage;
 use phalanx_node::slashing::{MemoryDisk, SlashingDb};
 use phalanx_node::tracker::Outcome;
-use phalanx_node::value::DutyValue;
+use phalanx_node::value::{decode_attestation_data, encode_attestation_data, DutyValue};
 use phalanx_p2p::encoded_len;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -277,6 +277,9 @@ pub(super) struct World<E: EthSpec, S: SimScheme> {
     secrets: Vec<S::SecretKey>,
     group_bytes: Vec<PublicKeyBytes>,
     index_of: BTreeMap<PublicKeyBytes, usize>,
+    /// The other value a byzantine node told its odd peers, per consensus
+    /// instance and round.
+    equivocations: BTreeMap<(Duty, Round), ValueHash>,
     /// The cluster's attester duties, by epoch.
     attester_cache: RefCell<BTreeMap<Epoch, Rc<BTreeMap<u64, AttesterDuty>>>>,
     /// Signatures already checked: (validator, signing root, signature).
@@ -377,6 +380,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                 .map(|(i, k)| (*k, i))
                 .collect(),
             attester_cache: RefCell::new(BTreeMap::new()),
+            equivocations: BTreeMap::new(),
             verified: BTreeMap::new(),
             secrets,
             validators,
@@ -1240,9 +1244,14 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
     }
 
     fn send_consensus(&mut self, from: usize, to: usize, message: Wire<Duty, DutyValue>) {
+        let byzantine = self.is_byzantine_node(from);
+        let message = if byzantine {
+            self.equivocate(from, to, message)
+        } else {
+            message
+        };
         self.observed.consensus_messages += 1;
         self.observed.consensus_bytes += encoded_len(&message);
-        let byzantine = self.is_byzantine_node(from);
         for delay in self.link_delays(from, to) {
             let event = Event::Consensus {
                 from: from as u32,
@@ -1258,6 +1267,61 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                 message,
             };
             self.schedule(self.now + delay, Happening::Core { node: to, event });
+        }
+    }
+
+    /// A byzantine node tells its odd-numbered peers another story: its
+    /// round-1 proposals carry other data (attestation data voting for
+    /// another head, anything else garbled), and its prepares and commits
+    /// name that other value, each message signed with its own key.
+    fn equivocate(
+        &mut self,
+        from: usize,
+        to: usize,
+        message: Wire<Duty, DutyValue>,
+    ) -> Wire<Duty, DutyValue> {
+        if to.is_multiple_of(2) {
+            return message;
+        }
+        let resign = |world: &World<E, S>, mut signed: SignedMessage<Duty>, kind: Kind| {
+            signed.message.kind = kind;
+            let secrets: Vec<[u8; 32]> = world.nodes.iter().map(|n| n.node_secret).collect();
+            let (signer, _) = S::consensus_keys(&secrets, from);
+            signed.signature = signer.sign(&signed.message.signing_bytes());
+            signed
+        };
+        match message {
+            Wire::Proposal {
+                proposal,
+                value,
+                justification,
+            } if proposal.message.round == Round(1) => {
+                let other = other_value(proposal.message.instance, &value);
+                let hash = other.value_hash();
+                self.equivocations
+                    .insert((proposal.message.instance, proposal.message.round), hash);
+                let proposal = resign(self, proposal, Kind::Proposal(hash));
+                Wire::Proposal {
+                    proposal,
+                    value: other,
+                    justification,
+                }
+            }
+            Wire::Prepare(signed) => {
+                let key = (signed.message.instance, signed.message.round);
+                match self.equivocations.get(&key).copied() {
+                    Some(hash) => Wire::Prepare(resign(self, signed, Kind::Prepare(hash))),
+                    None => Wire::Prepare(signed),
+                }
+            }
+            Wire::Commit(signed) => {
+                let key = (signed.message.instance, signed.message.round);
+                match self.equivocations.get(&key).copied() {
+                    Some(hash) => Wire::Commit(resign(self, signed, Kind::Commit(hash))),
+                    None => Wire::Commit(signed),
+                }
+            }
+            other => other,
         }
     }
 
@@ -1744,4 +1808,24 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Data other than `value` for the same duty: attestation data voting for
+/// another head (well-formed, so only agreement can refuse it), anything
+/// else with its last byte flipped (which the validity check refuses).
+fn other_value(duty: Duty, value: &DutyValue) -> DutyValue {
+    if duty.kind == phalanx_node::duty::DutyType::Attester {
+        if let Ok(mut entries) = decode_attestation_data(value) {
+            for (_, data) in &mut entries {
+                data.beacon_block_root = Root::repeat_byte(0xbb);
+            }
+            return encode_attestation_data(&entries);
+        }
+    }
+    let mut bytes = value.0.clone();
+    match bytes.last_mut() {
+        Some(last) => *last ^= 0xff,
+        None => bytes.push(0),
+    }
+    DutyValue(bytes)
 }
