@@ -210,6 +210,11 @@ fn fault_windows(scenario: &Scenario, slots: u64) -> Vec<(u64, u64, String)> {
                     from_slot,
                     until_slot,
                     ..
+                }
+                | Fault::SlowValidatorClient {
+                    from_slot,
+                    until_slot,
+                    ..
                 } => (from_slot, until_slot),
                 Fault::DivergingBeaconNode { slot, .. } => (slot, slot + 1),
                 _ => return None,

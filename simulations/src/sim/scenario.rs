@@ -124,6 +124,46 @@ pub struct NetworkModel {
     /// The share of messages delivered twice (0 to 1).
     #[serde(default)]
     pub duplication: f64,
+    /// Links that differ from the above (both directions).
+    #[serde(default)]
+    pub links: Vec<LinkModel>,
+}
+
+/// One link's own delays, loss and duplication. Delays are uniform between
+/// the bounds, so messages on a link overtake each other (reordering).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkModel {
+    /// The two nodes it joins.
+    pub between: [usize; 2],
+    /// The shortest one-way delay, in milliseconds.
+    pub min_delay_ms: u64,
+    /// The longest one-way delay.
+    pub max_delay_ms: u64,
+    /// The share of messages lost (0 to 1).
+    #[serde(default)]
+    pub loss: f64,
+    /// The share of messages delivered twice (0 to 1).
+    #[serde(default)]
+    pub duplication: f64,
+}
+
+impl NetworkModel {
+    /// The delay range, loss and duplication between `from` and `to`.
+    pub fn link(&self, from: usize, to: usize) -> ((u64, u64), f64, f64) {
+        match self
+            .links
+            .iter()
+            .find(|l| l.between == [from, to] || l.between == [to, from])
+        {
+            Some(l) => ((l.min_delay_ms, l.max_delay_ms), l.loss, l.duplication),
+            None => (
+                (self.min_delay_ms, self.max_delay_ms),
+                self.loss,
+                self.duplication,
+            ),
+        }
+    }
 }
 
 impl Default for NetworkModel {
@@ -133,6 +173,7 @@ impl Default for NetworkModel {
             max_delay_ms: 40,
             loss: 0.0,
             duplication: 0.0,
+            links: Vec::new(),
         }
     }
 }
@@ -206,6 +247,18 @@ pub enum Fault {
     DoubleSubmittingValidatorClient {
         /// The operator.
         node: usize,
+    },
+    /// A node's validator client acts late: every request it makes comes
+    /// `delay_ms` later than it would.
+    SlowValidatorClient {
+        /// The operator.
+        node: usize,
+        /// Added to the client's every move, in milliseconds.
+        delay_ms: u64,
+        /// From this slot.
+        from_slot: u64,
+        /// Until this slot.
+        until_slot: u64,
     },
     /// A node's validator client sends nothing.
     ValidatorClientOffline {
@@ -365,7 +418,7 @@ impl Scenario {
             let from_slot = rng.gen_range(1..last);
             let until_slot = (from_slot + rng.gen_range(1..=4)).min(last);
             let offset = |rng: &mut ChaCha20Rng| rng.gen_range(0..self.slot_ms);
-            let fault = match rng.gen_range(0..11) {
+            let fault = match rng.gen_range(0..12) {
                 0 => Fault::Crash {
                     node,
                     from_slot,
@@ -401,6 +454,12 @@ impl Scenario {
                 8 => Fault::ClockSkew {
                     node,
                     skew_ms: rng.gen_range(-300..=300),
+                },
+                9 => Fault::SlowValidatorClient {
+                    node,
+                    delay_ms: rng.gen_range(100..=1_500),
+                    from_slot,
+                    until_slot,
                 },
                 _ => Fault::Partition {
                     groups: vec![vec![node]],
@@ -445,6 +504,12 @@ impl Scenario {
                     node,
                     from_slot,
                     until_slot,
+                }
+                | Fault::SlowValidatorClient {
+                    node,
+                    from_slot,
+                    until_slot,
+                    ..
                 } => {
                     if within(*from_slot, *until_slot) {
                         faulty.insert(*node);
@@ -523,6 +588,26 @@ impl Scenario {
         {
             return bad("network: min ≤ max delay, loss and duplication in 0..1".into());
         }
+        for link in &network.links {
+            if link.between.iter().any(|&n| n >= self.operators)
+                || link.between[0] == link.between[1]
+            {
+                return bad(format!(
+                    "network: a link between {:?}; nodes are 0 to {}, two different ones",
+                    link.between,
+                    self.operators - 1
+                ));
+            }
+            if link.min_delay_ms > link.max_delay_ms
+                || !(0.0..=1.0).contains(&link.loss)
+                || !(0.0..=1.0).contains(&link.duplication)
+            {
+                return bad(format!(
+                    "network: the link between {:?} needs min ≤ max delay, loss and duplication in 0..1",
+                    link.between
+                ));
+            }
+        }
         if let Some(random) = &self.random_faults {
             if random.operators.is_some_and(|k| k > self.operators) {
                 return bad(format!(
@@ -538,6 +623,7 @@ impl Scenario {
                 | Fault::SlowBeaconNode { node, .. }
                 | Fault::BeaconNodeDown { node, .. }
                 | Fault::ValidatorClientOffline { node, .. }
+                | Fault::SlowValidatorClient { node, .. }
                 | Fault::ByzantineValidatorClient { node }
                 | Fault::DivergingBeaconNode { node, .. }
                 | Fault::DoubleSubmittingValidatorClient { node }

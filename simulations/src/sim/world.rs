@@ -580,7 +580,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         let third = self.scenario.slot_ms / 3;
         for slot in 0..slots {
             for node in 0..self.nodes.len() {
-                let start = self.slot_start(Slot(slot));
+                let start = self.slot_start(Slot(slot)) + self.vc_slowness(node, slot);
                 let delay = self.uniform(VC_DELAY_MS);
                 self.schedule(
                     start + delay,
@@ -1231,13 +1231,12 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         if !self.connected(from, to) {
             return Vec::new();
         }
-        let model = self.scenario.network.clone();
-        if self.rng.gen_bool(model.loss) {
+        let (range, loss, duplication) = self.scenario.network.link(from, to);
+        if self.rng.gen_bool(loss) {
             return Vec::new();
         }
-        let range = (model.min_delay_ms, model.max_delay_ms);
         let mut delays = vec![self.uniform(range)];
-        if self.rng.gen_bool(model.duplication) {
+        if self.rng.gen_bool(duplication) {
             delays.push(self.uniform(range));
         }
         delays
@@ -1469,6 +1468,23 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
             } => n == node && self.during(from_slot, until_slot),
             _ => false,
         })
+    }
+
+    /// How late a node's validator client acts in `slot`.
+    fn vc_slowness(&self, node: usize, slot: u64) -> u64 {
+        self.scenario
+            .faults
+            .iter()
+            .map(|f| match *f {
+                Fault::SlowValidatorClient {
+                    node: n,
+                    delay_ms,
+                    from_slot,
+                    until_slot,
+                } if n == node && (from_slot..until_slot).contains(&slot) => delay_ms,
+                _ => 0,
+            })
+            .sum()
     }
 
     fn vc_double_submits(&self, node: usize) -> bool {
