@@ -456,9 +456,11 @@ fn print_summary(reports: &[RunReport]) {
         .map(|(round, count)| format!("round {round}: {count}"))
         .collect();
     println!();
+    let round_sum: u64 = rounds.iter().map(|(round, count)| round * count).sum();
     println!(
-        "consensus decisions: {decided} ({})",
-        rounds_text.join(", ")
+        "consensus decisions: {decided} ({}), {:.2} rounds per decision",
+        rounds_text.join(", "),
+        round_sum as f64 / decided.max(1) as f64
     );
     let per_duty = |total: u64| {
         if decided == 0 {
