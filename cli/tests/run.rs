@@ -613,6 +613,23 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(known, "the node never learnt its validators' indices");
+    // Every beacon-node call is in the metrics, by endpoint and outcome,
+    // with its latency.
+    let text = http
+        .get(&metrics)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for expected in [
+        "phalanx_beacon_node_calls_total{",
+        "endpoint=\"attester_duties\",outcome=\"ok\"",
+        "phalanx_beacon_node_latency_seconds_count{endpoint=",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from\n{text}");
+    }
     // Alone, it is not ready for want of peers, and says so.
     let (status, text) = ready(node.monitoring).await;
     assert_eq!(status, 503);

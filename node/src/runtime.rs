@@ -137,6 +137,22 @@ struct TypeLabels {
     duty: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    endpoint: String,
+    outcome: String,
+}
+
 /// The node's metrics.
 struct Metrics {
     /// Duty outcomes by type and outcome (`success` or the failure reason).
@@ -145,6 +161,17 @@ struct Metrics {
     dropped: Family<DropLabels, Counter>,
     /// The consensus round in which duties were decided.
     decided_round: Family<TypeLabels, Histogram>,
+    /// Consensus rounds that timed out, by duty type.
+    round_timeouts: Family<TypeLabels, Counter>,
+    /// When into its slot each combined signature went to the beacon node.
+    broadcast_delay: Family<TypeLabels, Histogram>,
+    /// Partial signatures received, by the operator that sent them.
+    partials_received: Family<PeerLabels, Counter>,
+    /// Beacon-node call latency, by endpoint.
+    beacon_latency: Family<EndpointLabels, Histogram>,
+    /// Beacon-node calls, by endpoint and outcome (`ok`, an HTTP status,
+    /// `timeout`, `failed`).
+    beacon_calls: Family<CallLabels, Counter>,
     /// Connected operators.
     peers: Gauge,
     /// Validators of the cluster whose index the beacon node knows.
@@ -159,6 +186,15 @@ impl Metrics {
             decided_round: Family::new_with_constructor(|| {
                 Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0])
             }),
+            round_timeouts: Family::default(),
+            broadcast_delay: Family::new_with_constructor(|| {
+                Histogram::new([0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0])
+            }),
+            partials_received: Family::default(),
+            beacon_latency: Family::new_with_constructor(|| {
+                Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0])
+            }),
+            beacon_calls: Family::default(),
             peers: Gauge::default(),
             validators_known: Gauge::default(),
         };
@@ -178,6 +214,31 @@ impl Metrics {
             metrics.decided_round.clone(),
         );
         registry.register(
+            "phalanx_consensus_round_timeouts",
+            "Consensus rounds that timed out, by duty type",
+            metrics.round_timeouts.clone(),
+        );
+        registry.register(
+            "phalanx_duty_broadcast_delay_seconds",
+            "When into its slot each combined signature went to the beacon node, by duty type",
+            metrics.broadcast_delay.clone(),
+        );
+        registry.register(
+            "phalanx_partials_received",
+            "Partial signatures received, by the operator (lock position) that sent them",
+            metrics.partials_received.clone(),
+        );
+        registry.register(
+            "phalanx_beacon_node_latency_seconds",
+            "Beacon-node call latency, by endpoint",
+            metrics.beacon_latency.clone(),
+        );
+        registry.register(
+            "phalanx_beacon_node_calls",
+            "Beacon-node calls, by endpoint and outcome (ok, an HTTP status, timeout, failed)",
+            metrics.beacon_calls.clone(),
+        );
+        registry.register(
             "phalanx_p2p_connected_operators",
             "Operators connected",
             metrics.peers.clone(),
@@ -189,6 +250,32 @@ impl Metrics {
         );
         metrics
     }
+}
+
+/// Reports every beacon-node call to the metrics: latency by endpoint,
+/// and the count by endpoint and outcome.
+fn beacon_observer(metrics: &Metrics) -> phalanx_eth::client::Observer {
+    let (latency, calls) = (metrics.beacon_latency.clone(), metrics.beacon_calls.clone());
+    Arc::new(move |record: &phalanx_eth::client::CallRecord| {
+        use phalanx_eth::client::Outcome as Call;
+        latency
+            .get_or_create(&EndpointLabels {
+                endpoint: record.endpoint.into(),
+            })
+            .observe(record.latency.as_secs_f64());
+        let outcome = match record.outcome {
+            Call::Ok => "ok".to_string(),
+            Call::Status(status) => status.to_string(),
+            Call::Timeout => "timeout".to_string(),
+            Call::Failed => "failed".to_string(),
+        };
+        calls
+            .get_or_create(&CallLabels {
+                endpoint: record.endpoint.into(),
+                outcome,
+            })
+            .inc();
+    })
 }
 
 /// 32 bytes from the operating system's random source.
@@ -302,8 +389,8 @@ async fn run_with<E: EthSpec>(
     publish: impl FnOnce(Registry) + Send,
 ) -> Result<(), NodeError> {
     let lock = &config.lock;
-    let client = Arc::new(client);
     let metrics = Metrics::register(&mut registry);
+    let client = Arc::new(client.with_observer(beacon_observer(&metrics)));
     let enrs = lock
         .definition
         .enrs()
@@ -437,6 +524,7 @@ async fn run_with<E: EthSpec>(
     }
     if let Some(mut rx) = inbox.take(parsigex.name) {
         let (tx, index_of, dropped) = (events_tx.clone(), index_of.clone(), dropped.clone());
+        let received = metrics.partials_received.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(inbound) = rx.recv().await {
                 let Some(&from) = index_of.get(&inbound.peer) else {
@@ -444,6 +532,11 @@ async fn run_with<E: EthSpec>(
                 };
                 match inbound.decode::<PartialBatch>() {
                     Ok(PartialBatch(partials)) => {
+                        received
+                            .get_or_create(&PeerLabels {
+                                peer: from.to_string(),
+                            })
+                            .inc_by(partials.len() as u64);
                         let _ = tx.send(Event::Partials { from, partials });
                     }
                     Err(e) => {
@@ -915,8 +1008,14 @@ impl<E: EthSpec> Driver<E> {
                 }
                 Action::SetTimer { duty, round, after } => {
                     let events = self.events.clone();
+                    let timeouts = self.metrics.round_timeouts.get_or_create(&TypeLabels {
+                        duty: duty.kind.name().into(),
+                    });
+                    let timeouts = timeouts.clone();
                     let handle = tokio::spawn(async move {
                         tokio::time::sleep(after).await;
+                        // Not stopped or replaced by then: the round timed out.
+                        timeouts.inc();
                         let _ = events.send(Event::Timer { duty, round });
                     });
                     if let Some(old) = self.timers.insert(duty, handle) {
@@ -950,77 +1049,90 @@ impl<E: EthSpec> Driver<E> {
                     duty,
                     validator,
                     submission,
-                } => match submission {
-                    Submission::Attestation(fork, attestation) => {
-                        let entry = attestations.entry(fork).or_default();
-                        entry.0.push(attestation);
-                        entry.1.push((duty, validator));
-                    }
-                    Submission::SyncMessage(message) => {
-                        sync_messages.push(*message);
-                        sync_owners.push((duty, validator));
-                    }
-                    Submission::Aggregate(fork, aggregate) => {
-                        let entry = aggregates.entry(fork).or_default();
-                        entry.0.push(aggregate);
-                        entry.1.push((duty, validator));
-                    }
-                    Submission::Block(fork, block) => {
-                        let (client, events) = (self.client.clone(), self.events.clone());
-                        let deadline = self.deadline(&[(duty, validator)]);
-                        tokio::spawn(async move {
-                            let result = match block {
-                                BlockSubmission::Full(signed) => {
-                                    retrying(deadline, || {
-                                        client.publish_block(fork, &signed, false)
-                                    })
-                                    .await
-                                }
-                                BlockSubmission::Contents(contents) => {
-                                    retrying(deadline, || {
-                                        client.publish_block(fork, &contents, false)
-                                    })
-                                    .await
-                                }
-                                BlockSubmission::Blinded(signed) => {
-                                    retrying(deadline, || client.publish_block(fork, &signed, true))
+                } => {
+                    let slot_start = self.genesis_ms + duty.slot.0 * self.network.slot_duration_ms;
+                    self.metrics
+                        .broadcast_delay
+                        .get_or_create(&TypeLabels {
+                            duty: duty.kind.name().into(),
+                        })
+                        .observe(now_ms().saturating_sub(slot_start) as f64 / 1000.0);
+                    match submission {
+                        Submission::Attestation(fork, attestation) => {
+                            let entry = attestations.entry(fork).or_default();
+                            entry.0.push(attestation);
+                            entry.1.push((duty, validator));
+                        }
+                        Submission::SyncMessage(message) => {
+                            sync_messages.push(*message);
+                            sync_owners.push((duty, validator));
+                        }
+                        Submission::Aggregate(fork, aggregate) => {
+                            let entry = aggregates.entry(fork).or_default();
+                            entry.0.push(aggregate);
+                            entry.1.push((duty, validator));
+                        }
+                        Submission::Block(fork, block) => {
+                            let (client, events) = (self.client.clone(), self.events.clone());
+                            let deadline = self.deadline(&[(duty, validator)]);
+                            tokio::spawn(async move {
+                                let result = match block {
+                                    BlockSubmission::Full(signed) => {
+                                        retrying(deadline, || {
+                                            client.publish_block(fork, &signed, false)
+                                        })
                                         .await
+                                    }
+                                    BlockSubmission::Contents(contents) => {
+                                        retrying(deadline, || {
+                                            client.publish_block(fork, &contents, false)
+                                        })
+                                        .await
+                                    }
+                                    BlockSubmission::Blinded(signed) => {
+                                        retrying(deadline, || {
+                                            client.publish_block(fork, &signed, true)
+                                        })
+                                        .await
+                                    }
+                                };
+                                report(&events, vec![(duty, validator)], result);
+                            });
+                        }
+                        Submission::Exit(exit) => {
+                            let (client, events) = (self.client.clone(), self.events.clone());
+                            let deadline = self.deadline(&[(duty, validator)]);
+                            tokio::spawn(async move {
+                                let result =
+                                    retrying(deadline, || client.submit_voluntary_exit(&exit))
+                                        .await;
+                                if result.is_ok() {
+                                    tracing::info!(validator = %exit.message.validator_index, epoch = %exit.message.epoch, "voluntary exit broadcast");
                                 }
-                            };
-                            report(&events, vec![(duty, validator)], result);
-                        });
+                                report(&events, vec![(duty, validator)], result);
+                            });
+                        }
+                        Submission::Registrations(registrations) => {
+                            let (client, events) = (self.client.clone(), self.events.clone());
+                            let deadline = self.deadline(&[(duty, validator)]);
+                            tokio::spawn(async move {
+                                let owners = registrations
+                                    .iter()
+                                    .map(|r| (duty, r.message.pubkey))
+                                    .collect();
+                                let result = retrying(deadline, || {
+                                    client.register_validators(&registrations)
+                                })
+                                .await;
+                                report(&events, owners, result);
+                            });
+                        }
+                        Submission::Contribution(contribution) => {
+                            contributions.0.push(*contribution);
+                            contributions.1.push((duty, validator));
+                        }
                     }
-                    Submission::Exit(exit) => {
-                        let (client, events) = (self.client.clone(), self.events.clone());
-                        let deadline = self.deadline(&[(duty, validator)]);
-                        tokio::spawn(async move {
-                            let result =
-                                retrying(deadline, || client.submit_voluntary_exit(&exit)).await;
-                            if result.is_ok() {
-                                tracing::info!(validator = %exit.message.validator_index, epoch = %exit.message.epoch, "voluntary exit broadcast");
-                            }
-                            report(&events, vec![(duty, validator)], result);
-                        });
-                    }
-                    Submission::Registrations(registrations) => {
-                        let (client, events) = (self.client.clone(), self.events.clone());
-                        let deadline = self.deadline(&[(duty, validator)]);
-                        tokio::spawn(async move {
-                            let owners = registrations
-                                .iter()
-                                .map(|r| (duty, r.message.pubkey))
-                                .collect();
-                            let result =
-                                retrying(deadline, || client.register_validators(&registrations))
-                                    .await;
-                            report(&events, owners, result);
-                        });
-                    }
-                    Submission::Contribution(contribution) => {
-                        contributions.0.push(*contribution);
-                        contributions.1.push((duty, validator));
-                    }
-                },
+                }
                 Action::Reply { id, result } => {
                     if let Some(reply) = self.replies.remove(&id) {
                         let _ = reply.send(result);
