@@ -601,6 +601,33 @@ async fn run_with<E: EthSpec>(
         }));
     }
 
+    // Which operators this node cannot reach: the core cuts short a
+    // consensus round such an operator leads.
+    {
+        let (net, events, peers) = (net.clone(), events_tx.clone(), peers.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut known: Option<Vec<u32>> = None;
+            loop {
+                let verified: std::collections::HashSet<PeerId> =
+                    net.verified_peers().into_iter().collect();
+                let unreachable: Vec<u32> = peers
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, peer)| i != me && !verified.contains(peer))
+                    .map(|(i, _)| i as u32)
+                    .collect();
+                if known.as_ref() != Some(&unreachable) {
+                    if !unreachable.is_empty() {
+                        tracing::info!(operators = ?unreachable, "operators unreachable: rounds they lead are cut short");
+                    }
+                    let _ = events.send(Event::Unreachable(unreachable.clone()));
+                    known = Some(unreachable);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }));
+    }
+
     // Readiness: beacon node synced, enough peers.
     {
         let (client, health, net) = (client.clone(), health.clone(), net.clone());

@@ -76,14 +76,19 @@ fn f_crashed_operators_cost_nothing_for_n_4_7_10() {
         let report = run(&s).expect("runs");
         assert_all_on_time(&report);
     }
-    // f consecutive silent leaders can cost an instance f timeouts, past a
-    // short duty's deadline by design: the report counts it, and safety
-    // holds.
+    // f consecutive crashed leaders would cost an instance f round
+    // timeouts, past a short duty's deadline; but the nodes notice who is
+    // down (as `phalanx run` polls its connections) and cut the rounds
+    // those lead short, so every duty stays on time, in round 2 or 3.
     let mut s = builtin("f-consecutive-leaders-crashed-7");
     s.seed = 14;
-    assert!(s.liveness_may_fail);
+    assert!(!s.liveness_may_fail);
     let report = run(&s).expect("runs");
-    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_all_on_time(&report);
+    assert!(
+        report.rounds.keys().any(|&round| round >= 3),
+        "two dead leaders in a row were skipped: {report:#?}"
+    );
 }
 
 #[test]

@@ -18,15 +18,20 @@
 #  5. starts 4 `phalanx run` nodes and 4 `lodestar validator` clients, each
 #     with only its operator's share keystores (each with its own password,
 #     laid out as Lodestar keeps imported keys), pointed at its own node;
-#  6. asserts from the beacon node's REST API alone that the attestations
-#     of the DV validators are in blocks for at least 2 consecutive epochs
-#     from Capella on, after the DV nodes started, and that the chain
-#     finalizes the first of them. Lodestar 1.5.1 packs blocks only from
-#     aggregates and, not being DV-aware, cannot aggregate for a DV: a DV
-#     attestation reaches a block through the aggregate of a dev-chain
+#  6. asserts from the beacon node's REST API alone, for at least 2
+#     consecutive epochs from Capella on, in each of three phases:
+#       - every node up;
+#       - phalanx1 stopped (3 of 4 nodes, the threshold);
+#       - phalanx1 restarted and phalanx2 stopped, which works only if the
+#         restarted node signs again;
+#     that the DV validators' attestations are in blocks, that a DV block
+#     is canonical at every slot a DV validator was to propose at, that
+#     every DV sync-committee bit is set in the blocks, and that the chain
+#     finalizes the first of those epochs. Lodestar 1.5.1 packs blocks only
+#     from aggregates and, not being DV-aware, cannot aggregate for a DV: a
+#     DV attestation reaches a block through the aggregate of a dev-chain
 #     validator of the same committee, so the few DV validators whose whole
-#     committee is DV (under 1 % of committees) are reported, not counted.
-#     Proposals and sync-committee bits are reported, not asserted;
+#     committee is DV (under 1 % of committees) are reported, not counted;
 #  7. stops every process it started, by PID, prints a summary, and on
 #     failure the tail of every log. Everything of a run stays in
 #     target/e2e/smoke-<timestamp>/.
@@ -64,8 +69,9 @@ SLOTS_PER_EPOCH=8   # the minimal preset
 # attestation needs the cluster's consensus and a round of partial
 # signatures before that, which 2 s slots leave too little time for.
 SECONDS_PER_SLOT=4
-NEED_EPOCHS=2       # consecutive epochs with every DV attestation included
-SLACK_EPOCHS=6      # epochs allowed beyond that before giving up
+NEED_EPOCHS=2       # consecutive epochs with every DV duty on chain, per phase
+SLACK_EPOCHS=6      # epochs allowed beyond that before giving up (first phase)
+OUTAGE_SLACK_EPOCHS=4  # the same in the phases with a node down
 PARAMS=(--params.SECONDS_PER_SLOT "$SECONDS_PER_SLOT"
         --params.ALTAIR_FORK_EPOCH 0
         --params.BELLATRIX_FORK_EPOCH 1
@@ -119,6 +125,19 @@ start() { # start NAME DIR COMMAND...: runs COMMAND in DIR, logging to $RUN/NAME
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
+
+stop_one() { # stop_one NAME: stops that process on purpose (TERM, then KILL after 10 s)
+    local j _
+    for j in "${!PIDS[@]}"; do
+        if [ "${NAMES[j]}" = "$1" ]; then
+            kill -TERM "${PIDS[j]}" 2>/dev/null || true
+            for _ in $(seq 40); do alive "${PIDS[j]}" || break; sleep 0.25; done
+            alive "${PIDS[j]}" && kill -KILL "${PIDS[j]}" 2>/dev/null || true
+            wait "${PIDS[j]}" 2>/dev/null || true
+            NAMES[j]="stopped-$1"
+        fi
+    done
+}
 
 stop_group() { # stop_group PREFIX: TERM, then KILL after 10 s, the processes named PREFIX*
     local prefix=$1 j i
@@ -175,10 +194,10 @@ finish() {
         echo "PASS"
     else
         echo "FAIL while $STEP (exit $rc)"
-        for name in "${NAMES[@]}"; do
+        for log in "$RUN"/*.log; do
             echo
-            echo "--- last 25 lines of $RUN/$name.log (without stack frames)"
-            sed 's/\x1b\[[0-9;]*m//g' "$RUN/$name.log" | grep -v '^[[:space:]]*at ' | tail -n 25
+            echo "--- last 25 lines of $log (without stack frames)"
+            sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -v '^[[:space:]]*at ' | tail -n 25 || true
         done
     fi
     exit "$rc"
@@ -230,12 +249,17 @@ python3 "$HELPER" check-lock "$RUN/cluster/node0/cluster-lock.json" "$BN" "$DV_F
 STEP="starting the Phalanx nodes"
 API_PORTS=("${PORT[@]:2:NODES}")
 MONITORING_PORTS=("${PORT[@]:2+NODES:NODES}")
-for i in $(seq 0 $((NODES - 1))); do
+start_node() { # start_node I: Phalanx node I (again, after a stop: its log is appended)
+    local i=$1
+    [ -f "$RUN/phalanx$i.log" ] && mv "$RUN/phalanx$i.log" "$RUN/phalanx$i.before-restart.log"
     start "phalanx$i" "$RUN/cluster/node$i" "$PHALANX" run \
         --data-dir "$RUN/cluster/node$i" --beacon-node-endpoints "$BN" \
         --validator-api-address "127.0.0.1:${API_PORTS[i]}" \
         --monitoring-address "127.0.0.1:${MONITORING_PORTS[i]}" \
         --p2p-tcp-address "127.0.0.1:$((P2P_TCP + i))"
+}
+for i in $(seq 0 $((NODES - 1))); do
+    start_node "$i"
 done
 for i in $(seq 0 $((NODES - 1))); do
     python3 "$HELPER" wait-rest "http://127.0.0.1:${API_PORTS[i]}" 60 "${PIDS[@]}"
@@ -253,25 +277,48 @@ done
 
 # --- 6. the chain's verdict -------------------------------------------------------
 
-STEP="watching the chain"
+current_epoch() { echo $(( ($(date +%s) - GENESIS_TIME) / SECONDS_PER_SLOT / SLOTS_PER_EPOCH )); }
+
+judge() { # judge LABEL FROM_EPOCH SLACK: the chain's verdict on the epochs from FROM_EPOCH on
+    local label=$1 from=$2 slack=$3 j
+    STEP="watching the chain ($label)"
+    say "judging epochs from $from ($label)"
+    timeout 900 python3 "$HELPER" monitor "$BN" "$DV_FIRST" "$DV_COUNT" "$from" "$NEED_EPOCHS" \
+        $((from + NEED_EPOCHS + slack)) "$RUN/summary-${label// /-}.json" "$label" &
+    MONITOR=$!
+    # Fail early if a process dies that was not stopped on purpose.
+    while alive "$MONITOR"; do
+        for j in "${!PIDS[@]}"; do
+            if [[ ${NAMES[j]} != stopped-* ]] && ! alive "${PIDS[j]}"; then
+                kill "$MONITOR" 2>/dev/null || true
+                STEP="watching the chain ($label): ${NAMES[j]} exited"
+                exit 1
+            fi
+        done
+        sleep 1
+    done
+    wait "$MONITOR"
+    MONITOR=
+}
+
+# Phase 1: every node up.
 NOW_SLOT=$(( ($(date +%s) - GENESIS_TIME) / SECONDS_PER_SLOT ))
 # The first whole epoch the clients can take part in: a few slots to start.
 FROM_EPOCH=$(( (NOW_SLOT + 3) / SLOTS_PER_EPOCH + 1 ))
 [ "$FROM_EPOCH" -lt "$CAPELLA_EPOCH" ] && FROM_EPOCH=$CAPELLA_EPOCH
-say "DV started at slot $NOW_SLOT; judging epochs from $FROM_EPOCH"
-timeout 900 python3 "$HELPER" monitor "$BN" "$DV_FIRST" "$DV_COUNT" "$FROM_EPOCH" "$NEED_EPOCHS" \
-    $((FROM_EPOCH + NEED_EPOCHS + SLACK_EPOCHS)) "$RUN/summary.json" &
-MONITOR=$!
-# Fail early if a process dies.
-while alive "$MONITOR"; do
-    for j in "${!PIDS[@]}"; do
-        if ! alive "${PIDS[j]}"; then
-            kill "$MONITOR" 2>/dev/null || true
-            STEP="watching the chain: ${NAMES[j]} exited"
-            exit 1
-        fi
-    done
-    sleep 1
-done
-wait "$MONITOR"
-MONITOR=
+say "DV started at slot $NOW_SLOT"
+judge "all nodes up" "$FROM_EPOCH" "$SLACK_EPOCHS"
+
+# Phase 2: one node down (threshold 3 of 4 still sign), for at least the
+# two whole epochs judged.
+stop_one phalanx1
+say "stopped phalanx1 in epoch $(current_epoch)"
+judge "phalanx1 down" $(( $(current_epoch) + 1 )) "$OUTAGE_SLACK_EPOCHS"
+
+# Phase 3: phalanx1 back, another node down: the validators keep working
+# only if the restarted node signs again.
+start_node 1
+python3 "$HELPER" wait-rest "http://127.0.0.1:${API_PORTS[1]}" 60
+stop_one phalanx2
+say "restarted phalanx1, stopped phalanx2 in epoch $(current_epoch)"
+judge "phalanx1 restarted, phalanx2 down" $(( $(current_epoch) + 1 )) "$OUTAGE_SLACK_EPOCHS"

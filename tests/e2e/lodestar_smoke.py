@@ -385,6 +385,7 @@ class Chain:
         self.blocks = {}  # slot -> block message, or None when the slot is empty
         self.roots = {}  # slot -> canonical block root at or before it
         self.sync_positions = {}  # sync period -> {validator index: [positions]}
+        self.proposers = {}  # epoch -> {slot: proposer index}
 
     def clock_slot(self):
         return max(0, int(time.time() - self.genesis_time) // self.seconds_per_slot)
@@ -402,6 +403,34 @@ class Chain:
                 for d in data
             }
         return self.duties[epoch]
+
+    def proposer_duties(self, epoch):
+        """The proposer of every slot of `epoch` (served only around the
+        current epoch: fetched while it is)."""
+        if epoch not in self.proposers:
+            data = get(self.bn, f"/eth/v1/validator/duties/proposer/{epoch}")["data"]
+            duties = {int(d["slot"]): int(d["validator_index"]) for d in data}
+            spe = self.slots_per_epoch
+            # Lodestar 1.5.1 answers a request for the next epoch with the
+            # current one's proposers: keep only an answer for `epoch`.
+            if not duties or any(slot // spe != epoch for slot in duties):
+                raise RuntimeError(f"the proposers served for epoch {epoch} are of another epoch")
+            self.proposers[epoch] = duties
+        return self.proposers[epoch]
+
+    def proposals(self, epoch):
+        """The slots of `epoch` our validators were to propose at, and those
+        of them whose canonical block they proposed."""
+        scheduled = sorted(
+            slot for slot, proposer in self.proposer_duties(epoch).items()
+            if proposer in self.indices and slot > 0
+        )
+        made = [
+            slot for slot in scheduled
+            if self.block(slot) is not None and int(self.block(slot)["proposer_index"]) in self.indices
+            and self.block_root(slot) is not None
+        ]
+        return scheduled, made
 
     def includable(self, epoch):
         """Our validators whose committee has a member the dev chain runs.
@@ -486,10 +515,12 @@ class Chain:
         return found
 
     def others(self, epoch):
-        """Blocks in `epoch`, those our validators proposed, and the sync-committee
-        bits of ours those blocks set (reported only)."""
+        """Blocks in `epoch`, those our validators proposed, the sync-committee
+        bits of ours those blocks set, and the blocks whose sync aggregate is
+        empty (no member's message, ours or the dev chain's, reached an
+        aggregate for that head: counted apart, not against ours)."""
         spe = self.slots_per_epoch
-        blocks = proposed = sync_set = sync_expected = 0
+        blocks = proposed = sync_set = sync_expected = empty = 0
         positions = self.sync_committee_positions(epoch)
         for slot in range(epoch * spe, (epoch + 1) * spe):
             block = self.block(slot)
@@ -501,14 +532,22 @@ class Chain:
             aggregate = block["body"].get("sync_aggregate")
             if aggregate:
                 sync_bits = bits(aggregate["sync_committee_bits"])
+                if not any(sync_bits):
+                    empty += 1
+                    continue
                 for places in positions.values():
                     for p in places:
                         sync_expected += 1
                         sync_set += sync_bits[p] if p < len(sync_bits) else 0
-        return blocks, proposed, sync_set, sync_expected
+        return blocks, proposed, sync_set, sync_expected, empty
 
 
-def cmd_monitor(bn, first, count, from_epoch, need_epochs, max_epoch, summary_path):
+def cmd_monitor(bn, first, count, from_epoch, need_epochs, max_epoch, summary_path, label="all nodes up"):
+    """Watches the chain until `need_epochs` consecutive epochs from
+    `from_epoch` on have every includable DV attestation in a block, a DV
+    block at every slot a DV validator was to propose at, and every DV
+    sync-committee bit set in the blocks there are; and the chain has
+    finalized the first of them. Fails after `max_epoch`."""
     first, count = int(first), int(count)
     from_epoch, need_epochs, max_epoch = int(from_epoch), int(need_epochs), int(max_epoch)
     chain = Chain(bn, first, count)
@@ -517,7 +556,7 @@ def cmd_monitor(bn, first, count, from_epoch, need_epochs, max_epoch, summary_pa
     streak = []
     finalized = justified = 0
     next_epoch = from_epoch
-    print(f"monitor: DV validators {first}..{first + count - 1}, epochs from {from_epoch}, "
+    print(f"monitor [{label}]: DV validators {first}..{first + count - 1}, epochs from {from_epoch}, "
           f"{need_epochs} consecutive needed, giving up after epoch {max_epoch}", flush=True)
     outcome = None
     while outcome is None:
@@ -526,6 +565,8 @@ def cmd_monitor(bn, first, count, from_epoch, need_epochs, max_epoch, summary_pa
         for epoch in range(next_epoch, clock // spe + 2):
             try:
                 chain.attester_duties(epoch)
+                if epoch <= clock // spe:
+                    chain.proposer_duties(epoch)
             except RuntimeError as e:
                 print(f"monitor: duties of epoch {epoch} not yet served: {e}", flush=True)
         head = chain.head_slot()
@@ -543,7 +584,12 @@ def cmd_monitor(bn, first, count, from_epoch, need_epochs, max_epoch, summary_pa
                 break
             duties = chain.attester_duties(next_epoch)
             delays = [found[i][0] - duties[i][0] for i in included]
-            blocks, proposed, sync_set, sync_expected = chain.others(next_epoch)
+            blocks, proposed, sync_set, sync_expected, empty_sync = chain.others(next_epoch)
+            try:
+                scheduled, made = chain.proposals(next_epoch)
+            except RuntimeError as e:
+                print(f"monitor: proposers of epoch {next_epoch} unknown: {e}", flush=True)
+                scheduled, made = None, []
             justified, finalized = chain.finality()
             record = {
                 "epoch": next_epoch,
@@ -561,6 +607,9 @@ def cmd_monitor(bn, first, count, from_epoch, need_epochs, max_epoch, summary_pa
                 "blocks_proposed_by_dv": proposed,
                 "sync_bits_set": sync_set,
                 "sync_bits_expected": sync_expected,
+                "empty_sync_aggregates": empty_sync,
+                "dv_proposer_slots": scheduled,
+                "dv_blocks_at": made,
                 "justified": justified,
                 "finalized": finalized,
             }
@@ -575,7 +624,15 @@ def cmd_monitor(bn, first, count, from_epoch, need_epochs, max_epoch, summary_pa
             )
             if record["missing"]:
                 print(f"epoch {next_epoch}: not included: {record['missing']}", flush=True)
-            if includable and complete:
+            proposals_ok = scheduled is not None and len(made) == len(scheduled)
+            sync_ok = sync_set == sync_expected
+            print(
+                f"epoch {next_epoch}: DV proposer slots {scheduled}, DV blocks there {made};"
+                f" sync bits {'all set' if sync_ok else 'MISSING some'}"
+                f" ({empty_sync} block(s) with an empty sync aggregate, counted apart)",
+                flush=True,
+            )
+            if includable and complete and proposals_ok and sync_ok:
                 streak.append(next_epoch)
             else:
                 streak = []
@@ -590,6 +647,7 @@ def cmd_monitor(bn, first, count, from_epoch, need_epochs, max_epoch, summary_pa
             break
         time.sleep(1)
     summary = {
+        "phase": label,
         "result": outcome,
         "validators": chain.indices,
         "from_epoch": from_epoch,
@@ -601,12 +659,15 @@ def cmd_monitor(bn, first, count, from_epoch, need_epochs, max_epoch, summary_pa
     Path(summary_path).write_text(json.dumps(summary, indent=2) + "\n")
     if outcome != "pass":
         reason = (
-            f"only {len(streak)} consecutive epochs (need {need_epochs}) with every includable DV attestation included"
+            f"only {len(streak)} consecutive epochs (need {need_epochs}) with every includable DV attestation"
+            f" included, every DV proposal made and every DV sync-committee bit set"
             if len(streak) < need_epochs
             else f"the chain finalized only epoch {finalized}, not epoch {streak[0]}"
         )
-        raise SystemExit(f"monitor: FAILED by epoch {max_epoch}: {reason}")
-    print(f"monitor: passed: epochs {streak} fully included, finalized epoch {finalized}", flush=True)
+        raise SystemExit(f"monitor [{label}]: FAILED by epoch {max_epoch}: {reason}")
+    dv_blocks = sum(len(e["dv_blocks_at"]) for e in epochs if e["epoch"] in streak)
+    print(f"monitor [{label}]: passed: epochs {streak} with every DV attestation, proposal ({dv_blocks} blocks)"
+          f" and sync-committee bit, finalized epoch {finalized}", flush=True)
 
 
 def cmd_outcomes(url):

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use phalanx_consensus::{
-    self as qbft, Committee, Engine, OperatorIndex, Parts, RotatingLeader, Round, RoundTimeout,
-    Signer, Validity, Value as _, Verifier, Wire,
+    self as qbft, Committee, Engine, LeaderSelection, OperatorIndex, Parts, RotatingLeader, Round,
+    RoundTimeout, Signer, Validity, Value as _, Verifier, Wire,
 };
 use phalanx_crypto::threshold::ShareIndex;
 use phalanx_eth::api::{AttesterDuty, ProposerDuty, ProposerPreparation, SyncDuty};
@@ -135,6 +135,10 @@ pub struct Defects {
 pub enum Event<E: EthSpec> {
     /// Time passed (the driver ticks often; the core does what is due).
     Tick,
+    /// The operators (lock positions) this node cannot reach now; replaces
+    /// the previous list. A consensus round led by one of them is cut
+    /// short (see [`UNREACHABLE_LEADER_TIMEOUT`]).
+    Unreachable(Vec<u32>),
     /// The beacon node's indices of the cluster's validators (group keys).
     Indices(Vec<(PublicKeyBytes, ValidatorIndex)>),
     /// Looking up indices failed.
@@ -713,6 +717,9 @@ impl RoundTimeout<Duty> for DutyTimeout {
     }
 }
 
+/// How long a round led by an operator this node cannot reach lasts.
+pub const UNREACHABLE_LEADER_TIMEOUT: Duration = Duration::from_millis(50);
+
 /// The longest the driver waits between ticks (see [`Core::next_tick_ms`]).
 pub const HOUSEKEEPING_MS: u64 = 200;
 
@@ -825,6 +832,10 @@ pub struct Core<E: EthSpec, S: SignatureScheme = Bls> {
     rng: ChaCha20Rng,
     defects: Defects,
     current_slot: Option<Slot>,
+    /// The cluster's operators, for who leads each round.
+    committee: Committee,
+    /// Operators this node cannot reach now.
+    unreachable: BTreeSet<u32>,
     _spec: PhantomData<E>,
 }
 
@@ -959,6 +970,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             rng: ChaCha20Rng::from_seed(config.seed),
             defects: config.defects,
             current_slot: None,
+            committee,
+            unreachable: BTreeSet::new(),
             _spec: PhantomData,
         })
     }
@@ -1042,6 +1055,9 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let mut actions = Vec::new();
         match event {
             Event::Tick => self.tick(now_ms, &mut actions),
+            Event::Unreachable(operators) => {
+                self.unreachable = operators.into_iter().filter(|&o| o != self.me).collect();
+            }
             Event::Indices(found) => {
                 for (key, index) in found {
                     if let Some(&position) = self.by_group.get(&key) {
@@ -1506,11 +1522,27 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     instance,
                     round,
                     after,
-                } => actions.push(Action::SetTimer {
-                    duty: instance,
-                    round,
-                    after,
-                }),
+                } => {
+                    // Waiting for a leader this node cannot reach only
+                    // delays the round change: safety never depends on
+                    // timing, and the next leader is then asked at once.
+                    // Only while a quorum is reachable: without one no
+                    // round can decide, and rounds would only churn.
+                    let leader = RotatingLeader.leader(&instance, round, self.committee);
+                    let reachable = self.committee.size() as usize - self.unreachable.len();
+                    let after = if self.unreachable.contains(&leader.0)
+                        && reachable >= self.committee.quorum()
+                    {
+                        after.min(UNREACHABLE_LEADER_TIMEOUT)
+                    } else {
+                        after
+                    };
+                    actions.push(Action::SetTimer {
+                        duty: instance,
+                        round,
+                        after,
+                    })
+                }
                 qbft::Action::StopTimer { instance } => actions.push(Action::StopTimer(instance)),
                 qbft::Action::Decide(decision) => {
                     actions.push(Action::Decided {

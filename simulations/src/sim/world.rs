@@ -64,6 +64,10 @@ const BN_DELAY_MS: (u64, u64) = (2, 20);
 /// How long after a duty's moment a simulated validator client acts.
 const VC_DELAY_MS: (u64, u64) = (0, 30);
 
+/// How long a node takes to notice that a peer went down or came back
+/// (`phalanx run` polls its connections every 500 ms).
+const REACHABILITY_DELAY_MS: u64 = 500;
+
 /// Something that happens at a virtual instant.
 enum Happening<E: EthSpec> {
     /// The node's core wants a tick (only the latest one counts).
@@ -678,10 +682,30 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                 if lose_disk {
                     sim.disk = MemoryDisk::new();
                 }
+                self.tell_reachability();
             }
             Happening::Fault(FaultEdge::Restart { node }) => {
                 self.note(&[b"restart", &(node as u64).to_le_bytes()]);
                 self.start_node(node);
+                self.tell_reachability();
+            }
+        }
+    }
+
+    /// Every running node learns, after the runtime's detection delay,
+    /// which operators are down (as `phalanx run` polls its connections).
+    fn tell_reachability(&mut self) {
+        let down: Vec<u32> = (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].core.is_none())
+            .map(|n| n as u32)
+            .collect();
+        for node in 0..self.nodes.len() {
+            if self.nodes[node].core.is_some() {
+                let event = Event::Unreachable(down.clone());
+                self.schedule(
+                    self.now + REACHABILITY_DELAY_MS,
+                    Happening::Core { node, event },
+                );
             }
         }
     }
