@@ -673,7 +673,12 @@ def cmd_monitor(bn, first, count, from_epoch, need_epochs, max_epoch, summary_pa
 def cmd_outcomes(url):
     """A node's duty outcomes from its metrics, on one line."""
     counts = {}
-    with urllib.request.urlopen(url, timeout=3) as response:
+    try:
+        response = urllib.request.urlopen(url, timeout=3)
+    except OSError as e:
+        print(f"metrics unreachable ({e.__class__.__name__}): the node is stopped")
+        return
+    with response:
         for line in response.read().decode().splitlines():
             match = re.match(r'phalanx_duty_outcomes_total\{duty="(\w+)",outcome="(\w+)"\} (\d+)', line)
             if match:
