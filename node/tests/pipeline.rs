@@ -1474,3 +1474,38 @@ fn selection_proofs_combine_across_the_cluster() {
         Action::Reply { result: Err(f), .. } if f.status == 400
     )));
 }
+
+/// A block before Capella is refused at once, with the reason, and the
+/// duty's outcome says it: the eth types build blocks from Capella on.
+#[test]
+fn a_block_before_capella_is_refused_at_once_with_the_reason() {
+    let mut cluster = cluster(ForkName::Bellatrix, 1);
+    let slot = Slot(3);
+    let now = cluster.cores[0].slot_start_ms(slot) + 100;
+    let epoch = slot.epoch(8);
+    let domain = cluster.network.domain_at(DOMAIN_RANDAO, epoch, cluster.gvr);
+    let reveal = cluster.partial(0, 0, compute_signing_root(&epoch, domain));
+    let actions = cluster.cores[0].handle(
+        now,
+        Event::Vc {
+            id: 9,
+            request: VcRequest::ProduceBlock {
+                slot,
+                randao_reveal: reveal,
+                graffiti: None,
+                builder_boost_factor: None,
+            },
+        },
+    );
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Reply { id: 9, result: Err(f) }
+                if f.status == 501 && f.message.contains("bellatrix") && f.message.contains("Capella")
+        )),
+        "{actions:?}"
+    );
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, Action::FetchBlock { .. })));
+}
