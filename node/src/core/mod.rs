@@ -1861,13 +1861,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 }
             })
             .collect();
-        let invalid: BTreeSet<usize> = if checks.is_empty() || self.defects.skip_partial_checks {
-            BTreeSet::new()
-        } else {
-            S::find_invalid(&checks, &mut self.rng)
-                .into_iter()
-                .collect()
-        };
+        let invalid = invalid_partials(&checks, self.defects, &mut self.rng);
         drop(checks);
         for (j, (k, signature)) in decoded.into_iter().enumerate() {
             let OwnPartial {
@@ -2529,13 +2523,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 signature: &d.signature,
             })
             .collect();
-        let invalid: BTreeSet<usize> = if self.defects.skip_partial_checks {
-            BTreeSet::new()
-        } else {
-            S::find_invalid(&checks, &mut self.rng)
-                .into_iter()
-                .collect()
-        };
+        let invalid = invalid_partials(&checks, self.defects, &mut self.rng);
         drop(checks);
         for (i, d) in decoded.into_iter().enumerate() {
             if invalid.contains(&i) {
@@ -2559,6 +2547,20 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         }
         self.combine_ready(actions);
     }
+}
+
+/// The positions of the partials in `checks` that do not verify, checked
+/// in one batch (none are checked with the deliberate defect that skips
+/// them).
+fn invalid_partials<S: SignatureScheme>(
+    checks: &[Check<'_, S>],
+    defects: Defects,
+    rng: &mut ChaCha20Rng,
+) -> BTreeSet<usize> {
+    if checks.is_empty() || defects.skip_partial_checks {
+        return BTreeSet::new();
+    }
+    S::find_invalid(checks, rng).into_iter().collect()
 }
 
 fn dropped<E: EthSpec>(from: u32, reason: &str) -> Action<E> {
