@@ -2,7 +2,10 @@
 //! [`BeaconBlock`] / [`BlindedBeaconBlock`] enums that carry any fork's
 //! layout through one code path.
 //!
-//! Fulu changed no block container, so its variants hold Electra's layout.
+//! Every fork from Phase 0 on is here: a node can propose on any chain a
+//! validator client can, including test chains that start at Altair.
+//! Blinded blocks exist from Bellatrix on (the builder API). Fulu changed
+//! no block container, so its variants hold Electra's layout.
 
 use alloy_primitives::FixedBytes;
 use serde::{Deserialize, Serialize};
@@ -16,8 +19,9 @@ use tree_hash_derive::TreeHash;
 use crate::attestation::{AttestationBase, AttestationData, AttestationElectra};
 use crate::error::Error;
 use crate::execution::{
-    ExecutionPayloadCapella, ExecutionPayloadDeneb, ExecutionPayloadHeaderCapella,
-    ExecutionPayloadHeaderDeneb, ExecutionRequests,
+    ExecutionPayloadBellatrix, ExecutionPayloadCapella, ExecutionPayloadDeneb,
+    ExecutionPayloadHeaderBellatrix, ExecutionPayloadHeaderCapella, ExecutionPayloadHeaderDeneb,
+    ExecutionRequests,
 };
 use crate::fork::ForkName;
 use crate::preset::EthSpec;
@@ -166,8 +170,7 @@ macro_rules! block_body {
         $(#[$meta:meta])* $name:ident,
         attester_slashing: $slashing:ty, max_attester_slashings: $max_slashings:ty,
         attestation: $attestation:ty, max_attestations: $max_attestations:ty,
-        payload_field: $payload_field:ident: $payload:ty,
-        { $($extra:tt)* }
+        { $($fork_fields:tt)* }
     ) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
@@ -189,24 +192,69 @@ macro_rules! block_body {
             pub deposits: VariableList<Deposit, U16>,
             /// Voluntary exits.
             pub voluntary_exits: VariableList<SignedVoluntaryExit, U16>,
-            /// The sync committee's aggregate.
-            pub sync_aggregate: SyncAggregate<E>,
-            /// The execution payload (or its header, when blinded).
-            pub $payload_field: $payload,
-            /// Withdrawal-credential changes.
-            pub bls_to_execution_changes: VariableList<SignedBlsToExecutionChange, U16>,
-            $($extra)*
+            $($fork_fields)*
         }
     };
 }
+
+block_body!(
+    /// `BeaconBlockBody` of Phase 0.
+    BeaconBlockBodyPhase0,
+    attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
+    attestation: AttestationBase<E>, max_attestations: U128,
+    {}
+);
+
+block_body!(
+    /// `BeaconBlockBody` of Altair.
+    BeaconBlockBodyAltair,
+    attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
+    attestation: AttestationBase<E>, max_attestations: U128,
+    {
+        /// The sync committee's aggregate.
+        pub sync_aggregate: SyncAggregate<E>,
+    }
+);
+
+block_body!(
+    /// `BeaconBlockBody` of Bellatrix.
+    BeaconBlockBodyBellatrix,
+    attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
+    attestation: AttestationBase<E>, max_attestations: U128,
+    {
+        /// The sync committee's aggregate.
+        pub sync_aggregate: SyncAggregate<E>,
+        /// The execution payload (empty until the merge completes).
+        pub execution_payload: ExecutionPayloadBellatrix,
+    }
+);
+
+block_body!(
+    /// `BlindedBeaconBlockBody` of Bellatrix.
+    BlindedBeaconBlockBodyBellatrix,
+    attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
+    attestation: AttestationBase<E>, max_attestations: U128,
+    {
+        /// The sync committee's aggregate.
+        pub sync_aggregate: SyncAggregate<E>,
+        /// The execution payload's header.
+        pub execution_payload_header: ExecutionPayloadHeaderBellatrix,
+    }
+);
 
 block_body!(
     /// `BeaconBlockBody` of Capella.
     BeaconBlockBodyCapella,
     attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
     attestation: AttestationBase<E>, max_attestations: U128,
-    payload_field: execution_payload: ExecutionPayloadCapella<E>,
-    {}
+    {
+        /// The sync committee's aggregate.
+        pub sync_aggregate: SyncAggregate<E>,
+        /// The execution payload.
+        pub execution_payload: ExecutionPayloadCapella<E>,
+        /// Withdrawal-credential changes.
+        pub bls_to_execution_changes: VariableList<SignedBlsToExecutionChange, U16>,
+    }
 );
 
 block_body!(
@@ -214,8 +262,14 @@ block_body!(
     BlindedBeaconBlockBodyCapella,
     attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
     attestation: AttestationBase<E>, max_attestations: U128,
-    payload_field: execution_payload_header: ExecutionPayloadHeaderCapella,
-    {}
+    {
+        /// The sync committee's aggregate.
+        pub sync_aggregate: SyncAggregate<E>,
+        /// The execution payload's header.
+        pub execution_payload_header: ExecutionPayloadHeaderCapella,
+        /// Withdrawal-credential changes.
+        pub bls_to_execution_changes: VariableList<SignedBlsToExecutionChange, U16>,
+    }
 );
 
 block_body!(
@@ -223,8 +277,13 @@ block_body!(
     BeaconBlockBodyDeneb,
     attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
     attestation: AttestationBase<E>, max_attestations: U128,
-    payload_field: execution_payload: ExecutionPayloadDeneb<E>,
     {
+        /// The sync committee's aggregate.
+        pub sync_aggregate: SyncAggregate<E>,
+        /// The execution payload.
+        pub execution_payload: ExecutionPayloadDeneb<E>,
+        /// Withdrawal-credential changes.
+        pub bls_to_execution_changes: VariableList<SignedBlsToExecutionChange, U16>,
         /// Commitments to the block's blobs.
         pub blob_kzg_commitments: VariableList<KzgCommitment, E::MaxBlobCommitmentsPerBlock>,
     }
@@ -235,8 +294,13 @@ block_body!(
     BlindedBeaconBlockBodyDeneb,
     attester_slashing: AttesterSlashingBase<E>, max_attester_slashings: U2,
     attestation: AttestationBase<E>, max_attestations: U128,
-    payload_field: execution_payload_header: ExecutionPayloadHeaderDeneb,
     {
+        /// The sync committee's aggregate.
+        pub sync_aggregate: SyncAggregate<E>,
+        /// The execution payload's header.
+        pub execution_payload_header: ExecutionPayloadHeaderDeneb,
+        /// Withdrawal-credential changes.
+        pub bls_to_execution_changes: VariableList<SignedBlsToExecutionChange, U16>,
         /// Commitments to the block's blobs.
         pub blob_kzg_commitments: VariableList<KzgCommitment, E::MaxBlobCommitmentsPerBlock>,
     }
@@ -247,8 +311,13 @@ block_body!(
     BeaconBlockBodyElectra,
     attester_slashing: AttesterSlashingElectra<E>, max_attester_slashings: U1,
     attestation: AttestationElectra<E>, max_attestations: U8,
-    payload_field: execution_payload: ExecutionPayloadDeneb<E>,
     {
+        /// The sync committee's aggregate.
+        pub sync_aggregate: SyncAggregate<E>,
+        /// The execution payload.
+        pub execution_payload: ExecutionPayloadDeneb<E>,
+        /// Withdrawal-credential changes.
+        pub bls_to_execution_changes: VariableList<SignedBlsToExecutionChange, U16>,
         /// Commitments to the block's blobs.
         pub blob_kzg_commitments: VariableList<KzgCommitment, E::MaxBlobCommitmentsPerBlock>,
         /// Deposits, withdrawals and consolidations requested by the execution layer.
@@ -261,8 +330,13 @@ block_body!(
     BlindedBeaconBlockBodyElectra,
     attester_slashing: AttesterSlashingElectra<E>, max_attester_slashings: U1,
     attestation: AttestationElectra<E>, max_attestations: U8,
-    payload_field: execution_payload_header: ExecutionPayloadHeaderDeneb,
     {
+        /// The sync committee's aggregate.
+        pub sync_aggregate: SyncAggregate<E>,
+        /// The execution payload's header.
+        pub execution_payload_header: ExecutionPayloadHeaderDeneb,
+        /// Withdrawal-credential changes.
+        pub bls_to_execution_changes: VariableList<SignedBlsToExecutionChange, U16>,
         /// Commitments to the block's blobs.
         pub blob_kzg_commitments: VariableList<KzgCommitment, E::MaxBlobCommitmentsPerBlock>,
         /// Deposits, withdrawals and consolidations requested by the execution layer.
@@ -270,8 +344,14 @@ block_body!(
     }
 );
 
+/// The fee recipient and block hash of a body without a payload (before
+/// Bellatrix): zero, as before the merge.
+fn no_payload<T>(_body: &T) -> (ExecutionAddress, Root) {
+    (ExecutionAddress::ZERO, Root::ZERO)
+}
+
 macro_rules! block {
-    ($(#[$meta:meta])* $name:ident, $body:ident) => {
+    ($(#[$meta:meta])* $name:ident, $body:ident, payload_ids: $ids:expr) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
         #[serde(bound = "E: EthSpec")]
@@ -299,43 +379,93 @@ macro_rules! block {
                     body_root: self.body.tree_hash_root(),
                 }
             }
+
+            /// The execution payload's fee recipient and block hash (zero
+            /// before the merge completed on the chain, and before
+            /// Bellatrix).
+            pub fn fee_recipient_and_block_hash(&self) -> (ExecutionAddress, Root) {
+                let ids: fn(&$body<E>) -> (ExecutionAddress, Root) = $ids;
+                ids(&self.body)
+            }
         }
     };
 }
 
 block!(
+    /// `BeaconBlock` of Phase 0.
+    BeaconBlockPhase0,
+    BeaconBlockBodyPhase0,
+    payload_ids: no_payload
+);
+block!(
+    /// `BeaconBlock` of Altair.
+    BeaconBlockAltair,
+    BeaconBlockBodyAltair,
+    payload_ids: no_payload
+);
+block!(
+    /// `BeaconBlock` of Bellatrix.
+    BeaconBlockBellatrix,
+    BeaconBlockBodyBellatrix,
+    payload_ids: |b| (b.execution_payload.fee_recipient, b.execution_payload.block_hash)
+);
+block!(
     /// `BeaconBlock` of Capella.
     BeaconBlockCapella,
-    BeaconBlockBodyCapella
+    BeaconBlockBodyCapella,
+    payload_ids: |b| (b.execution_payload.fee_recipient, b.execution_payload.block_hash)
 );
 block!(
     /// `BeaconBlock` of Deneb.
     BeaconBlockDeneb,
-    BeaconBlockBodyDeneb
+    BeaconBlockBodyDeneb,
+    payload_ids: |b| (b.execution_payload.fee_recipient, b.execution_payload.block_hash)
 );
 block!(
     /// `BeaconBlock` of Electra and Fulu.
     BeaconBlockElectra,
-    BeaconBlockBodyElectra
+    BeaconBlockBodyElectra,
+    payload_ids: |b| (b.execution_payload.fee_recipient, b.execution_payload.block_hash)
+);
+block!(
+    /// `BlindedBeaconBlock` of Bellatrix.
+    BlindedBeaconBlockBellatrix,
+    BlindedBeaconBlockBodyBellatrix,
+    payload_ids: |b| (
+        b.execution_payload_header.fee_recipient,
+        b.execution_payload_header.block_hash
+    )
 );
 block!(
     /// `BlindedBeaconBlock` of Capella.
     BlindedBeaconBlockCapella,
-    BlindedBeaconBlockBodyCapella
+    BlindedBeaconBlockBodyCapella,
+    payload_ids: |b| (
+        b.execution_payload_header.fee_recipient,
+        b.execution_payload_header.block_hash
+    )
 );
 block!(
     /// `BlindedBeaconBlock` of Deneb.
     BlindedBeaconBlockDeneb,
-    BlindedBeaconBlockBodyDeneb
+    BlindedBeaconBlockBodyDeneb,
+    payload_ids: |b| (
+        b.execution_payload_header.fee_recipient,
+        b.execution_payload_header.block_hash
+    )
 );
 block!(
     /// `BlindedBeaconBlock` of Electra and Fulu.
     BlindedBeaconBlockElectra,
-    BlindedBeaconBlockBodyElectra
+    BlindedBeaconBlockBodyElectra,
+    payload_ids: |b| (
+        b.execution_payload_header.fee_recipient,
+        b.execution_payload_header.block_hash
+    )
 );
 
 macro_rules! blind {
-    ($full_block:ident, $blinded_block:ident, $blinded_body:ident, [$($extra:ident),*]) => {
+    ($full_block:ident, $blinded_block:ident, $blinded_body:ident, [$($copied:ident),*]) => {
         impl<E: EthSpec> $full_block<E> {
             /// The blinded form of this block: the payload replaced by its
             /// header. It has the same root, so one signature serves both.
@@ -357,8 +487,7 @@ macro_rules! blind {
                         voluntary_exits: body.voluntary_exits.clone(),
                         sync_aggregate: body.sync_aggregate.clone(),
                         execution_payload_header: body.execution_payload.to_header(),
-                        bls_to_execution_changes: body.bls_to_execution_changes.clone(),
-                        $($extra: body.$extra.clone(),)*
+                        $($copied: body.$copied.clone(),)*
                     },
                 }
             }
@@ -367,114 +496,105 @@ macro_rules! blind {
 }
 
 blind!(
+    BeaconBlockBellatrix,
+    BlindedBeaconBlockBellatrix,
+    BlindedBeaconBlockBodyBellatrix,
+    []
+);
+blind!(
     BeaconBlockCapella,
     BlindedBeaconBlockCapella,
     BlindedBeaconBlockBodyCapella,
-    []
+    [bls_to_execution_changes]
 );
 blind!(
     BeaconBlockDeneb,
     BlindedBeaconBlockDeneb,
     BlindedBeaconBlockBodyDeneb,
-    [blob_kzg_commitments]
+    [bls_to_execution_changes, blob_kzg_commitments]
 );
 blind!(
     BeaconBlockElectra,
     BlindedBeaconBlockElectra,
     BlindedBeaconBlockBodyElectra,
-    [blob_kzg_commitments, execution_requests]
+    [
+        bls_to_execution_changes,
+        blob_kzg_commitments,
+        execution_requests
+    ]
 );
 
 macro_rules! fork_enum {
-    ($(#[$meta:meta])* $name:ident, $what:literal, $capella:ident, $deneb:ident, $electra:ident, $payload:ident) => {
+    (
+        $(#[$meta:meta])* $name:ident, $what:literal,
+        [$($fork:ident($block:ident)),*]
+    ) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
         #[serde(untagged, bound = "E: EthSpec")]
         pub enum $name<E: EthSpec> {
-            /// Capella.
-            Capella($capella<E>),
-            /// Deneb.
-            Deneb($deneb<E>),
-            /// Electra.
-            Electra($electra<E>),
-            /// Fulu (Electra's layout).
-            Fulu($electra<E>),
+            $(
+                #[doc = concat!("In the layout of ", stringify!($fork), ".")]
+                $fork($block<E>),
+            )*
         }
 
         impl<E: EthSpec> $name<E> {
             /// The fork whose layout this is.
             pub fn fork_name(&self) -> ForkName {
                 match self {
-                    $name::Capella(_) => ForkName::Capella,
-                    $name::Deneb(_) => ForkName::Deneb,
-                    $name::Electra(_) => ForkName::Electra,
-                    $name::Fulu(_) => ForkName::Fulu,
+                    $($name::$fork(_) => ForkName::$fork,)*
                 }
             }
 
             /// The block's slot.
             pub fn slot(&self) -> Slot {
                 match self {
-                    $name::Capella(b) => b.slot,
-                    $name::Deneb(b) => b.slot,
-                    $name::Electra(b) | $name::Fulu(b) => b.slot,
+                    $($name::$fork(b) => b.slot,)*
                 }
             }
 
             /// The proposer's index.
             pub fn proposer_index(&self) -> ValidatorIndex {
                 match self {
-                    $name::Capella(b) => b.proposer_index,
-                    $name::Deneb(b) => b.proposer_index,
-                    $name::Electra(b) | $name::Fulu(b) => b.proposer_index,
+                    $($name::$fork(b) => b.proposer_index,)*
                 }
             }
 
             /// The proposer's randao reveal.
             pub fn randao_reveal(&self) -> SignatureBytes {
                 match self {
-                    $name::Capella(b) => b.body.randao_reveal,
-                    $name::Deneb(b) => b.body.randao_reveal,
-                    $name::Electra(b) | $name::Fulu(b) => b.body.randao_reveal,
+                    $($name::$fork(b) => b.body.randao_reveal,)*
                 }
             }
 
             /// The execution payload's fee recipient and block hash (zero
-            /// before the merge completed on the chain).
+            /// before the merge completed on the chain, and before
+            /// Bellatrix).
             pub fn fee_recipient_and_block_hash(&self) -> (ExecutionAddress, Root) {
                 match self {
-                    $name::Capella(b) => (b.body.$payload.fee_recipient, b.body.$payload.block_hash),
-                    $name::Deneb(b) => (b.body.$payload.fee_recipient, b.body.$payload.block_hash),
-                    $name::Electra(b) | $name::Fulu(b) => {
-                        (b.body.$payload.fee_recipient, b.body.$payload.block_hash)
-                    }
+                    $($name::$fork(b) => b.fee_recipient_and_block_hash(),)*
                 }
             }
 
             /// The header; its root equals the block's root.
             pub fn header(&self) -> BeaconBlockHeader {
                 match self {
-                    $name::Capella(b) => b.header(),
-                    $name::Deneb(b) => b.header(),
-                    $name::Electra(b) | $name::Fulu(b) => b.header(),
+                    $($name::$fork(b) => b.header(),)*
                 }
             }
 
             /// hash_tree_root, the object a proposer signs.
             pub fn tree_hash_root(&self) -> Root {
                 match self {
-                    $name::Capella(b) => b.tree_hash_root(),
-                    $name::Deneb(b) => b.tree_hash_root(),
-                    $name::Electra(b) | $name::Fulu(b) => b.tree_hash_root(),
+                    $($name::$fork(b) => b.tree_hash_root(),)*
                 }
             }
 
             /// The SSZ encoding.
             pub fn as_ssz_bytes(&self) -> Vec<u8> {
                 match self {
-                    $name::Capella(b) => b.as_ssz_bytes(),
-                    $name::Deneb(b) => b.as_ssz_bytes(),
-                    $name::Electra(b) | $name::Fulu(b) => b.as_ssz_bytes(),
+                    $($name::$fork(b) => b.as_ssz_bytes(),)*
                 }
             }
 
@@ -484,11 +604,10 @@ macro_rules! fork_enum {
                     container: $what,
                     reason: format!("{e:?}"),
                 };
+                // The full block's list covers every fork.
+                #[allow(unreachable_patterns, reason = "one macro for both enums")]
                 match fork {
-                    ForkName::Capella => $capella::from_ssz_bytes(bytes).map($name::Capella),
-                    ForkName::Deneb => $deneb::from_ssz_bytes(bytes).map($name::Deneb),
-                    ForkName::Electra => $electra::from_ssz_bytes(bytes).map($name::Electra),
-                    ForkName::Fulu => $electra::from_ssz_bytes(bytes).map($name::Fulu),
+                    $(ForkName::$fork => $block::from_ssz_bytes(bytes).map($name::$fork),)*
                     _ => return Err(Error::NotAtFork { container: $what, fork }),
                 }
                 .map_err(ssz_error)
@@ -500,11 +619,9 @@ macro_rules! fork_enum {
                     container: $what,
                     reason: e.to_string(),
                 };
+                #[allow(unreachable_patterns, reason = "one macro for both enums")]
                 match fork {
-                    ForkName::Capella => serde_json::from_value(value).map($name::Capella),
-                    ForkName::Deneb => serde_json::from_value(value).map($name::Deneb),
-                    ForkName::Electra => serde_json::from_value(value).map($name::Electra),
-                    ForkName::Fulu => serde_json::from_value(value).map($name::Fulu),
+                    $(ForkName::$fork => serde_json::from_value(value).map($name::$fork),)*
                     _ => return Err(Error::NotAtFork { container: $what, fork }),
                 }
                 .map_err(json_error)
@@ -514,21 +631,45 @@ macro_rules! fork_enum {
 }
 
 fork_enum!(
-    /// A full block of any fork from Capella on.
+    /// A full block of any fork.
     BeaconBlock,
     "BeaconBlock",
-    BeaconBlockCapella,
-    BeaconBlockDeneb,
-    BeaconBlockElectra,
-    execution_payload
+    [
+        Phase0(BeaconBlockPhase0),
+        Altair(BeaconBlockAltair),
+        Bellatrix(BeaconBlockBellatrix),
+        Capella(BeaconBlockCapella),
+        Deneb(BeaconBlockDeneb),
+        Electra(BeaconBlockElectra),
+        Fulu(BeaconBlockElectra)
+    ]
 );
 
 fork_enum!(
-    /// A blinded block (payload replaced by its header) of any fork from Capella on.
+    /// A blinded block (payload replaced by its header) of any fork from
+    /// Bellatrix on.
     BlindedBeaconBlock,
     "BlindedBeaconBlock",
-    BlindedBeaconBlockCapella,
-    BlindedBeaconBlockDeneb,
-    BlindedBeaconBlockElectra,
-    execution_payload_header
+    [
+        Bellatrix(BlindedBeaconBlockBellatrix),
+        Capella(BlindedBeaconBlockCapella),
+        Deneb(BlindedBeaconBlockDeneb),
+        Electra(BlindedBeaconBlockElectra),
+        Fulu(BlindedBeaconBlockElectra)
+    ]
 );
+
+impl<E: EthSpec> BeaconBlock<E> {
+    /// The blinded form of this block, with the same root; `None` before
+    /// Bellatrix, which has no payload to blind.
+    pub fn to_blinded(&self) -> Option<BlindedBeaconBlock<E>> {
+        Some(match self {
+            BeaconBlock::Phase0(_) | BeaconBlock::Altair(_) => return None,
+            BeaconBlock::Bellatrix(b) => BlindedBeaconBlock::Bellatrix(b.to_blinded()),
+            BeaconBlock::Capella(b) => BlindedBeaconBlock::Capella(b.to_blinded()),
+            BeaconBlock::Deneb(b) => BlindedBeaconBlock::Deneb(b.to_blinded()),
+            BeaconBlock::Electra(b) => BlindedBeaconBlock::Electra(b.to_blinded()),
+            BeaconBlock::Fulu(b) => BlindedBeaconBlock::Fulu(b.to_blinded()),
+        })
+    }
+}

@@ -86,6 +86,15 @@ macro_rules! payload_fields {
 }
 
 payload_fields!(
+    /// `ExecutionPayload` of Bellatrix.
+    ExecutionPayloadBellatrix {
+        /// The transactions.
+        #[serde(with = "ssz_types::serde_utils::list_of_hex_var_list")]
+        pub transactions: Transactions,
+    }
+);
+
+payload_fields!(
     /// `ExecutionPayload` of Capella.
     ExecutionPayloadCapella<E> {
         /// The transactions.
@@ -110,6 +119,15 @@ payload_fields!(
         /// Excess blob gas (EIP-4844).
         #[serde(with = "serde_utils::quoted_u64")]
         pub excess_blob_gas: u64,
+    }
+);
+
+payload_fields!(
+    /// `ExecutionPayloadHeader` of Bellatrix: the payload with its
+    /// transactions as their root.
+    ExecutionPayloadHeaderBellatrix {
+        /// hash_tree_root of the transactions.
+        pub transactions_root: Root,
     }
 );
 
@@ -189,9 +207,15 @@ pub struct ExecutionRequests<E: EthSpec> {
     pub consolidations: VariableList<ConsolidationRequest, E::MaxConsolidationRequestsPerPayload>,
 }
 
+/// Implements `to_header` for a payload: the shared fields copied, the
+/// lists replaced by their roots, the fork's own scalars copied.
 macro_rules! payload_to_header {
-    ($payload:ident, $header:ident, [$($extra:ident),*]) => {
-        impl<E: EthSpec> $payload<E> {
+    (
+        impl[$($generics:tt)*] $payload:ty => $header:ident,
+        roots: [$($list:ident => $root:ident),*],
+        copied: [$($extra:ident),*]
+    ) => {
+        impl<$($generics)*> $payload {
             /// The header of this payload: its lists replaced by their roots.
             pub fn to_header(&self) -> $header {
                 $header {
@@ -208,8 +232,7 @@ macro_rules! payload_to_header {
                     extra_data: self.extra_data.clone(),
                     base_fee_per_gas: self.base_fee_per_gas,
                     block_hash: self.block_hash,
-                    transactions_root: tree_hash::TreeHash::tree_hash_root(&self.transactions),
-                    withdrawals_root: tree_hash::TreeHash::tree_hash_root(&self.withdrawals),
+                    $($root: tree_hash::TreeHash::tree_hash_root(&self.$list),)*
                     $($extra: self.$extra,)*
                 }
             }
@@ -217,9 +240,18 @@ macro_rules! payload_to_header {
     };
 }
 
-payload_to_header!(ExecutionPayloadCapella, ExecutionPayloadHeaderCapella, []);
 payload_to_header!(
-    ExecutionPayloadDeneb,
-    ExecutionPayloadHeaderDeneb,
-    [blob_gas_used, excess_blob_gas]
+    impl[] ExecutionPayloadBellatrix => ExecutionPayloadHeaderBellatrix,
+    roots: [transactions => transactions_root],
+    copied: []
+);
+payload_to_header!(
+    impl[E: EthSpec] ExecutionPayloadCapella<E> => ExecutionPayloadHeaderCapella,
+    roots: [transactions => transactions_root, withdrawals => withdrawals_root],
+    copied: []
+);
+payload_to_header!(
+    impl[E: EthSpec] ExecutionPayloadDeneb<E> => ExecutionPayloadHeaderDeneb,
+    roots: [transactions => transactions_root, withdrawals => withdrawals_root],
+    copied: [blob_gas_used, excess_blob_gas]
 );

@@ -7,7 +7,7 @@
 //! and its round trip, and the domain and signing root in every duty domain.
 //!
 //! The beacon-API JSON is also compared with a real client's: for the
-//! Capella cases, `eth/tests/lodestar_reference/generate.mjs` has Lodestar's
+//! cases from Phase 0 to Capella, `eth/tests/lodestar_reference/generate.mjs` has Lodestar's
 //! SSZ types write each value's JSON and root (`PHALANX_LODESTAR_REFERENCE`
 //! names the folder), and Phalanx must write exactly that JSON and read it
 //! back to the same value.
@@ -20,16 +20,17 @@ use phalanx_eth::attestation::{
     SingleAttestation,
 };
 use phalanx_eth::block::{
-    AttesterSlashingBase, AttesterSlashingElectra, BeaconBlockBodyCapella, BeaconBlockBodyDeneb,
-    BeaconBlockBodyElectra, BeaconBlockCapella, BeaconBlockDeneb, BeaconBlockElectra,
-    BeaconBlockHeader, BlsToExecutionChange, Deposit, Eth1Data, IndexedAttestationBase,
-    IndexedAttestationElectra, ProposerSlashing, SignedBeaconBlockHeader,
-    SignedBlsToExecutionChange, SyncAggregate,
+    AttesterSlashingBase, AttesterSlashingElectra, BeaconBlock, BeaconBlockAltair,
+    BeaconBlockBellatrix, BeaconBlockBodyAltair, BeaconBlockBodyBellatrix, BeaconBlockBodyCapella,
+    BeaconBlockBodyDeneb, BeaconBlockBodyElectra, BeaconBlockBodyPhase0, BeaconBlockCapella,
+    BeaconBlockDeneb, BeaconBlockElectra, BeaconBlockHeader, BeaconBlockPhase0,
+    BlsToExecutionChange, Deposit, Eth1Data, IndexedAttestationBase, IndexedAttestationElectra,
+    ProposerSlashing, SignedBeaconBlockHeader, SignedBlsToExecutionChange, SyncAggregate,
 };
 use phalanx_eth::execution::{
-    ConsolidationRequest, DepositRequest, ExecutionPayloadCapella, ExecutionPayloadDeneb,
-    ExecutionPayloadHeaderCapella, ExecutionPayloadHeaderDeneb, ExecutionRequests, Withdrawal,
-    WithdrawalRequest,
+    ConsolidationRequest, DepositRequest, ExecutionPayloadBellatrix, ExecutionPayloadCapella,
+    ExecutionPayloadDeneb, ExecutionPayloadHeaderBellatrix, ExecutionPayloadHeaderCapella,
+    ExecutionPayloadHeaderDeneb, ExecutionRequests, Withdrawal, WithdrawalRequest,
 };
 use phalanx_eth::signing::{compute_domain, compute_signing_root, ForkData, SigningData};
 use phalanx_eth::sync_committee::{
@@ -37,7 +38,7 @@ use phalanx_eth::sync_committee::{
     SyncCommitteeContribution, SyncCommitteeMessage,
 };
 use phalanx_eth::validator::{DepositData, DepositMessage, SignedVoluntaryExit, VoluntaryExit};
-use phalanx_eth::{DomainType, EthSpec, MainnetEthSpec, MinimalEthSpec, Root, Version};
+use phalanx_eth::{DomainType, EthSpec, ForkName, MainnetEthSpec, MinimalEthSpec, Root, Version};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tree_hash::TreeHash;
@@ -164,6 +165,39 @@ fn first_number(value: &Value) -> Option<&serde_json::Number> {
     }
 }
 
+/// A block of any fork, through the fork-aware enum as the node meets it:
+/// the fork's own container's checks, then the enum's decoding by fork
+/// name (SSZ and JSON) and, from Bellatrix on, the blinded form's root.
+fn check_block<E: EthSpec>(case: &Value, fork: &str) -> Result<(), String> {
+    match fork {
+        "phase0" => check::<BeaconBlockPhase0<E>>(case),
+        "altair" => check::<BeaconBlockAltair<E>>(case),
+        "bellatrix" => check::<BeaconBlockBellatrix<E>>(case),
+        "capella" => check::<BeaconBlockCapella<E>>(case),
+        "deneb" => check::<BeaconBlockDeneb<E>>(case),
+        _ => check::<BeaconBlockElectra<E>>(case),
+    }?;
+    let fork: ForkName = fork.parse().map_err(|e| format!("{e}"))?;
+    let root: Root = parse(case, "root");
+    let bytes = hex::decode(case["ssz"].as_str().ok_or("ssz")?.trim_start_matches("0x"))
+        .map_err(|e| format!("ssz hex: {e}"))?;
+    let block = BeaconBlock::<E>::from_ssz_bytes(&bytes, fork).map_err(|e| e.to_string())?;
+    if block.fork_name() != fork || block.tree_hash_root() != root {
+        return Err(format!("the {fork} enum decodes to another block"));
+    }
+    let json = serde_json::to_value(&block).map_err(|e| e.to_string())?;
+    if BeaconBlock::<E>::from_json_value(json, fork).as_ref() != Ok(&block) {
+        return Err("the enum's JSON round trip changed the block".into());
+    }
+    match block.to_blinded() {
+        Some(blinded) if blinded.tree_hash_root() != root => {
+            Err(format!("the blinded {fork} block has another root"))
+        }
+        None if fork >= ForkName::Bellatrix => Err(format!("no blinded {fork} block")),
+        _ => Ok(()),
+    }
+}
+
 fn check_case<E: EthSpec>(case: &Value) -> Result<(), String> {
     let fork = case["fork"].as_str().ok_or("fork")?;
     let container = case["container"].as_str().ok_or("container")?;
@@ -208,16 +242,19 @@ fn check_case<E: EthSpec>(case: &Value) -> Result<(), String> {
         ("WithdrawalRequest", _) => check::<WithdrawalRequest>(case),
         ("ConsolidationRequest", _) => check::<ConsolidationRequest>(case),
         ("ExecutionRequests", _) => check::<ExecutionRequests<E>>(case),
+        ("ExecutionPayload", "bellatrix") => check::<ExecutionPayloadBellatrix>(case),
         ("ExecutionPayload", "capella") => check::<ExecutionPayloadCapella<E>>(case),
         ("ExecutionPayload", _) => check::<ExecutionPayloadDeneb<E>>(case),
+        ("ExecutionPayloadHeader", "bellatrix") => check::<ExecutionPayloadHeaderBellatrix>(case),
         ("ExecutionPayloadHeader", "capella") => check::<ExecutionPayloadHeaderCapella>(case),
         ("ExecutionPayloadHeader", _) => check::<ExecutionPayloadHeaderDeneb>(case),
+        ("BeaconBlockBody", "phase0") => check::<BeaconBlockBodyPhase0<E>>(case),
+        ("BeaconBlockBody", "altair") => check::<BeaconBlockBodyAltair<E>>(case),
+        ("BeaconBlockBody", "bellatrix") => check::<BeaconBlockBodyBellatrix<E>>(case),
         ("BeaconBlockBody", "capella") => check::<BeaconBlockBodyCapella<E>>(case),
         ("BeaconBlockBody", "deneb") => check::<BeaconBlockBodyDeneb<E>>(case),
         ("BeaconBlockBody", _) => check::<BeaconBlockBodyElectra<E>>(case),
-        ("BeaconBlock", "capella") => check::<BeaconBlockCapella<E>>(case),
-        ("BeaconBlock", "deneb") => check::<BeaconBlockDeneb<E>>(case),
-        ("BeaconBlock", _) => check::<BeaconBlockElectra<E>>(case),
+        ("BeaconBlock", _) => check_block::<E>(case, fork),
         (other, _) => Err(format!("no Phalanx type for {other}")),
     }
 }

@@ -15,7 +15,7 @@ use phalanx_eth::attestation::{
     AttestationBase, AttestationElectra, BeaconCommitteeSelection, SyncCommitteeSelection,
 };
 use phalanx_eth::attestation::{AttestationData, Checkpoint};
-use phalanx_eth::block::{BeaconBlock, BlindedBeaconBlock};
+use phalanx_eth::block::BeaconBlock;
 use phalanx_eth::block_contents::{
     Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData,
 };
@@ -379,15 +379,19 @@ impl Cluster {
                 ..
             } => {
                 let proposer = ValidatorIndex(100 + duty.slot.0 % 8);
-                let mut block = deneb_block(duty.slot, proposer, randao_reveal, graffiti);
+                let fork = self
+                    .network
+                    .fork_at(duty.slot.epoch(8))
+                    .expect("a known fork");
+                let mut block = block_at(fork, duty.slot, proposer, randao_reveal, graffiti);
                 if self.blinded {
-                    if let ProducedBlockData::Contents(contents) = &block.data {
-                        if let BeaconBlock::Deneb(full) = &contents.block {
-                            block.data = ProducedBlockData::Blinded(BlindedBeaconBlock::Deneb(
-                                full.to_blinded(),
-                            ));
-                        }
-                    }
+                    let full = match &block.data {
+                        ProducedBlockData::Contents(contents) => &contents.block,
+                        ProducedBlockData::Full(block) => block,
+                        ProducedBlockData::Blinded(_) => unreachable!("made full"),
+                    };
+                    let blinded = full.to_blinded().expect("a payload to blind");
+                    block.data = ProducedBlockData::Blinded(blinded);
                 }
                 queue.push_back((
                     node,
@@ -757,8 +761,8 @@ impl Cluster {
             VcResponse::Block(block) => {
                 let (slot, root) = match &block.data {
                     ProducedBlockData::Contents(c) => (c.block.slot(), c.block.tree_hash_root()),
+                    ProducedBlockData::Full(b) => (b.slot(), b.tree_hash_root()),
                     ProducedBlockData::Blinded(b) => (b.slot(), b.tree_hash_root()),
-                    other => panic!("a Deneb block comes with its contents: {other:?}"),
                 };
                 let domain =
                     self.network
@@ -861,18 +865,36 @@ fn verify_submissions(cluster: &Cluster) -> (usize, usize, usize, usize) {
     };
     for (node, submission) in &cluster.submissions {
         match submission {
-            Submission::Block(_, BlockSubmission::Contents(contents)) => {
-                let block = &contents.signed_block.message;
+            Submission::Block(
+                fork,
+                full @ (BlockSubmission::Contents(_) | BlockSubmission::Full(_)),
+            ) => {
+                let (signed, blobs) = match full {
+                    BlockSubmission::Contents(c) => {
+                        (&c.signed_block, Some((c.blobs.len(), c.kzg_proofs.len())))
+                    }
+                    BlockSubmission::Full(signed) => (&**signed, None),
+                    BlockSubmission::Blinded(_) => unreachable!("matched above"),
+                };
+                let block = &signed.message;
+                assert_eq!(
+                    block.fork_name(),
+                    *fork,
+                    "node {node}: published as its fork"
+                );
+                // Deneb on, a full block travels with its blobs; before, alone.
+                assert_eq!(
+                    blobs,
+                    (*fork >= ForkName::Deneb).then_some((1, 1)),
+                    "node {node}"
+                );
                 let key = &cluster.groups[(block.proposer_index().0 - 100) as usize];
                 let epoch = block.slot().epoch(8);
                 let domain = cluster
                     .network
                     .domain_at(DOMAIN_BEACON_PROPOSER, epoch, cluster.gvr);
                 let root = compute_signing_root(&block.tree_hash_root(), domain);
-                assert!(
-                    verify(key, root, &contents.signed_block.signature),
-                    "node {node}: block"
-                );
+                assert!(verify(key, root, &signed.signature), "node {node}: block");
                 let domain = cluster.network.domain_at(DOMAIN_RANDAO, epoch, cluster.gvr);
                 assert!(
                     verify(
@@ -882,7 +904,6 @@ fn verify_submissions(cluster: &Cluster) -> (usize, usize, usize, usize) {
                     ),
                     "node {node}: randao"
                 );
-                assert_eq!((contents.blobs.len(), contents.kzg_proofs.len()), (1, 1));
                 blocks += 1;
             }
             Submission::Block(_, BlockSubmission::Blinded(signed)) => {
@@ -899,9 +920,6 @@ fn verify_submissions(cluster: &Cluster) -> (usize, usize, usize, usize) {
                     "node {node}: blinded block"
                 );
                 blocks += 1;
-            }
-            Submission::Block(_, other) => {
-                panic!("a Deneb block is published with its blobs: {other:?}")
             }
             Submission::Exit(_) | Submission::Registrations(_) => {
                 panic!("nothing here exits or registers")
@@ -1015,64 +1033,88 @@ thread_local! {
     static PUBLISHED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// A Deneb block with one (zero) blob and its proof, as a beacon node
-/// would produce it for the proposer.
-fn deneb_block(
+/// A block of `fork` as a beacon node would produce it: from Deneb on with
+/// one (zero) blob, from Bellatrix on with a pre-merge payload.
+fn block_at(
+    fork: ForkName,
     slot: Slot,
     proposer: ValidatorIndex,
     randao: SignatureBytes,
     graffiti: Option<Root>,
 ) -> ProducedBlock<Spec> {
     let zero = Root::ZERO;
+    let mut body = serde_json::json!({
+        "randao_reveal": randao,
+        "eth1_data": {"deposit_root": zero, "deposit_count": "0", "block_hash": zero},
+        "graffiti": graffiti.unwrap_or(zero),
+        "proposer_slashings": [],
+        "attester_slashings": [],
+        "attestations": [],
+        "deposits": [],
+        "voluntary_exits": [],
+    });
+    let mut payload = serde_json::json!({
+        "parent_hash": zero,
+        "fee_recipient": "0x0000000000000000000000000000000000000000",
+        "state_root": zero,
+        "receipts_root": zero,
+        "logs_bloom": format!("0x{}", "00".repeat(256)),
+        "prev_randao": zero,
+        "block_number": slot.0.to_string(),
+        "gas_limit": "30000000",
+        "gas_used": "0",
+        "timestamp": "0",
+        "extra_data": "0x",
+        "base_fee_per_gas": "7",
+        "block_hash": zero,
+        "transactions": [],
+    });
+    if fork >= ForkName::Altair {
+        body["sync_aggregate"] = serde_json::json!({
+            "sync_committee_bits": format!("0x{}", "00".repeat(4)),
+            "sync_committee_signature": SignatureBytes::from([0xc0; 96]),
+        });
+    }
+    if fork >= ForkName::Capella {
+        payload["withdrawals"] = serde_json::json!([]);
+    }
+    if fork >= ForkName::Deneb {
+        payload["blob_gas_used"] = serde_json::json!("0");
+        payload["excess_blob_gas"] = serde_json::json!("0");
+    }
+    if fork >= ForkName::Bellatrix {
+        body["execution_payload"] = payload;
+    }
+    if fork >= ForkName::Capella {
+        body["bls_to_execution_changes"] = serde_json::json!([]);
+    }
+    if fork >= ForkName::Deneb {
+        body["blob_kzg_commitments"] = serde_json::json!([format!("0x{}", "c0".repeat(48))]);
+    }
+    if fork >= ForkName::Electra {
+        body["execution_requests"] =
+            serde_json::json!({"deposits": [], "withdrawals": [], "consolidations": []});
+    }
     let block = serde_json::json!({
         "slot": slot.0.to_string(),
         "proposer_index": proposer.0.to_string(),
         "parent_root": Root::repeat_byte(slot.0 as u8),
         "state_root": zero,
-        "body": {
-            "randao_reveal": randao,
-            "eth1_data": {"deposit_root": zero, "deposit_count": "0", "block_hash": zero},
-            "graffiti": graffiti.unwrap_or(zero),
-            "proposer_slashings": [],
-            "attester_slashings": [],
-            "attestations": [],
-            "deposits": [],
-            "voluntary_exits": [],
-            "sync_aggregate": {
-                "sync_committee_bits": format!("0x{}", "00".repeat(4)),
-                "sync_committee_signature": SignatureBytes::from([0xc0; 96]),
-            },
-            "execution_payload": {
-                "parent_hash": zero,
-                "fee_recipient": "0x0000000000000000000000000000000000000000",
-                "state_root": zero,
-                "receipts_root": zero,
-                "logs_bloom": format!("0x{}", "00".repeat(256)),
-                "prev_randao": zero,
-                "block_number": slot.0.to_string(),
-                "gas_limit": "30000000",
-                "gas_used": "0",
-                "timestamp": "0",
-                "extra_data": "0x",
-                "base_fee_per_gas": "7",
-                "block_hash": zero,
-                "transactions": [],
-                "withdrawals": [],
-                "blob_gas_used": "0",
-                "excess_blob_gas": "0",
-            },
-            "bls_to_execution_changes": [],
-            "blob_kzg_commitments": [format!("0x{}", "c0".repeat(48))],
-        }
+        "body": body,
     });
-    let block = BeaconBlock::from_json_value(block, ForkName::Deneb).expect("a Deneb block");
-    ProducedBlock {
-        fork: ForkName::Deneb,
-        data: ProducedBlockData::Contents(BlockContents {
+    let block = BeaconBlock::from_json_value(block, fork).expect("a block of the fork");
+    let data = if fork >= ForkName::Deneb {
+        ProducedBlockData::Contents(BlockContents {
             block,
             kzg_proofs: vec![KzgProof::from([0xc0; 48])],
             blobs: vec![Blob(ssz_types::FixedVector::from(vec![0u8; 131_072]))],
-        }),
+        })
+    } else {
+        ProducedBlockData::Full(block)
+    };
+    ProducedBlock {
+        fork,
+        data,
         execution_payload_value: Default::default(),
         consensus_block_value: Default::default(),
     }
@@ -1475,37 +1517,31 @@ fn selection_proofs_combine_across_the_cluster() {
     )));
 }
 
-/// A block before Capella is refused at once, with the reason, and the
-/// duty's outcome says it: the eth types build blocks from Capella on.
+/// Blocks of Phase 0, Altair and Bellatrix (full, and blinded from
+/// Bellatrix) go through the same pipeline as later forks' blocks.
 #[test]
-fn a_block_before_capella_is_refused_at_once_with_the_reason() {
-    let mut cluster = cluster(ForkName::Bellatrix, 1);
-    let slot = Slot(3);
-    let now = cluster.cores[0].slot_start_ms(slot) + 100;
-    let epoch = slot.epoch(8);
-    let domain = cluster.network.domain_at(DOMAIN_RANDAO, epoch, cluster.gvr);
-    let reveal = cluster.partial(0, 0, compute_signing_root(&epoch, domain));
-    let actions = cluster.cores[0].handle(
-        now,
-        Event::Vc {
-            id: 9,
-            request: VcRequest::ProduceBlock {
-                slot,
-                randao_reveal: reveal,
-                graffiti: None,
-                builder_boost_factor: None,
-            },
-        },
-    );
-    assert!(
-        actions.iter().any(|a| matches!(
-            a,
-            Action::Reply { id: 9, result: Err(f) }
-                if f.status == 501 && f.message.contains("bellatrix") && f.message.contains("Capella")
-        )),
-        "{actions:?}"
-    );
-    assert!(!actions
-        .iter()
-        .any(|a| matches!(a, Action::FetchBlock { .. })));
+fn blocks_are_proposed_in_the_forks_before_capella() {
+    // Test chains (Lodestar's dev chain among them) start at Altair or
+    // earlier: a validator client asks for its blocks there too.
+    for fork in [ForkName::Phase0, ForkName::Altair, ForkName::Bellatrix] {
+        let mut cluster = cluster(fork, 8);
+        cluster.proposals = true;
+        cluster.run(GENESIS_MS, GENESIS_MS + 8 * SLOT_MS, &[3], false);
+        verify_submissions(&cluster);
+        // Every slot's block, published by each of the three running nodes.
+        assert_eq!(PUBLISHED.with(|p| p.get()), 3 * 8, "{fork}");
+        let failed: Vec<_> = cluster
+            .outcomes
+            .iter()
+            .filter(|(_, kind, o)| *kind == DutyType::Proposer && *o != Outcome::Success)
+            .collect();
+        assert!(failed.is_empty(), "{fork}: {failed:?}");
+    }
+    // A builder's blinded blocks exist from Bellatrix on.
+    let mut builder = cluster(ForkName::Bellatrix, 8);
+    builder.proposals = true;
+    builder.blinded = true;
+    builder.run(GENESIS_MS, GENESIS_MS + 3 * SLOT_MS, &[], false);
+    verify_submissions(&builder);
+    assert_eq!(PUBLISHED.with(|p| p.get()), 4 * 3);
 }

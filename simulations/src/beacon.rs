@@ -50,9 +50,10 @@ use phalanx_eth::attestation::{
     SignedAggregateAndProofElectra, SingleAttestation,
 };
 use phalanx_eth::block::{
-    BeaconBlock, BeaconBlockBodyCapella, BeaconBlockBodyDeneb, BeaconBlockBodyElectra,
-    BeaconBlockCapella, BeaconBlockDeneb, BeaconBlockElectra, BeaconBlockHeader,
-    BlindedBeaconBlock, Eth1Data, SyncAggregate,
+    BeaconBlock, BeaconBlockAltair, BeaconBlockBellatrix, BeaconBlockBodyAltair,
+    BeaconBlockBodyBellatrix, BeaconBlockBodyCapella, BeaconBlockBodyDeneb, BeaconBlockBodyElectra,
+    BeaconBlockCapella, BeaconBlockDeneb, BeaconBlockElectra, BeaconBlockHeader, Eth1Data,
+    SyncAggregate,
 };
 use phalanx_eth::block_contents::{
     BlockContents, ProducedBlock, ProducedBlockData, SignedBeaconBlock, SignedBlindedBeaconBlock,
@@ -60,7 +61,9 @@ use phalanx_eth::block_contents::{
 };
 use phalanx_eth::client::CONSENSUS_VERSION_HEADER;
 use phalanx_eth::config::{NetworkConfig, PresetBase, FAR_FUTURE_EPOCH};
-use phalanx_eth::execution::{ExecutionPayloadCapella, ExecutionPayloadDeneb, ExecutionRequests};
+use phalanx_eth::execution::{
+    ExecutionPayloadBellatrix, ExecutionPayloadCapella, ExecutionPayloadDeneb, ExecutionRequests,
+};
 use phalanx_eth::signing::{
     application_builder_domain, compute_signing_root, voluntary_exit_domain,
     DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_APPLICATION_BUILDER, DOMAIN_BEACON_ATTESTER,
@@ -1392,7 +1395,61 @@ impl<E: EthSpec> Chain<E> {
                 }
             ),
         };
+        let altair_body = || BeaconBlockBodyAltair::<E> {
+            randao_reveal,
+            eth1_data: eth1_data.clone(),
+            graffiti,
+            proposer_slashings: VariableList::default(),
+            attester_slashings: VariableList::default(),
+            attestations: VariableList::default(),
+            deposits: VariableList::default(),
+            voluntary_exits: VariableList::default(),
+            sync_aggregate: sync_aggregate.clone(),
+        };
         let block = match fork {
+            ForkName::Altair => BeaconBlock::Altair(BeaconBlockAltair {
+                slot,
+                proposer_index,
+                parent_root,
+                state_root,
+                body: altair_body(),
+            }),
+            ForkName::Bellatrix => {
+                let altair = altair_body();
+                BeaconBlock::Bellatrix(BeaconBlockBellatrix {
+                    slot,
+                    proposer_index,
+                    parent_root,
+                    state_root,
+                    body: BeaconBlockBodyBellatrix {
+                        randao_reveal: altair.randao_reveal,
+                        eth1_data: altair.eth1_data,
+                        graffiti: altair.graffiti,
+                        proposer_slashings: altair.proposer_slashings,
+                        attester_slashings: altair.attester_slashings,
+                        attestations: altair.attestations,
+                        deposits: altair.deposits,
+                        voluntary_exits: altair.voluntary_exits,
+                        sync_aggregate: altair.sync_aggregate,
+                        execution_payload: ExecutionPayloadBellatrix {
+                            parent_hash,
+                            fee_recipient,
+                            state_root: execution_state_root,
+                            receipts_root: Root::ZERO,
+                            logs_bloom: FixedVector::default(),
+                            prev_randao,
+                            block_number: slot.0,
+                            gas_limit: 30_000_000,
+                            gas_used: 0,
+                            timestamp,
+                            extra_data: VariableList::default(),
+                            base_fee_per_gas: U256::from(7u64),
+                            block_hash,
+                            transactions: VariableList::default(),
+                        },
+                    },
+                })
+            }
             ForkName::Capella => BeaconBlock::Capella(BeaconBlockCapella {
                 slot,
                 proposer_index,
@@ -1419,7 +1476,7 @@ impl<E: EthSpec> Chain<E> {
             ForkName::Fulu => BeaconBlock::Fulu(electra()),
             older => {
                 return Err(ApiError::BadRequest(format!(
-                    "slot {slot} is in {older}: the mock produces blocks from Capella on"
+                    "slot {slot} is in {older}: the mock produces blocks from Altair on"
                 )))
             }
         };
@@ -1764,12 +1821,11 @@ impl BlockParts {
         declared: Option<ForkName>,
     ) -> BlockParts {
         let block = &signed.message;
-        let (randao_reveal, commitments) = match block {
-            BeaconBlock::Capella(b) => (b.body.randao_reveal, 0),
-            BeaconBlock::Deneb(b) => (b.body.randao_reveal, b.body.blob_kzg_commitments.len()),
-            BeaconBlock::Electra(b) | BeaconBlock::Fulu(b) => {
-                (b.body.randao_reveal, b.body.blob_kzg_commitments.len())
-            }
+        let randao_reveal = block.randao_reveal();
+        let commitments = match block {
+            BeaconBlock::Deneb(b) => b.body.blob_kzg_commitments.len(),
+            BeaconBlock::Electra(b) | BeaconBlock::Fulu(b) => b.body.blob_kzg_commitments.len(),
+            _ => 0,
         };
         let layout = block.fork_name();
         let blobs_problem = blobs.and_then(|(proofs, blobs)| {
@@ -1800,11 +1856,7 @@ impl BlockParts {
         declared: Option<ForkName>,
     ) -> BlockParts {
         let block = &signed.message;
-        let randao_reveal = match block {
-            BlindedBeaconBlock::Capella(b) => b.body.randao_reveal,
-            BlindedBeaconBlock::Deneb(b) => b.body.randao_reveal,
-            BlindedBeaconBlock::Electra(b) | BlindedBeaconBlock::Fulu(b) => b.body.randao_reveal,
-        };
+        let randao_reveal = block.randao_reveal();
         BlockParts {
             kind: SubmissionKind::BlindedBlock,
             slot: block.slot(),

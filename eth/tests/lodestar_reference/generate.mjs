@@ -1,6 +1,6 @@
 // Beacon-API JSON as a real consensus client writes it, for
 // eth/tests/spec_reference.rs. Reads the executable spec's reference cases
-// (argv[2]), and for each Capella case of the preset Lodestar was loaded
+// (argv[2]), and for each case up to Capella of the preset Lodestar was loaded
 // with (LODESTAR_PRESET) decodes the case's SSZ with Lodestar's types and
 // adds Lodestar's SSZ, JSON (`toJson`, the beacon-API form) and root.
 // Lodestar keeps uint64 slots and epochs as JS numbers and writes them in
@@ -14,13 +14,12 @@ const preset = process.env.LODESTAR_PRESET;
 if (preset !== "mainnet" && preset !== "minimal") {
   throw new Error("set LODESTAR_PRESET to mainnet or minimal");
 }
-const FORKS = ["capella", "bellatrix", "altair", "phase0"];
-const RENAMED = {BLSToExecutionChange: "BLSToExecutionChange"};
+// Oldest first: a container is the newest definition at or before its fork.
+const FORKS = ["phase0", "altair", "bellatrix", "capella"];
 
-function lodestarType(name) {
-  const wanted = RENAMED[name] ?? name;
-  for (const fork of FORKS) {
-    if (ssz[fork][wanted]) return ssz[fork][wanted];
+function lodestarType(name, fork) {
+  for (let at = FORKS.indexOf(fork); at >= 0; at--) {
+    if (ssz[FORKS[at]][name]) return ssz[FORKS[at]][name];
   }
   return null;
 }
@@ -44,10 +43,10 @@ const reference = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const out = [];
 const missing = new Set();
 for (const c of reference.cases) {
-  if (c.preset !== preset || c.fork !== "capella") continue;
-  const type = lodestarType(c.container);
+  if (c.preset !== preset || !FORKS.includes(c.fork)) continue;
+  const type = lodestarType(c.container, c.fork);
   if (!type) {
-    missing.add(c.container);
+    missing.add(`${c.fork} ${c.container}`);
     continue;
   }
   const value = jsSafe(type.deserialize(Buffer.from(c.ssz.slice(2), "hex")));

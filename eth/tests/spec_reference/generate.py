@@ -1,8 +1,9 @@
 """Reference roots from the official executable consensus spec.
 
 Writes JSON to stdout: random values of every container Phalanx signs or
-carries, in the mainnet and minimal presets and the forks Capella to Fulu,
-with their hash_tree_root and their signing roots in every duty domain. The
+carries, in the mainnet and minimal presets and every fork from Phase 0 to
+Fulu (test chains still start before Capella), with their hash_tree_root
+and their signing roots in every duty domain. The
 Rust test `eth/tests/spec_reference.rs` checks its own roots against these.
 
 Run by .ci/run with eth-consensus-specs (pinned there) installed.
@@ -15,7 +16,7 @@ import sys
 from eth_consensus_specs.debug.encode import encode
 from eth_consensus_specs.debug.random_value import RandomizationMode, get_random_ssz_object
 
-FORKS = ["capella", "deneb", "electra", "fulu"]
+FORKS = ["phase0", "altair", "bellatrix", "capella", "deneb", "electra", "fulu"]
 PRESETS = ["mainnet", "minimal"]
 CASES_PER_CONTAINER = 3
 
@@ -52,7 +53,8 @@ def main():
     for preset in PRESETS:
         for fork in FORKS:
             spec = load(fork, preset)
-            names = COMMON + (ELECTRA_ON if fork in ("electra", "fulu") else [])
+            names = [name for name in COMMON if hasattr(spec, name)]
+            names += ELECTRA_ON if fork in ("electra", "fulu") else []
             for name in names:
                 container = getattr(spec, name)
                 for _ in range(CASES_PER_CONTAINER):

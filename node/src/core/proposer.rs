@@ -295,19 +295,6 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         actions: &mut Vec<Action<E>>,
     ) {
         let reply = |result| Action::Reply { id, result };
-        let fork = self
-            .network
-            .fork_at(slot.epoch(self.slots_per_epoch))
-            .unwrap_or(ForkName::Fulu);
-        if fork < ForkName::Capella {
-            // Said at once, not by a timeout at the deadline.
-            let reason =
-                format!("slot {slot} is in fork {fork}: this node produces blocks from Capella on");
-            let duty = Duty::new(slot, DutyType::Proposer);
-            self.tracker.failed(&duty, Failure::NoData(reason.clone()));
-            actions.push(reply(Err(ApiFailure::new(501, reason))));
-            return;
-        }
         if let Some(block) = self.blocks.get(&slot) {
             actions.push(reply(Ok(VcResponse::Block(Box::new(block.clone())))));
             return;
