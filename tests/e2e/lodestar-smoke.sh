@@ -5,8 +5,8 @@
 #  1. installs Lodestar 1.5.1 from ../shared/e2e (or $PHALANX_SHARED/e2e)
 #     into target/e2e/lodestar-1.5.1, skipping `npm ci` when the installed
 #     tree was made from the same lock with the same Node;
-#  2. starts `lodestar dev` (minimal preset, 4 s slots, Altair at genesis,
-#     Bellatrix at epoch 1, Capella at epoch 2, no eth1) with 32 interop
+#  2. starts `lodestar dev` (minimal preset, 2 s slots, Altair at genesis,
+#     Bellatrix at epoch 1, Capella at epoch 3, no eth1) with 32 interop
 #     validators, of which it runs 0..20 itself: those hold 65.6 % of the
 #     stake, so the chain justifies and finalizes only with the
 #     distributed validators' (DV) votes;
@@ -18,8 +18,11 @@
 #  5. starts 4 `phalanx run` nodes and 4 `lodestar validator` clients, each
 #     with only its operator's share keystores (each with its own password,
 #     laid out as Lodestar keeps imported keys), pointed at its own node;
-#  6. asserts from the beacon node's REST API alone, for at least 2
-#     consecutive epochs from Capella on, in each of three phases:
+#  6. asserts from the beacon node's REST API alone, first, that before
+#     Capella (Altair and Bellatrix, a few slots after the clients start)
+#     a DV block is canonical at every slot a DV validator was to propose
+#     at; then, for at least 2 consecutive epochs from Capella on, in each
+#     of three phases:
 #       - every node up;
 #       - phalanx1 stopped (3 of 4 nodes, the threshold);
 #       - phalanx1 restarted and phalanx2 stopped, which works only if the
@@ -63,12 +66,13 @@ fi
 GENESIS_VALIDATORS=32
 DV_FIRST=21   # validators DV_FIRST..GENESIS_VALIDATORS-1 are the cluster's
 DV_COUNT=$((GENESIS_VALIDATORS - DV_FIRST))
-CAPELLA_EPOCH=2
+CAPELLA_EPOCH=3
 SLOTS_PER_EPOCH=8   # the minimal preset
-# Lodestar's own validators aggregate at two thirds of a slot; a DV
-# attestation needs the cluster's consensus and a round of partial
-# signatures before that, which 2 s slots leave too little time for.
-SECONDS_PER_SLOT=4
+# 2 s slots, as fast as `lodestar dev` goes here: a DV attestation needs
+# the cluster's consensus and a round of partial signatures between the
+# first third (0.67 s) and the dev chain's aggregation at two thirds
+# (1.33 s). E2E_SECONDS_PER_SLOT overrides it, to see how timing affects it.
+SECONDS_PER_SLOT=${E2E_SECONDS_PER_SLOT:-2}
 NEED_EPOCHS=2       # consecutive epochs with every DV duty on chain, per phase
 SLACK_EPOCHS=6      # epochs allowed beyond that before giving up (first phase)
 OUTAGE_SLACK_EPOCHS=4  # the same in the phases with a node down
@@ -101,9 +105,15 @@ fi
 flock -u 9
 exec 9>&-
 
-cargo build -p phalanx --quiet
-PHALANX="$REPO/target/debug/phalanx"
-say "Lodestar installed, phalanx built"
+# PHALANX_BIN names a built binary (.ci/run passes the one its tests ran);
+# without it, the script builds one.
+if [ -n "${PHALANX_BIN:-}" ]; then
+    PHALANX=$PHALANX_BIN
+else
+    cargo build -p phalanx --quiet
+    PHALANX="$REPO/target/debug/phalanx"
+fi
+say "Lodestar installed, phalanx at $PHALANX"
 
 # --- processes and clean-up ----------------------------------------------------
 
@@ -279,12 +289,11 @@ done
 
 current_epoch() { echo $(( ($(date +%s) - GENESIS_TIME) / SECONDS_PER_SLOT / SLOTS_PER_EPOCH )); }
 
-judge() { # judge LABEL FROM_EPOCH SLACK: the chain's verdict on the epochs from FROM_EPOCH on
-    local label=$1 from=$2 slack=$3 j
+watch() { # watch LABEL COMMAND...: runs a verdict of the chain, failing early if a process dies
+    local label=$1 j
+    shift
     STEP="watching the chain ($label)"
-    say "judging epochs from $from ($label)"
-    timeout 900 python3 "$HELPER" monitor "$BN" "$DV_FIRST" "$DV_COUNT" "$from" "$NEED_EPOCHS" \
-        $((from + NEED_EPOCHS + slack)) "$RUN/summary-${label// /-}.json" "$label" &
+    timeout 900 python3 "$HELPER" "$@" &
     MONITOR=$!
     # Fail early if a process dies that was not stopped on purpose.
     while alive "$MONITOR"; do
@@ -301,12 +310,29 @@ judge() { # judge LABEL FROM_EPOCH SLACK: the chain's verdict on the epochs from
     MONITOR=
 }
 
+judge() { # judge LABEL FROM_EPOCH SLACK: the chain's verdict on the epochs from FROM_EPOCH on
+    local label=$1 from=$2 slack=$3
+    say "judging epochs from $from ($label)"
+    watch "$label" monitor "$BN" "$DV_FIRST" "$DV_COUNT" "$from" "$NEED_EPOCHS" \
+        $((from + NEED_EPOCHS + slack)) "$RUN/summary-${label// /-}.json" "$label"
+}
+
 # Phase 1: every node up.
 NOW_SLOT=$(( ($(date +%s) - GENESIS_TIME) / SECONDS_PER_SLOT ))
 # The first whole epoch the clients can take part in: a few slots to start.
 FROM_EPOCH=$(( (NOW_SLOT + 3) / SLOTS_PER_EPOCH + 1 ))
-[ "$FROM_EPOCH" -lt "$CAPELLA_EPOCH" ] && FROM_EPOCH=$CAPELLA_EPOCH
 say "DV started at slot $NOW_SLOT"
+# Phase 0: blocks before Capella (Altair, Bellatrix), proposed at every DV
+# proposer slot once the clients have had a few slots to start.
+if [ $((NOW_SLOT + 3)) -lt $((CAPELLA_EPOCH * SLOTS_PER_EPOCH)) ]; then
+    say "judging DV proposals from slot $((NOW_SLOT + 3)) to Capella"
+    watch "before capella" early-proposals "$BN" "$DV_FIRST" "$DV_COUNT" $((NOW_SLOT + 3)) \
+        "$CAPELLA_EPOCH" "$RUN/summary-before-capella.json"
+    FROM_EPOCH=$CAPELLA_EPOCH
+else
+    STEP="starting the DV before Capella (it started at slot $NOW_SLOT)"
+    exit 1
+fi
 judge "all nodes up" "$FROM_EPOCH" "$SLACK_EPOCHS"
 
 # Phase 2: one node down (threshold 3 of 4 still sign), for at least the

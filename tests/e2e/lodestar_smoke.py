@@ -33,12 +33,17 @@ Usage: lodestar_smoke.py COMMAND [ARGS]
                                  the chain has finalized the first of them;
                                  fails once the clock passes MAX_EPOCH.
                                  Reads only the beacon node's REST API.
+  early-proposals BN FIRST COUNT FROM_SLOT UNTIL_EPOCH SUMMARY_JSON
+                                 a canonical DV block at every slot from
+                                 FROM_SLOT to the end of epoch UNTIL_EPOCH-1
+                                 (before Capella) a DV validator was to
+                                 propose at; fails if there was none
   outcomes URL                   a node's duty outcomes (its /metrics) on one
                                  line
   client-errors LOG...           the validator clients' error messages by
                                  frequency (reported, not asserted)
 
-The verdict (`monitor`) rests on the beacon node's REST API alone; `outcomes`
+The verdicts (`monitor`, `early-proposals`) rest on the beacon node's REST API alone; `outcomes`
 and `client-errors` only report what the nodes and clients say of themselves.
 """
 
@@ -670,6 +675,60 @@ def cmd_monitor(bn, first, count, from_epoch, need_epochs, max_epoch, summary_pa
           f" and sync-committee bit, finalized epoch {finalized}", flush=True)
 
 
+def fork_of(spec, epoch):
+    """The name of the fork in force at `epoch`, by the chain's config."""
+    name = "phase0"
+    for fork in ("altair", "bellatrix", "capella", "deneb", "electra", "fulu"):
+        at = spec.get(f"{fork.upper()}_FORK_EPOCH")
+        if at is not None and int(at) <= epoch:
+            name = fork
+    return name
+
+
+def cmd_early_proposals(bn, first, count, from_slot, until_epoch, summary_path):
+    """Watches the epochs before `until_epoch` (Capella) from `from_slot`
+    on, and asserts a canonical DV block at every slot from `from_slot` a
+    DV validator was to propose at: blocks of Altair and Bellatrix,
+    produced through Phalanx for an unmodified validator client. Fails if
+    there was no such slot to judge."""
+    first, count, from_slot, until_epoch = int(first), int(count), int(from_slot), int(until_epoch)
+    chain = Chain(bn, first, count)
+    spec = get(bn, "/eth/v1/config/spec")["data"]
+    spe = chain.slots_per_epoch
+    epoch = from_slot // spe
+    records = []
+    print(f"early proposals: DV blocks from slot {from_slot} to the end of epoch {until_epoch - 1}", flush=True)
+    while epoch < until_epoch:
+        clock = chain.clock_slot()
+        if clock // spe == epoch:
+            try:
+                chain.proposer_duties(epoch)
+            except RuntimeError as e:
+                print(f"early proposals: proposers of epoch {epoch} not yet served: {e}", flush=True)
+        # Judged once the epoch's last slot has had a slot to arrive.
+        if clock > (epoch + 1) * spe:
+            if epoch not in chain.proposers:
+                raise SystemExit(f"early proposals: FAILED: the proposers of epoch {epoch} were never served")
+            scheduled, made = chain.proposals(epoch)
+            scheduled = [slot for slot in scheduled if slot >= from_slot]
+            made = [slot for slot in made if slot >= from_slot]
+            record = {"epoch": epoch, "fork": fork_of(spec, epoch), "dv_proposer_slots": scheduled, "dv_blocks_at": made}
+            records.append(record)
+            print(f"epoch {epoch} ({record['fork']}): DV proposer slots {scheduled}, DV blocks there {made}", flush=True)
+            epoch += 1
+            continue
+        time.sleep(1)
+    Path(summary_path).write_text(json.dumps({"phase": "before capella", "epochs": records}, indent=2) + "\n")
+    missed = [slot for r in records for slot in r["dv_proposer_slots"] if slot not in r["dv_blocks_at"]]
+    judged = sum(len(r["dv_proposer_slots"]) for r in records)
+    if missed:
+        raise SystemExit(f"early proposals: FAILED: no DV block at DV proposer slots {missed}")
+    if judged == 0:
+        raise SystemExit(f"early proposals: FAILED: no DV proposer slot from slot {from_slot} before Capella to judge")
+    forks = sorted({r["fork"] for r in records if r["dv_blocks_at"]})
+    print(f"early proposals: passed: a DV block at each of {judged} DV proposer slots ({', '.join(forks)})", flush=True)
+
+
 def cmd_outcomes(url):
     """A node's duty outcomes from its metrics, on one line."""
     counts = {}
@@ -715,6 +774,7 @@ COMMANDS = {
     "vc-keys": cmd_vc_keys,
     "check-lock": cmd_check_lock,
     "monitor": cmd_monitor,
+    "early-proposals": cmd_early_proposals,
     "outcomes": cmd_outcomes,
     "client-errors": cmd_client_errors,
 }
