@@ -419,14 +419,23 @@ impl Network {
                 Err(e) => return Err(failed(format!("{e:?}"))),
             }
         };
-        codec::write_frame(&mut stream, bytes)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
+        let written = codec::write_frame(&mut stream, bytes).await;
         let mut status = [0u8; 1];
-        stream
-            .read_exact(&mut status)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
+        match written {
+            Ok(()) => stream
+                .read_exact(&mut status)
+                .await
+                .map_err(|e| failed(e.to_string()))?,
+            // A peer that refuses a message unread (too large, queue full)
+            // answers and stops reading: the write can fail while the
+            // answer is on its way. Its answer, if it comes, says why.
+            Err(write_error) => {
+                match tokio::time::timeout(REFUSAL_GRACE, stream.read_exact(&mut status)).await {
+                    Ok(Ok(())) => {}
+                    _ => return Err(failed(write_error.to_string())),
+                }
+            }
+        }
         let _ = stream.close().await;
         match Status::from_byte(status[0]) {
             Some(Status::Accepted) => Ok(()),
@@ -507,6 +516,9 @@ struct DialState {
     backoff: Duration,
 }
 
+/// How long a sender whose write failed waits for the peer's answer (a
+/// refusal sent before the peer stopped reading).
+const REFUSAL_GRACE: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 

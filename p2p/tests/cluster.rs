@@ -257,7 +257,7 @@ async fn an_oversized_message_is_refused_unread() {
     );
     let error = nodes[0]
         .network
-        .send(keys[1].peer_id(), "chat", vec![1u8; 10 * 1024])
+        .send(keys[1].peer_id(), "chat", vec![1u8; 60 * 1024])
         .await
         .expect_err("refused");
     assert!(
