@@ -1042,6 +1042,7 @@ impl<E: EthSpec> Driver<E> {
                     let handle = tokio::spawn(async move {
                         tokio::time::sleep(after).await;
                         // Not stopped or replaced by then: the round timed out.
+                        tracing::debug!(%duty, round = round.0, ?after, "consensus round timed out");
                         timeouts.inc();
                         let _ = events.send(Event::Timer { duty, round });
                     });

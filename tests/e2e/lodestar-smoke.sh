@@ -274,7 +274,8 @@ start_node() { # start_node I: Phalanx node I (again, after a stop: its log is a
         --data-dir "$RUN/cluster/node$i" --beacon-node-endpoints "$BN" \
         --validator-api-address "127.0.0.1:${API_PORTS[i]}" \
         --monitoring-address "127.0.0.1:${MONITORING_PORTS[i]}" \
-        --p2p-tcp-address "127.0.0.1:$((P2P_TCP + i))"
+        --p2p-tcp-address "127.0.0.1:$((P2P_TCP + i))" \
+        --log-level "info,phalanx_node::runtime=debug"
 }
 for i in $(seq 0 $((NODES - 1))); do
     start_node "$i"
