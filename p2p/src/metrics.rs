@@ -59,6 +59,9 @@ pub(crate) struct Metrics {
     pub(crate) sent: Family<ProtocolLabel, Counter>,
     /// Sends that failed (timeout, refused, unreachable), by protocol.
     pub(crate) send_failures: Family<ProtocolLabel, Counter>,
+    /// Messages sent again on a new stream after one failed before the
+    /// peer answered (its accept queue full, a replaced connection), by protocol.
+    pub(crate) stream_retries: Family<ProtocolLabel, Counter>,
     /// Messages received and queued, by protocol.
     pub(crate) received: Family<ProtocolLabel, Counter>,
     /// Inbound messages dropped, by protocol and reason (`too_large`, `queue_full`, `unverified`, `malformed`).
@@ -91,6 +94,11 @@ impl Metrics {
             "send_failures",
             "Sends that failed (timeout, refused, unreachable), by protocol",
             metrics.send_failures.clone(),
+        );
+        sub.register(
+            "stream_retries",
+            "Messages sent again on a new stream after one failed before the peer answered, by protocol",
+            metrics.stream_retries.clone(),
         );
         sub.register(
             "messages_received",

@@ -404,46 +404,45 @@ impl Network {
         let id =
             StreamProtocol::try_from_owned(protocol.id()).map_err(|e| failed(e.to_string()))?;
         let mut control = self.control.clone();
-        // A stream request can be cancelled when the connection it was
-        // queued on closes while another replaces it (both operators dial
-        // each other): try again on the connection that remains.
+        // A stream can fail before the peer's handler has it: a request
+        // cancelled when the connection it was queued on closes while
+        // another replaces it (both operators dial each other), or an
+        // inbound stream the peer's libp2p dropped because its one-stream
+        // accept queue was full (a burst of consensus messages at a duty's
+        // start), which resets it. The peer never read such a message:
+        // open a new stream and send it again, within the caller's timeout.
         let mut attempt = 0;
-        let mut stream = loop {
-            match control.open_stream(peer, id.clone()).await {
-                Ok(stream) => break stream,
-                Err(libp2p_stream::OpenStreamError::Io(e)) if attempt < 3 => {
-                    tracing::debug!(%peer, error = %e, "stream not opened; retrying");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
-                }
+        loop {
+            let error = match control.open_stream(peer, id.clone()).await {
+                Ok(stream) => match exchange(stream, bytes).await {
+                    Ok(status) => {
+                        return match Status::from_byte(status) {
+                            Some(Status::Accepted) => Ok(()),
+                            Some(other) => Err(SendError::Refused {
+                                peer: peer.to_string(),
+                                reason: other.reason().to_string(),
+                            }),
+                            None => Err(failed(format!("unknown status {status}"))),
+                        }
+                    }
+                    Err(e) => e.to_string(),
+                },
+                Err(libp2p_stream::OpenStreamError::Io(e)) => e.to_string(),
                 Err(e) => return Err(failed(format!("{e:?}"))),
+            };
+            if attempt >= STREAM_RETRIES {
+                return Err(failed(error));
             }
-        };
-        let written = codec::write_frame(&mut stream, bytes).await;
-        let mut status = [0u8; 1];
-        match written {
-            Ok(()) => stream
-                .read_exact(&mut status)
-                .await
-                .map_err(|e| failed(e.to_string()))?,
-            // A peer that refuses a message unread (too large, queue full)
-            // answers and stops reading: the write can fail while the
-            // answer is on its way. Its answer, if it comes, says why.
-            Err(write_error) => {
-                match tokio::time::timeout(REFUSAL_GRACE, stream.read_exact(&mut status)).await {
-                    Ok(Ok(())) => {}
-                    _ => return Err(failed(write_error.to_string())),
-                }
-            }
-        }
-        let _ = stream.close().await;
-        match Status::from_byte(status[0]) {
-            Some(Status::Accepted) => Ok(()),
-            Some(other) => Err(SendError::Refused {
-                peer: peer.to_string(),
-                reason: other.reason().to_string(),
-            }),
-            None => Err(failed(format!("unknown status {}", status[0]))),
+            attempt += 1;
+            tracing::debug!(%peer, protocol = protocol.name, attempt, %error, "stream failed before an answer; sending again");
+            self.shared
+                .metrics
+                .stream_retries
+                .get_or_create(&ProtocolLabel {
+                    protocol: protocol.name.to_string(),
+                })
+                .inc();
+            tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
         }
     }
 
@@ -456,6 +455,27 @@ impl Network {
             }
         }
     }
+}
+
+/// Writes one framed message on a fresh stream and reads the peer's
+/// one-byte answer. An error means no answer came.
+async fn exchange(mut stream: libp2p::Stream, bytes: &[u8]) -> std::io::Result<u8> {
+    let written = codec::write_frame(&mut stream, bytes).await;
+    let mut status = [0u8; 1];
+    match written {
+        Ok(()) => stream.read_exact(&mut status).await?,
+        // A peer that refuses a message unread (too large, queue full)
+        // answers and stops reading: the write can fail while the answer
+        // is on its way. Its answer, if it comes, says why.
+        Err(write_error) => {
+            match tokio::time::timeout(REFUSAL_GRACE, stream.read_exact(&mut status)).await {
+                Ok(Ok(())) => {}
+                _ => return Err(write_error),
+            }
+        }
+    }
+    let _ = stream.close().await;
+    Ok(status[0])
 }
 
 fn peer_of(address: &Multiaddr) -> Option<PeerId> {
@@ -519,6 +539,9 @@ struct DialState {
 /// How long a sender whose write failed waits for the peer's answer (a
 /// refusal sent before the peer stopped reading).
 const REFUSAL_GRACE: Duration = Duration::from_secs(1);
+/// How many times a message whose stream failed before an answer is sent
+/// again on a new stream.
+const STREAM_RETRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 

@@ -403,3 +403,65 @@ async fn operators_reach_each_other_through_a_relay() {
     }
     relay.shutdown();
 }
+
+/// A burst, as at a duty's start when every operator broadcasts its
+/// consensus messages at once: libp2p hands a protocol's inbound streams
+/// over through a one-stream queue and resets those that find it full, so
+/// without sending again on a new stream some messages would be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_messages_from_every_operator_all_arrive() {
+    const PER_NODE: usize = 40;
+    let mut nodes = cluster(4).await;
+    for node in &nodes {
+        assert!(
+            node.network
+                .wait_for_peers(3, Duration::from_secs(20))
+                .await
+        );
+    }
+    let sends = nodes.iter().enumerate().flat_map(|(i, node)| {
+        (0..PER_NODE).map(move |m| async move {
+            let results = node
+                .network
+                .broadcast_message("chat", &format!("{i}:{m}"))
+                .await
+                .expect("encodes");
+            results
+                .into_iter()
+                .filter_map(|(peer, r)| r.err().map(|e| format!("{i} -> {peer}: {e}")))
+                .collect::<Vec<_>>()
+        })
+    });
+    let failures: Vec<String> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} sends failed: {:?}",
+        failures.len(),
+        4 * 3 * PER_NODE,
+        &failures[..failures.len().min(5)]
+    );
+    for node in &mut nodes {
+        let mut receiver = node.inbox.take("chat").expect("chat inbox");
+        for _ in 0..3 * PER_NODE {
+            tokio::time::timeout(Duration::from_secs(5), receiver.recv())
+                .await
+                .expect("in time")
+                .expect("message");
+        }
+    }
+    let retries: f64 = nodes
+        .iter()
+        .map(|n| metric_value(&metrics(&n.registry), "phalanx_p2p_stream_retries_total"))
+        .sum();
+    #[allow(clippy::print_stderr, reason = "the figure explains the test")]
+    {
+        eprintln!("messages sent again after a reset stream: {retries}");
+    }
+    for node in &nodes {
+        node.network.shutdown();
+    }
+}

@@ -275,7 +275,7 @@ start_node() { # start_node I: Phalanx node I (again, after a stop: its log is a
         --validator-api-address "127.0.0.1:${API_PORTS[i]}" \
         --monitoring-address "127.0.0.1:${MONITORING_PORTS[i]}" \
         --p2p-tcp-address "127.0.0.1:$((P2P_TCP + i))" \
-        --log-level "info,phalanx_node::runtime=debug"
+        --log-level "info,phalanx_node=debug"
 }
 for i in $(seq 0 $((NODES - 1))); do
     start_node "$i"
