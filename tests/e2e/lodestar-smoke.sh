@@ -5,7 +5,7 @@
 #  1. installs Lodestar 1.5.1 from ../shared/e2e (or $PHALANX_SHARED/e2e)
 #     into target/e2e/lodestar-1.5.1, skipping `npm ci` when the installed
 #     tree was made from the same lock with the same Node;
-#  2. starts `lodestar dev` (minimal preset, 4 s slots, Altair at genesis,
+#  2. starts `lodestar dev` (minimal preset, 2 s slots, Altair at genesis,
 #     Bellatrix at epoch 1, Capella at epoch 3, no eth1) with 32 interop
 #     validators, of which it runs 0..20 itself: those hold 65.6 % of the
 #     stake, so the chain justifies and finalizes only with the
@@ -69,18 +69,11 @@ DV_FIRST=21   # validators DV_FIRST..GENESIS_VALIDATORS-1 are the cluster's
 DV_COUNT=$((GENESIS_VALIDATORS - DV_FIRST))
 CAPELLA_EPOCH=3
 SLOTS_PER_EPOCH=8   # the minimal preset
-# A DV attestation needs the dev chain's attestation data, the cluster's
-# consensus on it and a round of partial signatures between the first
-# third of the slot and the dev chain's aggregation at two thirds. With
-# 2 s slots that is 0.67 s, shared on this 2-core machine with six
-# Node.js processes: every phase passed at 2 s in one run, but in another
-# the phase at exactly the threshold with a just-restarted node missed 1
-# to 3 of 11 attestations in 4 of 6 epochs (the clients' attestations
-# went out about 0.33 s after the first third as a rule, past 0.67 s at
-# times, with the cluster undecided by then). 4 s slots give the same
-# steps 1.33 s, and the test passes reliably. E2E_SECONDS_PER_SLOT=2 runs
-# it at the issue's 2 s.
-SECONDS_PER_SLOT=${E2E_SECONDS_PER_SLOT:-4}
+# 2-second slots: a DV attestation needs the dev chain's attestation data,
+# the cluster's consensus on it and a round of partial signatures between
+# the first third of the slot and the dev chain's aggregation at two
+# thirds, 0.67 s. E2E_SECONDS_PER_SLOT changes it.
+SECONDS_PER_SLOT=${E2E_SECONDS_PER_SLOT:-2}
 NEED_EPOCHS=2       # consecutive epochs with every DV duty on chain, per phase
 SLACK_EPOCHS=6      # epochs allowed beyond that before giving up (first phase)
 OUTAGE_SLACK_EPOCHS=6  # the same in the phases with a node down
