@@ -1553,20 +1553,21 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     self.on_decided(decision.instance, &decision.value, actions);
                 }
                 qbft::Action::Dropped { from, kind, reason } => {
-                    if !reason.is_fault() {
-                        tracing::debug!(
-                            from = from.0,
-                            kind,
-                            reason = reason.label(),
-                            "a consensus message not applied"
-                        );
-                    }
                     if reason.is_fault() {
                         actions.push(Action::Dropped {
                             from: from.0,
                             what: "consensus",
                             reason: reason.label().to_string(),
                         });
+                    } else {
+                        // Late, duplicate or out-of-window: normal, but
+                        // what a stalled instance is diagnosed from.
+                        tracing::debug!(
+                            from = from.0,
+                            kind,
+                            reason = reason.label(),
+                            "a consensus message not applied"
+                        );
                     }
                 }
             }
