@@ -1337,9 +1337,10 @@ impl<E: EthSpec> Chain<E> {
         ]));
         let timestamp = self.genesis_time + slot.0 * self.slot_ms() / 1000;
 
+        // The payload fields every fork shares; the fork's own follow.
         macro_rules! payload {
             ($payload:ident { $($extra:tt)* }) => {
-                $payload::<E> {
+                $payload {
                     parent_hash,
                     fee_recipient,
                     state_root: execution_state_root,
@@ -1354,7 +1355,6 @@ impl<E: EthSpec> Chain<E> {
                     base_fee_per_gas: U256::from(7u64),
                     block_hash,
                     transactions: VariableList::default(),
-                    withdrawals: VariableList::default(),
                     $($extra)*
                 }
             };
@@ -1384,7 +1384,11 @@ impl<E: EthSpec> Chain<E> {
             state_root,
             body: body!(
                 BeaconBlockBodyElectra,
-                payload!(ExecutionPayloadDeneb { blob_gas_used: 0, excess_blob_gas: 0 }),
+                payload!(ExecutionPayloadDeneb {
+                    withdrawals: VariableList::default(),
+                    blob_gas_used: 0,
+                    excess_blob_gas: 0,
+                }),
                 {
                     blob_kzg_commitments: VariableList::default(),
                     execution_requests: ExecutionRequests {
@@ -1431,22 +1435,7 @@ impl<E: EthSpec> Chain<E> {
                         deposits: altair.deposits,
                         voluntary_exits: altair.voluntary_exits,
                         sync_aggregate: altair.sync_aggregate,
-                        execution_payload: ExecutionPayloadBellatrix {
-                            parent_hash,
-                            fee_recipient,
-                            state_root: execution_state_root,
-                            receipts_root: Root::ZERO,
-                            logs_bloom: FixedVector::default(),
-                            prev_randao,
-                            block_number: slot.0,
-                            gas_limit: 30_000_000,
-                            gas_used: 0,
-                            timestamp,
-                            extra_data: VariableList::default(),
-                            base_fee_per_gas: U256::from(7u64),
-                            block_hash,
-                            transactions: VariableList::default(),
-                        },
+                        execution_payload: payload!(ExecutionPayloadBellatrix {}),
                     },
                 })
             }
@@ -1457,7 +1446,9 @@ impl<E: EthSpec> Chain<E> {
                 state_root,
                 body: body!(
                     BeaconBlockBodyCapella,
-                    payload!(ExecutionPayloadCapella {}),
+                    payload!(ExecutionPayloadCapella {
+                        withdrawals: VariableList::default(),
+                    }),
                     {}
                 ),
             }),
@@ -1468,7 +1459,11 @@ impl<E: EthSpec> Chain<E> {
                 state_root,
                 body: body!(
                     BeaconBlockBodyDeneb,
-                    payload!(ExecutionPayloadDeneb { blob_gas_used: 0, excess_blob_gas: 0 }),
+                    payload!(ExecutionPayloadDeneb {
+                    withdrawals: VariableList::default(),
+                    blob_gas_used: 0,
+                    excess_blob_gas: 0,
+                }),
                     { blob_kzg_commitments: VariableList::default(), }
                 ),
             }),
