@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use phalanx_eth::ForkName;
 use phalanx_sim::sim::{
-    builtin, report, run, Fault, Preset, RandomFaults, RunReport, Scenario, Signatures, BUILTINS,
+    builtin, report, run, DelayDistribution, Fault, Preset, RandomFaults, RunReport, Scenario,
+    Signatures, BUILTINS,
 };
 
 #[derive(Args)]
@@ -51,6 +52,10 @@ pub(crate) struct SimnetArgs {
     /// Every link's one-way delay range, `MIN-MAX` milliseconds.
     #[arg(long)]
     delay_ms: Option<String>,
+    /// How every link's delays fall within that range: uniform, normal
+    /// (around the middle) or pareto (long-tailed, mostly near the minimum).
+    #[arg(long)]
+    delay_distribution: Option<DelayDistribution>,
     /// The share of messages lost on every link (0 to 1).
     #[arg(long)]
     loss: Option<f64>,
@@ -135,6 +140,9 @@ impl SimnetArgs {
                 .context("--delay-ms takes MIN-MAX, e.g. 5-40")?;
             scenario.network.min_delay_ms = min;
             scenario.network.max_delay_ms = max;
+        }
+        if let Some(v) = self.delay_distribution {
+            scenario.network.distribution = v;
         }
         if let Some(v) = self.loss {
             scenario.network.loss = v;

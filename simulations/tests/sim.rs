@@ -2,7 +2,7 @@
 //! beyond the tolerance break liveness but never safety, and one seed gives
 //! one trace.
 
-use phalanx_sim::sim::{run, Fault, LinkModel, RunReport, Scenario, Signatures};
+use phalanx_sim::sim::{run, DelayDistribution, Fault, LinkModel, RunReport, Scenario, Signatures};
 
 fn scenario(operators: usize, validators: usize, epochs: u64, seed: u64) -> Scenario {
     let mut scenario = Scenario::new(operators, validators, epochs);
@@ -168,6 +168,7 @@ fn a_slow_link_and_a_slow_validator_client_cost_nothing() {
             between: [2, n],
             min_delay_ms: 600,
             max_delay_ms: 1_500,
+            distribution: Some(DelayDistribution::Pareto),
             loss: 0.0,
             duplication: 0.0,
         })
@@ -186,6 +187,31 @@ fn a_slow_link_and_a_slow_validator_client_cost_nothing() {
     // A link naming a node the cluster does not have is refused.
     s.network.links[0].between = [2, 9];
     assert!(s.validate().is_err());
+}
+
+#[test]
+fn a_wide_area_network_with_long_tailed_delays_costs_nothing() {
+    let mut s = builtin("wide-area");
+    s.seed = 81;
+    s.signatures = Signatures::Cheap;
+    let wide = run(&s).expect("runs");
+    assert_all_on_time(&wide);
+    // The delays show in the latency: the same cluster on the default
+    // network broadcasts sooner.
+    s.network = Default::default();
+    let near = run(&s).expect("runs");
+    assert_all_on_time(&near);
+    let p50 = |report: &RunReport| {
+        let mut all: Vec<u64> = report.latency_samples.values().flatten().copied().collect();
+        all.sort_unstable();
+        all[all.len() / 2]
+    };
+    assert!(
+        p50(&wide) > p50(&near) + 30,
+        "median latency {} ms across continents, {} ms nearby",
+        p50(&wide),
+        p50(&near)
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! safety). The test suite runs each; `phalanx simnet --scenario
 //! builtin:NAME` runs one, with any flag overriding its fields.
 
-use super::scenario::{Fault, Scenario};
+use super::scenario::{DelayDistribution, Fault, LinkModel, Scenario};
 
 /// A built-in scenario: its name and what it shows.
 pub struct Builtin {
@@ -69,6 +69,11 @@ pub const BUILTINS: &[Builtin] = &[
         name: "slow-beacon-node",
         about: "one operator's beacon node answers 800 ms late and another operator restarts without its disk: every duty on time",
         build: slow_beacon_node,
+    },
+    Builtin {
+        name: "wide-area",
+        about: "seven operators on two continents at mainnet timing: long-tailed delays within one, 80-300 ms across: every duty on time",
+        build: wide_area,
     },
     Builtin {
         name: "random-faults",
@@ -172,6 +177,30 @@ fn slow_beacon_node() -> Scenario {
             restart_offset_ms: 0,
         },
     ];
+    scenario
+}
+
+fn wide_area() -> Scenario {
+    let mut scenario = base(7);
+    scenario.epochs = 1;
+    scenario.slot_ms = 12_000;
+    // Within a continent: mostly 10-50 ms, now and then up to 400 ms.
+    scenario.network.min_delay_ms = 10;
+    scenario.network.max_delay_ms = 400;
+    scenario.network.distribution = DelayDistribution::Pareto;
+    // Operators 5 and 6 sit on another continent: every link to them is
+    // slower, its delays spread around 190 ms.
+    scenario.network.links = (0..5)
+        .flat_map(|near| [5, 6].map(|far| (near, far)))
+        .map(|(near, far)| LinkModel {
+            between: [near, far],
+            min_delay_ms: 80,
+            max_delay_ms: 300,
+            distribution: Some(DelayDistribution::Normal),
+            loss: 0.0,
+            duplication: 0.0,
+        })
+        .collect();
     scenario
 }
 

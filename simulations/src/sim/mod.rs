@@ -22,7 +22,10 @@ use phalanx_node::tracker::Outcome;
 use serde::Serialize;
 
 pub use builtin::{builtin, BUILTINS};
-pub use scenario::{Fault, LinkModel, NetworkModel, Preset, RandomFaults, Scenario, ScenarioError};
+pub use scenario::{
+    DelayDistribution, Fault, Link, LinkModel, NetworkModel, Preset, RandomFaults, Scenario,
+    ScenarioError,
+};
 pub use signing::{Cheap, Signatures, SimScheme};
 pub use world::{Broadcast, Observed, SubmissionCheck};
 

@@ -116,8 +116,12 @@ fn default_other_validators() -> usize {
 pub struct NetworkModel {
     /// The shortest one-way delay, in milliseconds.
     pub min_delay_ms: u64,
-    /// The longest one-way delay (delays are uniform in between).
+    /// The longest one-way delay. The spread between the two is the jitter;
+    /// messages on a link overtake each other within it (reordering).
     pub max_delay_ms: u64,
+    /// How delays fall between the two bounds.
+    #[serde(default)]
+    pub distribution: DelayDistribution,
     /// The share of messages lost (0 to 1).
     #[serde(default)]
     pub loss: f64,
@@ -129,8 +133,7 @@ pub struct NetworkModel {
     pub links: Vec<LinkModel>,
 }
 
-/// One link's own delays, loss and duplication. Delays are uniform between
-/// the bounds, so messages on a link overtake each other (reordering).
+/// One link's own delays, loss and duplication.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkModel {
@@ -140,6 +143,9 @@ pub struct LinkModel {
     pub min_delay_ms: u64,
     /// The longest one-way delay.
     pub max_delay_ms: u64,
+    /// How delays fall between the bounds (the network's if not given).
+    #[serde(default)]
+    pub distribution: Option<DelayDistribution>,
     /// The share of messages lost (0 to 1).
     #[serde(default)]
     pub loss: f64,
@@ -148,20 +154,117 @@ pub struct LinkModel {
     pub duplication: f64,
 }
 
+/// What one message meets on a link.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Link {
+    /// The delay's bounds, in milliseconds.
+    pub delay_ms: (u64, u64),
+    /// How delays fall between them.
+    pub distribution: DelayDistribution,
+    /// The share of messages lost.
+    pub loss: f64,
+    /// The share of messages delivered twice.
+    pub duplication: f64,
+}
+
+/// How a link's delays fall between their bounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelayDistribution {
+    /// Every delay between the bounds equally likely.
+    #[default]
+    Uniform,
+    /// Bell-shaped around the middle of the bounds, with a standard
+    /// deviation of a sixth of their spread, cut at the bounds.
+    Normal,
+    /// Long-tailed, as across the internet: most delays close to the
+    /// minimum (a tenth of the spread above it on average) and a few far
+    /// out, about one in 200 at the maximum (Pareto, shape 3, cut there).
+    Pareto,
+}
+
+impl DelayDistribution {
+    /// One delay between `low` and `high` (inclusive).
+    pub fn sample(self, (low, high): (u64, u64), rng: &mut impl Rng) -> u64 {
+        if high <= low {
+            return low;
+        }
+        // The share of the spread above `low`, in 0..=1.
+        let share = match self {
+            DelayDistribution::Uniform => return rng.gen_range(low..=high),
+            DelayDistribution::Normal => {
+                // Box–Muller: a standard normal from two uniforms.
+                let u1: f64 = 1.0 - rng.gen::<f64>();
+                let u2: f64 = rng.gen();
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                0.5 + z / 6.0
+            }
+            DelayDistribution::Pareto => {
+                // Excess over the minimum, Pareto with shape 3 by inverse
+                // transform: its mean is 0.5, scaled to a tenth of the spread.
+                let u: f64 = 1.0 - rng.gen::<f64>();
+                (u.powf(-1.0 / 3.0) - 1.0) * 0.2
+            }
+        };
+        let spread = (high - low) as f64;
+        low + (share.clamp(0.0, 1.0) * spread).round() as u64
+    }
+}
+
+impl std::str::FromStr for DelayDistribution {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "uniform" => Ok(DelayDistribution::Uniform),
+            "normal" => Ok(DelayDistribution::Normal),
+            "pareto" => Ok(DelayDistribution::Pareto),
+            other => Err(format!(
+                "unknown delay distribution {other}: uniform, normal or pareto"
+            )),
+        }
+    }
+}
+
 impl NetworkModel {
-    /// The delay range, loss and duplication between `from` and `to`.
-    pub fn link(&self, from: usize, to: usize) -> ((u64, u64), f64, f64) {
+    /// Delays, loss and duplication in a few words.
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "delays {}-{} ms {:?}",
+            self.min_delay_ms, self.max_delay_ms, self.distribution
+        )
+        .to_lowercase();
+        if self.loss > 0.0 {
+            text += &format!(", {}% lost", self.loss * 100.0);
+        }
+        if self.duplication > 0.0 {
+            text += &format!(", {}% duplicated", self.duplication * 100.0);
+        }
+        if !self.links.is_empty() {
+            text += &format!(", {} link(s) of their own", self.links.len());
+        }
+        text
+    }
+
+    /// What a message from `from` to `to` meets.
+    pub fn link(&self, from: usize, to: usize) -> Link {
         match self
             .links
             .iter()
             .find(|l| l.between == [from, to] || l.between == [to, from])
         {
-            Some(l) => ((l.min_delay_ms, l.max_delay_ms), l.loss, l.duplication),
-            None => (
-                (self.min_delay_ms, self.max_delay_ms),
-                self.loss,
-                self.duplication,
-            ),
+            Some(l) => Link {
+                delay_ms: (l.min_delay_ms, l.max_delay_ms),
+                distribution: l.distribution.unwrap_or(self.distribution),
+                loss: l.loss,
+                duplication: l.duplication,
+            },
+            None => Link {
+                delay_ms: (self.min_delay_ms, self.max_delay_ms),
+                distribution: self.distribution,
+                loss: self.loss,
+                duplication: self.duplication,
+            },
         }
     }
 }
@@ -171,6 +274,7 @@ impl Default for NetworkModel {
         NetworkModel {
             min_delay_ms: 5,
             max_delay_ms: 40,
+            distribution: DelayDistribution::Uniform,
             loss: 0.0,
             duplication: 0.0,
             links: Vec::new(),
@@ -380,7 +484,7 @@ impl Scenario {
     /// The cluster, chain and timing in one line, for summaries and reports.
     pub fn describe(&self) -> String {
         format!(
-            "{} operators (threshold {}, tolerance {}), {} validators, {} epochs, {:?} preset, {}, {} ms slots",
+            "{} operators (threshold {}, tolerance {}), {} validators, {} epochs, {:?} preset, {}, {} ms slots; {}",
             self.operators,
             self.threshold(),
             self.tolerance(),
@@ -388,7 +492,8 @@ impl Scenario {
             self.epochs,
             self.preset,
             self.fork,
-            self.slot_ms
+            self.slot_ms,
+            self.network.describe()
         )
     }
 
@@ -644,5 +749,85 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 20,000 delays between 100 and 1,100 ms: the share below 200 ms, the
+    /// mean, and the largest.
+    fn shape(distribution: DelayDistribution) -> (f64, f64, u64) {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let delays: Vec<u64> = (0..20_000)
+            .map(|_| distribution.sample((100, 1_100), &mut rng))
+            .collect();
+        assert!(delays.iter().all(|d| (100..=1_100).contains(d)));
+        let low = delays.iter().filter(|&&d| d < 200).count() as f64 / delays.len() as f64;
+        let mean = delays.iter().sum::<u64>() as f64 / delays.len() as f64;
+        (low, mean, *delays.iter().max().expect("delays"))
+    }
+
+    #[test]
+    fn delays_fall_as_their_distribution_says() {
+        let (low, mean, max) = shape(DelayDistribution::Uniform);
+        assert!((0.09..0.11).contains(&low), "uniform: {low} below 200 ms");
+        assert!((590.0..610.0).contains(&mean), "uniform: mean {mean}");
+        assert!(max > 1_090);
+
+        // Bell-shaped around 600: almost nothing within 100 ms of the bounds.
+        let (low, mean, _) = shape(DelayDistribution::Normal);
+        assert!(low < 0.015, "normal: {low} below 200 ms");
+        assert!((590.0..610.0).contains(&mean), "normal: mean {mean}");
+
+        // Long-tailed: most close to the minimum, a few at the maximum.
+        let (low, mean, max) = shape(DelayDistribution::Pareto);
+        assert!(low > 0.6, "pareto: {low} below 200 ms");
+        assert!((180.0..210.0).contains(&mean), "pareto: mean {mean}");
+        assert_eq!(max, 1_100);
+
+        // Equal bounds leave nothing to draw.
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        assert_eq!(DelayDistribution::Pareto.sample((40, 40), &mut rng), 40);
+    }
+
+    #[test]
+    fn a_link_takes_the_network_distribution_unless_it_names_its_own() {
+        let mut network = NetworkModel {
+            distribution: DelayDistribution::Normal,
+            ..NetworkModel::default()
+        };
+        network.links.push(LinkModel {
+            between: [1, 2],
+            min_delay_ms: 100,
+            max_delay_ms: 200,
+            distribution: Some(DelayDistribution::Pareto),
+            loss: 0.5,
+            duplication: 0.0,
+        });
+        network.links.push(LinkModel {
+            between: [0, 3],
+            min_delay_ms: 1,
+            max_delay_ms: 2,
+            distribution: None,
+            loss: 0.0,
+            duplication: 0.0,
+        });
+        let far = network.link(2, 1);
+        assert_eq!(far.delay_ms, (100, 200));
+        assert_eq!(far.distribution, DelayDistribution::Pareto);
+        assert_eq!(far.loss, 0.5);
+        assert_eq!(network.link(3, 0).distribution, DelayDistribution::Normal);
+        assert_eq!(network.link(0, 1).delay_ms, (5, 40));
+
+        let text = "name = \"x\"\noperators = 4\nvalidators = 1\nepochs = 1\n\
+                    [network]\nmin_delay_ms = 5\nmax_delay_ms = 9\ndistribution = \"pareto\"\n";
+        let parsed = Scenario::from_toml(text).expect("parses");
+        assert_eq!(parsed.network.distribution, DelayDistribution::Pareto);
+        let wrong = text.replace("pareto", "gaussian");
+        assert!(Scenario::from_toml(&wrong).is_err());
+        assert_eq!("normal".parse(), Ok(DelayDistribution::Normal));
+        assert!("gaussian".parse::<DelayDistribution>().is_err());
     }
 }

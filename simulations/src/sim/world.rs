@@ -1255,15 +1255,18 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         if !self.connected(from, to) {
             return Vec::new();
         }
-        let (range, loss, duplication) = self.scenario.network.link(from, to);
-        if self.rng.gen_bool(loss) {
+        let link = self.scenario.network.link(from, to);
+        if self.rng.gen_bool(link.loss) {
             return Vec::new();
         }
-        let mut delays = vec![self.uniform(range)];
-        if self.rng.gen_bool(duplication) {
-            delays.push(self.uniform(range));
-        }
-        delays
+        let copies = if self.rng.gen_bool(link.duplication) {
+            2
+        } else {
+            1
+        };
+        (0..copies)
+            .map(|_| link.distribution.sample(link.delay_ms, &mut self.rng))
+            .collect()
     }
 
     fn send_consensus(&mut self, from: usize, to: usize, message: Wire<Duty, DutyValue>) {
