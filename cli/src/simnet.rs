@@ -11,8 +11,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use phalanx_eth::ForkName;
 use phalanx_sim::sim::{
-    builtin, report, run, DelayDistribution, Fault, Preset, RandomFaults, RunReport, Scenario,
-    Signatures, BUILTINS,
+    builtin, report, run, sweep_hash, DelayDistribution, Fault, Preset, RandomFaults, RunReport,
+    Scenario, Signatures, BUILTINS,
 };
 
 #[derive(Args)]
@@ -286,6 +286,19 @@ pub(crate) fn simnet(args: SimnetArgs) -> Result<()> {
         elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * workers as f64 / reports.len() as f64
     );
+    match reports.as_slice() {
+        [one] => println!(
+            "trace of seed {}: {} events, hash {}",
+            one.seed, one.events, one.trace_hash
+        ),
+        many => println!(
+            "traces of seeds {}..={}: {} events, hash over their hashes {}",
+            first,
+            first + args.seeds - 1,
+            many.iter().map(|r| r.events).sum::<u64>(),
+            sweep_hash(many)
+        ),
+    }
     let failing: Vec<&RunReport> = reports
         .iter()
         .filter(|r| !r.violations.is_empty())

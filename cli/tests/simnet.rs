@@ -177,3 +177,33 @@ fn a_sweep_runs_built_in_scenarios_on_cheap_signatures_with_a_bls_sample() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no built-in scenario nothing"));
 }
+
+/// The trace line `phalanx simnet` prints last but one: "… hash H".
+fn trace_hash(args: &[&str]) -> String {
+    let output = phalanx()
+        .args(["simnet", "--scenario", "builtin:healthy", "--epochs", "1"])
+        .args(["--signatures", "cheap"])
+        .args(args)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("trace"))
+        .unwrap_or_else(|| panic!("no trace line: {stdout}"));
+    let hash = line.rsplit(' ').next().expect("a hash").to_string();
+    assert_eq!(hash.len(), 64, "{line}");
+    hash
+}
+
+#[test]
+fn the_same_seed_prints_the_same_trace_hash() {
+    let one = trace_hash(&["--seed", "3"]);
+    assert_eq!(one, trace_hash(&["--seed", "3"]));
+    assert_ne!(one, trace_hash(&["--seed", "4"]));
+    // A sweep is hashed as a whole, whatever order its runs finish in.
+    let sweep = trace_hash(&["--seed", "3", "--seeds", "3"]);
+    assert_eq!(sweep, trace_hash(&["--seed", "3", "--seeds", "3"]));
+    assert_ne!(sweep, one);
+}

@@ -107,6 +107,20 @@ pub struct DutyCounts {
     pub beyond_tolerance: u64,
 }
 
+/// One hash over the trace hashes of several runs, in seed order: two
+/// sweeps ran alike, bit for bit, when theirs match.
+pub fn sweep_hash(reports: &[RunReport]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut ordered: Vec<&RunReport> = reports.iter().collect();
+    ordered.sort_by_key(|r| r.seed);
+    let mut hasher = Sha256::new();
+    for report in ordered {
+        hasher.update(report.seed.to_le_bytes());
+        hasher.update(report.trace_hash.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
 /// Runs `scenario` and checks its invariants.
 pub fn run(scenario: &Scenario) -> Result<RunReport, ScenarioError> {
     run_defective(scenario, Defects::default())
