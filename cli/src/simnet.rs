@@ -40,7 +40,8 @@ pub(crate) struct SimnetArgs {
     /// The preset: minimal (8-slot epochs) or mainnet (32).
     #[arg(long)]
     preset: Option<String>,
-    /// The fork from genesis (capella, deneb, electra, fulu).
+    /// The fork from genesis (altair, bellatrix, capella, deneb, electra,
+    /// fulu).
     #[arg(long)]
     fork: Option<ForkName>,
     /// Slot duration in (virtual) milliseconds.

@@ -2,6 +2,7 @@
 //! beyond the tolerance break liveness but never safety, and one seed gives
 //! one trace.
 
+use phalanx_eth::ForkName;
 use phalanx_sim::sim::{run, DelayDistribution, Fault, LinkModel, RunReport, Scenario, Signatures};
 
 fn scenario(operators: usize, validators: usize, epochs: u64, seed: u64) -> Scenario {
@@ -212,6 +213,25 @@ fn a_wide_area_network_with_long_tailed_delays_costs_nothing() {
         p50(&wide),
         p50(&near)
     );
+}
+
+#[test]
+fn the_forks_before_capella_do_every_duty_on_time() {
+    for fork in [ForkName::Altair, ForkName::Bellatrix] {
+        let mut s = builtin("healthy");
+        s.fork = fork;
+        s.epochs = 1;
+        s.signatures = Signatures::Cheap;
+        let report = run(&s).expect("runs");
+        assert_all_on_time(&report);
+        assert!(
+            report.duties["proposer"].expected > 0,
+            "{fork}: {report:#?}"
+        );
+    }
+    let mut s = builtin("healthy");
+    s.fork = ForkName::Phase0;
+    assert!(s.validate().is_err(), "no sync committees before Altair");
 }
 
 #[test]

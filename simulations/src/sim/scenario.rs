@@ -683,8 +683,11 @@ impl Scenario {
         if self.slot_ms < 300 {
             return bad(format!("{} ms slots are too short", self.slot_ms));
         }
-        if self.fork < ForkName::Capella {
-            return bad(format!("fork {} is before Capella", self.fork));
+        if self.fork < ForkName::Altair {
+            return bad(format!(
+                "fork {}: the simulated chain starts at Altair or later",
+                self.fork
+            ));
         }
         let network = &self.network;
         if network.min_delay_ms > network.max_delay_ms
