@@ -35,6 +35,8 @@ const THRESHOLD: u32 = 3;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum DevnetFork {
+    Altair,
+    Bellatrix,
     Capella,
     Deneb,
     Electra,
@@ -44,6 +46,8 @@ pub(crate) enum DevnetFork {
 impl DevnetFork {
     fn fork(self) -> ForkName {
         match self {
+            DevnetFork::Altair => ForkName::Altair,
+            DevnetFork::Bellatrix => ForkName::Bellatrix,
             DevnetFork::Capella => ForkName::Capella,
             DevnetFork::Deneb => ForkName::Deneb,
             DevnetFork::Electra => ForkName::Electra,

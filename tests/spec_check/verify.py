@@ -13,9 +13,12 @@ functions, and verifies the BLS signature under the validator's key from
 misreading shared by the beacon mock and the node cannot pass. Aggregates
 and sync-committee contributions are rebuilt the same way: the signed
 `AggregateAndProof` / `ContributionAndProof`, their selection proofs, and
-the spec's aggregator selection rule applied to the (combined) proof. It
-fails if any signature does not verify, or if a run has no attestation,
-sync message, aggregate or contribution to check.
+the spec's aggregator selection rule applied to the (combined) proof.
+Published blocks are read into the fork's `BeaconBlock` from their JSON:
+the proposer signature over the spec's block root, the randao reveal under
+the proposer's key, and, from Deneb on, one blob per commitment. It fails
+if any signature does not verify, or if a run has no attestation, sync
+message, aggregate, contribution or block to check.
 
 Run by .ci/run with eth-consensus-specs (pinned there) installed.
 """
@@ -23,6 +26,9 @@ Run by .ci/run with eth-consensus-specs (pinned there) installed.
 import json
 import sys
 from pathlib import Path
+
+from eth_consensus_specs.utils.ssz.ssz_typing import (
+    BitList, BitVector, Boolean, ByteList, ByteVector, Container, List, Uint, Vector)
 
 
 def load_spec(fork):
@@ -45,6 +51,46 @@ def attestation_data(spec, value):
 
 def hex_bytes(value):
     return bytes.fromhex(value[2:])
+
+
+def from_api_json(typ, value):
+    """A value of the spec's SSZ type `typ` from its beacon-API JSON
+    (numbers as decimal strings, bytes and bitfields as 0x-hex)."""
+    if issubclass(typ, Boolean):
+        return typ(value)
+    if issubclass(typ, Uint):
+        return typ(int(value))
+    if issubclass(typ, (BitList, BitVector)):
+        return typ.decode_bytes(hex_bytes(value))
+    if issubclass(typ, (ByteVector, ByteList)):
+        return typ(hex_bytes(value))
+    if issubclass(typ, (List, Vector)):
+        return typ(*(from_api_json(typ.element_cls(), v) for v in value))
+    if issubclass(typ, Container):
+        return typ(**{name: from_api_json(t, value[name]) for name, t in typ.fields().items()})
+    raise TypeError(f"no JSON reading for {typ}")
+
+
+def check_block(spec, record, version, gvr, keys):
+    """The signing root of a published block, and what is wrong with its
+    proposer or randao reveal (None if nothing)."""
+    body = record["body"]
+    signed = body.get("signed_block", body)  # Deneb on: the block with its blobs
+    block = from_api_json(spec.BeaconBlock, signed["message"])
+    index = int(record["validator_index"])
+    epoch = spec.compute_epoch_at_slot(block.slot)
+    randao_root = spec.compute_signing_root(
+        spec.Epoch(epoch), spec.compute_domain(spec.DOMAIN_RANDAO, version, gvr))
+    problem = None
+    if int(block.proposer_index) != index or int(block.slot) != int(record["slot"]):
+        problem = "the proposer index or slot differs from the record's"
+    elif not spec.bls.Verify(keys[index], randao_root, bytes(block.body.randao_reveal)):
+        problem = "the randao reveal does not verify under the proposer's key"
+    elif "blob_kzg_commitments" in block.body.fields() and \
+            len(body.get("blobs", [])) != len(block.body.blob_kzg_commitments):
+        problem = "the blobs published do not match the block's commitments"
+    domain = spec.compute_domain(spec.DOMAIN_BEACON_PROPOSER, version, gvr)
+    return spec.compute_signing_root(block, domain), problem
 
 
 def field_type(container, name):
@@ -125,7 +171,7 @@ def check_run(directory):
     gvr = bytes.fromhex(chain["genesis_validators_root"][2:])
     keys = [bytes.fromhex(k[2:]) for k in chain["validators"]]
     ours = int(chain["cluster_validators"])
-    checked = {"attestation": 0, "sync_message": 0, "aggregate": 0, "contribution": 0}
+    checked = {"attestation": 0, "sync_message": 0, "aggregate": 0, "contribution": 0, "block": 0}
     seen = set()
     failures = []
     for line in (directory / "submissions.jsonl").read_text().splitlines():
@@ -135,12 +181,16 @@ def check_run(directory):
         if kind not in checked or index >= ours:
             continue
         body = record["body"]
-        signature = bytes.fromhex(body["signature"][2:])
-        key = (kind, record["slot"], index, body["signature"])
+        signature = hex_bytes(body.get("signed_block", body)["signature"])
+        key = (kind, record["slot"], index, signature)
         if key in seen:
             continue  # every node submits the same combined signature
         seen.add(key)
-        if kind in ("aggregate", "contribution"):
+        if kind == "block":
+            root, problem = check_block(spec, record, version, gvr, keys)
+            if problem:
+                failures.append(f"block slot {record['slot']} validator {index}: {problem}")
+        elif kind in ("aggregate", "contribution"):
             root, problem = check_aggregation(spec, kind, record, version, gvr, keys)
             if problem:
                 failures.append(f"{kind} slot {record['slot']} validator {index}: {problem}")
@@ -162,8 +212,8 @@ def check_run(directory):
             failures.append(f"{kind} slot {record['slot']} validator {index}: signature does not verify")
         checked[kind] += 1
     print(f"{directory}: {chain['fork']}: checked {checked['attestation']} attestations, "
-          f"{checked['sync_message']} sync-committee messages, {checked['aggregate']} aggregates and "
-          f"{checked['contribution']} contributions with the executable spec")
+          f"{checked['sync_message']} sync-committee messages, {checked['aggregate']} aggregates, "
+          f"{checked['contribution']} contributions and {checked['block']} blocks with the executable spec")
     if 0 in checked.values():
         failures.append(f"{directory}: nothing to check")
     return failures
