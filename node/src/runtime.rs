@@ -89,6 +89,25 @@ pub enum NodeError {
     Start(String),
 }
 
+/// The readiness problem of operators that connect with another cluster
+/// lock, named by their index in ours.
+fn other_lock_problem(operators: &[PeerId], others: &[PeerId]) -> Option<String> {
+    if others.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = others
+        .iter()
+        .map(|peer| match operators.iter().position(|p| p == peer) {
+            Some(index) => format!("operator {index} ({peer})"),
+            None => peer.to_string(),
+        })
+        .collect();
+    Some(format!(
+        "{} run(s) another cluster lock: compare cluster-lock.json with theirs",
+        names.join(", ")
+    ))
+}
+
 /// Readiness for `/readyz`: empty when ready, else the reasons.
 #[derive(Debug, Default)]
 pub struct Health {
@@ -632,6 +651,7 @@ async fn run_with<E: EthSpec>(
     {
         let (client, health, net) = (client.clone(), health.clone(), net.clone());
         let needed = (lock.definition.threshold as usize).saturating_sub(1);
+        let operators = peers.clone();
         let peers_gauge = metrics.peers.clone();
         tasks.push(tokio::spawn(async move {
             loop {
@@ -650,6 +670,7 @@ async fn run_with<E: EthSpec>(
                         format!("{connected} operators connected, {needed} needed to reach the threshold")
                     }),
                 );
+                health.set("lock", other_lock_problem(&operators, &net.peers_with_another_lock()));
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }));
@@ -1436,5 +1457,18 @@ mod tests {
         };
         assert!(already_known(&duplicate_block));
         assert!(!already_known(&failure(Some(400))));
+    }
+
+    #[test]
+    fn operators_on_another_lock_are_named_by_their_index() {
+        let operators: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
+        assert_eq!(other_lock_problem(&operators, &[]), None);
+        let stranger = PeerId::random();
+        let problem = other_lock_problem(&operators, &[operators[2], stranger]).expect("a problem");
+        assert!(
+            problem.starts_with(&format!("operator 2 ({}), {stranger} run(s)", operators[2])),
+            "{problem}"
+        );
+        assert!(problem.contains("another cluster lock"), "{problem}");
     }
 }

@@ -31,6 +31,9 @@ pub(crate) struct PeerState {
     pub(crate) verified: bool,
     /// Refused until then: its peerinfo named another cluster.
     pub(crate) denied_until: Option<Instant>,
+    /// Its last peerinfo named another cluster lock (cleared when one names
+    /// ours).
+    pub(crate) other_lock: bool,
     /// The version it reported.
     pub(crate) version: Option<String>,
 }
@@ -87,6 +90,7 @@ impl Shared {
         let mut peers = self.peers();
         let state = peers.entry(peer).or_default();
         state.verified = state.connections > 0;
+        state.other_lock = false;
         drop(peers);
         self.changes.send_modify(|n| *n += 1);
     }
@@ -113,6 +117,7 @@ impl Shared {
         let state = peers.entry(peer).or_default();
         state.verified = false;
         state.denied_until = Some(until);
+        state.other_lock = true;
         drop(peers);
         self.changes.send_modify(|n| *n += 1);
     }

@@ -267,6 +267,17 @@ impl Network {
             .collect()
     }
 
+    /// Operators whose last peerinfo named another cluster lock than ours:
+    /// they connect but are refused until they run the same one.
+    pub fn peers_with_another_lock(&self) -> Vec<PeerId> {
+        self.shared
+            .peers()
+            .iter()
+            .filter(|(_, s)| s.other_lock)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
     /// Waits until at least `count` operators are verified, or `timeout`.
     pub async fn wait_for_peers(&self, count: usize, timeout: Duration) -> bool {
         let mut changes = self.shared.changes.subscribe();

@@ -216,6 +216,15 @@ async fn a_peer_with_another_lock_is_refused() {
             .await,
         "a peer of another cluster is never verified"
     );
+    // Each side names the other as running another lock.
+    assert_eq!(
+        nodes[0].network.peers_with_another_lock(),
+        vec![keys[1].peer_id()]
+    );
+    assert_eq!(
+        nodes[1].network.peers_with_another_lock(),
+        vec![keys[0].peer_id()]
+    );
     let text = metrics(&nodes[0].registry);
     assert!(
         metric_value(
