@@ -707,6 +707,69 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
         let body: serde_json::Value = serde_json::from_str(&text).expect("an error body");
         assert_eq!(body["code"].as_u64(), Some(u64::from(status)));
     }
+    // A body sent in chunks (no content length) is read whole.
+    let chunks: Vec<Result<&'static str, std::io::Error>> =
+        vec![Ok("[{\"committee_"), Ok("index\":"), Ok("\"x\"}]")];
+    let response = http
+        .post(format!("{api}/eth/v2/beacon/pool/attestations"))
+        .header("content-type", "application/json")
+        .header("Eth-Consensus-Version", "electra")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status().as_u16(), 400);
+    let text = response.text().await.unwrap_or_default();
+    assert!(text.contains("not a SingleAttestation"), "{text}");
+    // A block with its blobs runs to megabytes of JSON: read and judged,
+    // not refused for its size. A body beyond any block is refused (413).
+    let blob = format!("\"0x{}\"", "00".repeat(131_072));
+    let contents = format!(
+        "{{\"signed_block\":{{}},\"kzg_proofs\":[],\"blobs\":[{}]}}",
+        vec![blob; 24].join(",")
+    );
+    assert!(contents.len() > 6 << 20);
+    let response = http
+        .post(format!("{api}/eth/v2/beacon/blocks"))
+        .header("content-type", "application/json")
+        .header("Eth-Consensus-Version", "electra")
+        .body(contents)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status().as_u16(), 400, "a large block is read");
+    // (By hand, writing while reading: the node answers once it has read
+    // past its limit, and stops reading.)
+    let stream = tokio::net::TcpStream::connect(node.api)
+        .await
+        .expect("connects");
+    let (mut reader, mut writer) = stream.into_split();
+    let size: usize = 96 << 20;
+    let head = format!(
+        "POST /eth/v2/beacon/blocks HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         eth-consensus-version: electra\r\ncontent-length: {size}\r\n\r\n",
+        node.api
+    );
+    let writing = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = vec![b' '; 1 << 20];
+        for _ in 0..size >> 20 {
+            writer.write_all(&chunk).await?;
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncReadExt::read(&mut reader, &mut answer),
+    )
+    .await
+    .expect("answered")
+    .expect("reads");
+    writing.abort();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     let response = http
         .get(format!(
             "{api}/eth/v1/validator/attestation_data?slot=abc&committee_index=0"

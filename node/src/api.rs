@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -111,7 +111,8 @@ pub async fn serve<E: EthSpec>(
         request_timeout: config.request_timeout,
         next_id: AtomicU64::new(1),
     });
-    let app = router::<E>(state);
+    let limit = body_limit(&state.network);
+    let app = router::<E>(state).layer(DefaultBodyLimit::max(limit));
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -120,6 +121,17 @@ pub async fn serve<E: EthSpec>(
         }
     });
     Ok((bound, task))
+}
+
+/// The largest request body the API reads. A signed block with as many
+/// blobs as the network ever allows, in JSON (a 128 KiB blob is twice that
+/// in hex, and Fulu adds 128 cell proofs per blob), on top of room for a
+/// large client's lists of attestations or registrations.
+fn body_limit(network: &NetworkConfig) -> usize {
+    const FLOOR: usize = 16 << 20;
+    const PER_BLOB: usize = 300 << 10;
+    let blobs = usize::try_from(network.max_blobs_per_block_ever()).unwrap_or(usize::MAX);
+    FLOOR.saturating_add(blobs.saturating_mul(PER_BLOB))
 }
 
 fn router<E: EthSpec>(state: Shared<E>) -> Router {
@@ -1465,6 +1477,16 @@ mod tests {
             HeaderValue::from_static("application/json, application/octet-stream;q=0.9"),
         );
         assert!(!wants_ssz(&headers));
+    }
+
+    #[test]
+    fn a_block_with_every_blob_fits_the_body_limit() {
+        let mainnet = NetworkConfig::built_in("mainnet").expect("mainnet");
+        let blobs = mainnet.max_blobs_per_block_ever() as usize;
+        // A Fulu block's blobs and cell proofs as JSON hex strings.
+        let per_blob = 2 * 131_072 + 4 + 128 * (2 * 48 + 4);
+        assert!(body_limit(&mainnet) > blobs * per_blob + (2 << 20));
+        assert!(body_limit(&mainnet) < 64 << 20);
     }
 
     #[test]
