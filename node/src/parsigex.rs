@@ -22,6 +22,9 @@ pub struct PartialMessage {
     /// The head block root a sync-committee message signs: sync messages
     /// need no consensus, so the receiver learns it here.
     pub block_root: Option<[u8; 32]>,
+    /// A new builder registration's message (SSZ): it is not agreed on
+    /// either, and every node needs it to combine and keep the result.
+    pub registration: Option<Vec<u8>>,
 }
 
 /// The partials one node sends in one go (one duty's worth, usually).
@@ -32,12 +35,12 @@ pub struct PartialBatch(pub Vec<PartialMessage>);
 pub const MAX_PARTIALS_PER_BATCH: usize = 20_000;
 
 /// The protocol, sized for [`MAX_PARTIALS_PER_BATCH`] partials of about
-/// 200 bytes each.
+/// 240 bytes each, or about 330 with a registration.
 pub fn parsigex_protocol() -> Protocol {
     Protocol {
         name: "parsigex",
-        version: "1.0.0",
-        max_size: MAX_PARTIALS_PER_BATCH * 256,
+        version: "1.1.0",
+        max_size: MAX_PARTIALS_PER_BATCH * 384,
         queue_per_peer: 1024,
     }
 }
@@ -56,6 +59,7 @@ mod tests {
             signing_root: [1; 32],
             signature: vec![0xbb; 96],
             block_root: Some([2; 32]),
+            registration: Some(vec![3; 84]),
         };
         let batch = PartialBatch(vec![message; MAX_PARTIALS_PER_BATCH]);
         let bytes = bincode::serialize(&batch).expect("encodes");

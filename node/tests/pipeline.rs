@@ -1395,6 +1395,7 @@ fn bad_partials_are_refused_or_dropped_and_named() {
             .to_bytes()
             .to_vec(),
         block_root: None,
+        registration: None,
     };
     let actions = cluster.cores[0].handle(
         now,
@@ -1407,6 +1408,72 @@ fn bad_partials_are_refused_or_dropped_and_named() {
         a,
         Action::Dropped { from: 1, reason, .. } if reason == "invalid_partial"
     )));
+}
+
+#[test]
+fn a_new_registration_combines_on_a_node_whose_operator_did_not_sign() {
+    let mut cluster = cluster(ForkName::Electra, 2);
+    let now = GENESIS_MS + SLOT_MS + 100;
+    cluster.run(GENESIS_MS, now, &[], true);
+    let message = phalanx_eth::validator::ValidatorRegistration {
+        fee_recipient: phalanx_eth::ExecutionAddress::repeat_byte(0xaa),
+        gas_limit: 36_000_000,
+        timestamp: 1_800_000_000,
+        pubkey: PublicKeyBytes::from(cluster.groups[1].to_bytes()),
+    };
+    let root = compute_signing_root(
+        &message,
+        phalanx_eth::signing::application_builder_domain(cluster.network.genesis_fork_version),
+    );
+    let partial = |operator: usize,
+                   registration: &phalanx_eth::validator::ValidatorRegistration| {
+        phalanx_node::parsigex::PartialMessage {
+            duty: phalanx_node::duty::Duty::new(Slot(0), DutyType::BuilderRegistration),
+            validator: cluster.groups[1].to_bytes().to_vec(),
+            signing_root: root.0,
+            signature: cluster.shares[operator][1]
+                .sign(root.as_slice())
+                .signature
+                .to_bytes()
+                .to_vec(),
+            block_root: None,
+            registration: Some(ssz::Encode::as_ssz_bytes(registration)),
+        }
+    };
+    // A partial whose message does not give its root is dropped.
+    let mut other = message.clone();
+    other.gas_limit = 1;
+    let actions = cluster.cores[3].handle(
+        now,
+        Event::Partials {
+            from: 0,
+            partials: vec![partial(0, &other)],
+        },
+    );
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Dropped { from: 0, reason, .. } if reason == "registration_mismatch"
+    )));
+    // Operators 0, 1 and 2 signed; operator 3's node combines and keeps
+    // the new registration from their partials alone.
+    let mut registered = Vec::new();
+    for operator in 0..3 {
+        let actions = cluster.cores[3].handle(
+            now,
+            Event::Partials {
+                from: operator as u32,
+                partials: vec![partial(operator, &message)],
+            },
+        );
+        registered.extend(actions.into_iter().filter_map(|a| match a {
+            Action::Registered(signed) => Some(signed),
+            _ => None,
+        }));
+    }
+    assert_eq!(registered.len(), 1, "{registered:?}");
+    assert_eq!(registered[0].message, message);
+    let signature = Signature::from_bytes(registered[0].signature.as_slice()).expect("decodes");
+    assert!(signature.verify(&cluster.groups[1], root.as_slice()));
 }
 
 #[test]

@@ -1892,12 +1892,17 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             if let Some(block_root) = block_root {
                 self.block_roots.insert((duty, validator, root), block_root);
             }
+            let registration = (duty.kind == DutyType::BuilderRegistration)
+                .then(|| self.registration_messages.get(&root))
+                .flatten()
+                .map(ssz::Encode::as_ssz_bytes);
             outgoing.push(PartialMessage {
                 duty,
                 validator: validator.to_vec(),
                 signing_root: root.0,
                 signature: S::signature_bytes(&signature).to_vec(),
                 block_root: block_root.map(|r| r.0),
+                registration,
             });
             let partial = Partial { index, signature };
             results[k] = self
@@ -2454,6 +2459,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             root: Root,
             signature: G,
             block_root: Option<Root>,
+            registration: Option<ValidatorRegistration>,
         }
         let mut decoded = Vec::with_capacity(partials.len());
         for message in partials {
@@ -2512,6 +2518,23 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 actions.push(dropped(from, "selection_root_mismatch"));
                 continue;
             }
+            let mut registration = None;
+            if message.duty.kind == DutyType::BuilderRegistration {
+                // The message must name the validator and give the root.
+                match message
+                    .registration
+                    .as_deref()
+                    .map(<ValidatorRegistration as ssz::Decode>::from_ssz_bytes)
+                {
+                    Some(Ok(r)) if r.pubkey == validator && self.registration_root(&r) == root => {
+                        registration = Some(r);
+                    }
+                    _ => {
+                        actions.push(dropped(from, "registration_mismatch"));
+                        continue;
+                    }
+                }
+            }
             decoded.push(Decoded {
                 duty: message.duty,
                 validator,
@@ -2519,6 +2542,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 root,
                 signature,
                 block_root,
+                registration,
             });
         }
         if decoded.is_empty() {
@@ -2542,6 +2566,9 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             if let Some(block_root) = d.block_root {
                 self.block_roots
                     .insert((d.duty, d.validator, d.root), block_root);
+            }
+            if let Some(registration) = d.registration {
+                self.registration_messages.insert(d.root, registration);
             }
             let partial = Partial {
                 index: share_index,

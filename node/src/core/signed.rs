@@ -8,6 +8,8 @@
 //! signed by the group key at the ceremony so that every operator submits
 //! identical bytes; a new fee recipient or gas limit is re-signed through
 //! the cluster by posting partial registrations that name the group key.
+//! Their message travels with the partials, so every node, the ones whose
+//! operator did not sign included, combines and keeps the new one.
 
 use phalanx_eth::signing::{
     application_builder_domain, compute_signing_root, voluntary_exit_domain,
@@ -109,6 +111,14 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             .then(|| Submission::Exit(Box::new(SignedVoluntaryExit { message, signature })))
     }
 
+    /// What a builder registration's signature signs.
+    pub(super) fn registration_root(&self, message: &ValidatorRegistration) -> Root {
+        compute_signing_root(
+            message,
+            application_builder_domain(self.network.genesis_fork_version),
+        )
+    }
+
     /// A builder registration from the validator client or from
     /// `phalanx`: one naming this operator's share is the client's own,
     /// acknowledged (the lock's registration is what the cluster submits);
@@ -120,10 +130,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         signed: &SignedValidatorRegistration,
     ) -> Result<Option<OwnPartial>, String> {
         let message = &signed.message;
-        let root = compute_signing_root(
-            message,
-            application_builder_domain(self.network.genesis_fork_version),
-        );
+        let root = self.registration_root(message);
         if let Some(&position) = self.by_group.get(&message.pubkey) {
             let epoch = self.slot_at(now_ms).epoch(self.slots_per_epoch);
             let duty = Duty::new(
