@@ -721,6 +721,28 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
     assert_eq!(response.status().as_u16(), 400);
     let text = response.text().await.unwrap_or_default();
     assert!(text.contains("not a SingleAttestation"), "{text}");
+    // SSZ where the beacon API takes it, 415 (so a client falls back to
+    // JSON) where it does not.
+    let ssz = |path: &str, body: &'static [u8]| {
+        http.post(format!("{api}{path}"))
+            .header("content-type", "application/octet-stream")
+            .header("Eth-Consensus-Version", "electra")
+            .body(body)
+            .send()
+    };
+    let response = ssz("/eth/v2/beacon/pool/attestations", &[1, 2, 3])
+        .await
+        .expect("answers");
+    assert_eq!(response.status().as_u16(), 400);
+    let text = response.text().await.unwrap_or_default();
+    assert!(
+        text.contains("not the SSZ of a list of SingleAttestation"),
+        "{text}"
+    );
+    let response = ssz("/eth/v1/beacon/pool/sync_committees", &[0; 8])
+        .await
+        .expect("answers");
+    assert_eq!(response.status().as_u16(), 415);
     // A block with its blobs runs to megabytes of JSON: read and judged,
     // not refused for its size. A body beyond any block is refused (413).
     let blob = format!("\"0x{}\"", "00".repeat(131_072));

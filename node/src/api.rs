@@ -112,7 +112,9 @@ pub async fn serve<E: EthSpec>(
         next_id: AtomicU64::new(1),
     });
     let limit = body_limit(&state.network);
-    let app = router::<E>(state).layer(DefaultBodyLimit::max(limit));
+    let app = router::<E>(state)
+        .layer(axum::middleware::from_fn(media_type))
+        .layer(DefaultBodyLimit::max(limit));
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -121,6 +123,51 @@ pub async fn serve<E: EthSpec>(
         }
     });
     Ok((bound, task))
+}
+
+/// The POST routes whose body may be SSZ (`application/octet-stream`), as
+/// the beacon API lists them.
+const SSZ_BODIES: &[&str] = &[
+    "/eth/v2/beacon/pool/attestations",
+    "/eth/v2/validator/aggregate_and_proofs",
+    "/eth/v1/validator/register_validator",
+    "/eth/v1/beacon/blocks",
+    "/eth/v2/beacon/blocks",
+    "/eth/v1/beacon/blinded_blocks",
+    "/eth/v2/beacon/blinded_blocks",
+];
+
+/// A request body's media type, lower case, without parameters.
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("content-type")?.to_str().ok()?;
+    let media = value.split(';').next().unwrap_or_default().trim();
+    Some(media.to_ascii_lowercase())
+}
+
+/// Whether a request's body is SSZ.
+fn is_ssz(headers: &HeaderMap) -> bool {
+    content_type(headers).as_deref() == Some("application/octet-stream")
+}
+
+/// Refuses a POST body in a media type its route does not take with 415,
+/// so that a client falls back to JSON, as the beacon API has it.
+async fn media_type(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.method() == Method::POST {
+        match content_type(request.headers()).as_deref() {
+            None | Some("application/json") => {}
+            Some("application/octet-stream") if SSZ_BODIES.contains(&request.uri().path()) => {}
+            Some(other) => {
+                return error(
+                    415,
+                    format!(
+                        "{other} bodies are not taken at {}: send application/json",
+                        request.uri().path()
+                    ),
+                )
+            }
+        }
+    }
+    next.run(request).await
 }
 
 /// The largest request body the API reads. A signed block with as many
@@ -467,7 +514,7 @@ async fn submit_attestations_v1<E: EthSpec>(
     State(state): State<Shared<E>>,
     body: Bytes,
 ) -> Response {
-    submit_attestations::<E>(state, body, false).await
+    submit_attestations::<E>(state, body, false, false).await
 }
 
 async fn submit_attestations_v2<E: EthSpec>(
@@ -490,42 +537,85 @@ async fn submit_attestations_v2<E: EthSpec>(
             )
         }
     };
-    submit_attestations::<E>(state, body, electra).await
+    submit_attestations::<E>(state, body, electra, is_ssz(&headers)).await
 }
 
-async fn submit_attestations<E: EthSpec>(state: Shared<E>, body: Bytes, electra: bool) -> Response {
-    let items = match parse_list(&body) {
+/// The items of a list body: from JSON one by one, so that a bad item is
+/// named, or from SSZ (`List[T, N]`) all at once.
+fn list_items<T, U>(
+    body: &Bytes,
+    ssz: bool,
+    what: &str,
+    convert: impl Fn(T) -> Result<U, String>,
+) -> Result<Vec<Result<U, String>>, Response>
+where
+    T: serde::de::DeserializeOwned + ssz::Decode,
+{
+    if ssz {
+        let items = <Vec<T> as ssz::Decode>::from_ssz_bytes(body).map_err(|e| {
+            error(
+                400,
+                format!("the body is not the SSZ of a list of {what}: {e:?}"),
+            )
+        })?;
+        return Ok(items.into_iter().map(&convert).collect());
+    }
+    Ok(parse_list(body)?
+        .into_iter()
+        .map(|item| {
+            serde_json::from_value::<T>(item)
+                .map_err(|e| format!("not a {what}: {e}"))
+                .and_then(&convert)
+        })
+        .collect())
+}
+
+/// An attestation of the Electra layout as the core takes it.
+fn single_attestation(a: SingleAttestation) -> Result<VcAttestation, String> {
+    Ok(VcAttestation {
+        data: a.data,
+        attester: Attester::Index(a.attester_index),
+        committee_index: a.committee_index,
+        signature: a.signature,
+    })
+}
+
+/// An attestation of the phase 0 layout as the core takes it: it must name
+/// one attester.
+fn base_attestation<E: EthSpec>(a: AttestationBase<E>) -> Result<VcAttestation, String> {
+    let mut set = a.aggregation_bits.iter().enumerate().filter(|(_, b)| *b);
+    match (set.next(), set.next()) {
+        (Some((position, _)), None) => Ok(VcAttestation {
+            data: a.data,
+            attester: Attester::Position(position as u64),
+            committee_index: a.data.index,
+            signature: a.signature,
+        }),
+        _ => Err(
+            "an attestation from a validator client has exactly one aggregation bit set"
+                .to_string(),
+        ),
+    }
+}
+
+async fn submit_attestations<E: EthSpec>(
+    state: Shared<E>,
+    body: Bytes,
+    electra: bool,
+    ssz: bool,
+) -> Response {
+    let items = if electra {
+        list_items(&body, ssz, "SingleAttestation", single_attestation)
+    } else {
+        list_items(&body, ssz, "Attestation", base_attestation::<E>)
+    };
+    let items = match items {
         Ok(items) => items,
         Err(response) => return response,
     };
     let mut attestations = Vec::with_capacity(items.len());
     let mut failures = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let parsed = if electra {
-            serde_json::from_value::<SingleAttestation>(item)
-                .map(|a| VcAttestation {
-                    data: a.data,
-                    attester: Attester::Index(a.attester_index),
-                    committee_index: a.committee_index,
-                    signature: a.signature,
-                })
-                .map_err(|e| format!("not a SingleAttestation: {e}"))
-        } else {
-            serde_json::from_value::<AttestationBase<E>>(item)
-                .map_err(|e| format!("not an Attestation: {e}"))
-                .and_then(|a| {
-                    let mut set = a.aggregation_bits.iter().enumerate().filter(|(_, b)| *b);
-                    match (set.next(), set.next()) {
-                        (Some((position, _)), None) => Ok(VcAttestation {
-                            data: a.data,
-                            attester: Attester::Position(position as u64),
-                            committee_index: a.data.index,
-                            signature: a.signature,
-                        }),
-                        _ => Err("an attestation from a validator client has exactly one aggregation bit set".to_string()),
-                    }
-                })
-        };
+    for (i, parsed) in items.into_iter().enumerate() {
         match parsed {
             Ok(attestation) => {
                 if let Ok(fork) = state.fork_at(attestation.data.slot) {
@@ -683,12 +773,29 @@ async fn voluntary_exit<E: EthSpec>(State(state): State<Shared<E>>, body: Bytes)
 /// Builder registrations: the client's own (naming its share) are checked
 /// and acknowledged — the cluster submits the lock's; partials of a new
 /// registration naming the group key are combined through the cluster.
-async fn register_validator<E: EthSpec>(State(state): State<Shared<E>>, body: Bytes) -> Response {
-    let registrations =
+async fn register_validator<E: EthSpec>(
+    State(state): State<Shared<E>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let registrations = if is_ssz(&headers) {
+        match <Vec<SignedValidatorRegistration> as ssz::Decode>::from_ssz_bytes(&body) {
+            Ok(registrations) => registrations,
+            Err(e) => {
+                return error(
+                    400,
+                    format!(
+                        "the body is not the SSZ of a list of SignedValidatorRegistration: {e:?}"
+                    ),
+                )
+            }
+        }
+    } else {
         match parse_items::<SignedValidatorRegistration>(&body, "SignedValidatorRegistration") {
             Ok(registrations) => registrations,
             Err(response) => return response,
-        };
+        }
+    };
     let positions: Vec<usize> = (0..registrations.len()).collect();
     answer_submission(
         state.ask(VcRequest::Registrations(registrations)).await,
@@ -951,10 +1058,7 @@ async fn publish_block<E: EthSpec>(
     blinded: bool,
     v2: bool,
 ) -> Response {
-    let ssz = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/octet-stream"));
+    let ssz = is_ssz(&headers);
     let header_fork = headers
         .get(CONSENSUS_VERSION_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -1092,7 +1196,7 @@ async fn aggregate_and_proofs_v1<E: EthSpec>(
     State(state): State<Shared<E>>,
     body: Bytes,
 ) -> Response {
-    aggregate_and_proofs(state, body, None).await
+    aggregate_and_proofs(state, body, None, false).await
 }
 
 async fn aggregate_and_proofs_v2<E: EthSpec>(
@@ -1115,7 +1219,7 @@ async fn aggregate_and_proofs_v2<E: EthSpec>(
             )
         }
     };
-    aggregate_and_proofs(state, body, Some(fork)).await
+    aggregate_and_proofs(state, body, Some(fork), is_ssz(&headers)).await
 }
 
 /// Signed aggregates in the layout of `fork` (v1: the phase 0 layout).
@@ -1123,26 +1227,32 @@ async fn aggregate_and_proofs<E: EthSpec>(
     state: Shared<E>,
     body: Bytes,
     fork: Option<ForkName>,
+    ssz: bool,
 ) -> Response {
     let electra = fork.is_some_and(ForkName::electra_enabled);
-    let items = match parse_list(&body) {
+    const WHAT: &str = "SignedAggregateAndProof";
+    let items = if electra {
+        list_items(&body, ssz, WHAT, |s: SignedAggregateAndProofElectra<E>| {
+            Ok(VcSigned {
+                message: AggregateAndProof::Electra(s.message),
+                signature: s.signature,
+            })
+        })
+    } else {
+        list_items(&body, ssz, WHAT, |s: SignedAggregateAndProofBase<E>| {
+            Ok(VcSigned {
+                message: AggregateAndProof::Base(s.message),
+                signature: s.signature,
+            })
+        })
+    };
+    let items = match items {
         Ok(items) => items,
         Err(response) => return response,
     };
     let mut signed = Vec::with_capacity(items.len());
     let mut failures = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let parsed = if electra {
-            serde_json::from_value::<SignedAggregateAndProofElectra<E>>(item).map(|s| VcSigned {
-                message: AggregateAndProof::Electra(s.message),
-                signature: s.signature,
-            })
-        } else {
-            serde_json::from_value::<SignedAggregateAndProofBase<E>>(item).map(|s| VcSigned {
-                message: AggregateAndProof::Base(s.message),
-                signature: s.signature,
-            })
-        };
+    for (i, parsed) in items.into_iter().enumerate() {
         match parsed {
             Ok(item) => {
                 let slot = match &item.message {
@@ -1157,7 +1267,7 @@ async fn aggregate_and_proofs<E: EthSpec>(
                     _ => signed.push(item),
                 }
             }
-            Err(e) => failures.push((i, format!("not a SignedAggregateAndProof: {e}"))),
+            Err(reason) => failures.push((i, reason)),
         }
     }
     if !failures.is_empty() {
@@ -1477,6 +1587,146 @@ mod tests {
             HeaderValue::from_static("application/json, application/octet-stream;q=0.9"),
         );
         assert!(!wants_ssz(&headers));
+    }
+
+    fn single(index: u64) -> SingleAttestation {
+        SingleAttestation {
+            committee_index: CommitteeIndex(3),
+            attester_index: ValidatorIndex(index),
+            data: phalanx_eth::attestation::AttestationData {
+                slot: Slot(9),
+                index: CommitteeIndex(0),
+                beacon_block_root: Root::repeat_byte(1),
+                source: phalanx_eth::attestation::Checkpoint {
+                    epoch: phalanx_eth::Epoch(0),
+                    root: Root::repeat_byte(2),
+                },
+                target: phalanx_eth::attestation::Checkpoint {
+                    epoch: phalanx_eth::Epoch(1),
+                    root: Root::repeat_byte(3),
+                },
+            },
+            signature: SignatureBytes::repeat_byte(index as u8),
+        }
+    }
+
+    #[test]
+    fn a_list_body_reads_the_same_from_json_and_ssz() {
+        let list = vec![single(5), single(6)];
+        let json = Bytes::from(serde_json::to_vec(&list).expect("json"));
+        let ssz = Bytes::from(ssz::Encode::as_ssz_bytes(&list));
+        let read = |body: &Bytes, ssz: bool| -> Vec<String> {
+            list_items(body, ssz, "SingleAttestation", single_attestation)
+                .unwrap_or_else(|_| panic!("reads"))
+                .into_iter()
+                .map(|item| format!("{:?}", item.expect("an attestation")))
+                .collect()
+        };
+        let from_json = read(&json, false);
+        assert_eq!(from_json.len(), 2);
+        assert!(
+            from_json[1].contains("Index(ValidatorIndex(6))"),
+            "{from_json:?}"
+        );
+        assert_eq!(from_json, read(&ssz, true));
+
+        // Phase 0 attestations from a client name one attester each.
+        type Base = AttestationBase<phalanx_eth::MinimalEthSpec>;
+        let base = |bits: &[usize]| {
+            let mut aggregation_bits = ssz_types::BitList::with_capacity(8).expect("bits");
+            for &bit in bits {
+                aggregation_bits.set(bit, true).expect("a bit");
+            }
+            Base {
+                aggregation_bits,
+                data: single(1).data,
+                signature: SignatureBytes::repeat_byte(7),
+            }
+        };
+        let ssz = Bytes::from(ssz::Encode::as_ssz_bytes(&vec![base(&[2]), base(&[1, 4])]));
+        let items = list_items(
+            &ssz,
+            true,
+            "Attestation",
+            base_attestation::<phalanx_eth::MinimalEthSpec>,
+        )
+        .unwrap_or_else(|_| panic!("reads"));
+        assert!(matches!(
+            &items[0],
+            Ok(VcAttestation {
+                attester: Attester::Position(2),
+                ..
+            })
+        ));
+        assert!(items[1]
+            .as_ref()
+            .is_err_and(|e| e.contains("exactly one aggregation bit")));
+
+        // Bytes that are no such list are refused whole.
+        let refused = list_items(
+            &Bytes::from_static(&[1, 2, 3]),
+            true,
+            "SingleAttestation",
+            single_attestation,
+        )
+        .expect_err("refused");
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn a_body_in_a_media_type_its_route_does_not_take_gets_415() {
+        let app = Router::new()
+            .route(
+                "/eth/v2/beacon/pool/attestations",
+                post(|| async { "taken" }),
+            )
+            .route(
+                "/eth/v1/beacon/pool/sync_committees",
+                post(|| async { "taken" }),
+            )
+            .layer(axum::middleware::from_fn(media_type));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let address = listener.local_addr().expect("an address");
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        let post = |path: &str, media: Option<&'static str>| {
+            let mut request = http.post(format!("http://{address}{path}")).body("[]");
+            if let Some(media) = media {
+                request = request.header("content-type", media);
+            }
+            request.send()
+        };
+        let cases = [
+            (
+                "/eth/v2/beacon/pool/attestations",
+                Some("application/octet-stream"),
+                200,
+            ),
+            (
+                "/eth/v1/beacon/pool/sync_committees",
+                Some("application/octet-stream"),
+                415,
+            ),
+            (
+                "/eth/v1/beacon/pool/sync_committees",
+                Some("Application/JSON; charset=utf-8"),
+                200,
+            ),
+            ("/eth/v2/beacon/pool/attestations", Some("text/plain"), 415),
+            ("/eth/v1/beacon/pool/sync_committees", None, 200),
+        ];
+        for (path, media, expected) in cases {
+            let response = post(path, media).await.expect("answers");
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            assert_eq!(status, expected, "{path} {media:?}: {text}");
+            if expected == 415 {
+                assert!(text.contains("send application/json"), "{text}");
+            }
+        }
+        server.abort();
     }
 
     #[test]
