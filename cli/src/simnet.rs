@@ -413,6 +413,10 @@ fn replay_flags(args: &SimnetArgs) -> String {
     add("slot-ms", args.slot_ms.map(|v| v.to_string()));
     add("crashed", args.crashed.map(|v| v.to_string()));
     add("delay-ms", args.delay_ms.clone());
+    add(
+        "delay-distribution",
+        args.delay_distribution.map(|v| v.name().to_string()),
+    );
     add("loss", args.loss.map(|v| v.to_string()));
     add("random-faults", args.random_faults.map(|v| v.to_string()));
     if args.liveness_may_fail {

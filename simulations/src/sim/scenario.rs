@@ -196,18 +196,31 @@ impl DelayDistribution {
                 // Box–Muller: a standard normal from two uniforms.
                 let u1: f64 = 1.0 - rng.gen::<f64>();
                 let u2: f64 = rng.gen();
-                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                // libm, not the platform's maths: the same seed must give
+                // the same delays on every machine.
+                let z = libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(std::f64::consts::TAU * u2);
                 0.5 + z / 6.0
             }
             DelayDistribution::Pareto => {
                 // Excess over the minimum, Pareto with shape 3 by inverse
                 // transform: its mean is 0.5, scaled to a tenth of the spread.
                 let u: f64 = 1.0 - rng.gen::<f64>();
-                (u.powf(-1.0 / 3.0) - 1.0) * 0.2
+                (libm::pow(u, -1.0 / 3.0) - 1.0) * 0.2
             }
         };
         let spread = (high - low) as f64;
         low + (share.clamp(0.0, 1.0) * spread).round() as u64
+    }
+}
+
+impl DelayDistribution {
+    /// The name in scenario files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DelayDistribution::Uniform => "uniform",
+            DelayDistribution::Normal => "normal",
+            DelayDistribution::Pareto => "pareto",
+        }
     }
 }
 
@@ -230,15 +243,16 @@ impl NetworkModel {
     /// Delays, loss and duplication in a few words.
     pub fn describe(&self) -> String {
         let mut text = format!(
-            "delays {}-{} ms {:?}",
-            self.min_delay_ms, self.max_delay_ms, self.distribution
-        )
-        .to_lowercase();
+            "delays {}-{} ms {}",
+            self.min_delay_ms,
+            self.max_delay_ms,
+            self.distribution.name()
+        );
         if self.loss > 0.0 {
-            text += &format!(", {}% lost", self.loss * 100.0);
+            text += &format!(", {:.2}% lost", self.loss * 100.0);
         }
         if self.duplication > 0.0 {
-            text += &format!(", {}% duplicated", self.duplication * 100.0);
+            text += &format!(", {:.2}% duplicated", self.duplication * 100.0);
         }
         if !self.links.is_empty() {
             text += &format!(", {} link(s) of their own", self.links.len());

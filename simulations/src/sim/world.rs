@@ -1259,14 +1259,11 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         if self.rng.gen_bool(link.loss) {
             return Vec::new();
         }
-        let copies = if self.rng.gen_bool(link.duplication) {
-            2
-        } else {
-            1
-        };
-        (0..copies)
-            .map(|_| link.distribution.sample(link.delay_ms, &mut self.rng))
-            .collect()
+        let mut delays = vec![link.distribution.sample(link.delay_ms, &mut self.rng)];
+        if self.rng.gen_bool(link.duplication) {
+            delays.push(link.distribution.sample(link.delay_ms, &mut self.rng));
+        }
+        delays
     }
 
     fn send_consensus(&mut self, from: usize, to: usize, message: Wire<Duty, DutyValue>) {
