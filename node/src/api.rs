@@ -141,7 +141,7 @@ const SSZ_BODIES: &[&str] = &[
 fn content_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get("content-type")?.to_str().ok()?;
     let media = value.split(';').next().unwrap_or_default().trim();
-    Some(media.to_ascii_lowercase())
+    (!media.is_empty()).then(|| media.to_ascii_lowercase())
 }
 
 /// Whether a request's body is SSZ.
@@ -1716,6 +1716,7 @@ mod tests {
             ),
             ("/eth/v2/beacon/pool/attestations", Some("text/plain"), 415),
             ("/eth/v1/beacon/pool/sync_committees", None, 200),
+            ("/eth/v1/beacon/pool/sync_committees", Some(""), 200),
         ];
         for (path, media, expected) in cases {
             let response = post(path, media).await.expect("answers");
