@@ -389,7 +389,9 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    // And a new builder registration of validator 1, signed the same way.
+    // And a new builder registration of validator 1, signed the same way,
+    // with a timestamp the operators agreed on.
+    let agreed = (unix_ms() / 1000).to_string();
     let registering = format!(
         "{}",
         PublicKeyBytes::from(lock.validators[1].public_key.to_bytes())
@@ -407,7 +409,7 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
                 "--gas-limit",
                 "36000000",
                 "--timestamp",
-                "1800000000",
+                &agreed,
                 "--validator-api-url",
                 &format!("http://{}", node.api),
             ])

@@ -664,13 +664,21 @@ async fn run_with<E: EthSpec>(
                 }
                 let connected = net.verified_peers().len();
                 peers_gauge.set(connected as i64);
+                // An operator on another lock matters when it is missed.
                 health.set(
                     "peers",
                     (connected < needed).then(|| {
-                        format!("{connected} operators connected, {needed} needed to reach the threshold")
+                        let mut problem = format!(
+                            "{connected} operators connected, {needed} needed to reach the threshold"
+                        );
+                        if let Some(why) =
+                            other_lock_problem(&operators, &net.peers_with_another_lock())
+                        {
+                            problem = format!("{problem}; {why}");
+                        }
+                        problem
                     }),
                 );
-                health.set("lock", other_lock_problem(&operators, &net.peers_with_another_lock()));
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }));

@@ -1418,7 +1418,8 @@ fn a_new_registration_combines_on_a_node_whose_operator_did_not_sign() {
     let message = phalanx_eth::validator::ValidatorRegistration {
         fee_recipient: phalanx_eth::ExecutionAddress::repeat_byte(0xaa),
         gas_limit: 36_000_000,
-        timestamp: 1_800_000_000,
+        // Agreed, and passed: in the epoch of the duty below.
+        timestamp: GENESIS_MS / 1000 + 5,
         pubkey: PublicKeyBytes::from(cluster.groups[1].to_bytes()),
     };
     let root = compute_signing_root(
@@ -1440,20 +1441,34 @@ fn a_new_registration_combines_on_a_node_whose_operator_did_not_sign() {
             registration: Some(ssz::Encode::as_ssz_bytes(registration)),
         }
     };
-    // A partial whose message does not give its root is dropped.
+    // A partial whose message does not give its root, or whose duty is not
+    // its timestamp's epoch, is dropped; so is one for a slot far ahead.
     let mut other = message.clone();
     other.gas_limit = 1;
-    let actions = cluster.cores[3].handle(
-        now,
-        Event::Partials {
-            from: 0,
-            partials: vec![partial(0, &other)],
-        },
-    );
-    assert!(actions.iter().any(|a| matches!(
-        a,
-        Action::Dropped { from: 0, reason, .. } if reason == "registration_mismatch"
-    )));
+    let mut wrong_epoch = partial(0, &message);
+    wrong_epoch.duty.slot = Slot(8);
+    let mut far_ahead = partial(0, &message);
+    far_ahead.duty.slot = Slot(64);
+    for (forged, reason) in [
+        (partial(0, &other), "registration_mismatch"),
+        (wrong_epoch, "registration_mismatch"),
+        (far_ahead, "duty_out_of_window"),
+    ] {
+        let actions = cluster.cores[3].handle(
+            now,
+            Event::Partials {
+                from: 0,
+                partials: vec![forged],
+            },
+        );
+        assert!(
+            actions.iter().any(|a| matches!(
+                a,
+                Action::Dropped { from: 0, reason: r, .. } if r == reason
+            )),
+            "{reason}: {actions:?}"
+        );
+    }
     // Operators 0, 1 and 2 signed; operator 3's node combines and keeps
     // the new registration from their partials alone.
     let mut registered = Vec::new();

@@ -723,6 +723,11 @@ pub const UNREACHABLE_LEADER_TIMEOUT: Duration = Duration::from_millis(50);
 /// The longest the driver waits between ticks (see [`Core::next_tick_ms`]).
 pub const HOUSEKEEPING_MS: u64 = 200;
 
+/// How many epochs the partials of an exit or a new builder registration
+/// wait for the other operators' after the duty's epoch (about 3.4 hours on
+/// mainnet): operators sign these when they get to it, not at a slot.
+pub const UNBOUND_EPOCHS: u64 = 32;
+
 /// A validator's partials that reached the threshold, to be combined.
 struct Ready<S: SignatureScheme> {
     duty: Duty,
@@ -827,7 +832,7 @@ pub struct Core<E: EthSpec, S: SignatureScheme = Bls> {
     pending_blocks: Vec<PendingBlock>,
     builder_api: bool,
     registrations: BTreeMap<PublicKeyBytes, SignedValidatorRegistration>,
-    registration_messages: BTreeMap<Root, ValidatorRegistration>,
+    registration_messages: BTreeMap<(Duty, Root), ValidatorRegistration>,
     tracker: Tracker,
     rng: ChaCha20Rng,
     defects: Defects,
@@ -1227,22 +1232,22 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             .engine
             .handle(qbft::Event::Advance { position: slot.0 });
         self.on_consensus(qbft_actions, actions);
-        // Everything two slots old is past every deadline.
+        // Everything two slots old is past every deadline. Exits and
+        // registrations are not bound to a slot: operators sign them when
+        // they get to it, within UNBOUND_EPOCHS of the duty's epoch.
         let keep = Slot(slot.0.saturating_sub(2));
-        self.parsigs
-            .expire_before(keep, Slot(slot.0.saturating_sub(2 * self.slots_per_epoch)));
+        let keep_unbound = Slot(slot.0.saturating_sub(UNBOUND_EPOCHS * self.slots_per_epoch));
+        self.parsigs.expire_before(keep, keep_unbound);
         self.dutydb.expire_before(keep);
         self.decided = self.decided.split_off(&keep);
         self.attester = self.attester.split_off(&keep);
-        // Exits and registrations are not bound to a slot: they are kept
-        // for two epochs.
-        let keep_unbound = Slot(slot.0.saturating_sub(2 * self.slots_per_epoch));
         let kept = |duty: &Duty| {
             duty.slot >= keep
                 || (matches!(duty.kind, DutyType::Exit | DutyType::BuilderRegistration)
                     && duty.slot >= keep_unbound)
         };
         self.started.retain(kept);
+        self.registration_messages.retain(|(duty, _), _| kept(duty));
         self.block_roots.retain(|(duty, _, _), _| duty.slot >= keep);
         self.waiting.retain(|(duty, _), _| duty.slot >= keep);
         self.selections.retain(|(duty, _, _), _| duty.slot >= keep);
@@ -1893,7 +1898,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 self.block_roots.insert((duty, validator, root), block_root);
             }
             let registration = (duty.kind == DutyType::BuilderRegistration)
-                .then(|| self.registration_messages.get(&root))
+                .then(|| self.registration_messages.get(&(duty, root)))
                 .flatten()
                 .map(ssz::Encode::as_ssz_bytes);
             outgoing.push(PartialMessage {
@@ -1992,7 +1997,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 let submission = if duty.kind == DutyType::Exit {
                     self.exit_submission(duty, validator, root, signature_bytes)
                 } else {
-                    self.registration_submission(validator, root, signature_bytes, actions)
+                    self.registration_submission(duty, validator, root, signature_bytes, actions)
                 };
                 match submission {
                     Some(submission) => submission,
@@ -2494,6 +2499,15 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 actions.push(dropped(from, "unsupported_duty"));
                 continue;
             }
+            // Nothing is signed for slots more than two epochs ahead: kept,
+            // such partials would only pile up until then.
+            let horizon = self
+                .current_slot
+                .map(|slot| slot.0.saturating_add(2 * self.slots_per_epoch));
+            if horizon.is_some_and(|horizon| message.duty.slot.0 > horizon) {
+                actions.push(dropped(from, "duty_out_of_window"));
+                continue;
+            }
             let root = Root::from(message.signing_root);
             let block_root = message.block_root.map(Root::from);
             if message.duty.kind == DutyType::SyncMessage {
@@ -2526,7 +2540,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     .as_deref()
                     .map(<ValidatorRegistration as ssz::Decode>::from_ssz_bytes)
                 {
-                    Some(Ok(r)) if r.pubkey == validator && self.registration_root(&r) == root => {
+                    Some(Ok(r))
+                        if r.pubkey == validator
+                            && self.registration_root(&r) == root
+                            && self.registration_duty(&r) == message.duty =>
+                    {
                         registration = Some(r);
                     }
                     _ => {
@@ -2567,9 +2585,6 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 self.block_roots
                     .insert((d.duty, d.validator, d.root), block_root);
             }
-            if let Some(registration) = d.registration {
-                self.registration_messages.insert(d.root, registration);
-            }
             let partial = Partial {
                 index: share_index,
                 signature: d.signature,
@@ -2579,6 +2594,9 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 .is_err()
             {
                 actions.push(dropped(from, "equivocating_partial"));
+            } else if let Some(registration) = d.registration {
+                self.registration_messages
+                    .insert((d.duty, d.root), registration);
             }
         }
         self.combine_ready(actions);

@@ -111,6 +111,18 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             .then(|| Submission::Exit(Box::new(SignedVoluntaryExit { message, signature })))
     }
 
+    /// The duty a new registration is combined under: the epoch of its
+    /// timestamp, the same on every operator whenever each signs it.
+    pub(super) fn registration_duty(&self, message: &ValidatorRegistration) -> Duty {
+        let epoch = self
+            .slot_at(message.timestamp.saturating_mul(1000))
+            .epoch(self.slots_per_epoch);
+        Duty::new(
+            Slot(epoch.0 * self.slots_per_epoch),
+            DutyType::BuilderRegistration,
+        )
+    }
+
     /// What a builder registration's signature signs.
     pub(super) fn registration_root(&self, message: &ValidatorRegistration) -> Root {
         compute_signing_root(
@@ -132,12 +144,15 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let message = &signed.message;
         let root = self.registration_root(message);
         if let Some(&position) = self.by_group.get(&message.pubkey) {
-            let epoch = self.slot_at(now_ms).epoch(self.slots_per_epoch);
-            let duty = Duty::new(
-                Slot(epoch.0 * self.slots_per_epoch),
-                DutyType::BuilderRegistration,
-            );
-            self.registration_messages.insert(root, message.clone());
+            if message.timestamp.saturating_mul(1000) > now_ms {
+                return Err(format!(
+                    "the registration's timestamp {} is in the future: the operators agree on one that has passed",
+                    message.timestamp
+                ));
+            }
+            let duty = self.registration_duty(message);
+            self.registration_messages
+                .insert((duty, root), message.clone());
             self.track_unbound(now_ms, duty, message.pubkey);
             return Ok(Some(OwnPartial::new(
                 duty,
@@ -172,12 +187,13 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// the validator's current one.
     pub(super) fn registration_submission(
         &mut self,
+        duty: Duty,
         validator: PublicKeyBytes,
         root: Root,
         signature: SignatureBytes,
         actions: &mut Vec<Action<E>>,
     ) -> Option<Submission<E>> {
-        let message: ValidatorRegistration = self.registration_messages.get(&root)?.clone();
+        let message: ValidatorRegistration = self.registration_messages.get(&(duty, root))?.clone();
         let signed = SignedValidatorRegistration { message, signature };
         let newer = self
             .registrations
