@@ -19,7 +19,7 @@ use phalanx_eth::validator::{
 };
 use phalanx_eth::{Epoch, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot};
 
-use super::{Action, Core, OwnPartial, Submission};
+use super::{Action, Core, OwnPartial, Submission, UNBOUND_EPOCHS};
 use crate::duty::{Duty, DutyType};
 use crate::scheme::SignatureScheme;
 
@@ -83,11 +83,14 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     }
 
     /// Starts tracking an exit or registration duty the first time it is
-    /// seen; its deadline is an epoch later.
+    /// seen; its deadline is when its partials stop waiting for the other
+    /// operators', UNBOUND_EPOCHS after its epoch.
     pub(super) fn track_unbound(&mut self, now_ms: u64, duty: Duty, validator: PublicKeyBytes) {
         if self.started.insert(duty) {
+            let end = duty.slot.0 + UNBOUND_EPOCHS * self.slots_per_epoch;
+            let deadline = self.genesis_time_ms + end * self.slot_ms;
             let epoch_ms = self.slot_ms * self.slots_per_epoch;
-            self.tracker.started(duty, now_ms + epoch_ms);
+            self.tracker.started(duty, deadline.max(now_ms + epoch_ms));
             self.tracker.fetched(&duty);
             self.tracker.decided(&duty);
         }
