@@ -522,22 +522,28 @@ async fn submit_attestations_v2<E: EthSpec>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let electra = match headers
+    let electra = match required_fork(&headers) {
+        Ok(fork) => fork.electra_enabled(),
+        Err(response) => return response,
+    };
+    submit_attestations::<E>(state, body, electra, is_ssz(&headers)).await
+}
+
+/// The fork a v2 submission names in its consensus-version header, which
+/// it must carry.
+fn required_fork(headers: &HeaderMap) -> Result<ForkName, Response> {
+    match headers
         .get(CONSENSUS_VERSION_HEADER)
         .and_then(|v| v.to_str().ok())
     {
-        Some(name) => match name.parse::<ForkName>() {
-            Ok(fork) => fork.electra_enabled(),
-            Err(e) => return error(400, format!("{CONSENSUS_VERSION_HEADER}: {e}")),
-        },
-        None => {
-            return error(
-                400,
-                format!("the {CONSENSUS_VERSION_HEADER} header is required"),
-            )
-        }
-    };
-    submit_attestations::<E>(state, body, electra, is_ssz(&headers)).await
+        Some(name) => name
+            .parse::<ForkName>()
+            .map_err(|e| error(400, format!("{CONSENSUS_VERSION_HEADER}: {e}"))),
+        None => Err(error(
+            400,
+            format!("the {CONSENSUS_VERSION_HEADER} header is required"),
+        )),
+    }
 }
 
 /// The items of a list body: from JSON one by one, so that a bad item is
@@ -1204,20 +1210,9 @@ async fn aggregate_and_proofs_v2<E: EthSpec>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fork = match headers
-        .get(CONSENSUS_VERSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(name) => match name.parse::<ForkName>() {
-            Ok(fork) => fork,
-            Err(e) => return error(400, format!("{CONSENSUS_VERSION_HEADER}: {e}")),
-        },
-        None => {
-            return error(
-                400,
-                format!("the {CONSENSUS_VERSION_HEADER} header is required"),
-            )
-        }
+    let fork = match required_fork(&headers) {
+        Ok(fork) => fork,
+        Err(response) => return response,
     };
     aggregate_and_proofs(state, body, Some(fork), is_ssz(&headers)).await
 }

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::codec::{self, CodecError, Status};
 use crate::error::{SendError, StartError};
-use crate::gate::{Gate, Shared};
+use crate::gate::{Gate, PeerState, Shared};
 use crate::identity::NodeKey;
 use crate::metrics::{ConnectionLabel, Metrics, PeerLabel, ProtocolLabel};
 use crate::peerinfo::{self, Verdict};
@@ -259,10 +259,14 @@ impl Network {
 
     /// Operators whose connection is up and whose cluster is verified.
     pub fn verified_peers(&self) -> Vec<PeerId> {
+        self.peers_where(|s| s.verified)
+    }
+
+    fn peers_where(&self, keep: impl Fn(&PeerState) -> bool) -> Vec<PeerId> {
         self.shared
             .peers()
             .iter()
-            .filter(|(_, s)| s.verified)
+            .filter(|(_, s)| keep(s))
             .map(|(p, _)| *p)
             .collect()
     }
@@ -270,12 +274,7 @@ impl Network {
     /// Operators whose last peerinfo named another cluster lock than ours:
     /// they connect but are refused until they run the same one.
     pub fn peers_with_another_lock(&self) -> Vec<PeerId> {
-        self.shared
-            .peers()
-            .iter()
-            .filter(|(_, s)| s.other_lock)
-            .map(|(p, _)| *p)
-            .collect()
+        self.peers_where(|s| s.other_lock)
     }
 
     /// Waits until at least `count` operators are verified, or `timeout`.
