@@ -697,13 +697,21 @@ fn parse_items<T: serde::de::DeserializeOwned>(
     body: &Bytes,
     what: &str,
 ) -> Result<Vec<T>, Response> {
-    let items = parse_list(body)?;
+    let items = parse_list(body)?
+        .into_iter()
+        .map(|item| serde_json::from_value::<T>(item).map_err(|e| format!("not a {what}: {e}")))
+        .collect();
+    all_items(items, what)
+}
+
+/// Every item, or a 400 naming each that did not parse.
+fn all_items<T>(items: Vec<Result<T, String>>, what: &str) -> Result<Vec<T>, Response> {
     let mut parsed = Vec::with_capacity(items.len());
     let mut failures = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
-        match serde_json::from_value::<T>(item) {
+        match item {
             Ok(value) => parsed.push(value),
-            Err(e) => failures.push((i, format!("not a {what}: {e}"))),
+            Err(reason) => failures.push((i, reason)),
         }
     }
     if failures.is_empty() {
@@ -784,24 +792,14 @@ async fn register_validator<E: EthSpec>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let registrations = if is_ssz(&headers) {
-        match <Vec<SignedValidatorRegistration> as ssz::Decode>::from_ssz_bytes(&body) {
-            Ok(registrations) => registrations,
-            Err(e) => {
-                return error(
-                    400,
-                    format!(
-                        "the body is not the SSZ of a list of SignedValidatorRegistration: {e:?}"
-                    ),
-                )
-            }
-        }
-    } else {
-        match parse_items::<SignedValidatorRegistration>(&body, "SignedValidatorRegistration") {
+    const WHAT: &str = "SignedValidatorRegistration";
+    let registrations =
+        match list_items::<SignedValidatorRegistration, _>(&body, is_ssz(&headers), WHAT, Ok)
+            .and_then(|items| all_items(items, WHAT))
+        {
             Ok(registrations) => registrations,
             Err(response) => return response,
-        }
-    };
+        };
     let positions: Vec<usize> = (0..registrations.len()).collect();
     answer_submission(
         state.ask(VcRequest::Registrations(registrations)).await,
