@@ -1460,10 +1460,10 @@ impl<E: EthSpec> Chain<E> {
                 body: body!(
                     BeaconBlockBodyDeneb,
                     payload!(ExecutionPayloadDeneb {
-                    withdrawals: VariableList::default(),
-                    blob_gas_used: 0,
-                    excess_blob_gas: 0,
-                }),
+                        withdrawals: VariableList::default(),
+                        blob_gas_used: 0,
+                        excess_blob_gas: 0,
+                    }),
                     { blob_kzg_commitments: VariableList::default(), }
                 ),
             }),

@@ -211,9 +211,7 @@ impl DelayDistribution {
         let spread = (high - low) as f64;
         low + (share.clamp(0.0, 1.0) * spread).round() as u64
     }
-}
 
-impl DelayDistribution {
     /// The name in scenario files and on the command line.
     pub fn name(self) -> &'static str {
         match self {

@@ -52,7 +52,7 @@ use tree_hash::TreeHash;
 use crate::beacon::{devnet_network, BeaconMockConfig, Chain};
 use crate::vc::Roots;
 
-use super::scenario::{Fault, Scenario};
+use super::scenario::{DelayDistribution, Fault, Scenario};
 use super::signing::SimScheme;
 
 /// Virtual Unix milliseconds of slot 0 (any fixed instant will do).
@@ -496,12 +496,8 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         }
     }
 
-    fn uniform(&mut self, (low, high): (u64, u64)) -> u64 {
-        if high <= low {
-            low
-        } else {
-            self.rng.gen_range(low..=high)
-        }
+    fn uniform(&mut self, range: (u64, u64)) -> u64 {
+        DelayDistribution::Uniform.sample(range, &mut self.rng)
     }
 
     fn clock_skew(&self, node: usize) -> i64 {
