@@ -6,7 +6,7 @@
 #     into target/e2e/lodestar-1.5.1, skipping `npm ci` when the installed
 #     tree was made from the same lock with the same Node;
 #  2. starts `lodestar dev` (minimal preset, 2 s slots, Altair at genesis,
-#     Bellatrix at epoch 1, Capella at epoch 3, no eth1) with 32 interop
+#     Bellatrix at epoch 2, Capella at epoch 4, no eth1) with 32 interop
 #     validators, of which it runs 0..20 itself: those hold 65.6 % of the
 #     stake, so the chain justifies and finalizes only with the
 #     distributed validators' (DV) votes;
@@ -19,10 +19,10 @@
 #     with only its operator's share keystores (each with its own password,
 #     laid out as Lodestar keeps imported keys), pointed at its own node;
 #  6. asserts from the beacon node's REST API alone, first, that before
-#     Capella (Altair and Bellatrix, a few slots after the clients start)
-#     a DV block is canonical at every slot a DV validator was to propose
-#     at; then, for at least 2 consecutive epochs from Capella on, in each
-#     of three phases:
+#     Capella (Altair and Bellatrix, from two slots after the clients have
+#     found their validators) a DV block is canonical at every slot a DV
+#     validator was to propose at; then, for at least 2 consecutive epochs
+#     from Capella on, in each of three phases:
 #       - every node up;
 #       - phalanx1 stopped (3 of 4 nodes, the threshold);
 #       - phalanx1 restarted and, from the next epoch (when its client
@@ -67,7 +67,10 @@ fi
 GENESIS_VALIDATORS=32
 DV_FIRST=21   # validators DV_FIRST..GENESIS_VALIDATORS-1 are the cluster's
 DV_COUNT=$((GENESIS_VALIDATORS - DV_FIRST))
-CAPELLA_EPOCH=3
+# Altair for two epochs: the clients take several slots to start, and
+# the blocks of both forks before Capella are judged once they have.
+BELLATRIX_EPOCH=2
+CAPELLA_EPOCH=4
 SLOTS_PER_EPOCH=8   # the minimal preset
 # 2-second slots: a DV attestation needs the dev chain's attestation data,
 # the cluster's consensus on it and a round of partial signatures between
@@ -79,7 +82,7 @@ SLACK_EPOCHS=6      # epochs allowed beyond that before giving up (first phase)
 OUTAGE_SLACK_EPOCHS=6  # the same in the phases with a node down
 PARAMS=(--params.SECONDS_PER_SLOT "$SECONDS_PER_SLOT"
         --params.ALTAIR_FORK_EPOCH 0
-        --params.BELLATRIX_FORK_EPOCH 1
+        --params.BELLATRIX_FORK_EPOCH "$BELLATRIX_EPOCH"
         --params.CAPELLA_FORK_EPOCH "$CAPELLA_EPOCH")
 ADDRESS=0x000000000000000000000000000000000000dead
 NODES=4
@@ -287,6 +290,21 @@ for i in $(seq 0 $((NODES - 1))); do
         --suggestedFeeRecipient "$ADDRESS"
 done
 
+# A client takes part once it has found its validators on the chain: that
+# takes a few seconds, more on a loaded machine (Node.js loading Lodestar).
+STEP="waiting for the Lodestar validator clients to find their validators"
+for i in $(seq 0 $((NODES - 1))); do
+    for j in "${!PIDS[@]}"; do [ "${NAMES[j]}" = "vc$i" ] && VC_PID=${PIDS[j]}; done
+    WAITED=0
+    until grep -q "Discovered new validators" "$RUN/vc$i.log"; do
+        alive "$VC_PID" || { STEP="$STEP: vc$i exited"; exit 1; }
+        [ "$WAITED" -lt 240 ] || { STEP="$STEP: vc$i found none in 120 s"; exit 1; }
+        sleep 0.5
+        WAITED=$((WAITED + 1))
+    done
+done
+say "Lodestar validator clients have found their validators"
+
 # --- 6. the chain's verdict -------------------------------------------------------
 
 current_epoch() { echo $(( ($(date +%s) - GENESIS_TIME) / SECONDS_PER_SLOT / SLOTS_PER_EPOCH )); }
@@ -321,14 +339,16 @@ judge() { # judge LABEL FROM_EPOCH SLACK: the chain's verdict on the epochs from
 
 # Phase 1: every node up.
 NOW_SLOT=$(( ($(date +%s) - GENESIS_TIME) / SECONDS_PER_SLOT ))
-# The first whole epoch the clients can take part in: a few slots to start.
-FROM_EPOCH=$(( (NOW_SLOT + 3) / SLOTS_PER_EPOCH + 1 ))
+# The clients fetch their duties once they have found their validators:
+# they sign from the slot after next.
+FIRST_SLOT=$((NOW_SLOT + 2))
+FROM_EPOCH=$(( FIRST_SLOT / SLOTS_PER_EPOCH + 1 ))
 say "DV started at slot $NOW_SLOT"
 # Phase 0: blocks before Capella (Altair, Bellatrix), proposed at every DV
-# proposer slot once the clients have had a few slots to start.
-if [ $((NOW_SLOT + 3)) -lt $((CAPELLA_EPOCH * SLOTS_PER_EPOCH)) ]; then
-    say "judging DV proposals from slot $((NOW_SLOT + 3)) to Capella"
-    watch "before capella" early-proposals "$BN" "$DV_FIRST" "$DV_COUNT" $((NOW_SLOT + 3)) \
+# proposer slot once the clients have started.
+if [ "$FIRST_SLOT" -lt $((CAPELLA_EPOCH * SLOTS_PER_EPOCH)) ]; then
+    say "judging DV proposals from slot $FIRST_SLOT to Capella"
+    watch "before capella" early-proposals "$BN" "$DV_FIRST" "$DV_COUNT" "$FIRST_SLOT" \
         "$CAPELLA_EPOCH" "$RUN/summary-before-capella.json"
     FROM_EPOCH=$CAPELLA_EPOCH
 else
