@@ -24,6 +24,7 @@ use libp2p::{
     dcutr, identify, noise, ping, relay, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
 use prometheus_client::registry::Registry;
+use rand::Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -452,7 +453,12 @@ impl Network {
                     protocol: protocol.name.to_string(),
                 })
                 .inc();
-            tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the runtime edge: jitter between a real network's resends"
+            )]
+            let pause = retry_pause(attempt, &mut rand::thread_rng());
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -550,8 +556,17 @@ struct DialState {
 /// refusal sent before the peer stopped reading).
 const REFUSAL_GRACE: Duration = Duration::from_secs(1);
 /// How many times a message whose stream failed before an answer is sent
-/// again on a new stream.
-const STREAM_RETRIES: u32 = 3;
+/// again on a new stream: the pauses add up to about 630 ms.
+const STREAM_RETRIES: u32 = 6;
+
+/// The pause before sending again for the `attempt`th time: doubling from
+/// 10 ms, each drawn between half and one and a half times that, so that
+/// the senders of one burst, refused together, do not all come back at
+/// once into a queue that is still full.
+fn retry_pause(attempt: u32, rng: &mut impl Rng) -> Duration {
+    let base = 10u64 << attempt.saturating_sub(1).min(10);
+    Duration::from_millis(rng.gen_range(base / 2..=base + base / 2))
+}
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -970,4 +985,30 @@ async fn receive_one(
         })
         .inc();
     Some(Status::Accepted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn retry_pauses_double_with_jitter_and_stay_under_a_second_in_all() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for attempt in 1..=STREAM_RETRIES {
+            let base = 10u64 << (attempt - 1);
+            let pauses: Vec<u64> = (0..200)
+                .map(|_| retry_pause(attempt, &mut rng).as_millis() as u64)
+                .collect();
+            assert!(pauses
+                .iter()
+                .all(|p| (base / 2..=base + base / 2).contains(p)));
+            // Jittered: the senders of one burst come back apart.
+            assert!(pauses.iter().any(|&p| p != pauses[0]), "{pauses:?}");
+        }
+        let longest: u64 = (1..=STREAM_RETRIES)
+            .map(|attempt| 15u64 << (attempt - 1))
+            .sum();
+        assert!(longest < 1_000, "{longest} ms");
+    }
 }
