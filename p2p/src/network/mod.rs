@@ -1,0 +1,301 @@
+//! The running network: a libp2p swarm (TCP+noise+yamux and QUIC, DNS,
+//! relay client with hole punching, ping, identify) behind the `Gate`,
+//! and per-protocol messaging on streams with acknowledgements.
+//!
+//! One task owns the swarm: it keeps connections to every operator up
+//! (dialling with backoff), runs `peerinfo` on each new connection and
+//! records metrics. Messaging runs beside it on `libp2p-stream`: a send
+//! opens a stream, writes one frame and waits for the receiver's one-byte
+//! status; each protocol's receiving task checks the frame's length
+//! against the protocol's limit before reading it and queues it for the
+//! consumer only while that peer's queue has room.
+//!
+//! The parts: [`swarm`] builds the swarm and drives it (dialling, events,
+//! connection metrics); [`verification`] runs `peerinfo` on a new
+//! connection and applies its verdict; [`send`] delivers a message and
+//! waits for its acknowledgement; [`receive`] accepts and queues them.
+
+mod receive;
+mod send;
+mod swarm;
+mod verification;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::multiaddr::Protocol as AddrProtocol;
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use prometheus_client::registry::Registry;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, watch};
+
+use crate::codec::{self, CodecError};
+use crate::error::StartError;
+use crate::gate::{PeerState, Shared};
+use crate::identity::NodeKey;
+use crate::metrics::Metrics;
+use crate::peerinfo;
+
+use receive::receive_loop;
+use swarm::{build_swarm, DialState, Driver};
+use verification::peerinfo_loop;
+
+/// A messaging protocol another crate registers: `/phalanx/<name>/<version>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Protocol {
+    /// Short name, e.g. `qbft`.
+    pub name: &'static str,
+    /// Version, e.g. `1.0.0`.
+    pub version: &'static str,
+    /// The largest encoded message; larger ones are refused unread.
+    pub max_size: usize,
+    /// Messages queued per peer before more are dropped.
+    pub queue_per_peer: usize,
+}
+
+impl Protocol {
+    /// The libp2p protocol id.
+    pub fn id(&self) -> String {
+        format!("/phalanx/{}/{}", self.name, self.version)
+    }
+}
+
+/// What the network needs to start.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// This operator's node key.
+    pub key: NodeKey,
+    /// Every operator of the cluster lock (this one may be among them).
+    pub operators: Vec<PeerId>,
+    /// Known addresses of operators.
+    pub addresses: Vec<(PeerId, Multiaddr)>,
+    /// Relays to reserve a slot on and reach peers through, each ending in `/p2p/<id>`.
+    pub relays: Vec<Multiaddr>,
+    /// Addresses to listen on: `/ip4/…/tcp/…` and `/ip4/…/udp/…/quic-v1`.
+    pub listen: Vec<Multiaddr>,
+    /// The cluster lock's hash, compared in `peerinfo`.
+    pub lock_hash: [u8; 32],
+    /// This software's version, reported in `peerinfo`.
+    pub version: String,
+    /// The messaging protocols.
+    pub protocols: Vec<Protocol>,
+    /// How long a send may take, acknowledgement included.
+    pub send_timeout: Duration,
+}
+
+/// A received message, holding its slot in the sender's queue until dropped.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The operator that sent it.
+    pub peer: PeerId,
+    /// The encoded message (at most the protocol's limit).
+    pub bytes: Vec<u8>,
+    limit: usize,
+    _slot: QueueSlot,
+}
+
+impl Inbound {
+    /// Decodes the message with the protocol's limit.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
+        codec::decode(&self.bytes, self.limit)
+    }
+}
+
+#[derive(Debug)]
+struct QueueSlot(Arc<AtomicUsize>);
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The receiving ends of the registered protocols.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    receivers: BTreeMap<&'static str, mpsc::UnboundedReceiver<Inbound>>,
+}
+
+impl Inbox {
+    /// Takes the receiver of a protocol (once).
+    pub fn take(&mut self, name: &str) -> Option<mpsc::UnboundedReceiver<Inbound>> {
+        self.receivers.remove(name)
+    }
+}
+enum Command {
+    AddAddress(PeerId, Multiaddr),
+    Disconnect(PeerId),
+    Shutdown,
+}
+
+/// A handle on the running network; cheap to clone.
+#[derive(Clone)]
+pub struct Network {
+    shared: Arc<Shared>,
+    control: libp2p_stream::Control,
+    commands: mpsc::UnboundedSender<Command>,
+    protocols: Arc<BTreeMap<&'static str, Protocol>>,
+    listening: watch::Receiver<Vec<Multiaddr>>,
+    send_timeout: Duration,
+}
+
+impl Network {
+    /// Starts the network in the current tokio runtime.
+    pub fn start(
+        config: NetworkConfig,
+        registry: &mut Registry,
+    ) -> Result<(Network, Inbox), StartError> {
+        let local = config.key.peer_id();
+        let metrics = Metrics::register(registry);
+        let relays: BTreeSet<PeerId> = config.relays.iter().filter_map(peer_of).collect();
+        if relays.len() != config.relays.len() {
+            return Err(StartError::Config(
+                "every relay address must end in /p2p/<peer id>".into(),
+            ));
+        }
+        let operators: BTreeSet<PeerId> = config.operators.iter().copied().collect();
+        let shared = Arc::new(Shared::new(
+            local,
+            operators.clone(),
+            relays,
+            config.lock_hash,
+            config.version.clone(),
+            metrics,
+        ));
+        let mut swarm = build_swarm(&config, shared.clone(), registry)?;
+        for address in &config.listen {
+            swarm
+                .listen_on(address.clone())
+                .map_err(|e| StartError::Listen {
+                    address: address.to_string(),
+                    reason: format!("{e:?}"),
+                })?;
+        }
+        let mut control = swarm.behaviour().stream.new_control();
+        let (listening_tx, listening) = watch::channel(Vec::new());
+        let (commands, command_rx) = mpsc::unbounded_channel();
+
+        let mut inbox = Inbox::default();
+        let mut protocols = BTreeMap::new();
+        for protocol in &config.protocols {
+            let id = StreamProtocol::try_from_owned(protocol.id())
+                .map_err(|e| StartError::Config(format!("protocol {}: {e}", protocol.id())))?;
+            let incoming = control
+                .accept(id)
+                .map_err(|_| StartError::Config(format!("protocol {} twice", protocol.id())))?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            inbox.receivers.insert(protocol.name, rx);
+            protocols.insert(protocol.name, protocol.clone());
+            tokio::spawn(receive_loop(shared.clone(), protocol.clone(), incoming, tx));
+        }
+        let peerinfo_incoming = control
+            .accept(peerinfo::PROTOCOL)
+            .map_err(|_| StartError::Config("peerinfo registered twice".into()))?;
+        tokio::spawn(peerinfo_loop(
+            shared.clone(),
+            peerinfo_incoming,
+            commands.clone(),
+        ));
+
+        let driver = Driver {
+            swarm,
+            shared: shared.clone(),
+            control: control.clone(),
+            commands: command_rx,
+            command_tx: commands.clone(),
+            listening: listening_tx,
+            libp2p_metrics: None,
+            addresses: BTreeMap::new(),
+            relays: config.relays.clone(),
+            relay_listening: BTreeSet::new(),
+            dial: BTreeMap::new(),
+        };
+        let mut driver = driver.with_metrics(registry);
+        for (peer, address) in &config.addresses {
+            driver.add_address(*peer, address.clone());
+        }
+        for peer in operators.iter().filter(|p| **p != local) {
+            driver.dial.insert(*peer, DialState::due_now());
+        }
+        tokio::spawn(driver.run());
+
+        Ok((
+            Network {
+                shared,
+                control,
+                commands,
+                protocols: Arc::new(protocols),
+                listening,
+                send_timeout: config.send_timeout,
+            },
+            inbox,
+        ))
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.shared.local
+    }
+
+    /// The addresses the node listens on, once known (waits for at least `count`).
+    pub async fn listen_addresses(&self, count: usize) -> Vec<Multiaddr> {
+        let mut listening = self.listening.clone();
+        let result = listening.wait_for(|a| a.len() >= count).await;
+        result.map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Adds an address to reach an operator at.
+    pub fn add_address(&self, peer: PeerId, address: Multiaddr) {
+        let _ = self.commands.send(Command::AddAddress(peer, address));
+    }
+
+    /// Operators whose connection is up and whose cluster is verified.
+    pub fn verified_peers(&self) -> Vec<PeerId> {
+        self.peers_where(|s| s.verified)
+    }
+
+    fn peers_where(&self, keep: impl Fn(&PeerState) -> bool) -> Vec<PeerId> {
+        self.shared
+            .peers()
+            .iter()
+            .filter(|(_, s)| keep(s))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Operators whose last peerinfo named another cluster lock than ours:
+    /// they connect but are refused until they run the same one.
+    pub fn peers_with_another_lock(&self) -> Vec<PeerId> {
+        self.peers_where(|s| s.other_lock)
+    }
+
+    /// Waits until at least `count` operators are verified, or `timeout`.
+    pub async fn wait_for_peers(&self, count: usize, timeout: Duration) -> bool {
+        let mut changes = self.shared.changes.subscribe();
+        let wait = async {
+            loop {
+                if self.verified_peers().len() >= count {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok() && self.verified_peers().len() >= count
+    }
+
+    /// Stops the network; connections close.
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+    }
+}
+
+fn peer_of(address: &Multiaddr) -> Option<PeerId> {
+    address.iter().find_map(|p| match p {
+        AddrProtocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
