@@ -363,7 +363,23 @@ fn an_operator_sending_a_bad_partial_signature_is_named() {
 #[test]
 fn the_ceremony_never_rebuilds_a_secret() {
     for (name, source) in [
-        ("ceremony.rs", include_str!("../src/ceremony.rs")),
+        ("ceremony/mod.rs", include_str!("../src/ceremony/mod.rs")),
+        (
+            "ceremony/message.rs",
+            include_str!("../src/ceremony/message.rs"),
+        ),
+        (
+            "ceremony/dealing.rs",
+            include_str!("../src/ceremony/dealing.rs"),
+        ),
+        (
+            "ceremony/complaints.rs",
+            include_str!("../src/ceremony/complaints.rs"),
+        ),
+        (
+            "ceremony/signatures.rs",
+            include_str!("../src/ceremony/signatures.rs"),
+        ),
         ("runner.rs", include_str!("../src/runner.rs")),
     ] {
         for forbidden in ["recover_secret_key", "combine::combine", "crate::combine"] {
