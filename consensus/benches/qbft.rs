@@ -66,14 +66,10 @@ fn timeout() -> LinearTimeout {
     }
 }
 
-fn parts(
-    signer: Box<dyn Signer + Send>,
-    verifier: Box<dyn Verifier + Send>,
-) -> Parts<TestKey, TestValue> {
+fn parts(signer: Box<dyn Signer + Send>, verifier: Box<dyn Verifier + Send>) -> Parts<TestKey> {
     Parts {
         signer,
         verifier,
-        validity: Box::new(TestValidity),
         leader: Box::new(RotatingLeader),
         timeout: Box::new(timeout()),
     }
@@ -113,18 +109,24 @@ fn decide(n: u32) -> u64 {
             }
         };
     for i in 0..n {
-        let actions = engines[i as usize].handle(Event::Propose {
-            instance: TestKey(0),
-            value: TestValue(u64::from(i) + 1),
-        });
+        let actions = engines[i as usize].handle(
+            Event::Propose {
+                instance: TestKey(0),
+                value: TestValue(u64::from(i) + 1),
+            },
+            &TestValidity,
+        );
         route(i, actions, &mut queue);
     }
     while let Some((to, from, message)) = queue.pop_front() {
         delivered += 1;
-        let actions = engines[to as usize].handle(Event::Message {
-            from: OperatorIndex(from),
-            message,
-        });
+        let actions = engines[to as usize].handle(
+            Event::Message {
+                from: OperatorIndex(from),
+                message,
+            },
+            &TestValidity,
+        );
         route(to, actions, &mut queue);
     }
     assert_eq!(decided, n, "every node decides");
@@ -240,17 +242,23 @@ fn signatures(c: &mut Criterion) {
             ),
         )
         .expect("engine");
-        engine.handle(Event::Propose {
-            instance: TestKey(0),
-            value: TestValue(1),
-        });
+        engine.handle(
+            Event::Propose {
+                instance: TestKey(0),
+                value: TestValue(1),
+            },
+            &TestValidity,
+        );
         engine
     };
     let receive = |(mut engine, proposal): (Engine<TestKey, TestValue>, _)| {
-        let actions = engine.handle(Event::Message {
-            from: OperatorIndex(0),
-            message: proposal,
-        });
+        let actions = engine.handle(
+            Event::Message {
+                from: OperatorIndex(0),
+                message: proposal,
+            },
+            &TestValidity,
+        );
         assert!(actions
             .iter()
             .any(|a| matches!(a, Action::Broadcast(Wire::Prepare(_)))));
@@ -295,10 +303,13 @@ fn signatures(c: &mut Criterion) {
                 || {
                     let mut engine = engine_for(me);
                     for (i, rc) in earlier.iter().enumerate() {
-                        engine.handle(Event::Message {
-                            from: OperatorIndex(i as u32),
-                            message: rc.clone(),
-                        });
+                        engine.handle(
+                            Event::Message {
+                                from: OperatorIndex(i as u32),
+                                message: rc.clone(),
+                            },
+                            &TestValidity,
+                        );
                     }
                     (engine, proposal.clone())
                 },

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::error::{Error, RejectReason};
 use crate::instance::Instance;
 use crate::message::{Kind, Message, SignedMessage, Signer, Verifier, Wire};
-use crate::policy::{LeaderSelection, RoundTimeout, Validity};
+use crate::policy::{CheckValue, LeaderSelection, RoundTimeout, Validity};
 use crate::types::{Committee, InstanceKey, OperatorIndex, Round, Value};
 
 /// Limits of the engine; the defaults suit duties of 12-second slots.
@@ -146,14 +146,14 @@ pub enum Mutant {
     CommitWithoutPrepareQuorum,
 }
 
-/// What the engine needs from its owner besides the configuration.
-pub struct Parts<K, V> {
+/// What the engine needs from its owner besides the configuration. The
+/// validity predicate is not among them: it comes with every event
+/// ([`Engine::handle`]).
+pub struct Parts<K> {
     /// Signs this node's messages.
     pub signer: Box<dyn Signer + Send>,
     /// Checks other nodes' signatures.
     pub verifier: Box<dyn Verifier + Send>,
-    /// Decides which proposed values may be prepared.
-    pub validity: Box<dyn Validity<K, V> + Send>,
     /// Names each round's leader.
     pub leader: Box<dyn LeaderSelection<K> + Send>,
     /// Says how long each round lasts.
@@ -161,16 +161,31 @@ pub struct Parts<K, V> {
 }
 
 /// What instances share: identity, committee, policies.
-pub(crate) struct Context<K, V> {
+pub(crate) struct Context<K> {
     pub(crate) me: OperatorIndex,
     pub(crate) committee: Committee,
     pub(crate) config: Config,
-    pub(crate) parts: Parts<K, V>,
+    pub(crate) parts: Parts<K>,
     #[cfg(feature = "test-utils")]
     pub(crate) mutant: Option<Mutant>,
 }
 
-impl<K: InstanceKey, V: Value> Context<K, V> {
+/// What an instance sees while one event is handled: the shared context and
+/// the validity predicate the event came with.
+pub(crate) struct Step<'a, K, V> {
+    pub(crate) ctx: &'a Context<K>,
+    pub(crate) validity: &'a dyn CheckValue<K, V>,
+}
+
+impl<K, V> std::ops::Deref for Step<'_, K, V> {
+    type Target = Context<K>;
+
+    fn deref(&self) -> &Context<K> {
+        self.ctx
+    }
+}
+
+impl<K: InstanceKey> Context<K> {
     pub(crate) fn leader(&self, instance: &K, round: Round) -> OperatorIndex {
         self.parts.leader.leader(instance, round, self.committee)
     }
@@ -206,7 +221,7 @@ impl<K: InstanceKey, V: Value> Context<K, V> {
     /// state of its instance. Signatures are checked last, after the cheap
     /// structural checks, and skipped for justifications identical (down to
     /// the signature) to messages the instance already verified and keeps.
-    pub(crate) fn verify(
+    pub(crate) fn verify<V: Value>(
         &self,
         key: &K,
         wire: &Wire<K, V>,
@@ -470,7 +485,7 @@ struct Buffered<K, V> {
 
 /// Runs every QBFT instance of one operator.
 pub struct Engine<K, V> {
-    ctx: Context<K, V>,
+    ctx: Context<K>,
     instances: BTreeMap<K, Instance<K, V>>,
     pending: BTreeMap<K, Vec<Buffered<K, V>>>,
     buffered_per_peer: Vec<usize>,
@@ -483,7 +498,7 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
         me: OperatorIndex,
         committee: Committee,
         config: Config,
-        parts: Parts<K, V>,
+        parts: Parts<K>,
     ) -> Result<Engine<K, V>, Error> {
         if !committee.contains(me) {
             return Err(Error::NotMember(me.0, committee.size()));
@@ -538,16 +553,27 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
         self.instances.get(instance).map(Instance::round)
     }
 
-    /// Processes one event and returns what to do.
-    pub fn handle(&mut self, event: Event<K, V>) -> Vec<Action<K, V>> {
+    /// Processes one event and returns what to do. `validity` decides
+    /// which proposed values may be prepared while the event is handled.
+    pub fn handle<P: Validity<K, V>>(
+        &mut self,
+        event: Event<K, V>,
+        validity: &P,
+    ) -> Vec<Action<K, V>> {
         let mut actions = Vec::new();
         match event {
-            Event::Propose { instance, value } => self.start(instance, Some(value), &mut actions),
-            Event::Join { instance } => self.start(instance, None, &mut actions),
-            Event::Message { from, message } => self.receive(from, message, &mut actions),
+            Event::Propose { instance, value } => {
+                self.start(instance, Some(value), validity, &mut actions)
+            }
+            Event::Join { instance } => self.start(instance, None, validity, &mut actions),
+            Event::Message { from, message } => self.receive(from, message, validity, &mut actions),
             Event::Timeout { instance, round } => {
                 if let Some(state) = self.instances.get_mut(&instance) {
-                    state.on_timeout(round, &self.ctx, &mut actions);
+                    let step = Step {
+                        ctx: &self.ctx,
+                        validity,
+                    };
+                    state.on_timeout(round, &step, &mut actions);
                 }
             }
             Event::Advance { position } => self.advance(position),
@@ -555,18 +581,28 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
         actions
     }
 
-    fn start(&mut self, key: K, input: Option<V>, actions: &mut Vec<Action<K, V>>) {
+    fn start(
+        &mut self,
+        key: K,
+        input: Option<V>,
+        validity: &dyn CheckValue<K, V>,
+        actions: &mut Vec<Action<K, V>>,
+    ) {
+        let step = Step {
+            ctx: &self.ctx,
+            validity,
+        };
         if let Some(state) = self.instances.get_mut(&key) {
-            state.provide_input(input, &self.ctx, actions);
+            state.provide_input(input, &step, actions);
             return;
         }
         let mut state = Instance::new(key.clone(), input);
-        state.start(&self.ctx, actions);
+        state.start(&step, actions);
         for buffered in self.pending.remove(&key).unwrap_or_default() {
             let count = &mut self.buffered_per_peer[buffered.from.as_usize()];
             *count = count.saturating_sub(1);
             let kind = buffered.message.kind_name();
-            if let Err(reason) = state.apply(buffered.from, buffered.message, &self.ctx, actions) {
+            if let Err(reason) = state.apply(buffered.from, buffered.message, &step, actions) {
                 actions.push(Action::Dropped {
                     from: buffered.from,
                     kind,
@@ -581,10 +617,11 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
         &mut self,
         from: OperatorIndex,
         message: Wire<K, V>,
+        validity: &dyn CheckValue<K, V>,
         actions: &mut Vec<Action<K, V>>,
     ) {
         let kind = message.kind_name();
-        if let Err(reason) = self.try_receive(from, message, actions) {
+        if let Err(reason) = self.try_receive(from, message, validity, actions) {
             actions.push(Action::Dropped { from, kind, reason });
         }
     }
@@ -593,6 +630,7 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
         &mut self,
         from: OperatorIndex,
         message: Wire<K, V>,
+        validity: &dyn CheckValue<K, V>,
         actions: &mut Vec<Action<K, V>>,
     ) -> Result<(), RejectReason> {
         if !self.ctx.committee.contains(from) {
@@ -614,7 +652,11 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
                 return state.answer_when_decided(from, &message, actions);
             }
             self.ctx.verify(&key, &message, Some(state))?;
-            return state.apply(from, message, &self.ctx, actions);
+            let step = Step {
+                ctx: &self.ctx,
+                validity,
+            };
+            return state.apply(from, message, &step, actions);
         }
         if key.position()
             > self

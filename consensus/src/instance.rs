@@ -1,13 +1,13 @@
 //! One QBFT instance: the rules of Moniz's "The Istanbul BFT Consensus
 //! Algorithm" (arXiv 2002.03613) as the ConsenSys QBFT specification states
-//! them, applied to messages that have already passed [`Context::verify`].
+//! them, applied to messages that have already passed [`crate::engine::Context::verify`].
 //!
 //! After every change, [`Instance::progress`] re-runs the upon-rules until
 //! none fires, so the order in which messages arrive never matters.
 
 use std::collections::BTreeMap;
 
-use crate::engine::{Action, Context, Decision};
+use crate::engine::{Action, Decision, Step};
 use crate::error::RejectReason;
 use crate::message::{
     Kind, Message, Prepared, PreparedCertificate, ProposalJustification, SignedMessage, Wire,
@@ -111,7 +111,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
         self.decided.is_some()
     }
 
-    pub(crate) fn start(&mut self, ctx: &Context<K, V>, actions: &mut Vec<Action<K, V>>) {
+    pub(crate) fn start(&mut self, ctx: &Step<'_, K, V>, actions: &mut Vec<Action<K, V>>) {
         actions.push(Action::SetTimer {
             instance: self.key.clone(),
             round: self.round,
@@ -124,7 +124,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
     pub(crate) fn provide_input(
         &mut self,
         input: Option<V>,
-        ctx: &Context<K, V>,
+        ctx: &Step<'_, K, V>,
         actions: &mut Vec<Action<K, V>>,
     ) {
         if self.input.is_none() && input.is_some() && !self.is_decided() {
@@ -166,7 +166,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
         &mut self,
         from: OperatorIndex,
         message: Wire<K, V>,
-        ctx: &Context<K, V>,
+        ctx: &Step<'_, K, V>,
         actions: &mut Vec<Action<K, V>>,
     ) -> Result<(), RejectReason> {
         if self.is_decided() {
@@ -195,7 +195,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
     pub(crate) fn on_timeout(
         &mut self,
         round: Round,
-        ctx: &Context<K, V>,
+        ctx: &Step<'_, K, V>,
         actions: &mut Vec<Action<K, V>>,
     ) {
         if self.is_decided() || round != self.round || round.0 >= ctx.config.max_round {
@@ -211,7 +211,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
         &mut self,
         proposal: SignedMessage<K>,
         value: V,
-        ctx: &Context<K, V>,
+        ctx: &Step<'_, K, V>,
         actions: &mut Vec<Action<K, V>>,
     ) -> Result<(), RejectReason> {
         let round = proposal.round();
@@ -230,9 +230,8 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
                 });
             }
         }
-        ctx.parts
-            .validity
-            .check(&self.key, &value)
+        ctx.validity
+            .check_value(&self.key, &value)
             .map_err(RejectReason::InvalidValue)?;
         if round > self.round {
             // A justified proposal proves a quorum moved to its round.
@@ -256,7 +255,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
     fn on_prepare(
         &mut self,
         prepare: SignedMessage<K>,
-        ctx: &Context<K, V>,
+        ctx: &Step<'_, K, V>,
     ) -> Result<(), RejectReason> {
         let round = prepare.round();
         if round < self.round {
@@ -273,7 +272,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
     fn on_commit(
         &mut self,
         commit: SignedMessage<K>,
-        ctx: &Context<K, V>,
+        ctx: &Step<'_, K, V>,
     ) -> Result<(), RejectReason> {
         let round = commit.round();
         // Commits of earlier rounds still count: a commit quorum in any
@@ -290,7 +289,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
         &mut self,
         round_change: SignedMessage<K>,
         prepared: Option<PreparedCertificate<K, V>>,
-        _ctx: &Context<K, V>,
+        _ctx: &Step<'_, K, V>,
     ) -> Result<(), RejectReason> {
         let round = round_change.round();
         let sender = round_change.sender();
@@ -328,7 +327,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
     }
 
     /// Re-runs the upon-rules until none fires.
-    fn progress(&mut self, ctx: &Context<K, V>, actions: &mut Vec<Action<K, V>>) {
+    fn progress(&mut self, ctx: &Step<'_, K, V>, actions: &mut Vec<Action<K, V>>) {
         while !self.is_decided() {
             if self.try_decide(ctx, actions)
                 || self.try_commit(ctx, actions)
@@ -342,7 +341,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
     }
 
     /// Upon a quorum of commits for one round and value: decide it.
-    fn try_decide(&mut self, ctx: &Context<K, V>, actions: &mut Vec<Action<K, V>>) -> bool {
+    fn try_decide(&mut self, ctx: &Step<'_, K, V>, actions: &mut Vec<Action<K, V>>) -> bool {
         let quorum = ctx.committee.quorum();
         let mut found = None;
         for (&round, commits) in &self.commits {
@@ -377,7 +376,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
 
     /// Upon a quorum of prepares for the accepted proposal of the current
     /// round: record the prepared value and commit.
-    fn try_commit(&mut self, ctx: &Context<K, V>, actions: &mut Vec<Action<K, V>>) -> bool {
+    fn try_commit(&mut self, ctx: &Step<'_, K, V>, actions: &mut Vec<Action<K, V>>) -> bool {
         let Some(hash) = self.accepted else {
             return false;
         };
@@ -412,7 +411,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
     /// Upon f+1 round changes for rounds above the current one: move to the
     /// smallest round among the f+1 highest, so that the node never waits
     /// for its own timer while f+1 others (one of them honest) moved on.
-    fn try_jump(&mut self, ctx: &Context<K, V>, actions: &mut Vec<Action<K, V>>) -> bool {
+    fn try_jump(&mut self, ctx: &Step<'_, K, V>, actions: &mut Vec<Action<K, V>>) -> bool {
         let needed = ctx.committee.faults() + 1;
         let mut higher: Vec<Round> = self
             .round_changes
@@ -433,7 +432,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
     /// As leader: in round 1 propose the own value; in a later round, upon a
     /// quorum of round changes for it, propose the highest prepared value
     /// among them, or the own value if none prepared.
-    fn try_propose(&mut self, ctx: &Context<K, V>, actions: &mut Vec<Action<K, V>>) -> bool {
+    fn try_propose(&mut self, ctx: &Step<'_, K, V>, actions: &mut Vec<Action<K, V>>) -> bool {
         if self.proposed_in == Some(self.round) || ctx.leader(&self.key, self.round) != ctx.me {
             return false;
         }
@@ -511,7 +510,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
         true
     }
 
-    fn enter_round(&mut self, round: Round, ctx: &Context<K, V>, actions: &mut Vec<Action<K, V>>) {
+    fn enter_round(&mut self, round: Round, ctx: &Step<'_, K, V>, actions: &mut Vec<Action<K, V>>) {
         self.round = round;
         self.accepted = None;
         self.prepares = self.prepares.split_off(&round);
@@ -522,7 +521,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
         });
     }
 
-    fn send_round_change(&mut self, ctx: &Context<K, V>, actions: &mut Vec<Action<K, V>>) {
+    fn send_round_change(&mut self, ctx: &Step<'_, K, V>, actions: &mut Vec<Action<K, V>>) {
         let claim = self.prepared.as_ref().map(|p| Prepared {
             round: p.round,
             value: p.value,
@@ -579,7 +578,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
         self.input = None;
     }
 
-    fn message(&self, ctx: &Context<K, V>, kind: Kind) -> Message<K> {
+    fn message(&self, ctx: &Step<'_, K, V>, kind: Kind) -> Message<K> {
         Message {
             instance: self.key.clone(),
             round: self.round,

@@ -1,6 +1,7 @@
 //! The pluggable parts: which values are acceptable, who leads a round, and
 //! how long a round lasts.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::types::{Committee, InstanceKey, OperatorIndex, Round};
@@ -10,9 +11,17 @@ use crate::types::{Committee, InstanceKey, OperatorIndex, Round};
 /// The node checks only what is objectively wrong with a value and slashing
 /// safety, never whether it differs from its own beacon node's data: an
 /// honest leader whose data differs must still be followed.
+///
+/// The engine does not own its predicate: [`crate::Engine::handle`] takes
+/// it with every event, so the predicate can read its owner's current state
+/// (duties, decided values, slashing history) without sharing it.
 pub trait Validity<K, V> {
+    /// Why a value is refused; its text goes into
+    /// [`crate::RejectReason::InvalidValue`] for logs.
+    type Error: fmt::Display;
+
     /// `Ok` if `value` may be agreed on for `instance`, else why not.
-    fn check(&self, instance: &K, value: &V) -> Result<(), String>;
+    fn check(&self, instance: &K, value: &V) -> Result<(), Self::Error>;
 }
 
 /// Accepts every value: for clusters whose values are checked elsewhere, and tests.
@@ -20,8 +29,23 @@ pub trait Validity<K, V> {
 pub struct AcceptAll;
 
 impl<K, V> Validity<K, V> for AcceptAll {
-    fn check(&self, _instance: &K, _value: &V) -> Result<(), String> {
+    type Error = std::convert::Infallible;
+
+    fn check(&self, _instance: &K, _value: &V) -> Result<(), Self::Error> {
         Ok(())
+    }
+}
+
+/// [`Validity`] with its error rendered, so the engine's instances can take
+/// any predicate as one trait object.
+pub(crate) trait CheckValue<K, V> {
+    /// [`Validity::check`], the error as its text.
+    fn check_value(&self, instance: &K, value: &V) -> Result<(), String>;
+}
+
+impl<K, V, P: Validity<K, V> + ?Sized> CheckValue<K, V> for P {
+    fn check_value(&self, instance: &K, value: &V) -> Result<(), String> {
+        self.check(instance, value).map_err(|e| e.to_string())
     }
 }
 

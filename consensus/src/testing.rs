@@ -59,10 +59,17 @@ impl Value for TestValue {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TestValidity;
 
+/// Why [`TestValidity`] refused a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("value {0} is out of range")]
+pub struct OutOfRange(pub u64);
+
 impl Validity<TestKey, TestValue> for TestValidity {
-    fn check(&self, _instance: &TestKey, value: &TestValue) -> Result<(), String> {
+    type Error = OutOfRange;
+
+    fn check(&self, _instance: &TestKey, value: &TestValue) -> Result<(), OutOfRange> {
         if value.0 >= INVALID_VALUES {
-            return Err(format!("value {} is out of range", value.0));
+            return Err(OutOfRange(value.0));
         }
         Ok(())
     }
@@ -118,11 +125,10 @@ impl Verifier for MacVerifier {
 }
 
 /// The parts of a test engine for `me`.
-pub fn test_parts(me: OperatorIndex, timeout: LinearTimeout) -> Parts<TestKey, TestValue> {
+pub fn test_parts(me: OperatorIndex, timeout: LinearTimeout) -> Parts<TestKey> {
     Parts {
         signer: Box::new(MacSigner::new(me)),
         verifier: Box::new(MacVerifier),
-        validity: Box::new(TestValidity),
         leader: Box::new(RotatingLeader),
         timeout: Box::new(timeout),
     }
@@ -630,7 +636,7 @@ impl Sim<'_> {
         let Some(engine) = self.engines[node as usize].as_mut() else {
             return;
         };
-        let actions = engine.handle(event);
+        let actions = engine.handle(event, &TestValidity);
         let honest = !self.scenario.is_faulty(node);
         for action in actions {
             match action {

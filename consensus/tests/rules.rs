@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use phalanx_consensus::testing::{sign_as, test_parts, TestKey, TestValue, INVALID_VALUES};
+use phalanx_consensus::testing::{
+    sign_as, test_parts, TestKey, TestValidity, TestValue, INVALID_VALUES,
+};
 use phalanx_consensus::{
     Action, Committee, Config, Engine, Event, Kind, LeaderSelection, LinearTimeout, Message,
     MessageSignature, OperatorIndex, Prepared, PreparedCertificate, ProposalJustification,
@@ -46,17 +48,20 @@ fn timeout() -> LinearTimeout {
 fn engine_with(me: OperatorIndex, config: Config) -> Engine<TestKey, TestValue> {
     let mut engine =
         Engine::new(me, committee(), config, test_parts(me, timeout())).expect("engine");
-    engine.handle(Event::Advance { position: KEY.0 });
+    engine.handle(Event::Advance { position: KEY.0 }, &TestValidity);
     engine
 }
 
 /// An engine for `me` that has started the instance with value 1.
 fn started(me: OperatorIndex) -> Engine<TestKey, TestValue> {
     let mut engine = engine_with(me, Config::default());
-    engine.handle(Event::Propose {
-        instance: KEY,
-        value: TestValue(1),
-    });
+    engine.handle(
+        Event::Propose {
+            instance: KEY,
+            value: TestValue(1),
+        },
+        &TestValidity,
+    );
     engine
 }
 
@@ -115,7 +120,7 @@ fn deliver(
     from: OperatorIndex,
     message: TestWire,
 ) -> Vec<TestAction> {
-    engine.handle(Event::Message { from, message })
+    engine.handle(Event::Message { from, message }, &TestValidity)
 }
 
 fn rejection(actions: &[TestAction]) -> Option<RejectReason> {
@@ -636,7 +641,7 @@ fn messages_before_the_start_are_buffered_and_replayed() {
         assert!(actions.is_empty(), "buffered silently: {actions:?}");
     }
     assert_eq!(engine.buffered_count(), 7);
-    let actions = engine.handle(Event::Join { instance: KEY });
+    let actions = engine.handle(Event::Join { instance: KEY }, &TestValidity);
     assert_eq!(decided(&actions), Some(TestValue(value)), "{actions:?}");
     assert_eq!(engine.buffered_count(), 0);
 }
@@ -684,9 +689,12 @@ fn the_buffer_is_bounded_per_peer_and_expires() {
         RejectReason::OutsideWindow
     );
     // Time moving past the instance frees the buffer and refuses latecomers.
-    engine.handle(Event::Advance {
-        position: KEY.0 + 10,
-    });
+    engine.handle(
+        Event::Advance {
+            position: KEY.0 + 10,
+        },
+        &TestValidity,
+    );
     assert_eq!(engine.buffered_count(), 0);
     let late = deliver(
         &mut engine,
@@ -707,13 +715,16 @@ fn thousands_of_instances_run_side_by_side_and_are_collected() {
         },
     );
     for slot in 0..5_000 {
-        engine.handle(Event::Propose {
-            instance: TestKey(slot),
-            value: TestValue(1),
-        });
+        engine.handle(
+            Event::Propose {
+                instance: TestKey(slot),
+                value: TestValue(1),
+            },
+            &TestValidity,
+        );
     }
     assert_eq!(engine.instance_count(), 5_000);
-    engine.handle(Event::Advance { position: 14_000 });
+    engine.handle(Event::Advance { position: 14_000 }, &TestValidity);
     assert_eq!(engine.instance_count(), 1_000);
 }
 
@@ -722,10 +733,13 @@ fn an_honest_leader_re_proposes_the_highest_prepared_value() {
     let me = leader(2);
     let mut engine = started(me);
     // Everybody times out of round 1; one peer prepared value 5 there.
-    let actions = engine.handle(Event::Timeout {
-        instance: KEY,
-        round: Round(1),
-    });
+    let actions = engine.handle(
+        Event::Timeout {
+            instance: KEY,
+            round: Round(1),
+        },
+        &TestValidity,
+    );
     assert!(actions
         .iter()
         .any(|a| matches!(a, Action::Broadcast(Wire::RoundChange { .. }))));

@@ -88,7 +88,6 @@ mod tests {
                     Parts {
                         signer: Box::new(NodeSigner(key.clone())),
                         verifier: Box::new(LockVerifier::new(publics.clone())),
-                        validity: Box::new(TestValidity),
                         leader: Box::new(RotatingLeader),
                         timeout: Box::new(LinearTimeout {
                             base: Duration::from_secs(1),
@@ -120,17 +119,23 @@ mod tests {
                 }
             };
         for (i, engine) in engines.iter_mut().enumerate() {
-            let actions = engine.handle(Event::Propose {
-                instance: TestKey(0),
-                value: TestValue(i as u64 + 1),
-            });
+            let actions = engine.handle(
+                Event::Propose {
+                    instance: TestKey(0),
+                    value: TestValue(i as u64 + 1),
+                },
+                &TestValidity,
+            );
             route(i as u32, actions, &mut queue);
         }
         while let Some((from, to, message)) = queue.pop_front() {
-            let actions = engines[to as usize].handle(Event::Message {
-                from: OperatorIndex(from),
-                message,
-            });
+            let actions = engines[to as usize].handle(
+                Event::Message {
+                    from: OperatorIndex(from),
+                    message,
+                },
+                &TestValidity,
+            );
             route(to, actions, &mut queue);
         }
         assert_eq!(decided.len(), 4);

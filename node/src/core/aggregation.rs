@@ -30,7 +30,7 @@ use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Root, Signa
 use ssz::{Decode, Encode};
 use tree_hash::TreeHash;
 
-use super::{Action, ApiFailure, Core, OwnPartial, Shared, Submission, VcResponse, VcSigned};
+use super::{Action, ApiFailure, Core, Known, OwnPartial, Submission, VcResponse, VcSigned};
 use crate::duty::{Duty, DutyType};
 use crate::scheme::SignatureScheme;
 use crate::value::{decode_entries, encode_entries, DutyValue};
@@ -114,7 +114,7 @@ pub(super) fn check_aggregates<E: EthSpec, S: SignatureScheme>(
     slot: Slot,
     value: &DutyValue,
     network: &NetworkConfig,
-    shared: &Shared<S>,
+    shared: &Known<S>,
 ) -> Result<(), String> {
     let fork = network
         .fork_at(slot.epoch(network.slots_per_epoch()))

@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use phalanx_consensus::{
@@ -567,8 +566,8 @@ pub enum CoreError {
     Cluster(String),
 }
 
-/// State the consensus validity predicate shares with the core.
-struct Shared<S: SignatureScheme> {
+/// What the consensus validity predicate reads of the core's state.
+struct Known<S: SignatureScheme> {
     slashing: SlashingDb,
     /// Per slot: the cluster's committees and their validators.
     committees: BTreeMap<Slot, BTreeMap<CommitteeIndex, Vec<PublicKeyBytes>>>,
@@ -583,14 +582,16 @@ struct Shared<S: SignatureScheme> {
 /// Checks a proposed value for what is objectively wrong and for slashing
 /// safety of the group keys — never for agreement with this node's beacon
 /// node, which would stall honest leaders whenever blocks are late.
-struct DutyValidity<E: EthSpec, S: SignatureScheme> {
-    shared: Arc<Mutex<Shared<S>>>,
-    network: NetworkConfig,
+struct DutyValidity<'a, E: EthSpec, S: SignatureScheme> {
+    known: &'a Known<S>,
+    network: &'a NetworkConfig,
     genesis_validators_root: Root,
     _spec: PhantomData<E>,
 }
 
-impl<E: EthSpec, S: SignatureScheme> Validity<Duty, DutyValue> for DutyValidity<E, S> {
+impl<E: EthSpec, S: SignatureScheme> Validity<Duty, DutyValue> for DutyValidity<'_, E, S> {
+    type Error = String;
+
     fn check(&self, duty: &Duty, value: &DutyValue) -> Result<(), String> {
         let result = self.check_value(duty, value);
         if let Err(reason) = &result {
@@ -600,40 +601,28 @@ impl<E: EthSpec, S: SignatureScheme> Validity<Duty, DutyValue> for DutyValidity<
     }
 }
 
-impl<E: EthSpec, S: SignatureScheme> DutyValidity<E, S> {
+impl<E: EthSpec, S: SignatureScheme> DutyValidity<'_, E, S> {
     fn check_value(&self, duty: &Duty, value: &DutyValue) -> Result<(), String> {
         match duty.kind {
             DutyType::Attester => {
                 let entries = decode_attestation_data(value)?;
-                let shared = lock(&self.shared);
                 check_attestation_data(
                     duty.slot,
                     &entries,
-                    shared.committees.get(&duty.slot),
-                    &self.network,
+                    self.known.committees.get(&duty.slot),
+                    self.network,
                     self.genesis_validators_root,
-                    &shared.slashing,
+                    &self.known.slashing,
                 )
             }
-            DutyType::Aggregator => aggregation::check_aggregates::<E, S>(
-                duty.slot,
-                value,
-                &self.network,
-                &lock(&self.shared),
-            ),
+            DutyType::Aggregator => {
+                aggregation::check_aggregates::<E, S>(duty.slot, value, self.network, self.known)
+            }
             DutyType::SyncContribution => aggregation::check_contributions::<E>(duty.slot, value),
             DutyType::Proposer => proposer::check_block(duty.slot, value, self),
             other => Err(format!("{} duties are not agreed on", other.name())),
         }
     }
-}
-
-fn lock<S: SignatureScheme>(shared: &Mutex<Shared<S>>) -> MutexGuard<'_, Shared<S>> {
-    // A panic while holding the lock leaves consistent data behind (every
-    // update is a single insert), so a poisoned lock is still usable.
-    shared
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn check_attestation_data(
@@ -807,7 +796,7 @@ pub struct Core<E: EthSpec, S: SignatureScheme = Bls> {
     proposers_resolved: BTreeSet<Epoch>,
     early_blocks: Vec<EarlyBlock>,
     engine: Engine<Duty, DutyValue>,
-    shared: Arc<Mutex<Shared<S>>>,
+    known: Known<S>,
     attester: BTreeMap<Slot, Vec<AttesterDuty>>,
     sync: BTreeMap<Epoch, Vec<SyncDuty>>,
     started: BTreeSet<Duty>,
@@ -879,13 +868,13 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             )));
         }
         let committee = Committee::new(operators).map_err(|e| CoreError::Cluster(e.to_string()))?;
-        let shared = Arc::new(Mutex::new(Shared {
+        let known = Known {
             slashing,
             committees: BTreeMap::new(),
             committee_lengths: BTreeMap::new(),
             attestation_data: BTreeMap::new(),
             proposers: BTreeMap::new(),
-        }));
+        };
         let slot = config.network.slot_duration();
         let engine = Engine::new(
             OperatorIndex(config.me),
@@ -894,12 +883,6 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             Parts {
                 signer,
                 verifier,
-                validity: Box::new(DutyValidity {
-                    shared: shared.clone(),
-                    network: config.network.clone(),
-                    genesis_validators_root: config.genesis_validators_root,
-                    _spec: PhantomData::<E>,
-                }),
                 leader: Box::new(RotatingLeader),
                 timeout: Box::new(DutyTimeout { slot }),
             },
@@ -944,7 +927,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             proposers_resolved: BTreeSet::new(),
             early_blocks: Vec::new(),
             engine,
-            shared,
+            known,
             attester: BTreeMap::new(),
             sync: BTreeMap::new(),
             started: BTreeSet::new(),
@@ -1028,7 +1011,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
 
     /// Exports the slashing-protection history (EIP-3076).
     pub fn export_slashing(&self) -> phalanx_eth::interchange::Interchange {
-        lock(&self.shared).slashing.export()
+        self.known.slashing.export()
     }
 
     /// When the driver must next send [`Event::Tick`], in Unix
@@ -1108,18 +1091,18 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 self.on_contributions(duty, result, &mut actions)
             }
             Event::Consensus { from, message } => {
-                let qbft_actions = self.engine.handle(qbft::Event::Message {
+                let event = qbft::Event::Message {
                     from: OperatorIndex(from),
                     message,
-                });
-                self.on_consensus(qbft_actions, &mut actions);
+                };
+                self.run_consensus(event, &mut actions);
             }
             Event::Timer { duty, round } => {
-                let qbft_actions = self.engine.handle(qbft::Event::Timeout {
+                let event = qbft::Event::Timeout {
                     instance: duty,
                     round,
-                });
-                self.on_consensus(qbft_actions, &mut actions);
+                };
+                self.run_consensus(event, &mut actions);
             }
             Event::Partials { from, partials } => {
                 self.on_peer_partials(from, partials, &mut actions)
@@ -1228,10 +1211,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     }
 
     fn new_slot(&mut self, slot: Slot, actions: &mut Vec<Action<E>>) {
-        let qbft_actions = self
-            .engine
-            .handle(qbft::Event::Advance { position: slot.0 });
-        self.on_consensus(qbft_actions, actions);
+        self.run_consensus(qbft::Event::Advance { position: slot.0 }, actions);
         // Everything two slots old is past every deadline. Exits and
         // registrations are not bound to a slot: operators sign them when
         // they get to it, within UNBOUND_EPOCHS of the duty's epoch.
@@ -1265,11 +1245,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         self.proposers_known = self.proposers_known.split_off(&keep_epoch);
         self.proposers_resolved = self.proposers_resolved.split_off(&keep_epoch);
         self.proposers_requested = self.proposers_requested.split_off(&keep_epoch);
-        let mut shared = lock(&self.shared);
-        shared.committees = shared.committees.split_off(&keep);
-        shared.committee_lengths = shared.committee_lengths.split_off(&keep);
-        shared.attestation_data = shared.attestation_data.split_off(&keep);
-        shared.proposers = shared.proposers.split_off(&keep);
+        let known = &mut self.known;
+        known.committees = known.committees.split_off(&keep);
+        known.committee_lengths = known.committee_lengths.split_off(&keep);
+        known.attestation_data = known.attestation_data.split_off(&keep);
+        known.proposers = known.proposers.split_off(&keep);
     }
 
     /// When a duty of `kind` at `slot` starts and its deadline, in Unix
@@ -1303,7 +1283,19 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             },
             None => qbft::Event::Join { instance: duty },
         };
-        let qbft_actions = self.engine.handle(event);
+        self.run_consensus(event, actions);
+    }
+
+    /// Hands an event to the consensus engine, with the validity predicate
+    /// over the current state, and turns its actions into the core's.
+    fn run_consensus(&mut self, event: qbft::Event<Duty, DutyValue>, actions: &mut Vec<Action<E>>) {
+        let validity = DutyValidity::<E, S> {
+            known: &self.known,
+            network: &self.network,
+            genesis_validators_root: self.genesis_validators_root,
+            _spec: PhantomData,
+        };
+        let qbft_actions = self.engine.handle(event, &validity);
         self.on_consensus(qbft_actions, actions);
     }
 
@@ -1311,7 +1303,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let proposal = Duty::new(slot, DutyType::Proposer);
         let (start, deadline) = self.window(slot, DutyType::Proposer);
         if now_ms >= start && now_ms < deadline && !self.started.contains(&proposal) {
-            let proposer = lock(&self.shared).proposers.get(&slot).map(|p| p.key);
+            let proposer = self.known.proposers.get(&slot).map(|p| p.key);
             if let Some(key) = proposer {
                 self.started.insert(proposal);
                 self.tracker.started(proposal, deadline);
@@ -1319,8 +1311,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 // Every node takes part in the decision, also one whose
                 // validator client is slow to send its randao reveal: its
                 // own block, once fetched, becomes its input then.
-                let qbft_actions = self.engine.handle(qbft::Event::Join { instance: proposal });
-                self.on_consensus(qbft_actions, actions);
+                self.run_consensus(qbft::Event::Join { instance: proposal }, actions);
             }
         }
         let attester = Duty::new(slot, DutyType::Attester);
@@ -1392,26 +1383,23 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     ) {
         let spe = self.slots_per_epoch;
         self.proposers_resolved.insert(epoch);
-        {
-            let mut shared = lock(&self.shared);
-            shared.proposers.retain(|slot, _| slot.epoch(spe) != epoch);
-            for duty in duties {
-                let Some(&position) = self.by_group.get(&duty.pubkey) else {
-                    continue;
-                };
-                if duty.slot.epoch(spe) != epoch {
-                    continue;
-                }
-                shared.proposers.insert(
-                    duty.slot,
-                    Proposer {
-                        index: duty.validator_index,
-                        key: duty.pubkey,
-                        group: self.validators[position].group.clone(),
-                        fee_recipient: self.fee_recipient(position),
-                    },
-                );
+        self.known
+            .proposers
+            .retain(|slot, _| slot.epoch(spe) != epoch);
+        for duty in duties {
+            let Some(&position) = self.by_group.get(&duty.pubkey) else {
+                continue;
+            };
+            if duty.slot.epoch(spe) != epoch {
+                continue;
             }
+            let proposer = Proposer {
+                index: duty.validator_index,
+                key: duty.pubkey,
+                group: self.validators[position].group.clone(),
+                fee_recipient: self.fee_recipient(position),
+            };
+            self.known.proposers.insert(duty.slot, proposer);
         }
         for waiting in std::mem::take(&mut self.early_blocks) {
             if waiting.slot.epoch(spe) == epoch {
@@ -1442,7 +1430,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let spe = self.slots_per_epoch;
         let in_epoch = |slot: &Slot| slot.epoch(spe) == epoch;
         self.attester.retain(|slot, _| !in_epoch(slot));
-        let mut shared = lock(&self.shared);
+        let shared = &mut self.known;
         shared.committees.retain(|slot, _| !in_epoch(slot));
         shared.committee_lengths.retain(|slot, _| !in_epoch(slot));
         for (slot, mut duties) in by_slot {
@@ -1460,7 +1448,6 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             shared.committee_lengths.insert(slot, lengths);
             self.attester.insert(slot, duties);
         }
-        drop(shared);
         let sync: Vec<SyncDuty> = sync.into_iter().filter(|d| ours(&d.pubkey)).collect();
         self.sync.insert(epoch, sync);
     }
@@ -1506,8 +1493,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             // Without data of its own the node follows the others' proposals.
             Err(_) => qbft::Event::Join { instance: duty },
         };
-        let qbft_actions = self.engine.handle(event);
-        self.on_consensus(qbft_actions, actions);
+        self.run_consensus(event, actions);
     }
 
     fn on_consensus(
@@ -1612,7 +1598,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         };
         self.tracker.decided(&duty);
         let duties = self.attester.get(&duty.slot).cloned().unwrap_or_default();
-        let mut shared = lock(&self.shared);
+        let shared = &mut self.known;
         for (committee, data) in &entries {
             self.decided
                 .entry(duty.slot)
@@ -1661,7 +1647,6 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 }
             }
         }
-        drop(shared);
         // Answer the validator client's waiting requests.
         let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
             .into_iter()

@@ -18,7 +18,7 @@ use phalanx_eth::{Epoch, EthSpec, ExecutionAddress, ForkName, PublicKeyBytes, Ro
 use phalanx_eth::{SignatureBytes, ValidatorIndex};
 use ssz_types::FixedVector;
 
-use super::{lock, Action, ApiFailure, Core, OwnPartial, Submission, VcResponse};
+use super::{Action, ApiFailure, Core, OwnPartial, Submission, VcResponse};
 use crate::duty::{Duty, DutyType};
 use crate::scheme::SignatureScheme;
 use crate::slashing::Safety;
@@ -193,14 +193,14 @@ fn full_facts<E: EthSpec>(b: &BeaconBlock<E>, blobs: usize, proofs: usize) -> Bl
 pub(super) fn check_block<E: EthSpec, S: SignatureScheme>(
     slot: Slot,
     value: &DutyValue,
-    core: &super::DutyValidity<E, S>,
+    core: &super::DutyValidity<'_, E, S>,
 ) -> Result<(), String> {
     let block = decode_block::<E>(value)?;
     let facts = facts(&block);
     if facts.slot != slot {
         return Err(format!("a block of slot {} in slot {slot}", facts.slot));
     }
-    let shared = lock(&core.shared);
+    let shared = core.known;
     let Some(proposer) = shared.proposers.get(&slot) else {
         return Err(format!(
             "no validator of this cluster proposes at slot {slot}"
@@ -213,7 +213,7 @@ pub(super) fn check_block<E: EthSpec, S: SignatureScheme>(
         ));
     }
     let epoch = slot.epoch(core.network.slots_per_epoch());
-    let randao_root = randao_root(&core.network, core.genesis_validators_root, epoch);
+    let randao_root = randao_root(core.network, core.genesis_validators_root, epoch);
     let verified = S::decode_signature(facts.randao.as_slice())
         .map(|s| S::verify(&proposer.group, randao_root.as_slice(), &s))
         .unwrap_or(false);
@@ -234,12 +234,7 @@ pub(super) fn check_block<E: EthSpec, S: SignatureScheme>(
     if facts.proofs != facts.blobs * per_blob {
         return Err(format!("{} proofs for {} blobs", facts.proofs, facts.blobs));
     }
-    let root = block_signing_root(
-        &core.network,
-        core.genesis_validators_root,
-        slot,
-        facts.root,
-    );
+    let root = block_signing_root(core.network, core.genesis_validators_root, slot, facts.root);
     shared
         .slashing
         .check_block(&proposer.key, slot, root)
@@ -299,7 +294,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             actions.push(reply(Ok(VcResponse::Block(Box::new(block.clone())))));
             return;
         }
-        let Some(proposer) = lock(&self.shared).proposers.get(&slot).cloned() else {
+        let Some(proposer) = self.known.proposers.get(&slot).cloned() else {
             let epoch = slot.epoch(self.slots_per_epoch);
             let current = self.slot_at(now_ms).epoch(self.slots_per_epoch);
             if epoch == current && !self.proposers_resolved.contains(&epoch) {
@@ -415,7 +410,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             duty.slot,
             facts.root,
         );
-        let safety = lock(&self.shared)
+        let safety = self
+            .known
             .slashing
             .check_and_insert_block(key, duty.slot, root);
         match safety {
