@@ -9,7 +9,8 @@
 //! - [`duty`]: a duty is a type in a slot, the consensus instance key.
 //! - [`timing`]: when each duty starts and its deadline, in one place.
 //! - [`value`]: the unsigned data consensus agrees on, as SSZ bytes.
-//! - [`dutydb`]: decided duty data; a second, different value for the same
+//! - [`dutydb`]: every decided value (attestation data, aggregates,
+//!   contributions, blocks); a second, different attestation for the same
 //!   duty and validator is refused.
 //! - [`parsigdb`]: partial signatures per duty, validator and signing root,
 //!   released once at the threshold; [`parsigex`] carries them between nodes.

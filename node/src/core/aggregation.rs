@@ -2,7 +2,7 @@
 //! contributions.
 //!
 //! Both follow one shape. Each validator client sends its partial selection
-//! proof and gets back the cluster's combined one (`selections` in the core);
+//! proof and gets back the cluster's combined one (kept by `vc`);
 //! the combined proof decides, for everyone alike, which validators
 //! aggregate. At two thirds of the slot the node fetches the unsigned
 //! aggregates its aggregators need (for the attestation data the cluster
@@ -16,21 +16,26 @@ use phalanx_eth::attestation::{
     AggregateAndProof, AggregateAndProofBase, AggregateAndProofElectra, Attestation,
     SignedAggregateAndProofBase, SignedAggregateAndProofElectra,
 };
-use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::selection::{
     is_aggregator, is_sync_committee_aggregator, sync_subcommittee, SYNC_COMMITTEE_SUBNET_COUNT,
 };
 use phalanx_eth::signing::{
     compute_signing_root, DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_CONTRIBUTION_AND_PROOF,
+    DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
 };
 use phalanx_eth::sync_committee::{
-    ContributionAndProof, SignedContributionAndProof, SyncCommitteeContribution,
+    ContributionAndProof, SignedContributionAndProof, SyncAggregatorSelectionData,
+    SyncCommitteeContribution,
 };
 use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot};
 use ssz::{Decode, Encode};
 use tree_hash::TreeHash;
 
-use super::{Action, ApiFailure, Core, Known, OwnPartial, Submission, VcResponse, VcSigned};
+use super::consensus::DutyValidity;
+use super::partials::OwnPartial;
+use super::submit::Built;
+use super::types::{Action, ApiFailure, Submission, VcResponse, VcSigned};
+use super::Core;
 use crate::duty::{Duty, DutyType};
 use crate::scheme::SignatureScheme;
 use crate::value::{decode_entries, encode_entries, DutyValue};
@@ -113,9 +118,9 @@ fn set_bits<E: EthSpec>(aggregate: &Attestation<E>) -> (usize, usize) {
 pub(super) fn check_aggregates<E: EthSpec, S: SignatureScheme>(
     slot: Slot,
     value: &DutyValue,
-    network: &NetworkConfig,
-    shared: &Known<S>,
+    validity: &DutyValidity<'_, E, S>,
 ) -> Result<(), String> {
+    let network = validity.network;
     let fork = network
         .fork_at(slot.epoch(network.slots_per_epoch()))
         .map_err(|f| format!("unknown fork {f}"))?;
@@ -140,7 +145,8 @@ pub(super) fn check_aggregates<E: EthSpec, S: SignatureScheme>(
                 "the aggregate of committee {committee} has no attester"
             ));
         }
-        let known_length = shared
+        let known_length = validity
+            .scheduler
             .committee_lengths
             .get(&slot)
             .and_then(|lengths| lengths.get(&committee));
@@ -150,14 +156,14 @@ pub(super) fn check_aggregates<E: EthSpec, S: SignatureScheme>(
                     "the aggregate of committee {committee} has {length} bits, the committee {expected} members"
                 ))
             }
-            None if shared.committee_lengths.contains_key(&slot) => {
+            None if validity.scheduler.committee_lengths.contains_key(&slot) => {
                 return Err(format!("committee {committee} has no cluster validator"))
             }
             _ => {}
         }
-        if let Some(decided) = shared
-            .attestation_data
-            .get(&slot)
+        if let Some(decided) = validity
+            .dutydb
+            .committee_data(slot)
             .and_then(|by_committee| by_committee.get(&committee))
         {
             if decided != data {
@@ -204,12 +210,14 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     fn attestation_aggregators(&self, slot: Slot) -> Vec<(PublicKeyBytes, CommitteeIndex)> {
         let prepare = Duty::new(slot, DutyType::PrepareAggregator);
         let root = self.selection_root(slot);
-        self.attester
+        self.scheduler
+            .attester
             .get(&slot)
             .into_iter()
             .flatten()
             .filter(|d| {
-                self.selections
+                self.vc
+                    .selections
                     .get(&(prepare, d.pubkey, root))
                     .is_some_and(|proof| {
                         is_aggregator(d.committee_length, &S::signature_bytes(proof))
@@ -223,9 +231,9 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// aggregate a subcommittee at `slot`.
     fn contribution_aggregators(&self, slot: Slot) -> Vec<(PublicKeyBytes, u64)> {
         let prepare = Duty::new(slot, DutyType::PrepareSyncContribution);
-        let epoch = Slot(slot.0 + 1).epoch(self.slots_per_epoch);
+        let epoch = Slot(slot.0 + 1).epoch(self.cluster.slots_per_epoch);
         let mut found = Vec::new();
-        for duty in self.sync.get(&epoch).into_iter().flatten() {
+        for duty in self.scheduler.sync.get(&epoch).into_iter().flatten() {
             let subcommittees: BTreeSet<u64> = duty
                 .validator_sync_committee_indices
                 .iter()
@@ -234,6 +242,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             for subcommittee in subcommittees {
                 let root = self.sync_selection_root(slot, subcommittee);
                 let elected = self
+                    .vc
                     .selections
                     .get(&(prepare, duty.pubkey, root))
                     .is_some_and(|p| is_sync_committee_aggregator::<E>(&S::signature_bytes(p)));
@@ -255,8 +264,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         actions: &mut Vec<Action<E>>,
     ) {
         let duty = Duty::new(slot, DutyType::Aggregator);
-        let (start, deadline) = self.window(slot, DutyType::Aggregator);
-        if now_ms >= start && now_ms < deadline && !self.started.contains(&duty) {
+        let (start, deadline) = self.cluster.window(slot, DutyType::Aggregator);
+        if now_ms >= start && now_ms < deadline && !self.scheduler.started.contains(&duty) {
             let aggregators = self.attestation_aggregators(slot);
             let mut requests: BTreeMap<CommitteeIndex, Root> = BTreeMap::new();
             for (_, committee) in &aggregators {
@@ -265,7 +274,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 }
             }
             if !requests.is_empty() {
-                self.started.insert(duty);
+                self.scheduler.started.insert(duty);
                 self.tracker.started(duty, deadline);
                 self.tracker.expect(
                     &duty,
@@ -281,11 +290,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             }
         }
         let duty = Duty::new(slot, DutyType::SyncContribution);
-        let (start, deadline) = self.window(slot, DutyType::SyncContribution);
-        if now_ms >= start && now_ms < deadline && !self.started.contains(&duty) {
+        let (start, deadline) = self.cluster.window(slot, DutyType::SyncContribution);
+        if now_ms >= start && now_ms < deadline && !self.scheduler.started.contains(&duty) {
             let aggregators = self.contribution_aggregators(slot);
             if !aggregators.is_empty() {
-                self.started.insert(duty);
+                self.scheduler.started.insert(duty);
                 self.tracker.started(duty, deadline);
                 self.tracker
                     .expect(&duty, aggregators.iter().map(|(v, _)| *v));
@@ -304,7 +313,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     fn signed_head(&self, slot: Slot) -> Option<Root> {
         let duty = Duty::new(slot, DutyType::SyncMessage);
         let mut count: BTreeMap<Root, usize> = BTreeMap::new();
-        for ((d, _, _), block_root) in &self.block_roots {
+        for ((d, _, _), block_root) in &self.partials.block_roots {
             if *d == duty {
                 *count.entry(*block_root).or_default() += 1;
             }
@@ -373,7 +382,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let Ok(entries) = decode_entries(value) else {
             return;
         };
-        let Ok(fork) = self.fork(duty.slot) else {
+        let Ok(fork) = self.cluster.fork(duty.slot) else {
             return;
         };
         self.tracker.decided(&duty);
@@ -381,17 +390,14 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             match duty.kind {
                 DutyType::Aggregator => {
                     if let Ok(aggregate) = Attestation::<E>::from_ssz_bytes(bytes, fork) {
-                        self.aggregates
-                            .entry((duty.slot, CommitteeIndex(key)))
-                            .or_insert(aggregate);
+                        self.dutydb
+                            .store_aggregate(duty.slot, CommitteeIndex(key), aggregate);
                     }
                 }
                 DutyType::SyncContribution => {
                     if let Ok(contribution) = SyncCommitteeContribution::<E>::from_ssz_bytes(bytes)
                     {
-                        self.contributions
-                            .entry((duty.slot, key))
-                            .or_insert(contribution);
+                        self.dutydb.store_contribution(duty.slot, key, contribution);
                     }
                 }
                 _ => {}
@@ -402,13 +408,13 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             DutyType::Aggregator => self
                 .attestation_aggregators(duty.slot)
                 .into_iter()
-                .filter(|(_, c)| self.aggregates.contains_key(&(duty.slot, *c)))
+                .filter(|(_, c)| self.dutydb.aggregate(duty.slot, *c).is_some())
                 .map(|(v, _)| v)
                 .collect(),
             _ => self
                 .contribution_aggregators(duty.slot)
                 .into_iter()
-                .filter(|(_, s)| self.contributions.contains_key(&(duty.slot, *s)))
+                .filter(|(_, s)| self.dutydb.contribution(duty.slot, *s).is_some())
                 .map(|(v, _)| v)
                 .collect(),
         };
@@ -423,9 +429,9 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 data_root,
                 committee_index,
             } => self
-                .aggregates
-                .range((slot, CommitteeIndex(0))..=(slot, CommitteeIndex(u64::MAX)))
-                .find(|((_, committee), aggregate)| {
+                .dutydb
+                .aggregates_at(slot)
+                .find(|(committee, aggregate)| {
                     committee_index.is_none_or(|c| c == *committee)
                         && aggregate.data().tree_hash_root() == data_root
                 })
@@ -434,8 +440,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 slot,
                 subcommittee_index,
             } => self
-                .contributions
-                .get(&(slot, subcommittee_index))
+                .dutydb
+                .contribution(slot, subcommittee_index)
                 .map(|c| VcResponse::Contribution(Box::new(c.clone()))),
         }
     }
@@ -443,7 +449,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// Answers waiting requests whose aggregate is decided; at `now_ms`
     /// (0: no expiry) the overdue ones get a clear error.
     pub(super) fn answer_aggregate_requests(&mut self, now_ms: u64, actions: &mut Vec<Action<E>>) {
-        let waiting = std::mem::take(&mut self.pending_aggregates);
+        let waiting = std::mem::take(&mut self.vc.pending_aggregates);
         for pending in waiting {
             if let Some(response) = self.find_aggregate(&pending.query) {
                 actions.push(Action::Reply {
@@ -466,7 +472,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     )),
                 });
             } else {
-                self.pending_aggregates.push(pending);
+                self.vc.pending_aggregates.push(pending);
             }
         }
     }
@@ -489,12 +495,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             return;
         }
         let slot = query.slot();
-        let deadline_ms = self.slot_start_ms(Slot(slot.0 + 1));
+        let deadline_ms = self.cluster.slot_start_ms(Slot(slot.0 + 1));
         let refuse = if now_ms >= deadline_ms {
             Some(format!(
                 "slot {slot} is over: its aggregate can no longer be made"
             ))
-        } else if slot.0 > self.slot_at(now_ms).0 {
+        } else if slot.0 > self.cluster.slot_at(now_ms).0 {
             Some(format!("slot {slot} has not begun"))
         } else if !self.selections_sought(&query) {
             // A client that is not DV-aware (Lodestar before 1.8) elects
@@ -511,7 +517,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 id,
                 result: Err(ApiFailure::new(400, message)),
             }),
-            None => self.pending_aggregates.push(PendingAggregate {
+            None => self.vc.pending_aggregates.push(PendingAggregate {
                 id,
                 deadline_ms,
                 query,
@@ -527,27 +533,31 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             AggregateQuery::Contribution { .. } => DutyType::PrepareSyncContribution,
         };
         let duty = Duty::new(query.slot(), kind);
-        self.selections.keys().any(|(d, _, _)| *d == duty)
+        self.vc.selections.keys().any(|(d, _, _)| *d == duty)
             || self
+                .vc
                 .pending_selections
                 .iter()
                 .any(|p| p.needed.iter().any(|(d, _, _)| *d == duty))
     }
 
     fn aggregate_and_proof_root(&self, message: &AggregateAndProof<E>, slot: Slot) -> Root {
-        let domain = self.network.domain_at(
+        let domain = self.cluster.network.domain_at(
             DOMAIN_AGGREGATE_AND_PROOF,
-            slot.epoch(self.slots_per_epoch),
-            self.genesis_validators_root,
+            slot.epoch(self.cluster.slots_per_epoch),
+            self.cluster.genesis_validators_root,
         );
         compute_signing_root(&message.tree_hash_root(), domain)
     }
 
     fn contribution_and_proof_root(&self, message: &ContributionAndProof<E>) -> Root {
-        let domain = self.network.domain_at(
+        let domain = self.cluster.network.domain_at(
             DOMAIN_CONTRIBUTION_AND_PROOF,
-            message.contribution.slot.epoch(self.slots_per_epoch),
-            self.genesis_validators_root,
+            message
+                .contribution
+                .slot
+                .epoch(self.cluster.slots_per_epoch),
+            self.cluster.genesis_validators_root,
         );
         compute_signing_root(message, domain)
     }
@@ -559,7 +569,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         validator: PublicKeyBytes,
         root: Root,
     ) -> Option<SignatureBytes> {
-        self.selections
+        self.vc
+            .selections
             .get(&(duty, validator, root))
             .map(S::signature_bytes)
     }
@@ -572,6 +583,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         validator: PublicKeyBytes,
     ) -> Result<AggregateAndProof<E>, String> {
         let duty = self
+            .scheduler
             .attester
             .get(&slot)
             .and_then(|duties| duties.iter().find(|d| d.pubkey == validator))
@@ -595,8 +607,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             ));
         }
         let aggregate = self
-            .aggregates
-            .get(&(slot, duty.committee_index))
+            .dutydb
+            .aggregate(slot, duty.committee_index)
             .ok_or_else(|| {
                 format!(
                     "the cluster decided no aggregate of committee {} at slot {slot}",
@@ -629,6 +641,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         subcommittee: u64,
     ) -> Result<ContributionAndProof<E>, String> {
         let index = self
+            .scheduler
             .index_of
             .get(&validator)
             .copied()
@@ -650,8 +663,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             ));
         }
         let contribution = self
-            .contributions
-            .get(&(slot, subcommittee))
+            .dutydb
+            .contribution(slot, subcommittee)
             .ok_or_else(|| {
                 format!("the cluster decided no contribution of subcommittee {subcommittee} at slot {slot}")
             })?
@@ -677,10 +690,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             }
         };
         let position = *self
+            .scheduler
             .indices
             .get(&index)
             .ok_or_else(|| format!("validator {index} is not a validator of this cluster"))?;
-        let validator = self.group_bytes[position];
+        let validator = self.cluster.group_bytes[position];
         let expected = self.aggregate_and_proof(slot, validator)?;
         let expected_proof = match &expected {
             AggregateAndProof::Base(m) => m.selection_proof,
@@ -712,10 +726,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let message = &signed.message;
         let index = message.aggregator_index;
         let position = *self
+            .scheduler
             .indices
             .get(&index)
             .ok_or_else(|| format!("validator {index} is not a validator of this cluster"))?;
-        let validator = self.group_bytes[position];
+        let validator = self.cluster.group_bytes[position];
         let slot = message.contribution.slot;
         let expected =
             self.contribution_and_proof(slot, validator, message.contribution.subcommittee_index)?;
@@ -737,9 +752,31 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         )))
     }
 
-    /// The signed aggregate or contribution for a combined signature, if
-    /// the signature is over what the cluster decided.
+    /// The signed aggregate or contribution for a combined signature: it
+    /// waits for the decision, and is refused if the signature is not over
+    /// what the cluster decided.
     pub(super) fn aggregation_submission(
+        &self,
+        duty: Duty,
+        validator: PublicKeyBytes,
+        root: Root,
+        signature: SignatureBytes,
+    ) -> Built<E> {
+        if !self.aggregation_decided(duty) {
+            return Built::Wait;
+        }
+        let Ok(fork) = self.cluster.fork(duty.slot) else {
+            return Built::Nothing;
+        };
+        Built::or_refused(
+            self.signed_aggregation(duty, validator, root, signature, fork),
+            "partials combined over a root other than the decided aggregate's",
+        )
+    }
+
+    /// The signed aggregate or contribution, if the signature is over what
+    /// the cluster decided.
+    fn signed_aggregation(
         &self,
         duty: Duty,
         validator: PublicKeyBytes,
@@ -770,11 +807,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 Some(Submission::Aggregate(fork, signed))
             }
             DutyType::SyncContribution => {
-                let subcommittees: BTreeSet<u64> = self
-                    .contributions
-                    .range((duty.slot, 0)..=(duty.slot, u64::MAX))
-                    .map(|((_, s), _)| *s)
-                    .collect();
+                let subcommittees: BTreeSet<u64> =
+                    self.dutydb.contributions_at(duty.slot).collect();
                 subcommittees.into_iter().find_map(|subcommittee| {
                     let message = self
                         .contribution_and_proof(duty.slot, validator, subcommittee)
@@ -793,18 +827,10 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
 
     /// Whether the decided data a combined aggregation signature needs is
     /// there yet.
-    pub(super) fn aggregation_decided(&self, duty: Duty) -> bool {
+    fn aggregation_decided(&self, duty: Duty) -> bool {
         match duty.kind {
-            DutyType::Aggregator => self
-                .aggregates
-                .range((duty.slot, CommitteeIndex(0))..=(duty.slot, CommitteeIndex(u64::MAX)))
-                .next()
-                .is_some(),
-            DutyType::SyncContribution => self
-                .contributions
-                .range((duty.slot, 0)..=(duty.slot, u64::MAX))
-                .next()
-                .is_some(),
+            DutyType::Aggregator => self.dutydb.aggregates_at(duty.slot).next().is_some(),
+            DutyType::SyncContribution => self.dutydb.contributions_at(duty.slot).next().is_some(),
             _ => false,
         }
     }
@@ -813,6 +839,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// its committee at `slot` (`None`: not known yet).
     pub fn is_cluster_aggregator(&self, slot: Slot, validator: PublicKeyBytes) -> Option<bool> {
         let duty = self
+            .scheduler
             .attester
             .get(&slot)?
             .iter()
@@ -823,5 +850,29 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             self.selection_root(slot),
         )?;
         Some(is_aggregator(duty.committee_length, &proof))
+    }
+
+    /// What an aggregation selection proof signs: the slot.
+    pub(super) fn selection_root(&self, slot: Slot) -> Root {
+        let domain = self.cluster.network.domain_at(
+            DOMAIN_SELECTION_PROOF,
+            slot.epoch(self.cluster.slots_per_epoch),
+            self.cluster.genesis_validators_root,
+        );
+        compute_signing_root(&slot, domain)
+    }
+
+    /// What a sync-contribution selection proof signs.
+    pub(super) fn sync_selection_root(&self, slot: Slot, subcommittee_index: u64) -> Root {
+        let domain = self.cluster.network.domain_at(
+            DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
+            slot.epoch(self.cluster.slots_per_epoch),
+            self.cluster.genesis_validators_root,
+        );
+        let data = SyncAggregatorSelectionData {
+            slot,
+            subcommittee_index,
+        };
+        compute_signing_root(&data, domain)
     }
 }

@@ -8,6 +8,9 @@
 //! partials combine into the block's signature, and the block (with its
 //! blobs, or blinded) goes to the beacon node.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use phalanx_consensus as qbft;
 use phalanx_eth::block::BeaconBlock;
 use phalanx_eth::block::BlindedBeaconBlock;
 use phalanx_eth::block_contents::{
@@ -18,7 +21,11 @@ use phalanx_eth::{Epoch, EthSpec, ExecutionAddress, ForkName, PublicKeyBytes, Ro
 use phalanx_eth::{SignatureBytes, ValidatorIndex};
 use ssz_types::FixedVector;
 
-use super::{Action, ApiFailure, Core, OwnPartial, Submission, VcResponse};
+use super::consensus::DutyValidity;
+use super::partials::OwnPartial;
+use super::submit::Built;
+use super::types::{Action, ApiFailure, Submission, VcResponse};
+use super::Core;
 use crate::duty::{Duty, DutyType};
 use crate::scheme::SignatureScheme;
 use crate::slashing::Safety;
@@ -193,14 +200,14 @@ fn full_facts<E: EthSpec>(b: &BeaconBlock<E>, blobs: usize, proofs: usize) -> Bl
 pub(super) fn check_block<E: EthSpec, S: SignatureScheme>(
     slot: Slot,
     value: &DutyValue,
-    core: &super::DutyValidity<'_, E, S>,
+    core: &DutyValidity<'_, E, S>,
 ) -> Result<(), String> {
     let block = decode_block::<E>(value)?;
     let facts = facts(&block);
     if facts.slot != slot {
         return Err(format!("a block of slot {} in slot {slot}", facts.slot));
     }
-    let shared = core.known;
+    let shared = core.scheduler;
     let Some(proposer) = shared.proposers.get(&slot) else {
         return Err(format!(
             "no validator of this cluster proposes at slot {slot}"
@@ -235,8 +242,7 @@ pub(super) fn check_block<E: EthSpec, S: SignatureScheme>(
         return Err(format!("{} proofs for {} blobs", facts.proofs, facts.blobs));
     }
     let root = block_signing_root(core.network, core.genesis_validators_root, slot, facts.root);
-    shared
-        .slashing
+    core.slashing
         .check_block(&proposer.key, slot, root)
         .map_err(|e| format!("slashable: {e}"))?;
     Ok(())
@@ -277,7 +283,55 @@ pub(super) struct Proposer<S: SignatureScheme> {
     pub fee_recipient: Option<ExecutionAddress>,
 }
 
+/// The proposer duty's own state: the combined randao reveals and what
+/// the validator client asked the block to carry.
+pub(super) struct Proposals<S: SignatureScheme> {
+    /// The graffiti of the cluster's blocks when the client asks for none.
+    graffiti: Option<Root>,
+    pub(super) randao: BTreeMap<Slot, S::Signature>,
+    pub(super) block_wishes: BTreeMap<Slot, BlockWishes>,
+    /// Slots whose block was asked for (once).
+    fetched_blocks: BTreeSet<Slot>,
+}
+
+impl<S: SignatureScheme> Proposals<S> {
+    pub(super) fn new(graffiti: Option<Root>) -> Proposals<S> {
+        Proposals {
+            graffiti,
+            randao: BTreeMap::new(),
+            block_wishes: BTreeMap::new(),
+            fetched_blocks: BTreeSet::new(),
+        }
+    }
+
+    /// Forgets slots before `keep`.
+    pub(super) fn prune(&mut self, keep: Slot) {
+        self.randao = self.randao.split_off(&keep);
+        self.block_wishes = self.block_wishes.split_off(&keep);
+        self.fetched_blocks = self.fetched_blocks.split_off(&keep);
+    }
+}
+
 impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
+    /// Starts the slot's proposer duty at its time when a cluster validator
+    /// proposes.
+    pub(super) fn start_proposer(&mut self, now_ms: u64, slot: Slot, actions: &mut Vec<Action<E>>) {
+        let proposal = Duty::new(slot, DutyType::Proposer);
+        let (start, deadline) = self.cluster.window(slot, DutyType::Proposer);
+        if now_ms >= start && now_ms < deadline && !self.scheduler.started.contains(&proposal) {
+            let proposer = self.scheduler.proposers.get(&slot).map(|p| p.key);
+            if let Some(key) = proposer {
+                self.scheduler.started.insert(proposal);
+                self.tracker.started(proposal, deadline);
+                self.tracker.expect(&proposal, [key]);
+                // Every node takes part in the decision, also one whose
+                // validator client is slow to send its randao reveal: its
+                // own block, once fetched, becomes its input then.
+                self.run_consensus(qbft::Event::Join { instance: proposal }, actions);
+            }
+        }
+    }
+
     /// A validator client asks for a block: its randao reveal is checked
     /// and shared, and the request waits for the decided block.
     pub(super) fn on_vc_produce_block(
@@ -290,17 +344,20 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         actions: &mut Vec<Action<E>>,
     ) {
         let reply = |result| Action::Reply { id, result };
-        if let Some(block) = self.blocks.get(&slot) {
+        if let Some(block) = self.dutydb.block(slot) {
             actions.push(reply(Ok(VcResponse::Block(Box::new(block.clone())))));
             return;
         }
-        let Some(proposer) = self.known.proposers.get(&slot).cloned() else {
-            let epoch = slot.epoch(self.slots_per_epoch);
-            let current = self.slot_at(now_ms).epoch(self.slots_per_epoch);
-            if epoch == current && !self.proposers_resolved.contains(&epoch) {
+        let Some(proposer) = self.scheduler.proposers.get(&slot).cloned() else {
+            let epoch = slot.epoch(self.cluster.slots_per_epoch);
+            let current = self
+                .cluster
+                .slot_at(now_ms)
+                .epoch(self.cluster.slots_per_epoch);
+            if epoch == current && !self.scheduler.proposers_resolved.contains(&epoch) {
                 // Asked at the epoch's start, before the node's own lookup
                 // of the proposers came back: taken up when it does.
-                self.early_blocks.push(EarlyBlock {
+                self.vc.early_blocks.push(EarlyBlock {
                     id,
                     slot,
                     randao_reveal,
@@ -314,7 +371,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             ))));
             return;
         };
-        let deadline_ms = self.slot_start_ms(Slot(slot.0 + 1));
+        let deadline_ms = self.cluster.slot_start_ms(Slot(slot.0 + 1));
         if now_ms >= deadline_ms {
             actions.push(reply(Err(ApiFailure::new(
                 400,
@@ -322,11 +379,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             ))));
             return;
         }
-        let position = self.by_group[&proposer.key];
+        let position = self.cluster.by_group[&proposer.key];
         let root = randao_root(
-            &self.network,
-            self.genesis_validators_root,
-            slot.epoch(self.slots_per_epoch),
+            &self.cluster.network,
+            self.cluster.genesis_validators_root,
+            slot.epoch(self.cluster.slots_per_epoch),
         );
         let mut outgoing = Vec::new();
         let own = OwnPartial::new(
@@ -345,8 +402,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         if !outgoing.is_empty() {
             actions.push(Action::SendPartials(outgoing));
         }
-        self.block_wishes.insert(slot, wishes);
-        self.pending_blocks.push(PendingBlock {
+        self.proposals.block_wishes.insert(slot, wishes);
+        self.vc.pending_blocks.push(PendingBlock {
             id,
             deadline_ms,
             slot,
@@ -360,14 +417,19 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         randao: S::Signature,
         actions: &mut Vec<Action<E>>,
     ) {
-        self.randao.insert(slot, randao);
+        self.proposals.randao.insert(slot, randao);
         let duty = Duty::new(slot, DutyType::Proposer);
-        if self.fetched_blocks.insert(slot) {
-            let wishes = self.block_wishes.get(&slot).copied().unwrap_or_default();
+        if self.proposals.fetched_blocks.insert(slot) {
+            let wishes = self
+                .proposals
+                .block_wishes
+                .get(&slot)
+                .copied()
+                .unwrap_or_default();
             actions.push(Action::FetchBlock {
                 duty,
                 randao_reveal: S::signature_bytes(&randao),
-                graffiti: wishes.graffiti.or(self.graffiti),
+                graffiti: wishes.graffiti.or(self.proposals.graffiti),
                 builder_boost_factor: wishes.builder_boost_factor,
             });
         }
@@ -397,6 +459,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         self.tracker.decided(&duty);
         let facts = facts(&block);
         let Some(key) = self
+            .scheduler
             .index_of
             .iter()
             .find(|(_, i)| **i == facts.proposer)
@@ -405,18 +468,15 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             return;
         };
         let root = block_signing_root(
-            &self.network,
-            self.genesis_validators_root,
+            &self.cluster.network,
+            self.cluster.genesis_validators_root,
             duty.slot,
             facts.root,
         );
-        let safety = self
-            .known
-            .slashing
-            .check_and_insert_block(key, duty.slot, root);
+        let safety = self.slashing.check_and_insert_block(key, duty.slot, root);
         match safety {
             Ok(Safety::Safe | Safety::SameData) => {
-                self.blocks.insert(duty.slot, block);
+                self.dutydb.store_block(duty.slot, block);
             }
             Err(e) => {
                 self.tracker.failed(&duty, Failure::Slashing(e.to_string()));
@@ -434,8 +494,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// overdue ones get a clear error.
     pub(super) fn answer_block_requests(&mut self, now_ms: u64, actions: &mut Vec<Action<E>>) {
         if now_ms > 0 {
-            for early in std::mem::take(&mut self.early_blocks) {
-                if now_ms >= self.slot_start_ms(Slot(early.slot.0 + 1)) {
+            for early in std::mem::take(&mut self.vc.early_blocks) {
+                if now_ms >= self.cluster.slot_start_ms(Slot(early.slot.0 + 1)) {
                     actions.push(Action::Reply {
                         id: early.id,
                         result: Err(ApiFailure::new(
@@ -447,18 +507,18 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                         )),
                     });
                 } else {
-                    self.early_blocks.push(early);
+                    self.vc.early_blocks.push(early);
                 }
             }
         }
-        for pending in std::mem::take(&mut self.pending_blocks) {
-            if let Some(block) = self.blocks.get(&pending.slot) {
+        for pending in std::mem::take(&mut self.vc.pending_blocks) {
+            if let Some(block) = self.dutydb.block(pending.slot) {
                 actions.push(Action::Reply {
                     id: pending.id,
                     result: Ok(VcResponse::Block(Box::new(block.clone()))),
                 });
             } else if now_ms > 0 && now_ms >= pending.deadline_ms {
-                let reason = if self.randao.contains_key(&pending.slot) {
+                let reason = if self.proposals.randao.contains_key(&pending.slot) {
                     "the cluster decided no block"
                 } else {
                     "too few operators' validator clients sent their randao reveal to combine it"
@@ -471,7 +531,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     )),
                 });
             } else {
-                self.pending_blocks.push(pending);
+                self.vc.pending_blocks.push(pending);
             }
         }
     }
@@ -485,7 +545,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         signature: SignatureBytes,
         actions: &mut Vec<Action<E>>,
     ) -> Result<VcResponse<E>, ApiFailure> {
-        let block = self.blocks.get(&slot).ok_or_else(|| {
+        let block = self.dutydb.block(slot).ok_or_else(|| {
             ApiFailure::new(400, format!("the cluster decided no block for slot {slot}"))
         })?;
         let facts = facts(block);
@@ -495,12 +555,17 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 "the block differs from the one the cluster decided",
             ));
         }
-        let position = self.indices.get(&facts.proposer).copied().ok_or_else(|| {
-            ApiFailure::new(400, "the proposer is not a validator of this cluster")
-        })?;
+        let position = self
+            .scheduler
+            .indices
+            .get(&facts.proposer)
+            .copied()
+            .ok_or_else(|| {
+                ApiFailure::new(400, "the proposer is not a validator of this cluster")
+            })?;
         let root = block_signing_root(
-            &self.network,
-            self.genesis_validators_root,
+            &self.cluster.network,
+            self.cluster.genesis_validators_root,
             slot,
             block_root,
         );
@@ -519,18 +584,35 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         Ok(VcResponse::Accepted)
     }
 
-    /// The signed block for a combined signature over the decided block.
+    /// The signed block for a combined signature: it waits for the
+    /// decided block, and is refused if not over it.
     pub(super) fn block_submission(
         &self,
         slot: Slot,
         root: Root,
         signature: SignatureBytes,
+    ) -> Built<E> {
+        if self.dutydb.block(slot).is_none() {
+            return Built::Wait;
+        }
+        Built::or_refused(
+            self.signed_block(slot, root, signature),
+            "partials combined over a root other than the decided block's",
+        )
+    }
+
+    /// The signed block for a combined signature over the decided block.
+    fn signed_block(
+        &self,
+        slot: Slot,
+        root: Root,
+        signature: SignatureBytes,
     ) -> Option<Submission<E>> {
-        let block = self.blocks.get(&slot)?;
+        let block = self.dutydb.block(slot)?;
         let facts = facts(block);
         if block_signing_root(
-            &self.network,
-            self.genesis_validators_root,
+            &self.cluster.network,
+            self.cluster.genesis_validators_root,
             slot,
             facts.root,
         ) != root
@@ -561,9 +643,9 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// Whether a peer's randao partial signs the epoch of its slot.
     pub(super) fn randao_root_of(&self, slot: Slot) -> Root {
         randao_root(
-            &self.network,
-            self.genesis_validators_root,
-            slot.epoch(self.slots_per_epoch),
+            &self.cluster.network,
+            self.cluster.genesis_validators_root,
+            slot.epoch(self.cluster.slots_per_epoch),
         )
     }
 }

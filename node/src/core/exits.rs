@@ -1,0 +1,100 @@
+//! Voluntary exits, a duty not bound to a slot: an exit is signed by each
+//! operator's share (`phalanx exit`, or the validator client's own exit
+//! command through the validator API); the partials are exchanged and
+//! combined like any other, and the combined exit goes to the beacon node.
+
+use phalanx_eth::signing::{compute_signing_root, voluntary_exit_domain};
+use phalanx_eth::validator::{SignedVoluntaryExit, VoluntaryExit};
+use phalanx_eth::{Epoch, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot};
+
+use super::partials::OwnPartial;
+use super::types::Submission;
+use super::Core;
+use crate::duty::{Duty, DutyType};
+use crate::scheme::SignatureScheme;
+
+impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
+    /// The domain an exit is verified under by a chain at `now_slot`: the
+    /// Capella version from Deneb on (EIP-7044), before that the version
+    /// of the exit's epoch.
+    fn exit_root(&self, exit: &VoluntaryExit) -> Root {
+        let now = self
+            .scheduler
+            .current_slot
+            .unwrap_or(Slot(0))
+            .epoch(self.cluster.slots_per_epoch);
+        let fork = self.cluster.network.fork_at(now).unwrap_or(ForkName::Fulu);
+        let capella = self
+            .cluster
+            .network
+            .fork_version(ForkName::Capella)
+            .unwrap_or_else(|| self.cluster.network.fork_version_at(exit.epoch));
+        let domain = voluntary_exit_domain(
+            fork,
+            self.cluster.network.fork_version_at(exit.epoch),
+            capella,
+            self.cluster.genesis_validators_root,
+        );
+        compute_signing_root(exit, domain)
+    }
+
+    /// The duty an exit belongs to: the first slot of its epoch.
+    fn exit_duty(&self, epoch: Epoch) -> Duty {
+        Duty::new(Slot(epoch.0 * self.cluster.slots_per_epoch), DutyType::Exit)
+    }
+
+    /// A partial exit of this operator: verified, shared, combined.
+    pub(super) fn own_exit(
+        &mut self,
+        now_ms: u64,
+        signed: &SignedVoluntaryExit,
+    ) -> Result<Option<OwnPartial>, String> {
+        let exit = &signed.message;
+        let position = *self
+            .scheduler
+            .indices
+            .get(&exit.validator_index)
+            .ok_or_else(|| {
+                format!(
+                    "validator {} is not a validator of this cluster",
+                    exit.validator_index
+                )
+            })?;
+        let now = self
+            .cluster
+            .slot_at(now_ms)
+            .epoch(self.cluster.slots_per_epoch);
+        if exit.epoch > now {
+            return Err(format!(
+                "the exit is for epoch {}, after the current epoch {now}: sign it for an epoch that has begun",
+                exit.epoch
+            ));
+        }
+        let duty = self.exit_duty(exit.epoch);
+        let root = self.exit_root(exit);
+        self.track_unbound(now_ms, duty, self.cluster.group_bytes[position]);
+        Ok(Some(OwnPartial::new(
+            duty,
+            position,
+            root,
+            signed.signature,
+        )))
+    }
+
+    /// The combined exit, if the combined signature is over the exit of
+    /// this validator at the duty's epoch.
+    pub(super) fn exit_submission(
+        &self,
+        duty: Duty,
+        validator: PublicKeyBytes,
+        root: Root,
+        signature: SignatureBytes,
+    ) -> Option<Submission<E>> {
+        let message = VoluntaryExit {
+            epoch: duty.slot.epoch(self.cluster.slots_per_epoch),
+            validator_index: *self.scheduler.index_of.get(&validator)?,
+        };
+        (self.exit_root(&message) == root)
+            .then(|| Submission::Exit(Box::new(SignedVoluntaryExit { message, signature })))
+    }
+}
