@@ -284,10 +284,12 @@ pub struct Signed<T> {
 const OFFSET_LEN: usize = 4;
 /// Bytes of a compressed signature.
 const SIGNATURE_LEN: usize = 96;
-/// Bytes of a KZG proof.
-const PROOF_LEN: usize = 48;
-/// Bytes of a blob.
-const BLOB_LEN: usize = 131_072;
+/// Bytes of a KZG proof (`BYTES_PER_PROOF`).
+pub const BYTES_PER_PROOF: usize = 48;
+/// Bytes of a blob (`BYTES_PER_BLOB`: 4096 field elements of 32 bytes).
+pub const BYTES_PER_BLOB: usize = 131_072;
+const PROOF_LEN: usize = BYTES_PER_PROOF;
+const BLOB_LEN: usize = BYTES_PER_BLOB;
 
 fn ssz_error(container: &'static str, reason: impl Into<String>) -> Error {
     Error::Ssz {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::fork::ForkName;
-use crate::primitives::{Epoch, ExecutionAddress, Root, Version};
+use crate::primitives::{Epoch, ExecutionAddress, Root, Slot, Version};
 
 /// An epoch that never comes: how configs write an unscheduled fork.
 pub const FAR_FUTURE_EPOCH: Epoch = Epoch(u64::MAX);
@@ -123,6 +123,12 @@ type RawConfig = BTreeMap<String, RawValue>;
 const MAINNET_YAML: &str = include_str!("networks/mainnet.yaml");
 const HOODI_YAML: &str = include_str!("networks/hoodi.yaml");
 const SEPOLIA_YAML: &str = include_str!("networks/sepolia.yaml");
+
+/// The network is in a fork this build does not know (by the config's
+/// name for it): nothing is decided or signed in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the network is in fork {0}, unknown to this build")]
+pub struct UnknownFork(pub String);
 
 impl NetworkConfig {
     /// The built-in config of `name` (`mainnet`, `hoodi`, `sepolia`).
@@ -427,6 +433,42 @@ impl NetworkConfig {
         }
     }
 
+    /// The fork in force at `slot`.
+    ///
+    /// The fallback policy for a fork the config schedules but this build
+    /// does not know: it is an [`UnknownFork`] error wherever something is
+    /// decided or signed (the node must not sign in a fork it does not
+    /// understand); only where a layout must be picked regardless, the
+    /// caller takes [`NetworkConfig::layout_fork_at_slot`], which falls back
+    /// to [`ForkName::LATEST`].
+    pub fn fork_at_slot(&self, slot: Slot) -> Result<ForkName, UnknownFork> {
+        self.fork_at(slot.epoch(self.slots_per_epoch()))
+            .map_err(UnknownFork)
+    }
+
+    /// The fork whose layouts apply at `slot`: [`Self::fork_at_slot`], or
+    /// [`ForkName::LATEST`] for a fork unknown to this build.
+    pub fn layout_fork_at_slot(&self, slot: Slot) -> ForkName {
+        self.fork_at_slot(slot).unwrap_or(ForkName::LATEST)
+    }
+
+    /// The length of a slot in milliseconds (at least 1).
+    pub fn slot_ms(&self) -> u64 {
+        self.slot_duration_ms.max(1)
+    }
+
+    /// The start of `slot` in Unix milliseconds, for a chain that started
+    /// at `genesis_time_ms`.
+    pub fn slot_start_ms(&self, genesis_time_ms: u64, slot: Slot) -> u64 {
+        genesis_time_ms.saturating_add(slot.0.saturating_mul(self.slot_ms()))
+    }
+
+    /// The slot at `now_ms` (Unix milliseconds) of a chain that started at
+    /// `genesis_time_ms`; slot 0 before genesis.
+    pub fn slot_at_ms(&self, genesis_time_ms: u64, now_ms: u64) -> Slot {
+        Slot(now_ms.saturating_sub(genesis_time_ms) / self.slot_ms())
+    }
+
     /// The fork version in force at `epoch`.
     pub fn fork_version_at(&self, epoch: Epoch) -> Version {
         self.scheduled_fork_at(epoch)
@@ -583,6 +625,38 @@ fn parse_yaml(text: &str) -> Result<RawConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_fork_is_an_error_and_lays_out_as_the_latest() {
+        let mut network = NetworkConfig::devnet(ForkName::Electra, 12_000);
+        let spe = network.slots_per_epoch();
+        network.forks.push(ScheduledFork {
+            name: "gloas".into(),
+            fork: None,
+            version: Version::from([9, 0, 0, 0]),
+            epoch: Epoch(10),
+        });
+        let before = Slot(10 * spe - 1);
+        let after = Slot(10 * spe);
+        assert_eq!(network.fork_at_slot(before), Ok(ForkName::Electra));
+        assert_eq!(network.layout_fork_at_slot(before), ForkName::Electra);
+        assert_eq!(
+            network.fork_at_slot(after),
+            Err(UnknownFork("gloas".into()))
+        );
+        assert_eq!(network.layout_fork_at_slot(after), ForkName::LATEST);
+    }
+
+    #[test]
+    fn slot_times_round_trip() {
+        let network = NetworkConfig::devnet(ForkName::Electra, 2_000);
+        let genesis = 1_700_000_000_000;
+        assert_eq!(network.slot_start_ms(genesis, Slot(5)), genesis + 10_000);
+        assert_eq!(network.slot_at_ms(genesis, genesis + 10_000), Slot(5));
+        assert_eq!(network.slot_at_ms(genesis, genesis + 11_999), Slot(5));
+        // Before genesis: slot 0.
+        assert_eq!(network.slot_at_ms(genesis, genesis - 1), Slot(0));
+    }
 
     #[test]
     fn built_in_networks_load() {

@@ -25,6 +25,11 @@ pub enum ForkName {
 }
 
 impl ForkName {
+    /// The newest fork this build knows: the layout used where a fork the
+    /// config schedules is unknown to this build (see
+    /// [`crate::config::NetworkConfig::layout_fork_at_slot`]).
+    pub const LATEST: ForkName = ForkName::Fulu;
+
     /// Every fork, oldest first.
     pub const ALL: [ForkName; 7] = [
         ForkName::Phase0,

@@ -112,6 +112,167 @@ pub fn voluntary_exit_domain(
     compute_domain(DOMAIN_VOLUNTARY_EXIT, version, genesis_validators_root)
 }
 
+/// The signing roots of the validator duties, each in the domain of its
+/// epoch on `network` (see [`NetworkConfig::domain_at`]).
+///
+/// [`NetworkConfig::domain_at`]: crate::config::NetworkConfig::domain_at
+pub mod roots {
+    use super::*;
+    use crate::attestation::{AggregateAndProof, AttestationData};
+    use crate::config::NetworkConfig;
+    use crate::preset::EthSpec;
+    use crate::primitives::{Epoch, Slot};
+    use crate::sync_committee::{ContributionAndProof, SyncAggregatorSelectionData};
+    use crate::validator::{ValidatorRegistration, VoluntaryExit};
+
+    /// An attestation: the data, in the domain of its target epoch.
+    pub fn attestation(
+        network: &NetworkConfig,
+        genesis_validators_root: Root,
+        data: &AttestationData,
+    ) -> Root {
+        let domain = network.domain_at(
+            DOMAIN_BEACON_ATTESTER,
+            data.target.epoch,
+            genesis_validators_root,
+        );
+        compute_signing_root(data, domain)
+    }
+
+    /// A block (full or blinded: the same root), by its root.
+    pub fn block(
+        network: &NetworkConfig,
+        genesis_validators_root: Root,
+        slot: Slot,
+        block_root: Root,
+    ) -> Root {
+        let epoch = slot.epoch(network.slots_per_epoch());
+        compute_signing_root(
+            &block_root,
+            network.domain_at(DOMAIN_BEACON_PROPOSER, epoch, genesis_validators_root),
+        )
+    }
+
+    /// A randao reveal: the epoch.
+    pub fn randao(network: &NetworkConfig, genesis_validators_root: Root, epoch: Epoch) -> Root {
+        compute_signing_root(
+            &epoch,
+            network.domain_at(DOMAIN_RANDAO, epoch, genesis_validators_root),
+        )
+    }
+
+    /// A sync-committee message: the head's block root.
+    pub fn sync_committee_message(
+        network: &NetworkConfig,
+        genesis_validators_root: Root,
+        slot: Slot,
+        block_root: Root,
+    ) -> Root {
+        let domain = network.domain_at(
+            DOMAIN_SYNC_COMMITTEE,
+            slot.epoch(network.slots_per_epoch()),
+            genesis_validators_root,
+        );
+        compute_signing_root(&block_root, domain)
+    }
+
+    /// An aggregation selection proof: the slot.
+    pub fn selection_proof(
+        network: &NetworkConfig,
+        genesis_validators_root: Root,
+        slot: Slot,
+    ) -> Root {
+        let domain = network.domain_at(
+            DOMAIN_SELECTION_PROOF,
+            slot.epoch(network.slots_per_epoch()),
+            genesis_validators_root,
+        );
+        compute_signing_root(&slot, domain)
+    }
+
+    /// A sync-contribution selection proof: slot and subcommittee.
+    pub fn sync_selection_proof(
+        network: &NetworkConfig,
+        genesis_validators_root: Root,
+        slot: Slot,
+        subcommittee_index: u64,
+    ) -> Root {
+        let domain = network.domain_at(
+            DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
+            slot.epoch(network.slots_per_epoch()),
+            genesis_validators_root,
+        );
+        let data = SyncAggregatorSelectionData {
+            slot,
+            subcommittee_index,
+        };
+        compute_signing_root(&data, domain)
+    }
+
+    /// An aggregate and proof, in the domain of the aggregate's `slot`.
+    pub fn aggregate_and_proof<E: EthSpec>(
+        network: &NetworkConfig,
+        genesis_validators_root: Root,
+        message: &AggregateAndProof<E>,
+        slot: Slot,
+    ) -> Root {
+        let domain = network.domain_at(
+            DOMAIN_AGGREGATE_AND_PROOF,
+            slot.epoch(network.slots_per_epoch()),
+            genesis_validators_root,
+        );
+        compute_signing_root(&message.tree_hash_root(), domain)
+    }
+
+    /// A contribution and proof, in the domain of the contribution's slot.
+    pub fn contribution_and_proof<E: EthSpec>(
+        network: &NetworkConfig,
+        genesis_validators_root: Root,
+        message: &ContributionAndProof<E>,
+    ) -> Root {
+        let domain = network.domain_at(
+            DOMAIN_CONTRIBUTION_AND_PROOF,
+            message.contribution.slot.epoch(network.slots_per_epoch()),
+            genesis_validators_root,
+        );
+        compute_signing_root(message, domain)
+    }
+
+    /// A voluntary exit as a chain at `current` verifies it: the Capella
+    /// version from Deneb on (EIP-7044), before that the version of the
+    /// exit's epoch. A current fork unknown to this build counts as
+    /// [`ForkName::LATEST`].
+    pub fn voluntary_exit(
+        network: &NetworkConfig,
+        genesis_validators_root: Root,
+        exit: &VoluntaryExit,
+        current: Slot,
+    ) -> Root {
+        let fork = network.layout_fork_at_slot(current);
+        let capella = network
+            .fork_version(ForkName::Capella)
+            .unwrap_or_else(|| network.fork_version_at(exit.epoch));
+        let domain = voluntary_exit_domain(
+            fork,
+            network.fork_version_at(exit.epoch),
+            capella,
+            genesis_validators_root,
+        );
+        compute_signing_root(exit, domain)
+    }
+
+    /// A builder registration, in the fixed builder domain.
+    pub fn validator_registration(
+        network: &NetworkConfig,
+        message: &ValidatorRegistration,
+    ) -> Root {
+        compute_signing_root(
+            message,
+            application_builder_domain(network.genesis_fork_version),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +293,40 @@ mod tests {
         assert_eq!(
             hex::encode(domain),
             "03000000f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a9"
+        );
+    }
+
+    #[test]
+    fn duty_roots_sign_in_their_epochs_domain() {
+        use crate::config::NetworkConfig;
+        use crate::primitives::{Epoch, Slot};
+        let network = NetworkConfig::devnet(ForkName::Electra, 12_000);
+        let spe = network.slots_per_epoch();
+        let gvr = Root::repeat_byte(3);
+        let slot = Slot(3 * spe + 1);
+        assert_eq!(
+            roots::selection_proof(&network, gvr, slot),
+            compute_signing_root(
+                &slot,
+                network.domain_at(DOMAIN_SELECTION_PROOF, Epoch(3), gvr)
+            )
+        );
+        assert_eq!(
+            roots::randao(&network, gvr, Epoch(3)),
+            compute_signing_root(&Epoch(3), network.domain_at(DOMAIN_RANDAO, Epoch(3), gvr))
+        );
+        let block_root = Root::repeat_byte(8);
+        assert_eq!(
+            roots::block(&network, gvr, slot, block_root),
+            compute_signing_root(
+                &block_root,
+                network.domain_at(DOMAIN_BEACON_PROPOSER, Epoch(3), gvr)
+            )
+        );
+        // The same head in the sync-committee domain signs something else.
+        assert_ne!(
+            roots::sync_committee_message(&network, gvr, slot, block_root),
+            roots::block(&network, gvr, slot, block_root)
         );
     }
 

@@ -3,6 +3,7 @@
 //! the consensus protocol on p2p.
 
 use phalanx_consensus::{MessageSignature, OperatorIndex, Signer, Verifier};
+use phalanx_eth::block_contents::BYTES_PER_BLOB;
 use phalanx_p2p::{NodeKey, Protocol};
 
 /// Signs consensus messages with the operator's node key (secp256k1).
@@ -34,8 +35,6 @@ impl Verifier for LockVerifier {
     }
 }
 
-/// An EIP-4844 blob.
-const BYTES_PER_BLOB: usize = 131_072;
 /// Fulu's cell proofs per blob (CELLS_PER_EXT_BLOB), 48 bytes each.
 const CELL_PROOFS_PER_BLOB: usize = 128;
 /// The largest block the node accepts in consensus besides its blobs: an

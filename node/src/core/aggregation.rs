@@ -16,16 +16,13 @@ use phalanx_eth::attestation::{
     AggregateAndProof, AggregateAndProofBase, AggregateAndProofElectra, Attestation,
     SignedAggregateAndProofBase, SignedAggregateAndProofElectra,
 };
+use phalanx_eth::config::UnknownFork;
 use phalanx_eth::selection::{
     is_aggregator, is_sync_committee_aggregator, sync_subcommittee, SYNC_COMMITTEE_SUBNET_COUNT,
 };
-use phalanx_eth::signing::{
-    compute_signing_root, DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_CONTRIBUTION_AND_PROOF,
-    DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
-};
+use phalanx_eth::signing::roots;
 use phalanx_eth::sync_committee::{
-    ContributionAndProof, SignedContributionAndProof, SyncAggregatorSelectionData,
-    SyncCommitteeContribution,
+    ContributionAndProof, SignedContributionAndProof, SyncCommitteeContribution,
 };
 use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot};
 use ssz::{Decode, Encode};
@@ -122,8 +119,8 @@ pub(super) fn check_aggregates<E: EthSpec, S: SignatureScheme>(
 ) -> Result<(), String> {
     let network = validity.network;
     let fork = network
-        .fork_at(slot.epoch(network.slots_per_epoch()))
-        .map_err(|f| format!("unknown fork {f}"))?;
+        .fork_at_slot(slot)
+        .map_err(|UnknownFork(f)| format!("unknown fork {f}"))?;
     for (committee, bytes) in decode_entries(value)? {
         let committee = CommitteeIndex(committee);
         let aggregate = Attestation::<E>::from_ssz_bytes(bytes, fork).map_err(|e| e.to_string())?;
@@ -209,7 +206,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// at `slot`, with their committees.
     fn attestation_aggregators(&self, slot: Slot) -> Vec<(PublicKeyBytes, CommitteeIndex)> {
         let prepare = Duty::new(slot, DutyType::PrepareAggregator);
-        let root = self.selection_root(slot);
+        let root = roots::selection_proof(
+            &self.cluster.network,
+            self.cluster.genesis_validators_root,
+            slot,
+        );
         self.scheduler
             .attester
             .get(&slot)
@@ -240,7 +241,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 .map(|p| sync_subcommittee::<E>(*p))
                 .collect();
             for subcommittee in subcommittees {
-                let root = self.sync_selection_root(slot, subcommittee);
+                let root = roots::sync_selection_proof(
+                    &self.cluster.network,
+                    self.cluster.genesis_validators_root,
+                    slot,
+                    subcommittee,
+                );
                 let elected = self
                     .vc
                     .selections
@@ -541,27 +547,6 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 .any(|p| p.needed.iter().any(|(d, _, _)| *d == duty))
     }
 
-    fn aggregate_and_proof_root(&self, message: &AggregateAndProof<E>, slot: Slot) -> Root {
-        let domain = self.cluster.network.domain_at(
-            DOMAIN_AGGREGATE_AND_PROOF,
-            slot.epoch(self.cluster.slots_per_epoch),
-            self.cluster.genesis_validators_root,
-        );
-        compute_signing_root(&message.tree_hash_root(), domain)
-    }
-
-    fn contribution_and_proof_root(&self, message: &ContributionAndProof<E>) -> Root {
-        let domain = self.cluster.network.domain_at(
-            DOMAIN_CONTRIBUTION_AND_PROOF,
-            message
-                .contribution
-                .slot
-                .epoch(self.cluster.slots_per_epoch),
-            self.cluster.genesis_validators_root,
-        );
-        compute_signing_root(message, domain)
-    }
-
     /// The combined selection proof of a validator for a duty and root.
     fn combined_proof(
         &self,
@@ -592,7 +577,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             .combined_proof(
                 Duty::new(slot, DutyType::PrepareAggregator),
                 validator,
-                self.selection_root(slot),
+                roots::selection_proof(
+                    &self.cluster.network,
+                    self.cluster.genesis_validators_root,
+                    slot,
+                ),
             )
             .ok_or_else(|| {
                 format!(
@@ -650,7 +639,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             .combined_proof(
                 Duty::new(slot, DutyType::PrepareSyncContribution),
                 validator,
-                self.sync_selection_root(slot, subcommittee),
+                roots::sync_selection_proof(&self.cluster.network, self.cluster.genesis_validators_root, slot, subcommittee),
             )
             .ok_or_else(|| {
                 format!(
@@ -709,7 +698,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         if expected != signed.message {
             return Err("the aggregate differs from the one the cluster decided".into());
         }
-        let root = self.aggregate_and_proof_root(&expected, slot);
+        let root = roots::aggregate_and_proof(
+            &self.cluster.network,
+            self.cluster.genesis_validators_root,
+            &expected,
+            slot,
+        );
         Ok(Some(OwnPartial::new(
             Duty::new(slot, DutyType::Aggregator),
             position,
@@ -743,7 +737,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         if *message != expected {
             return Err("the contribution differs from the one the cluster decided".into());
         }
-        let root = self.contribution_and_proof_root(&expected);
+        let root = roots::contribution_and_proof(
+            &self.cluster.network,
+            self.cluster.genesis_validators_root,
+            &expected,
+        );
         Ok(Some(OwnPartial::new(
             Duty::new(slot, DutyType::SyncContribution),
             position,
@@ -787,7 +785,13 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         match duty.kind {
             DutyType::Aggregator => {
                 let message = self.aggregate_and_proof(duty.slot, validator).ok()?;
-                if self.aggregate_and_proof_root(&message, duty.slot) != root {
+                if roots::aggregate_and_proof(
+                    &self.cluster.network,
+                    self.cluster.genesis_validators_root,
+                    &message,
+                    duty.slot,
+                ) != root
+                {
                     return None;
                 }
                 let signed = match message {
@@ -813,12 +817,17 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     let message = self
                         .contribution_and_proof(duty.slot, validator, subcommittee)
                         .ok()?;
-                    (self.contribution_and_proof_root(&message) == root).then(|| {
-                        Submission::Contribution(Box::new(SignedContributionAndProof {
-                            message,
-                            signature,
-                        }))
-                    })
+                    (roots::contribution_and_proof(
+                        &self.cluster.network,
+                        self.cluster.genesis_validators_root,
+                        &message,
+                    ) == root)
+                        .then(|| {
+                            Submission::Contribution(Box::new(SignedContributionAndProof {
+                                message,
+                                signature,
+                            }))
+                        })
                 })
             }
             _ => None,
@@ -847,32 +856,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let proof = self.combined_proof(
             Duty::new(slot, DutyType::PrepareAggregator),
             validator,
-            self.selection_root(slot),
+            roots::selection_proof(
+                &self.cluster.network,
+                self.cluster.genesis_validators_root,
+                slot,
+            ),
         )?;
         Some(is_aggregator(duty.committee_length, &proof))
-    }
-
-    /// What an aggregation selection proof signs: the slot.
-    pub(super) fn selection_root(&self, slot: Slot) -> Root {
-        let domain = self.cluster.network.domain_at(
-            DOMAIN_SELECTION_PROOF,
-            slot.epoch(self.cluster.slots_per_epoch),
-            self.cluster.genesis_validators_root,
-        );
-        compute_signing_root(&slot, domain)
-    }
-
-    /// What a sync-contribution selection proof signs.
-    pub(super) fn sync_selection_root(&self, slot: Slot, subcommittee_index: u64) -> Root {
-        let domain = self.cluster.network.domain_at(
-            DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
-            slot.epoch(self.cluster.slots_per_epoch),
-            self.cluster.genesis_validators_root,
-        );
-        let data = SyncAggregatorSelectionData {
-            slot,
-            subcommittee_index,
-        };
-        compute_signing_root(&data, domain)
     }
 }

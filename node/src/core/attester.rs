@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use phalanx_eth::attestation::{Attestation, AttestationBase, AttestationData, SingleAttestation};
-use phalanx_eth::config::NetworkConfig;
-use phalanx_eth::signing::{compute_signing_root, DOMAIN_BEACON_ATTESTER};
+use phalanx_eth::config::{NetworkConfig, UnknownFork};
+use phalanx_eth::signing::roots;
 use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot};
 use ssz_types::BitList;
 
@@ -42,8 +42,8 @@ pub(super) fn check_attestation_data(
 ) -> Result<(), String> {
     let epoch = slot.epoch(network.slots_per_epoch());
     let electra = network
-        .fork_at(epoch)
-        .map_err(|f| format!("unknown fork {f}"))?;
+        .fork_at_slot(slot)
+        .map_err(|UnknownFork(f)| format!("unknown fork {f}"))?;
     let electra = electra.electra_enabled();
     for (committee, data) in entries {
         if data.slot != slot {
@@ -73,7 +73,7 @@ pub(super) fn check_attestation_data(
             if !known.contains_key(committee) {
                 return Err(format!("committee {committee} has no cluster validator"));
             }
-            let root = attestation_signing_root(data, network, genesis_validators_root);
+            let root = roots::attestation(network, genesis_validators_root, data);
             for validator in known.get(committee).into_iter().flatten() {
                 slashing
                     .check_attestation(validator, data.source.epoch, data.target.epoch, root)
@@ -87,20 +87,6 @@ pub(super) fn check_attestation_data(
         }
     }
     Ok(())
-}
-
-/// The root an attester signs.
-pub(super) fn attestation_signing_root(
-    data: &AttestationData,
-    network: &NetworkConfig,
-    genesis_validators_root: Root,
-) -> Root {
-    let domain = network.domain_at(
-        DOMAIN_BEACON_ATTESTER,
-        data.target.epoch,
-        genesis_validators_root,
-    );
-    compute_signing_root(data, domain)
 }
 
 impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
@@ -197,10 +183,10 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         for (committee, data) in &entries {
             self.dutydb
                 .store_committee_data(duty.slot, *committee, *data);
-            let root = attestation_signing_root(
-                data,
+            let root = roots::attestation(
                 &self.cluster.network,
                 self.cluster.genesis_validators_root,
+                data,
             );
             for validator in duties
                 .iter()
@@ -362,10 +348,10 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 "the attestation data differs from the data the cluster decided".to_string(),
             );
         }
-        let root = attestation_signing_root(
-            &decided,
+        let root = roots::attestation(
             &self.cluster.network,
             self.cluster.genesis_validators_root,
+            &decided,
         );
         let position = self.cluster.by_group[&attester.pubkey];
         Ok(Some(OwnPartial::new(
@@ -390,10 +376,10 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let Some(attester) = self.scheduler.attester_duty(duty.slot, &validator).cloned() else {
             return Built::Nothing;
         };
-        let signing_root = attestation_signing_root(
-            &data,
+        let signing_root = roots::attestation(
             &self.cluster.network,
             self.cluster.genesis_validators_root,
+            &data,
         );
         if signing_root != root {
             return Built::Refused("partials combined over a root other than the decided data's");
@@ -524,7 +510,7 @@ mod tests {
         let known = committees(&[1]);
         let mut db = slashing();
         let first = data(70, 1);
-        let root = attestation_signing_root(&first, &network(), Root::ZERO);
+        let root = roots::attestation(&network(), Root::ZERO, &first);
         db.check_and_insert_attestation(
             PublicKeyBytes::repeat_byte(1),
             first.source.epoch,

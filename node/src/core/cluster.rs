@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use phalanx_consensus::Committee;
 use phalanx_crypto::threshold::ShareIndex;
-use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::config::{NetworkConfig, UnknownFork};
 use phalanx_eth::{ForkName, PublicKeyBytes, Root, Slot};
 
 use super::types::{CoreConfig, CoreError, Defects, ValidatorKeys};
@@ -81,7 +81,7 @@ impl<S: SignatureScheme> Cluster<S> {
         };
         let cluster = Cluster {
             me: config.me,
-            slot_ms: config.network.slot_duration_ms.max(1),
+            slot_ms: config.network.slot_ms(),
             slots_per_epoch: config.network.slots_per_epoch(),
             network: config.network,
             genesis_time_ms: config.genesis_time_ms,
@@ -96,13 +96,12 @@ impl<S: SignatureScheme> Cluster<S> {
 
     /// The start of `slot` in Unix milliseconds.
     pub(super) fn slot_start_ms(&self, slot: Slot) -> u64 {
-        self.genesis_time_ms
-            .saturating_add(slot.0.saturating_mul(self.slot_ms))
+        self.network.slot_start_ms(self.genesis_time_ms, slot)
     }
 
     /// The slot at `now_ms` (slot 0 before genesis).
     pub(super) fn slot_at(&self, now_ms: u64) -> Slot {
-        Slot(now_ms.saturating_sub(self.genesis_time_ms) / self.slot_ms)
+        self.network.slot_at_ms(self.genesis_time_ms, now_ms)
     }
 
     /// When a duty of `kind` at `slot` starts and its deadline, in Unix
@@ -118,10 +117,10 @@ impl<S: SignatureScheme> Cluster<S> {
         )
     }
 
-    pub(super) fn fork(&self, slot: Slot) -> Result<ForkName, String> {
-        self.network
-            .fork_at(slot.epoch(self.slots_per_epoch))
-            .map_err(|name| format!("the network is in fork {name}, unknown to this build"))
+    /// The fork at `slot`; nothing is decided or signed in a fork unknown
+    /// to this build.
+    pub(super) fn fork(&self, slot: Slot) -> Result<ForkName, UnknownFork> {
+        self.network.fork_at_slot(slot)
     }
 
     /// This operator's share index and public share of a validator.

@@ -3,9 +3,9 @@
 //! command through the validator API); the partials are exchanged and
 //! combined like any other, and the combined exit goes to the beacon node.
 
-use phalanx_eth::signing::{compute_signing_root, voluntary_exit_domain};
+use phalanx_eth::signing::roots;
 use phalanx_eth::validator::{SignedVoluntaryExit, VoluntaryExit};
-use phalanx_eth::{Epoch, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot};
+use phalanx_eth::{Epoch, EthSpec, PublicKeyBytes, Root, SignatureBytes, Slot};
 
 use super::partials::OwnPartial;
 use super::types::Submission;
@@ -14,30 +14,6 @@ use crate::duty::{Duty, DutyType};
 use crate::scheme::SignatureScheme;
 
 impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
-    /// The domain an exit is verified under by a chain at `now_slot`: the
-    /// Capella version from Deneb on (EIP-7044), before that the version
-    /// of the exit's epoch.
-    fn exit_root(&self, exit: &VoluntaryExit) -> Root {
-        let now = self
-            .scheduler
-            .current_slot
-            .unwrap_or(Slot(0))
-            .epoch(self.cluster.slots_per_epoch);
-        let fork = self.cluster.network.fork_at(now).unwrap_or(ForkName::Fulu);
-        let capella = self
-            .cluster
-            .network
-            .fork_version(ForkName::Capella)
-            .unwrap_or_else(|| self.cluster.network.fork_version_at(exit.epoch));
-        let domain = voluntary_exit_domain(
-            fork,
-            self.cluster.network.fork_version_at(exit.epoch),
-            capella,
-            self.cluster.genesis_validators_root,
-        );
-        compute_signing_root(exit, domain)
-    }
-
     /// The duty an exit belongs to: the first slot of its epoch.
     fn exit_duty(&self, epoch: Epoch) -> Duty {
         Duty::new(Slot(epoch.0 * self.cluster.slots_per_epoch), DutyType::Exit)
@@ -71,7 +47,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             ));
         }
         let duty = self.exit_duty(exit.epoch);
-        let root = self.exit_root(exit);
+        let root = roots::voluntary_exit(
+            &self.cluster.network,
+            self.cluster.genesis_validators_root,
+            exit,
+            self.scheduler.current_slot.unwrap_or(Slot(0)),
+        );
         self.track_unbound(now_ms, duty, self.cluster.group_bytes[position]);
         Ok(Some(OwnPartial::new(
             duty,
@@ -94,7 +75,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             epoch: duty.slot.epoch(self.cluster.slots_per_epoch),
             validator_index: *self.scheduler.index_of.get(&validator)?,
         };
-        (self.exit_root(&message) == root)
+        (roots::voluntary_exit(
+            &self.cluster.network,
+            self.cluster.genesis_validators_root,
+            &message,
+            self.scheduler.current_slot.unwrap_or(Slot(0)),
+        ) == root)
             .then(|| Submission::Exit(Box::new(SignedVoluntaryExit { message, signature })))
     }
 }

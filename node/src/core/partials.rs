@@ -5,6 +5,7 @@
 //! before it goes to [`super::submit`]. Peers' partials that fail a check
 //! are dropped with a reason.
 
+use phalanx_eth::signing::roots;
 use std::collections::{BTreeMap, BTreeSet};
 
 use phalanx_crypto::threshold::ShareIndex;
@@ -312,7 +313,13 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             if message.duty.kind == DutyType::SyncMessage {
                 // The root must be what the block root it names gives.
                 match block_root {
-                    Some(block) if self.sync_signing_root(message.duty.slot, block) == root => {}
+                    Some(block)
+                        if roots::sync_committee_message(
+                            &self.cluster.network,
+                            self.cluster.genesis_validators_root,
+                            message.duty.slot,
+                            block,
+                        ) == root => {}
                     _ => {
                         actions.push(dropped(from, "sync_root_mismatch"));
                         continue;
@@ -320,13 +327,21 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 }
             }
             if message.duty.kind == DutyType::Randao
-                && self.randao_root_of(message.duty.slot) != root
+                && roots::randao(
+                    &self.cluster.network,
+                    self.cluster.genesis_validators_root,
+                    message.duty.slot.epoch(self.cluster.slots_per_epoch),
+                ) != root
             {
                 actions.push(dropped(from, "randao_root_mismatch"));
                 continue;
             }
             if message.duty.kind == DutyType::PrepareAggregator
-                && self.selection_root(message.duty.slot) != root
+                && roots::selection_proof(
+                    &self.cluster.network,
+                    self.cluster.genesis_validators_root,
+                    message.duty.slot,
+                ) != root
             {
                 actions.push(dropped(from, "selection_root_mismatch"));
                 continue;
@@ -341,7 +356,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 {
                     Some(Ok(r))
                         if r.pubkey == validator
-                            && self.registration_root(&r) == root
+                            && roots::validator_registration(&self.cluster.network, &r) == root
                             && self.registration_duty(&r) == message.duty =>
                     {
                         registration = Some(r);

@@ -8,6 +8,7 @@
 //! partials combine into the block's signature, and the block (with its
 //! blobs, or blinded) goes to the beacon node.
 
+use phalanx_eth::signing::roots;
 use std::collections::{BTreeMap, BTreeSet};
 
 use phalanx_consensus as qbft;
@@ -16,8 +17,7 @@ use phalanx_eth::block::BlindedBeaconBlock;
 use phalanx_eth::block_contents::{
     Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData, Signed, SignedBlockContents,
 };
-use phalanx_eth::signing::{compute_signing_root, DOMAIN_BEACON_PROPOSER, DOMAIN_RANDAO};
-use phalanx_eth::{Epoch, EthSpec, ExecutionAddress, ForkName, PublicKeyBytes, Root, Slot};
+use phalanx_eth::{EthSpec, ExecutionAddress, ForkName, PublicKeyBytes, Root, Slot};
 use phalanx_eth::{SignatureBytes, ValidatorIndex};
 use ssz_types::FixedVector;
 
@@ -32,9 +32,7 @@ use crate::slashing::Safety;
 use crate::tracker::Failure;
 use crate::value::{decode_entries, encode_entries, DutyValue};
 
-/// Bytes of a KZG proof and of a blob.
-const PROOF_LEN: usize = 48;
-const BLOB_LEN: usize = 131_072;
+use phalanx_eth::block_contents::{BYTES_PER_BLOB as BLOB_LEN, BYTES_PER_PROOF as PROOF_LEN};
 
 /// A signed block in the form it is published.
 #[derive(Clone, Debug)]
@@ -220,7 +218,7 @@ pub(super) fn check_block<E: EthSpec, S: SignatureScheme>(
         ));
     }
     let epoch = slot.epoch(core.network.slots_per_epoch());
-    let randao_root = randao_root(core.network, core.genesis_validators_root, epoch);
+    let randao_root = roots::randao(core.network, core.genesis_validators_root, epoch);
     let verified = S::decode_signature(facts.randao.as_slice())
         .map(|s| S::verify(&proposer.group, randao_root.as_slice(), &s))
         .unwrap_or(false);
@@ -241,37 +239,11 @@ pub(super) fn check_block<E: EthSpec, S: SignatureScheme>(
     if facts.proofs != facts.blobs * per_blob {
         return Err(format!("{} proofs for {} blobs", facts.proofs, facts.blobs));
     }
-    let root = block_signing_root(core.network, core.genesis_validators_root, slot, facts.root);
+    let root = roots::block(core.network, core.genesis_validators_root, slot, facts.root);
     core.slashing
         .check_block(&proposer.key, slot, root)
         .map_err(|e| format!("slashable: {e}"))?;
     Ok(())
-}
-
-/// The root a randao reveal signs: the epoch.
-pub(super) fn randao_root(
-    network: &phalanx_eth::config::NetworkConfig,
-    genesis_validators_root: Root,
-    epoch: Epoch,
-) -> Root {
-    compute_signing_root(
-        &epoch,
-        network.domain_at(DOMAIN_RANDAO, epoch, genesis_validators_root),
-    )
-}
-
-/// The root a proposer signs for a block.
-pub(super) fn block_signing_root(
-    network: &phalanx_eth::config::NetworkConfig,
-    genesis_validators_root: Root,
-    slot: Slot,
-    block_root: Root,
-) -> Root {
-    let epoch = slot.epoch(network.slots_per_epoch());
-    compute_signing_root(
-        &block_root,
-        network.domain_at(DOMAIN_BEACON_PROPOSER, epoch, genesis_validators_root),
-    )
 }
 
 /// The cluster's proposer of a slot, as the validity check needs it.
@@ -380,7 +352,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             return;
         }
         let position = self.cluster.by_group[&proposer.key];
-        let root = randao_root(
+        let root = roots::randao(
             &self.cluster.network,
             self.cluster.genesis_validators_root,
             slot.epoch(self.cluster.slots_per_epoch),
@@ -467,7 +439,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         else {
             return;
         };
-        let root = block_signing_root(
+        let root = roots::block(
             &self.cluster.network,
             self.cluster.genesis_validators_root,
             duty.slot,
@@ -563,7 +535,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             .ok_or_else(|| {
                 ApiFailure::new(400, "the proposer is not a validator of this cluster")
             })?;
-        let root = block_signing_root(
+        let root = roots::block(
             &self.cluster.network,
             self.cluster.genesis_validators_root,
             slot,
@@ -610,7 +582,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     ) -> Option<Submission<E>> {
         let block = self.dutydb.block(slot)?;
         let facts = facts(block);
-        if block_signing_root(
+        if roots::block(
             &self.cluster.network,
             self.cluster.genesis_validators_root,
             slot,
@@ -638,14 +610,5 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             }
         };
         Some(Submission::Block(block.fork, signed))
-    }
-
-    /// Whether a peer's randao partial signs the epoch of its slot.
-    pub(super) fn randao_root_of(&self, slot: Slot) -> Root {
-        randao_root(
-            &self.cluster.network,
-            self.cluster.genesis_validators_root,
-            slot.epoch(self.cluster.slots_per_epoch),
-        )
     }
 }

@@ -7,9 +7,9 @@
 //! operator did not sign included, combines and keeps the new one, which
 //! then also sets the validator's fee recipient.
 
+use phalanx_eth::signing::roots;
 use std::collections::BTreeMap;
 
-use phalanx_eth::signing::{application_builder_domain, compute_signing_root};
 use phalanx_eth::validator::{SignedValidatorRegistration, ValidatorRegistration};
 use phalanx_eth::{EthSpec, ExecutionAddress, PublicKeyBytes, Root, SignatureBytes, Slot};
 
@@ -77,14 +77,6 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         )
     }
 
-    /// What a builder registration's signature signs.
-    pub(super) fn registration_root(&self, message: &ValidatorRegistration) -> Root {
-        compute_signing_root(
-            message,
-            application_builder_domain(self.cluster.network.genesis_fork_version),
-        )
-    }
-
     /// A builder registration from the validator client or from
     /// `phalanx`: one naming this operator's share is the client's own,
     /// acknowledged (the lock's registration is what the cluster submits);
@@ -96,7 +88,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         signed: &SignedValidatorRegistration,
     ) -> Result<Option<OwnPartial>, String> {
         let message = &signed.message;
-        let root = self.registration_root(message);
+        let root = roots::validator_registration(&self.cluster.network, message);
         if let Some(&position) = self.cluster.by_group.get(&message.pubkey) {
             if message.timestamp.saturating_mul(1000) > now_ms {
                 return Err(format!(

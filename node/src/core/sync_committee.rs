@@ -3,7 +3,7 @@
 //! that head gives, keeps the head with the partial, and submits the
 //! combined message.
 
-use phalanx_eth::signing::{compute_signing_root, DOMAIN_SYNC_COMMITTEE};
+use phalanx_eth::signing::roots;
 use phalanx_eth::sync_committee::SyncCommitteeMessage;
 use phalanx_eth::{EthSpec, PublicKeyBytes, Root, SignatureBytes, Slot};
 
@@ -70,7 +70,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 message.validator_index, message.slot
             ));
         }
-        let root = self.sync_signing_root(message.slot, message.beacon_block_root);
+        let root = roots::sync_committee_message(
+            &self.cluster.network,
+            self.cluster.genesis_validators_root,
+            message.slot,
+            message.beacon_block_root,
+        );
         let duty = Duty::new(message.slot, DutyType::SyncMessage);
         Ok(Some(OwnPartial {
             duty,
@@ -79,15 +84,6 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             signature: message.signature,
             block_root: Some(message.beacon_block_root),
         }))
-    }
-
-    pub(super) fn sync_signing_root(&self, slot: Slot, block_root: Root) -> Root {
-        let domain = self.cluster.network.domain_at(
-            DOMAIN_SYNC_COMMITTEE,
-            slot.epoch(self.cluster.slots_per_epoch),
-            self.cluster.genesis_validators_root,
-        );
-        compute_signing_root(&block_root, domain)
     }
 
     /// The sync-committee message for a combined signature.

@@ -6,6 +6,7 @@
 //! The combined selection proofs live here too: they answer the client and
 //! elect the cluster's aggregators.
 
+use phalanx_eth::signing::roots;
 use std::collections::BTreeMap;
 
 use phalanx_eth::attestation::{BeaconCommitteeSelection, SyncCommitteeSelection};
@@ -309,7 +310,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     (
                         s.validator_index,
                         s.slot,
-                        self.selection_root(s.slot),
+                        roots::selection_proof(
+                            &self.cluster.network,
+                            self.cluster.genesis_validators_root,
+                            s.slot,
+                        ),
                         DutyType::PrepareAggregator,
                         s.selection_proof,
                     )
@@ -321,7 +326,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     (
                         s.validator_index,
                         s.slot,
-                        self.sync_selection_root(s.slot, s.subcommittee_index),
+                        roots::sync_selection_proof(
+                            &self.cluster.network,
+                            self.cluster.genesis_validators_root,
+                            s.slot,
+                            s.subcommittee_index,
+                        ),
                         DutyType::PrepareSyncContribution,
                         s.selection_proof,
                     )
