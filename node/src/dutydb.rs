@@ -107,6 +107,7 @@ impl<E: EthSpec> DutyDb<E> {
 
     /// Stores `data` over whatever was there: only for the simulator's
     /// deliberately defective node.
+    #[cfg(feature = "test-utils")]
     pub(crate) fn replace_attester(
         &mut self,
         duty: Duty,

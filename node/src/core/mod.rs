@@ -123,7 +123,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             .collect();
         // The threshold combinations are made at (one short with the
         // defect); the tracker keeps the real one.
-        let combine_at = rest.threshold - usize::from(cluster.defects.combine_below_threshold);
+        let combine_at = rest.threshold - usize::from(cluster.defects.combines_below_threshold());
         let operators = committee.size();
         Ok(Core {
             scheduler: Scheduler::new(),

@@ -427,7 +427,7 @@ fn invalid_partials<S: SignatureScheme>(
     defects: Defects,
     rng: &mut ChaCha20Rng,
 ) -> BTreeSet<usize> {
-    if checks.is_empty() || defects.skip_partial_checks {
+    if checks.is_empty() || defects.skips_partial_checks() {
         return BTreeSet::new();
     }
     S::find_invalid(checks, rng).into_iter().collect()

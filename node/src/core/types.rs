@@ -77,17 +77,48 @@ pub struct CoreConfig<S: SignatureScheme = Bls> {
 
 /// Deliberate defects for the simulator's tests: each breaks one of the
 /// node's safeguards. A real node runs with none (the default), and no
-/// command-line flag or file sets them.
+/// command-line flag or file sets them. Only with the `test-utils` feature
+/// can one be switched on; without it this is an empty type and none of
+/// the defective code is compiled.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Defects {
     /// Combine partial signatures one short of the threshold.
+    #[cfg(feature = "test-utils")]
     pub combine_below_threshold: bool,
     /// Take partial signatures without verifying them.
+    #[cfg(feature = "test-utils")]
     pub skip_partial_checks: bool,
     /// Let the decided-value store (and the slashing check of decided
     /// attestations) take a second, different value for a duty.
+    #[cfg(feature = "test-utils")]
     pub accept_second_value: bool,
+}
+
+impl Defects {
+    /// Whether partials combine one short of the threshold.
+    pub(super) fn combines_below_threshold(self) -> bool {
+        #[cfg(feature = "test-utils")]
+        {
+            self.combine_below_threshold
+        }
+        #[cfg(not(feature = "test-utils"))]
+        {
+            false
+        }
+    }
+
+    /// Whether partials are taken without verifying them.
+    pub(super) fn skips_partial_checks(self) -> bool {
+        #[cfg(feature = "test-utils")]
+        {
+            self.skip_partial_checks
+        }
+        #[cfg(not(feature = "test-utils"))]
+        {
+            false
+        }
+    }
 }
 
 /// What the driver tells the core.

@@ -123,13 +123,18 @@ pub fn sweep_hash(reports: &[RunReport]) -> String {
 
 /// Runs `scenario` and checks its invariants.
 pub fn run(scenario: &Scenario) -> Result<RunReport, ScenarioError> {
-    run_defective(scenario, Defects::default())
+    run_checked(scenario, Defects::default())
 }
 
 /// [`run`] with every node carrying `defects`: for the tests that prove the
 /// invariants catch a broken node.
+#[cfg(feature = "test-utils")]
 #[doc(hidden)]
 pub fn run_defective(scenario: &Scenario, defects: Defects) -> Result<RunReport, ScenarioError> {
+    run_checked(scenario, defects)
+}
+
+fn run_checked(scenario: &Scenario, defects: Defects) -> Result<RunReport, ScenarioError> {
     scenario.validate()?;
     let scenario = &scenario.with_drawn_faults();
     Ok(match (scenario.preset, scenario.signatures) {
