@@ -29,6 +29,7 @@ pub mod api;
 pub mod core;
 pub mod duty;
 pub mod dutydb;
+pub mod error;
 pub mod parsigdb;
 pub mod parsigex;
 pub mod qbft;

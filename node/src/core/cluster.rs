@@ -12,8 +12,9 @@ use phalanx_crypto::threshold::ShareIndex;
 use phalanx_eth::config::{NetworkConfig, UnknownFork};
 use phalanx_eth::{ForkName, PublicKeyBytes, Root, Slot};
 
-use super::types::{CoreConfig, CoreError, Defects, ValidatorKeys};
+use super::types::{CoreConfig, Defects, ValidatorKeys};
 use crate::duty::DutyType;
+use crate::error::CoreError;
 use crate::scheme::SignatureScheme;
 use crate::timing::duty_timing;
 
@@ -44,25 +45,22 @@ impl<S: SignatureScheme> Cluster<S> {
             .iter()
             .any(|v| v.shares.len() != operators)
         {
-            return Err(CoreError::Cluster(
-                "validators have different numbers of shares".into(),
-            ));
+            return Err(CoreError::SharesDiffer);
         }
-        let operators = u32::try_from(operators)
-            .map_err(|_| CoreError::Cluster("too many operators".into()))?;
+        let operators = u32::try_from(operators).map_err(|_| CoreError::TooManyOperators)?;
         if config.me >= operators {
-            return Err(CoreError::Cluster(format!(
-                "operator {} of {operators}",
-                config.me
-            )));
+            return Err(CoreError::NotAnOperator {
+                me: config.me,
+                operators,
+            });
         }
         if config.threshold == 0 || config.threshold > operators as usize {
-            return Err(CoreError::Cluster(format!(
-                "threshold {} of {operators}",
-                config.threshold
-            )));
+            return Err(CoreError::Threshold {
+                threshold: config.threshold,
+                operators,
+            });
         }
-        let committee = Committee::new(operators).map_err(|e| CoreError::Cluster(e.to_string()))?;
+        let committee = Committee::new(operators)?;
         let group_bytes: Vec<PublicKeyBytes> = config
             .validators
             .iter()

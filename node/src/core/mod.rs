@@ -39,6 +39,7 @@ use phalanx_eth::{EthSpec, PublicKeyBytes, Slot};
 
 use crate::duty::DutyType;
 use crate::dutydb::DutyDb;
+pub use crate::error::CoreError;
 use crate::scheme::{Bls, SignatureScheme};
 use crate::slashing::SlashingDb;
 use crate::tracker::{Failure, Tracker};
@@ -60,9 +61,9 @@ mod vc;
 pub use aggregation::AggregateSubmission;
 pub use proposer::{decode_block, encode_block, BlockSubmission};
 pub use types::{
-    Action, ApiFailure, AttestationSubmission, Attester, CoreConfig, CoreError, Defects, Event,
-    Submission, ValidatorKeys, VcAttestation, VcRequest, VcResponse, VcSigned, HOUSEKEEPING_MS,
-    UNBOUND_EPOCHS, UNREACHABLE_LEADER_TIMEOUT,
+    Action, ApiFailure, AttestationSubmission, Attester, CoreConfig, Defects, Event, Submission,
+    ValidatorKeys, VcAttestation, VcRequest, VcResponse, VcSigned, HOUSEKEEPING_MS, UNBOUND_EPOCHS,
+    UNREACHABLE_LEADER_TIMEOUT,
 };
 
 use cluster::Cluster;
@@ -113,8 +114,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     slot: cluster.network.slot_duration(),
                 }),
             },
-        )
-        .map_err(|e| CoreError::Cluster(e.to_string()))?;
+        )?;
         let registrations: BTreeMap<PublicKeyBytes, _> = cluster
             .validators
             .iter()

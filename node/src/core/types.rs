@@ -550,14 +550,6 @@ pub enum Action<E: EthSpec> {
     },
 }
 
-/// A core could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum CoreError {
-    /// The cluster does not fit together.
-    #[error("invalid cluster: {0}")]
-    Cluster(String),
-}
-
 /// How long a round led by an operator this node cannot reach lasts.
 pub const UNREACHABLE_LEADER_TIMEOUT: Duration = Duration::from_millis(50);
 
