@@ -2,6 +2,7 @@
 //!
 //! [`runtime`] drives the pipeline with tokio, libp2p and HTTP and serves
 //! the [`api`] (the validator API) to the operator's validator client.
+//! [`error`] holds the node's errors.
 //!
 //! The pipeline's decisions live in one sans-IO state machine, [`core`],
 //! built from these parts:

@@ -36,6 +36,8 @@ use crate::core::{
     Event, Submission, ValidatorKeys,
 };
 use crate::duty::Duty;
+pub use crate::error::NodeError;
+use crate::error::RegistrationsProblem;
 use crate::parsigex::{parsigex_protocol, PartialBatch};
 use crate::qbft::{consensus_protocol, LockVerifier, NodeSigner};
 use crate::slashing::SlashingDb;
@@ -73,20 +75,6 @@ pub struct NodeConfig {
     /// Whether blocks may come from builders (the validators' registrations
     /// are submitted every epoch).
     pub builder_api: bool,
-}
-
-/// Why the node stopped or could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// The lock, key or data directory do not fit.
-    #[error("{0}")]
-    Setup(String),
-    /// The beacon node is on another network, or unusable.
-    #[error("beacon node: {0}")]
-    BeaconNode(String),
-    /// p2p or the validator API could not start.
-    #[error("{0}")]
-    Start(String),
 }
 
 /// The readiness problem of operators that connect with another cluster
@@ -328,13 +316,9 @@ pub async fn run(
     let me = config
         .lock
         .operator_index(&config.node_key.public_key())
-        .ok_or_else(|| {
-            NodeError::Setup(
-                "this node key is not one of the cluster lock's operators: check the data directory's enr-private-key against the lock".into(),
-            )
-        })?;
+        .ok_or(NodeError::NotAnOperator)?;
     let client = BeaconNodeClient::new(&config.beacon_nodes, Timeouts::default())
-        .map_err(|e| NodeError::BeaconNode(e.to_string()))?;
+        .map_err(NodeError::BeaconNode)?;
     // The beacon node may still be starting: wait for it, saying so.
     let (genesis, network) = loop {
         match (client.genesis().await, client.spec().await) {
@@ -355,10 +339,11 @@ pub async fn run(
     if ![lock_version, genesis_state_version].contains(&genesis.genesis_fork_version)
         || network.genesis_fork_version != lock_version
     {
-        return Err(NodeError::BeaconNode(format!(
-            "the beacon node is on a network with genesis fork version {}, the cluster lock's is {lock_version} ({})",
-            genesis.genesis_fork_version, config.lock.definition.network.name
-        )));
+        return Err(NodeError::OtherNetwork {
+            found: genesis.genesis_fork_version,
+            lock: lock_version,
+            network: config.lock.definition.network.name.clone(),
+        });
     }
     match network.preset {
         phalanx_eth::config::PresetBase::Mainnet => {
@@ -410,10 +395,7 @@ async fn run_with<E: EthSpec>(
     let lock = &config.lock;
     let metrics = Metrics::register(&mut registry);
     let client = Arc::new(client.with_observer(beacon_observer(&metrics)));
-    let enrs = lock
-        .definition
-        .enrs()
-        .map_err(|e| NodeError::Setup(e.to_string()))?;
+    let enrs = lock.definition.enrs()?;
     let peers: Vec<PeerId> = enrs.iter().map(|e| e.peer_id()).collect();
     let mut addresses: Vec<(PeerId, Multiaddr)> = enrs
         .iter()
@@ -429,16 +411,13 @@ async fn run_with<E: EthSpec>(
             addresses,
             relays: config.relays.clone(),
             listen: config.p2p_listen.clone(),
-            lock_hash: lock
-                .hash_bytes()
-                .map_err(|e| NodeError::Setup(e.to_string()))?,
+            lock_hash: lock.hash_bytes()?,
             version: format!("phalanx/{}", env!("CARGO_PKG_VERSION")),
             protocols: vec![consensus.clone(), parsigex.clone()],
             send_timeout: Duration::from_secs(4),
         },
         &mut registry,
-    )
-    .map_err(|e| NodeError::Start(format!("p2p: {e}")))?;
+    )?;
     let net = Arc::new(net);
 
     let signed_registrations = load_registrations(&config.data_dir, lock)?;
@@ -486,8 +465,7 @@ async fn run_with<E: EthSpec>(
         Box::new(NodeSigner(config.node_key.clone())),
         Box::new(LockVerifier::new(operator_keys)),
         slashing,
-    )
-    .map_err(|e| NodeError::Setup(e.to_string()))?;
+    )?;
 
     let (api_tx, mut api_rx) = mpsc::channel::<CoreRequest<E>>(1024);
     let (bound, api_task) = api::serve::<E>(
@@ -501,7 +479,10 @@ async fn run_with<E: EthSpec>(
         },
     )
     .await
-    .map_err(|e| NodeError::Start(format!("validator API on {}: {e}", config.validator_api)))?;
+    .map_err(|source| NodeError::ValidatorApi {
+        address: config.validator_api,
+        source,
+    })?;
     tracing::info!(address = %bound, operator = me, validators = lock.validators.len(), "validator API listening");
 
     // Peers' messages become events.
@@ -748,10 +729,13 @@ fn load_registrations(
     if !path.exists() {
         return Ok(BTreeMap::new());
     }
-    let refuse = |reason: String| NodeError::Setup(format!("{}: {reason}", path.display()));
-    let text = std::fs::read_to_string(&path).map_err(|e| refuse(e.to_string()))?;
+    let refuse = |problem: RegistrationsProblem| NodeError::Registrations {
+        path: path.clone(),
+        problem,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| refuse(e.into()))?;
     let registrations: BTreeMap<PublicKeyBytes, SignedValidatorRegistration> =
-        serde_json::from_str(&text).map_err(|e| refuse(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| refuse(e.into()))?;
     let domain = phalanx_eth::signing::application_builder_domain(
         lock.definition.network.genesis_fork_version,
     );
@@ -760,15 +744,13 @@ fn load_registrations(
             .validators
             .iter()
             .find(|v| PublicKeyBytes::from(v.public_key.to_bytes()) == *key)
-            .ok_or_else(|| refuse(format!("{key} is not a validator of the cluster")))?;
+            .ok_or_else(|| refuse(RegistrationsProblem::NotInCluster(*key)))?;
         let root = phalanx_eth::signing::compute_signing_root(&registration.message, domain);
         let verified = phalanx_crypto::Signature::from_bytes(registration.signature.as_slice())
             .map(|s| s.verify(&validator.public_key, root.as_slice()))
             .unwrap_or(false);
         if registration.message.pubkey != *key || !verified {
-            return Err(refuse(format!(
-                "the registration of {key} is not signed by its key"
-            )));
+            return Err(refuse(RegistrationsProblem::NotSigned(*key)));
         }
     }
     Ok(registrations)
@@ -801,15 +783,26 @@ fn save_registration(data_dir: &std::path::Path, registration: &SignedValidatorR
 fn open_slashing(data_dir: &std::path::Path, gvr: Root) -> Result<SlashingDb, NodeError> {
     let path = data_dir.join(SLASHING_DB_FILE);
     let new = !path.exists();
-    let mut db = SlashingDb::open(&path, gvr).map_err(|e| NodeError::Setup(e.to_string()))?;
+    let mut db = SlashingDb::open(&path, gvr)?;
     let history = data_dir.join(phalanx_dkg::files::SLASHING_PROTECTION_FILE);
     if new && history.exists() {
-        let text = std::fs::read_to_string(&history)
-            .map_err(|e| NodeError::Setup(format!("{}: {e}", history.display())))?;
-        let interchange = phalanx_eth::interchange::Interchange::from_json(&text)
-            .map_err(|e| NodeError::Setup(format!("{}: {e}", history.display())))?;
+        let text =
+            std::fs::read_to_string(&history).map_err(|source| NodeError::SlashingHistoryRead {
+                path: history.clone(),
+                source,
+            })?;
+        let interchange =
+            phalanx_eth::interchange::Interchange::from_json(&text).map_err(|reason| {
+                NodeError::SlashingHistoryFormat {
+                    path: history.clone(),
+                    reason,
+                }
+            })?;
         db.import(&interchange)
-            .map_err(|e| NodeError::Setup(format!("importing {}: {e}", history.display())))?;
+            .map_err(|source| NodeError::SlashingHistoryImport {
+                path: history.clone(),
+                source,
+            })?;
         tracing::info!(file = %history.display(), "imported the validators' slashing-protection history");
     }
     Ok(db)
