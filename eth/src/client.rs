@@ -113,6 +113,40 @@ impl ClientError {
         }
     }
 
+    /// Whether the same call may succeed if made again: the node was
+    /// unreachable, too slow or failing (5xx); a 4xx, an undecodable
+    /// answer or a bad URL will not change.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ClientError::Status { status, .. } => *status >= 500,
+            ClientError::Transport { .. } | ClientError::Timeout { .. } => true,
+            ClientError::AllFailed { errors, .. } => errors.iter().any(ClientError::is_retriable),
+            ClientError::Decode { .. } | ClientError::InvalidUrl { .. } => false,
+        }
+    }
+
+    /// Whether a node refused a submission only because it already has the
+    /// object, which for a cluster whose every node broadcasts the same
+    /// object is success: Lodestar says `ATTESTATION_ALREADY_KNOWN`, or
+    /// gossipsub's `PublishError.Duplicate` for a block another node
+    /// published; others say "already known".
+    pub fn is_already_known(&self) -> bool {
+        match self {
+            ClientError::Status { message, .. } => {
+                let message = message.to_ascii_lowercase();
+                message.contains("already_known")
+                    || message.contains("already known")
+                    || message.contains("publisherror.duplicate")
+            }
+            ClientError::AllFailed { errors, .. } => {
+                errors.iter().any(ClientError::is_already_known)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the request itself is at fault (a 4xx), so that no other
+    /// node is asked.
     fn is_final(&self) -> bool {
         matches!(self, ClientError::Status { status, .. } if (400..500).contains(status))
     }
@@ -1243,5 +1277,73 @@ fn redact(url: &str) -> String {
             parsed.to_string()
         }
         Err(_) => "<unparseable URL>".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16, message: &str) -> ClientError {
+        ClientError::Status {
+            node: "http://bn".into(),
+            endpoint: "submit_attestations",
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn transport() -> ClientError {
+        ClientError::Transport {
+            node: "http://bn".into(),
+            endpoint: "submit_attestations",
+            reason: "cannot connect".into(),
+        }
+    }
+
+    #[test]
+    fn only_unreachable_slow_or_failing_nodes_are_worth_a_retry() {
+        assert!(status(503, "busy").is_retriable());
+        assert!(status(500, "internal").is_retriable());
+        assert!(!status(400, "bad attestation").is_retriable());
+        assert!(!status(404, "not found").is_retriable());
+        assert!(transport().is_retriable());
+        assert!(ClientError::Timeout {
+            node: "http://bn".into(),
+            endpoint: "submit_attestations",
+            timeout: Duration::from_secs(4),
+        }
+        .is_retriable());
+        assert!(!ClientError::Decode {
+            node: "http://bn".into(),
+            endpoint: "genesis",
+            reason: "eof".into(),
+        }
+        .is_retriable());
+        // Several nodes: one that may recover is enough.
+        let all = |errors| ClientError::AllFailed {
+            endpoint: "submit_attestations",
+            errors,
+        };
+        assert!(all(vec![status(400, "bad"), transport()]).is_retriable());
+        assert!(!all(vec![status(400, "bad"), status(422, "bad")]).is_retriable());
+    }
+
+    #[test]
+    fn a_duplicate_broadcast_is_already_known() {
+        let lodestar = status(
+            400,
+            "Error processing attestations: ATTESTATION_ERROR_ATTESTATION_ALREADY_KNOWN",
+        );
+        assert!(lodestar.is_already_known());
+        assert!(status(500, "PublishError.Duplicate").is_already_known());
+        assert!(status(400, "attestation already known").is_already_known());
+        assert!(!status(400, "busy").is_already_known());
+        assert!(!transport().is_already_known());
+        let all = ClientError::AllFailed {
+            endpoint: "publish_block",
+            errors: vec![transport(), status(500, "PublishError.Duplicate")],
+        };
+        assert!(all.is_already_known());
     }
 }

@@ -1306,8 +1306,8 @@ where
         let result = submit().await;
         match &result {
             Err(e)
-                if retriable(e)
-                    && !already_known(e)
+                if e.is_retriable()
+                    && !e.is_already_known()
                     && now_ms() + wait.as_millis() as u64 <= deadline_ms =>
             {
                 tracing::debug!(error = %e, retry_in = ?wait, "submission failed; retrying");
@@ -1328,29 +1328,6 @@ fn some_or_failure<T>(found: Vec<T>, failure: Option<String>) -> Result<Vec<T>, 
     }
 }
 
-/// Whether a beacon node refused a submission only because it already
-/// has it (Lodestar: `ATTESTATION_ALREADY_KNOWN`, or gossipsub's
-/// `PublishError.Duplicate` for a block another operator published;
-/// others: "already known").
-fn already_known(error: &ClientError) -> bool {
-    let text = error.to_string().to_ascii_lowercase();
-    text.contains("already_known")
-        || text.contains("already known")
-        || text.contains("publisherror.duplicate")
-}
-
-/// Whether a submission may succeed if tried again: the node was
-/// unreachable, too slow or failing (5xx); a 4xx or an undecodable answer
-/// will not change.
-fn retriable(error: &ClientError) -> bool {
-    match error {
-        ClientError::Status { status, .. } => *status >= 500,
-        ClientError::Transport { .. } | ClientError::Timeout { .. } => true,
-        ClientError::AllFailed { errors, .. } => errors.iter().any(retriable),
-        _ => false,
-    }
-}
-
 /// Objects to submit in one call, and whose they are.
 type Batch<T> = (Vec<T>, Vec<(Duty, PublicKeyBytes)>);
 
@@ -1367,7 +1344,7 @@ fn report<E: EthSpec>(
     // Every operator's node broadcasts the same object; a beacon node that
     // already has it from another says so, which is success.
     let result = match result {
-        Err(e) if already_known(&e) => Ok(()),
+        Err(e) if e.is_already_known() => Ok(()),
         other => other,
     };
     if let Err(e) = &result {
@@ -1438,26 +1415,6 @@ mod tests {
         .await;
         assert!(result.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn a_duplicate_broadcast_is_not_a_refusal() {
-        let lodestar = ClientError::Status {
-            node: "bn".into(),
-            endpoint: "submit_attestations",
-            status: 400,
-            message: "Error processing attestations: ATTESTATION_ERROR_ATTESTATION_ALREADY_KNOWN"
-                .into(),
-        };
-        assert!(already_known(&lodestar));
-        let duplicate_block = ClientError::Status {
-            node: "bn".into(),
-            endpoint: "publish_block",
-            status: 500,
-            message: "PublishError.Duplicate".into(),
-        };
-        assert!(already_known(&duplicate_block));
-        assert!(!already_known(&failure(Some(400))));
     }
 
     #[test]
