@@ -1,0 +1,172 @@
+//! The driver: executes the core's actions. Each action becomes a spawned
+//! call whose answer comes back to the core as an event, so a slow beacon
+//! node or peer never blocks the pipeline.
+//!
+//! - [`fetch`]: what the core asks of the beacon node (indices, duties,
+//!   attestation data, aggregates, contributions, blocks).
+//! - [`peers`]: consensus messages and partial signatures to the other
+//!   operators, and consensus round timers.
+//! - [`report`]: replies to the validator client, outcomes and drops to
+//!   logs and metrics, new registrations to disk.
+//! - Submissions go through [`super::submit`].
+
+mod fetch;
+mod peers;
+mod report;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use phalanx_eth::client::BeaconNodeClient;
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::{EthSpec, ForkName, Slot};
+use phalanx_p2p::{Network, PeerId};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use self::report::refused;
+use super::metrics::{Metrics, TypeLabels};
+use super::now_ms;
+use super::submit::{Batches, Submitter};
+use crate::core::{Action, ApiFailure, Event, VcResponse};
+use crate::duty::Duty;
+
+/// Where the answer to a validator client's request goes.
+pub(super) type Reply<E> = oneshot::Sender<Result<VcResponse<E>, ApiFailure>>;
+
+/// Executes the core's actions.
+pub(super) struct Driver<E: EthSpec> {
+    pub(super) client: Arc<BeaconNodeClient>,
+    pub(super) net: Arc<Network>,
+    /// The operators' peer ids, in lock order.
+    pub(super) peers: Vec<PeerId>,
+    pub(super) events: mpsc::UnboundedSender<Event<E>>,
+    /// Validator-client requests waiting for the core, by the id the driver
+    /// gave them.
+    pub(super) replies: HashMap<u64, Reply<E>>,
+    /// The consensus round timer of each duty.
+    pub(super) timers: HashMap<Duty, JoinHandle<()>>,
+    pub(super) metrics: Metrics,
+    /// The id of the next validator-client request.
+    pub(super) next_reply: u64,
+    pub(super) network: NetworkConfig,
+    pub(super) genesis_ms: u64,
+    pub(super) data_dir: PathBuf,
+    pub(super) submitter: Submitter<E>,
+}
+
+impl<E: EthSpec> Driver<E> {
+    /// Keeps the reply channel of a validator-client request and returns
+    /// the id the core knows it by (the driver's own, so that no two
+    /// requests share one).
+    pub(super) fn register_reply(&mut self, reply: Reply<E>) -> u64 {
+        let id = self.next_reply;
+        self.next_reply += 1;
+        self.replies.insert(id, reply);
+        id
+    }
+
+    /// Executes one run of the core's actions; submissions of the run to
+    /// the beacon node are batched.
+    pub(super) fn execute(&mut self, actions: Vec<Action<E>>) {
+        let mut batches = Batches::default();
+        for action in actions {
+            match action {
+                Action::ResolveIndices(keys) => self.resolve_indices(keys),
+                Action::ResolveDuties {
+                    epoch,
+                    indices,
+                    preparations,
+                } => self.resolve_duties(epoch, indices, preparations),
+                Action::ResolveProposers { epoch } => self.resolve_proposers(epoch),
+                Action::FetchAttestationData { duty, committees } => {
+                    self.fetch_attestation_data(duty, committees)
+                }
+                Action::FetchAggregates { duty, requests } => self.fetch_aggregates(duty, requests),
+                Action::FetchContributions {
+                    duty,
+                    block_root,
+                    subcommittees,
+                } => self.fetch_contributions(duty, block_root, subcommittees),
+                Action::FetchBlock {
+                    duty,
+                    randao_reveal,
+                    graffiti,
+                    builder_boost_factor,
+                } => self.fetch_block(duty, randao_reveal, graffiti, builder_boost_factor),
+                Action::ConsensusBroadcast(message) => self.broadcast_consensus(message),
+                Action::ConsensusSend { to, message } => self.send_consensus(to, message),
+                Action::SetTimer { duty, round, after } => self.set_timer(duty, round, after),
+                Action::StopTimer(duty) => self.stop_timer(duty),
+                Action::SendPartials(partials) => self.send_partials(partials),
+                Action::Submit {
+                    duty,
+                    validator,
+                    submission,
+                } => {
+                    self.observe_broadcast(duty);
+                    self.submitter
+                        .take(&mut batches, duty, validator, submission);
+                }
+                Action::Reply { id, result } => self.reply(id, result),
+                Action::Decided { duty, round, .. } => self.decided(duty, round),
+                Action::Outcome { duty, outcome } => self.outcome(duty, outcome),
+                Action::Dropped { from, what, reason } => self.dropped(from, what, reason),
+                Action::Registered(registration) => self.registered(&registration),
+                Action::Refused {
+                    duty,
+                    validator,
+                    reason,
+                } => refused(duty, validator, &reason),
+            }
+        }
+        self.submitter.flush(batches);
+    }
+
+    /// Records when into its slot a combined object went to the beacon node.
+    fn observe_broadcast(&self, duty: Duty) {
+        let slot_start = self
+            .genesis_ms
+            .saturating_add(duty.slot.0.saturating_mul(self.network.slot_duration_ms));
+        self.metrics
+            .broadcast_delay
+            .get_or_create(&TypeLabels {
+                duty: duty.kind.name().into(),
+            })
+            .observe(now_ms().saturating_sub(slot_start) as f64 / 1000.0);
+    }
+
+    /// Stops every consensus round timer.
+    pub(super) fn stop_timers(&mut self) {
+        for (_, timer) in self.timers.drain() {
+            timer.abort();
+        }
+    }
+}
+
+/// The fork in force at `slot`, the last known one for slots beyond this
+/// build's schedule. The one place the driver derives a slot's fork.
+fn fork_at_slot(network: &NetworkConfig, slot: Slot) -> ForkName {
+    let epoch = slot.epoch(network.slots_per_epoch());
+    network.fork_at(epoch).unwrap_or(ForkName::Fulu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_in_the_fork_scheduled_for_its_epoch() {
+        let network = NetworkConfig::built_in("mainnet").expect("mainnet");
+        let slots_per_epoch = network.slots_per_epoch();
+        let at_epoch = |epoch: u64| fork_at_slot(&network, Slot(epoch * slots_per_epoch));
+        assert_eq!(at_epoch(0), ForkName::Phase0);
+        assert_eq!(at_epoch(364_032), ForkName::Electra);
+        assert_eq!(
+            fork_at_slot(&network, Slot(364_032 * slots_per_epoch - 1)),
+            ForkName::Deneb
+        );
+        assert_eq!(at_epoch(411_392), ForkName::Fulu);
+    }
+}

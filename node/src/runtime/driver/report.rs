@@ -1,0 +1,84 @@
+//! What the core reports: answers to the validator client's requests,
+//! decisions, duty outcomes, peers' dropped messages and refusals to sign
+//! (to logs and metrics), and new builder registrations (to disk).
+
+use phalanx_eth::validator::SignedValidatorRegistration;
+use phalanx_eth::{EthSpec, PublicKeyBytes};
+
+use super::Driver;
+use crate::core::{ApiFailure, VcResponse};
+use crate::duty::Duty;
+use crate::runtime::metrics::{outcome_label, DropLabels, DutyLabels, TypeLabels};
+use crate::runtime::persistence::save_registration;
+use crate::tracker::Outcome;
+
+impl<E: EthSpec> Driver<E> {
+    /// Answers a validator-client request, if it still waits.
+    pub(super) fn reply(&mut self, id: u64, result: Result<VcResponse<E>, ApiFailure>) {
+        if let Some(reply) = self.replies.remove(&id) {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Consensus decided a duty in `round`.
+    pub(super) fn decided(&self, duty: Duty, round: u64) {
+        tracing::debug!(%duty, round, "decided");
+        self.metrics
+            .decided_round
+            .get_or_create(&TypeLabels {
+                duty: duty.kind.name().into(),
+            })
+            .observe(round as f64);
+    }
+
+    /// A duty's outcome: one line per duty, and its count.
+    pub(super) fn outcome(&self, duty: Duty, outcome: Outcome) {
+        let label = outcome_label(&outcome);
+        match &outcome {
+            Outcome::Success => {
+                tracing::info!(
+                    slot = duty.slot.0,
+                    duty = duty.kind.name(),
+                    "duty succeeded"
+                )
+            }
+            Outcome::Failed(failure) => tracing::warn!(
+                slot = duty.slot.0,
+                duty = duty.kind.name(),
+                reason = label,
+                detail = ?failure,
+                "duty failed"
+            ),
+        }
+        self.metrics
+            .duties
+            .get_or_create(&DutyLabels {
+                duty: duty.kind.name().into(),
+                outcome: label,
+            })
+            .inc();
+    }
+
+    /// The core dropped a peer's message.
+    pub(super) fn dropped(&self, from: u32, what: &'static str, reason: String) {
+        tracing::warn!(peer = from, what, reason, "dropped a peer's message");
+        self.metrics
+            .dropped
+            .get_or_create(&DropLabels {
+                peer: from.to_string(),
+                what: what.into(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// Keeps a registration the cluster combined: it outlives a restart.
+    pub(super) fn registered(&self, registration: &SignedValidatorRegistration) {
+        save_registration(&self.data_dir, registration);
+    }
+}
+
+/// Slashing protection refused to let a decided value be signed.
+pub(super) fn refused(duty: Duty, validator: PublicKeyBytes, reason: &str) {
+    tracing::warn!(%duty, %validator, reason, "refused to sign");
+}

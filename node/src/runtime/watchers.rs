@@ -1,0 +1,244 @@
+//! The tasks that turn the outside world into the core's events: peers'
+//! consensus messages and partial signatures, the beacon node's
+//! reorganisations that may move duties, and which operators this node
+//! cannot reach.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use phalanx_consensus::Wire;
+use phalanx_eth::api::Event as BnEvent;
+use phalanx_eth::client::BeaconNodeClient;
+use phalanx_eth::{Epoch, EthSpec, Root};
+use phalanx_p2p::{Inbound, Network, PeerId};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::metrics::{DropLabels, PeerLabels};
+use crate::core::Event;
+use crate::duty::Duty;
+use crate::parsigex::PartialBatch;
+use crate::value::DutyValue;
+
+/// Where peers' messages go, and what is counted when one is dropped.
+#[derive(Clone)]
+pub(super) struct Inboxes<E: EthSpec> {
+    /// The core's events.
+    pub(super) events: mpsc::UnboundedSender<Event<E>>,
+    /// Operators' lock positions by peer id.
+    pub(super) index_of: Arc<HashMap<PeerId, u32>>,
+    /// Dropped messages, by peer, kind and reason.
+    pub(super) dropped: Family<DropLabels, Counter>,
+}
+
+impl<E: EthSpec> Inboxes<E> {
+    /// Counts a message from `from` that did not decode.
+    fn malformed(&self, from: u32, what: &str) {
+        self.dropped
+            .get_or_create(&DropLabels {
+                peer: from.to_string(),
+                what: what.into(),
+                reason: "malformed".into(),
+            })
+            .inc();
+    }
+
+    /// Consensus messages from operators become events; others' are ignored.
+    pub(super) fn watch_consensus(
+        self,
+        mut rx: mpsc::UnboundedReceiver<Inbound>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            while let Some(inbound) = rx.recv().await {
+                let Some(&from) = self.index_of.get(&inbound.peer) else {
+                    continue;
+                };
+                match inbound.decode::<Wire<Duty, DutyValue>>() {
+                    Ok(message) => {
+                        let _ = self.events.send(Event::Consensus { from, message });
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = from, error = %e, "malformed consensus message dropped");
+                        self.malformed(from, "consensus");
+                    }
+                }
+            }
+        })
+    }
+
+    /// Partial signatures from operators become events, counted by sender.
+    pub(super) fn watch_partials(
+        self,
+        mut rx: mpsc::UnboundedReceiver<Inbound>,
+        received: Family<PeerLabels, Counter>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            while let Some(inbound) = rx.recv().await {
+                let Some(&from) = self.index_of.get(&inbound.peer) else {
+                    continue;
+                };
+                match inbound.decode::<PartialBatch>() {
+                    Ok(PartialBatch(partials)) => {
+                        received
+                            .get_or_create(&PeerLabels {
+                                peer: from.to_string(),
+                            })
+                            .inc_by(partials.len() as u64);
+                        let _ = self.events.send(Event::Partials { from, partials });
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = from, error = %e, "malformed partial signatures dropped");
+                        self.malformed(from, "partial");
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Follows the dependent root of the current epoch's duties in head
+/// events: when it changes within an epoch, the duties may have moved.
+#[derive(Debug, Default)]
+struct DependentRoot {
+    known: Option<(Epoch, Root)>,
+}
+
+impl DependentRoot {
+    /// The epoch whose duties must be resolved again after `event`, if any.
+    fn moved(&mut self, event: &BnEvent, slots_per_epoch: u64) -> Option<Epoch> {
+        match event {
+            BnEvent::ChainReorg(reorg) => Some(reorg.epoch),
+            BnEvent::Head(head) => {
+                let epoch = head.slot.epoch(slots_per_epoch);
+                let changed = match (head.current_duty_dependent_root, self.known) {
+                    (Some(root), Some((known_epoch, known))) => {
+                        known_epoch == epoch && known != root
+                    }
+                    _ => false,
+                };
+                if let Some(root) = head.current_duty_dependent_root {
+                    self.known = Some((epoch, root));
+                }
+                changed.then_some(epoch)
+            }
+            BnEvent::Block(_) => None,
+        }
+    }
+}
+
+/// Reorganisations that may move duties: the epoch is resolved again. The
+/// event stream is subscribed again a second after it ends.
+pub(super) fn watch_reorgs<E: EthSpec>(
+    client: Arc<BeaconNodeClient>,
+    events: mpsc::UnboundedSender<Event<E>>,
+    slots_per_epoch: u64,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut dependent = DependentRoot::default();
+        loop {
+            match client.events().await {
+                Ok(stream) => {
+                    tokio::pin!(stream);
+                    while let Some(event) = futures::StreamExt::next(&mut stream).await {
+                        let epoch = match event {
+                            Ok(event) => {
+                                if let BnEvent::ChainReorg(reorg) = &event {
+                                    tracing::info!(slot = %reorg.slot, depth = reorg.depth, "the beacon node's chain reorganised; resolving duties again");
+                                }
+                                dependent.moved(&event, slots_per_epoch)
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "beacon node event stream");
+                                None
+                            }
+                        };
+                        if let Some(epoch) = epoch {
+                            let _ = events.send(Event::Reorg { epoch });
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "subscribing to the beacon node's events"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// The operators other than `me` that are not among the verified peers, by
+/// lock position.
+fn unreachable_operators(operators: &[PeerId], verified: &HashSet<PeerId>, me: usize) -> Vec<u32> {
+    operators
+        .iter()
+        .enumerate()
+        .filter(|&(i, peer)| i != me && !verified.contains(peer))
+        .map(|(i, _)| i as u32)
+        .collect()
+}
+
+/// Which operators this node cannot reach, told to the core when it
+/// changes: the core cuts short a consensus round such an operator leads.
+pub(super) fn watch_reachability<E: EthSpec>(
+    net: Arc<Network>,
+    events: mpsc::UnboundedSender<Event<E>>,
+    operators: Vec<PeerId>,
+    me: usize,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut known: Option<Vec<u32>> = None;
+        loop {
+            let verified: HashSet<PeerId> = net.verified_peers().into_iter().collect();
+            let unreachable = unreachable_operators(&operators, &verified, me);
+            if known.as_ref() != Some(&unreachable) {
+                if !unreachable.is_empty() {
+                    tracing::info!(operators = ?unreachable, "operators unreachable: rounds they lead are cut short");
+                }
+                let _ = events.send(Event::Unreachable(unreachable.clone()));
+                known = Some(unreachable);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_operators_are_named_by_position_without_this_node() {
+        let operators: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
+        let verified: HashSet<PeerId> = [operators[1]].into_iter().collect();
+        assert_eq!(unreachable_operators(&operators, &verified, 0), vec![2, 3]);
+        let all: HashSet<PeerId> = operators.iter().copied().collect();
+        assert!(unreachable_operators(&operators, &all, 3).is_empty());
+    }
+
+    fn head(slot: u64, dependent: Option<u8>) -> BnEvent {
+        BnEvent::Head(phalanx_eth::api::HeadEvent {
+            slot: phalanx_eth::Slot(slot),
+            block: Root::repeat_byte(0x11),
+            state: Root::repeat_byte(0x22),
+            epoch_transition: false,
+            previous_duty_dependent_root: None,
+            current_duty_dependent_root: dependent.map(Root::repeat_byte),
+            execution_optimistic: false,
+        })
+    }
+
+    #[test]
+    fn duties_move_when_the_dependent_root_changes_within_an_epoch() {
+        let mut dependent = DependentRoot::default();
+        // The first head only teaches the root.
+        assert_eq!(dependent.moved(&head(8, Some(1)), 8), None);
+        assert_eq!(dependent.moved(&head(9, Some(1)), 8), None);
+        assert_eq!(dependent.moved(&head(10, Some(2)), 8), Some(Epoch(1)));
+        // A new epoch brings a new root without anything moving.
+        assert_eq!(dependent.moved(&head(16, Some(3)), 8), None);
+        // A head without the root changes nothing.
+        assert_eq!(dependent.moved(&head(17, None), 8), None);
+        assert_eq!(dependent.moved(&head(18, Some(3)), 8), None);
+    }
+}
