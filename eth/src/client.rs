@@ -1064,6 +1064,69 @@ impl BeaconNodeClient {
         .await
     }
 
+    /// Passes a request through to the beacon nodes unchanged, for a proxy.
+    ///
+    /// The nodes are tried in fallback order, with only the given `headers`
+    /// and `body`; the first answer that is not a 5xx is returned unread,
+    /// whatever its status, so that the caller can pass it on (an event
+    /// stream as it comes). There is no timeout, as a stream lasts as long
+    /// as its reader wants. Answers do not move the preferred node, and
+    /// are not reported to the observer: a pass-through's latency is its
+    /// caller's.
+    pub async fn forward(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: bytes::Bytes,
+    ) -> Result<reqwest::Response, ClientError> {
+        let endpoint = "forward";
+        let mut errors = Vec::new();
+        let start = self.preferred.load(Ordering::Relaxed) % self.nodes.len();
+        for offset in 0..self.nodes.len() {
+            let node = &self.nodes[(start + offset) % self.nodes.len()];
+            let url = match node.base.join(path_and_query.trim_start_matches('/')) {
+                Ok(url) => url,
+                Err(e) => {
+                    errors.push(ClientError::InvalidUrl {
+                        url: format!("{}{path_and_query}", node.display),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let mut request = self.http.request(method.clone(), url);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            if !body.is_empty() {
+                request = request.body(body.clone());
+            }
+            match request.send().await {
+                Ok(response) if !response.status().is_server_error() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status();
+                    let bytes = response.bytes().await.unwrap_or_default();
+                    errors.push(ClientError::Status {
+                        node: node.display.clone(),
+                        endpoint,
+                        status: status.as_u16(),
+                        message: error_message(status, &bytes),
+                    });
+                }
+                Err(e) => errors.push(ClientError::Transport {
+                    node: node.display.clone(),
+                    endpoint,
+                    reason: without_url(&e),
+                }),
+            }
+        }
+        if errors.len() == 1 {
+            return Err(errors.remove(0));
+        }
+        Err(ClientError::AllFailed { endpoint, errors })
+    }
+
     /// `GET /eth/v1/events?topics=head,block,chain_reorg` from the first node
     /// that accepts the subscription. The stream ends when the node closes
     /// it; the caller reconnects.

@@ -404,3 +404,68 @@ async fn nodes_without_post_validators_get_the_ids_repeated() {
     assert_eq!(validators.len(), 2);
     assert_eq!(queries.lock().expect("lock").as_slice(), ["id=1&id=2"]);
 }
+
+#[tokio::test]
+async fn a_forwarded_request_passes_through_to_the_first_node_that_is_not_failing() {
+    // A down node and an unwell one are skipped; a 4xx answer is passed on
+    // as it is, with only the headers given.
+    let echo = Router::new().fallback(|headers: HeaderMap, body: String| async move {
+        let accept = headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+        (
+            StatusCode::NOT_FOUND,
+            [("content-type", "text/plain")],
+            format!("accept={accept} body={body}"),
+        )
+    });
+    let nodes = vec![
+        closed_port().await,
+        serve(failing_node(StatusCode::SERVICE_UNAVAILABLE)).await,
+        serve(echo).await,
+    ];
+    let client = BeaconNodeClient::new(&nodes, Timeouts::default()).expect("client");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "accept",
+        "application/octet-stream".parse().expect("a value"),
+    );
+    let response = client
+        .forward(
+            axum::http::Method::POST,
+            "/eth/v1/validator/liveness/3?x=1",
+            &headers,
+            "[\"1\"]".into(),
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(
+        response.text().await.expect("a body"),
+        "accept=application/octet-stream body=[\"1\"]"
+    );
+
+    // Every node failing: each one's failure, the unwell node's message kept.
+    let failing = vec![
+        closed_port().await,
+        serve(failing_node(StatusCode::INTERNAL_SERVER_ERROR)).await,
+    ];
+    let client = BeaconNodeClient::new(&failing, Timeouts::default()).expect("client");
+    let error = client
+        .forward(
+            axum::http::Method::GET,
+            "/eth/v1/node/version",
+            &HeaderMap::new(),
+            Default::default(),
+        )
+        .await
+        .expect_err("no node answers");
+    let ClientError::AllFailed { errors, .. } = &error else {
+        panic!("{error}");
+    };
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[1].status(), Some(500));
+    assert!(error.to_string().contains("node is unwell"), "{error}");
+}
