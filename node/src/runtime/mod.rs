@@ -222,7 +222,7 @@ async fn run_with<E: EthSpec>(
         config.validator_api,
         ApiConfig {
             core: api_tx,
-            beacon_nodes: config.beacon_nodes.clone(),
+            beacon_node: client.clone(),
             shares,
             network: network.clone(),
             request_timeout: network.slot_duration(),
@@ -310,10 +310,7 @@ async fn run_with<E: EthSpec>(
                 tick.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(wait));
                 Event::Tick
             }
-            Some(request) = api_rx.recv() => {
-                let CoreRequest { event, reply } = request;
-                // The API's id is replaced by one the driver owns.
-                let Event::Vc { request, .. } = event else { continue };
+            Some(CoreRequest { request, reply }) = api_rx.recv() => {
                 let id = driver.register_reply(reply);
                 Event::Vc { id, request }
             }
