@@ -39,7 +39,7 @@ use phalanx_p2p::{Enr, Multiaddr, Network, NetworkConfig as P2pConfig, NodeKey, 
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
-use self::driver::Driver;
+use self::driver::{Driver, ProtocolNames};
 use self::metrics::{beacon_observer, Metrics};
 use self::submit::Submitter;
 use self::watchers::Inboxes;
@@ -293,6 +293,10 @@ async fn run_with<E: EthSpec>(
             events: events_tx,
             network,
             genesis_ms,
+        },
+        protocols: ProtocolNames {
+            consensus: consensus.name,
+            partials: parsigex.name,
         },
     };
     publish(registry);

@@ -54,6 +54,18 @@ pub(super) struct Driver<E: EthSpec> {
     pub(super) genesis_ms: u64,
     pub(super) data_dir: PathBuf,
     pub(super) submitter: Submitter<E>,
+    pub(super) protocols: ProtocolNames,
+}
+
+/// The p2p protocols the driver sends on, named as the network registered
+/// them (from [`crate::qbft::consensus_protocol`] and
+/// [`crate::parsigex::parsigex_protocol`]), so no name is written twice.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ProtocolNames {
+    /// Consensus messages.
+    pub(super) consensus: &'static str,
+    /// Partial signatures.
+    pub(super) partials: &'static str,
 }
 
 impl<E: EthSpec> Driver<E> {

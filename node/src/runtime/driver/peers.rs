@@ -17,9 +17,9 @@ use crate::value::DutyValue;
 impl<E: EthSpec> Driver<E> {
     /// Sends a consensus message to every operator.
     pub(super) fn broadcast_consensus(&self, message: Wire<Duty, DutyValue>) {
-        let net = self.net.clone();
+        let (net, protocol) = (self.net.clone(), self.protocols.consensus);
         tokio::spawn(async move {
-            if let Ok(results) = net.broadcast_message("qbft", &message).await {
+            if let Ok(results) = net.broadcast_message(protocol, &message).await {
                 for (peer, result) in results {
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "consensus message not delivered");
@@ -34,9 +34,9 @@ impl<E: EthSpec> Driver<E> {
         let Some(peer) = self.peers.get(to as usize).copied() else {
             return;
         };
-        let net = self.net.clone();
+        let (net, protocol) = (self.net.clone(), self.protocols.consensus);
         tokio::spawn(async move {
-            if let Err(e) = net.send_message(peer, "qbft", &message).await {
+            if let Err(e) = net.send_message(peer, protocol, &message).await {
                 tracing::debug!(%peer, error = %e, "consensus message not delivered");
             }
         });
@@ -44,10 +44,10 @@ impl<E: EthSpec> Driver<E> {
 
     /// Sends this node's partial signatures to every operator.
     pub(super) fn send_partials(&self, partials: Vec<PartialMessage>) {
-        let net = self.net.clone();
+        let (net, protocol) = (self.net.clone(), self.protocols.partials);
         tokio::spawn(async move {
             match net
-                .broadcast_message("parsigex", &PartialBatch(partials))
+                .broadcast_message(protocol, &PartialBatch(partials))
                 .await
             {
                 Ok(results) => {
