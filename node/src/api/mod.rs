@@ -11,11 +11,11 @@
 //!
 //! - This module: the server, its routes and state, asking the core, and
 //!   the beacon API's error body.
-//! - [`media`]: content negotiation (JSON or SSZ, 415) and list bodies.
-//! - [`proxy`]: forwarding to the beacon nodes through the beacon-node
+//! - `media`: content negotiation (JSON or SSZ, 415) and list bodies.
+//! - `proxy`: forwarding to the beacon nodes through the beacon-node
 //!   client's fallback, and the allow-list.
-//! - Handlers by duty: [`attestations`], [`aggregation`], [`blocks`],
-//!   [`sync_committee`], [`exits_and_registrations`], and [`duties`]
+//! - Handlers by duty: `attestations`, `aggregation`, `blocks`,
+//!   `sync_committee`, `exits_and_registrations`, and `duties`
 //!   (duties and validator lookups).
 
 // Handlers answer with a whole `Response` on every path, errors included.

@@ -5,13 +5,13 @@
 //! Every action becomes a spawned call whose answer comes back as an
 //! event, so a slow beacon node or peer never blocks the pipeline.
 //!
-//! - [`startup`]: the checks before anything starts.
-//! - [`driver`]: executes the core's actions; [`submit`] sends the
+//! - `startup`: the checks before anything starts.
+//! - `driver`: executes the core's actions; `submit` sends the
 //!   combined objects to the beacon node, batched and retried.
-//! - [`watchers`]: peers' messages, reorganisations and reachability as
+//! - `watchers`: peers' messages, reorganisations and reachability as
 //!   events.
-//! - [`health`]: readiness; [`metrics`]: the node's metrics.
-//! - [`persistence`]: the builder registrations and the slashing database
+//! - `health`: readiness; `metrics`: the node's metrics.
+//! - `persistence`: the builder registrations and the slashing database
 //!   in the data directory.
 
 mod driver;
