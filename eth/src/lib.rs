@@ -14,6 +14,8 @@
 //!   beacon API writes it, SSZ, and `hash_tree_root`; enums such as
 //!   [`block::BeaconBlock`] carry the layout of every fork, decoded by fork
 //!   name.
+//! - [`pool`]: attestations and sync-committee messages pooled into
+//!   aggregates and contributions, the signature combined by the caller.
 //! - [`signing`]: domains and `compute_signing_root`, the bytes each duty signs.
 //! - [`deposit`]: withdrawal credentials and launchpad deposit data.
 //! - [`config`]: network configurations (config.yaml, `/eth/v1/config/spec`,
@@ -32,6 +34,7 @@ mod error;
 pub mod execution;
 pub mod fork;
 pub mod interchange;
+pub mod pool;
 pub mod preset;
 pub mod primitives;
 pub mod selection;
