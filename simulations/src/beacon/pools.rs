@@ -1,12 +1,10 @@
-//! Accepted attestations and sync-committee messages, pooled so that
-//! aggregators fetch real aggregates of what was sent.
-
-use std::collections::{BTreeMap, HashMap};
+//! What the mock keeps of accepted attestations and sync-committee messages
+//! (the shared pools of `phalanx_eth::pool`), so that aggregators fetch real
+//! aggregates of what was sent; kept for two epochs.
 
 use phalanx_crypto::Signature;
-use phalanx_eth::attestation::AttestationData;
-use phalanx_eth::{EthSpec, Root, Slot};
-use tree_hash::TreeHash;
+use phalanx_eth::pool::{AttestationPool, ContributionPool};
+use phalanx_eth::{CommitteeIndex, EthSpec, Slot};
 
 use super::checks::Effect;
 use super::lock;
@@ -15,22 +13,18 @@ use super::node::Node;
 /// Accepted attestations and sync-committee messages, for aggregation.
 #[derive(Default)]
 pub(super) struct Pools {
-    /// By (attestation data root, committee index).
-    pub(super) attestations: HashMap<(Root, u64), PooledAttestation>,
-    /// By (slot, block root): signatures by sync-committee position.
-    pub(super) sync_messages: HashMap<(Slot, Root), BTreeMap<usize, Signature>>,
-}
-
-pub(super) struct PooledAttestation {
-    pub(super) data: AttestationData,
-    pub(super) committee_len: usize,
-    pub(super) signatures: BTreeMap<usize, Signature>,
+    /// Attestations by slot, committee and data root.
+    pub(super) attestations: AttestationPool<Signature>,
+    /// Sync-committee messages by slot, block root and subcommittee.
+    pub(super) sync_messages: ContributionPool<Signature>,
 }
 
 impl<E: EthSpec> Node<E> {
+    /// Adds what an accepted message brings to the pools, forgetting what
+    /// is more than two epochs old.
     pub(super) fn apply(&self, effect: Effect) {
         let current = self.current_slot();
-        let keep = |slot: Slot| slot.0 + 2 * E::SLOTS_PER_EPOCH >= current.0;
+        let oldest = Slot(current.0.saturating_sub(2 * E::SLOTS_PER_EPOCH));
         let mut pools = lock(&self.pools);
         match effect {
             Effect::Attestation {
@@ -40,19 +34,14 @@ impl<E: EthSpec> Node<E> {
                 position,
                 signature,
             } => {
-                pools
-                    .attestations
-                    .retain(|_, pooled| keep(pooled.data.slot));
-                pools
-                    .attestations
-                    .entry((data.tree_hash_root(), committee_index))
-                    .or_insert_with(|| PooledAttestation {
-                        data,
-                        committee_len,
-                        signatures: BTreeMap::new(),
-                    })
-                    .signatures
-                    .insert(position, signature);
+                pools.attestations.prune_before(oldest);
+                pools.attestations.insert(
+                    data,
+                    CommitteeIndex(committee_index),
+                    committee_len,
+                    position,
+                    signature,
+                );
             }
             Effect::SyncMessage {
                 slot,
@@ -60,10 +49,11 @@ impl<E: EthSpec> Node<E> {
                 positions,
                 signature,
             } => {
-                pools.sync_messages.retain(|(slot, _), _| keep(*slot));
-                let signatures = pools.sync_messages.entry((slot, root)).or_default();
+                pools.sync_messages.prune_before(oldest);
                 for position in positions {
-                    signatures.insert(position, signature);
+                    pools
+                        .sync_messages
+                        .insert::<E>(slot, root, position as u64, signature);
                 }
             }
         }

@@ -1,8 +1,10 @@
 //! What the simulated chain produces for its validators: the attestation
-//! data of a slot and committee, and the default block of a slot.
+//! data of a slot and committee, the default block of a slot, and the
+//! aggregates and contributions of what its pools hold.
 
 use alloy_primitives::U256;
-use phalanx_eth::attestation::AttestationData;
+use phalanx_crypto::Signature;
+use phalanx_eth::attestation::{Attestation, AttestationData};
 use phalanx_eth::block::{
     BeaconBlock, BeaconBlockAltair, BeaconBlockBellatrix, BeaconBlockBodyAltair,
     BeaconBlockBodyBellatrix, BeaconBlockBodyCapella, BeaconBlockBodyDeneb, BeaconBlockBodyElectra,
@@ -12,6 +14,8 @@ use phalanx_eth::block_contents::{BlockContents, ProducedBlock, ProducedBlockDat
 use phalanx_eth::execution::{
     ExecutionPayloadBellatrix, ExecutionPayloadCapella, ExecutionPayloadDeneb, ExecutionRequests,
 };
+use phalanx_eth::pool::PoolError;
+use phalanx_eth::sync_committee::SyncCommitteeContribution;
 use phalanx_eth::{
     CommitteeIndex, EthSpec, ExecutionAddress, ForkName, Root, SignatureBytes, Slot, ValidatorIndex,
 };
@@ -19,7 +23,8 @@ use ssz_types::{BitVector, FixedVector, VariableList};
 
 use super::chain::Chain;
 use super::http::ApiError;
-use super::{digest, infinity_signature};
+use super::node::Node;
+use super::{digest, infinity_signature, lock};
 
 /// The execution payload value every produced block claims, in wei.
 const EXECUTION_PAYLOAD_VALUE_WEI: u64 = 1_000_000_000_000_000;
@@ -239,5 +244,71 @@ impl<E: EthSpec> Chain<E> {
             execution_payload_value: U256::from(EXECUTION_PAYLOAD_VALUE_WEI),
             consensus_block_value: U256::from(CONSENSUS_BLOCK_VALUE_WEI),
         })
+    }
+}
+
+/// BLS aggregation of pooled signatures, as a beacon node combines them.
+fn aggregate_signatures(signatures: &[Signature]) -> Result<SignatureBytes, phalanx_crypto::Error> {
+    Signature::aggregate(signatures).map(|s| SignatureBytes::from(s.to_bytes()))
+}
+
+/// The pools' failure as the API reports it.
+fn pool_error<C: std::fmt::Display>(error: PoolError<C>) -> ApiError {
+    match error {
+        PoolError::Combine(e) => ApiError::Internal(format!("cannot aggregate: {e}")),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+impl<E: EthSpec> Node<E> {
+    /// The aggregate of the attestations pooled over `data_root` at `slot`
+    /// in committee `committee_index` (the lowest with any when `None`), in
+    /// the layout of the slot's fork.
+    pub(super) fn aggregate(
+        &self,
+        slot: Slot,
+        data_root: Root,
+        committee_index: Option<u64>,
+    ) -> Result<Attestation<E>, ApiError> {
+        let pools = lock(&self.pools);
+        let pooled = match committee_index {
+            Some(index) => pools
+                .attestations
+                .get(slot, CommitteeIndex(index), data_root)
+                .map(|pooled| (CommitteeIndex(index), pooled)),
+            None => pools.attestations.find(slot, data_root),
+        };
+        let Some((committee_index, pooled)) = pooled else {
+            return Err(ApiError::NotFound(format!(
+                "no attestation with data root {data_root} at slot {slot}{} was received",
+                committee_index.map_or(String::new(), |i| format!(" in committee {i}"))
+            )));
+        };
+        pooled
+            .aggregate(
+                committee_index,
+                self.chain.electra_at(slot),
+                aggregate_signatures,
+            )
+            .map_err(pool_error)
+    }
+
+    /// The contribution of the sync-committee messages pooled over `root`
+    /// at `slot` in subcommittee `subcommittee`.
+    pub(super) fn contribution(
+        &self,
+        slot: Slot,
+        root: Root,
+        subcommittee: u64,
+    ) -> Result<SyncCommitteeContribution<E>, ApiError> {
+        lock(&self.pools)
+            .sync_messages
+            .contribution(slot, root, subcommittee, aggregate_signatures)
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "no sync-committee message for block {root} at slot {slot} in subcommittee {subcommittee} was received"
+                ))
+            })?
+            .map_err(pool_error)
     }
 }

@@ -18,10 +18,11 @@ use phalanx_eth::api::{AttesterDuty, ProposerDuty, SyncDuty};
 use phalanx_eth::attestation::SyncCommitteeSelection;
 use phalanx_eth::attestation::{
     AggregateAndProof, AggregateAndProofBase, AggregateAndProofElectra, Attestation,
-    AttestationBase, AttestationData, AttestationElectra, BeaconCommitteeSelection,
+    AttestationData, BeaconCommitteeSelection,
 };
 use phalanx_eth::block_contents::ProducedBlockData;
 use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::pool::{AttestationPool, ContributionPool};
 use phalanx_eth::selection::{is_aggregator, is_sync_committee_aggregator, sync_subcommittee};
 use phalanx_eth::sync_committee::{
     ContributionAndProof, SignedContributionAndProof, SyncCommitteeContribution,
@@ -45,8 +46,6 @@ use phalanx_p2p::encoded_len;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
-use ssz_types::typenum::Unsigned;
-use ssz_types::{BitList, BitVector};
 use tree_hash::TreeHash;
 
 use crate::beacon::{devnet_network, BeaconMockConfig, Chain};
@@ -190,18 +189,10 @@ struct SimNode<E: EthSpec, S: SimScheme> {
     sync_aggregators: BTreeMap<Slot, Vec<(usize, u64, SignatureBytes)>>,
     /// Its beacon node's pool of sync messages: by slot, head and
     /// subcommittee, each position's signature.
-    sync_pool: BTreeMap<(Slot, Root, u64), BTreeMap<u64, S::Signature>>,
+    sync_pool: ContributionPool<S::Signature>,
     /// Its beacon node's pool of the attestations it was sent: by slot,
-    /// committee and data root, the data, committee length and each
-    /// member's signature by position.
-    pool: BTreeMap<(Slot, CommitteeIndex, Root), Pooled<S>>,
-}
-
-/// Attestations of one committee over one vote, as a beacon node pools them.
-struct Pooled<S: SimScheme> {
-    data: AttestationData,
-    committee_length: u64,
-    signatures: BTreeMap<u64, S::Signature>,
+    /// committee and data root, each member's signature by position.
+    pool: AttestationPool<S::Signature>,
 }
 
 /// A submission that reached a beacon node.
@@ -362,8 +353,8 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                     attested: BTreeMap::new(),
                     aggregators: BTreeMap::new(),
                     sync_aggregators: BTreeMap::new(),
-                    sync_pool: BTreeMap::new(),
-                    pool: BTreeMap::new(),
+                    sync_pool: ContributionPool::new(),
+                    pool: AttestationPool::new(),
                 }
             })
             .collect();
@@ -1055,16 +1046,13 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         let Ok(signature) = S::decode_signature(signature.as_slice()) else {
             return;
         };
-        self.nodes[node]
-            .pool
-            .entry((data.slot, committee, data.tree_hash_root()))
-            .or_insert_with(|| Pooled {
-                data,
-                committee_length: length,
-                signatures: BTreeMap::new(),
-            })
-            .signatures
-            .insert(position, signature);
+        self.nodes[node].pool.insert(
+            data,
+            committee,
+            length as usize,
+            position as usize,
+            signature,
+        );
     }
 
     /// The aggregate of what `node`'s beacon node pooled for a committee's vote.
@@ -1077,46 +1065,15 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
     ) -> Result<Attestation<E>, String> {
         let pooled = self.nodes[node]
             .pool
-            .get(&(slot, committee, root))
+            .get(slot, committee, root)
             .ok_or_else(|| format!("no attestation of committee {committee} at slot {slot}"))?;
-        let signatures: Vec<S::Signature> = pooled.signatures.values().copied().collect();
-        let signature = S::aggregate(&signatures).map(|s| S::signature_bytes(&s))?;
-        let bits_error = |e: ssz::BitfieldError| format!("aggregation bits: {e:?}");
-        let length = pooled.committee_length as usize;
         let electra = self
             .network
             .fork_at(slot.epoch(E::SLOTS_PER_EPOCH))
             .is_ok_and(ForkName::electra_enabled);
-        if electra {
-            let mut aggregation_bits = BitList::with_capacity(length).map_err(bits_error)?;
-            for &position in pooled.signatures.keys() {
-                aggregation_bits
-                    .set(position as usize, true)
-                    .map_err(bits_error)?;
-            }
-            let mut committee_bits = BitVector::new();
-            committee_bits
-                .set(committee.0 as usize, true)
-                .map_err(bits_error)?;
-            Ok(Attestation::Electra(AttestationElectra {
-                aggregation_bits,
-                data: pooled.data,
-                signature,
-                committee_bits,
-            }))
-        } else {
-            let mut aggregation_bits = BitList::with_capacity(length).map_err(bits_error)?;
-            for &position in pooled.signatures.keys() {
-                aggregation_bits
-                    .set(position as usize, true)
-                    .map_err(bits_error)?;
-            }
-            Ok(Attestation::Base(AttestationBase {
-                aggregation_bits,
-                data: pooled.data,
-                signature,
-            }))
-        }
+        pooled
+            .aggregate(committee, electra, combine::<S>)
+            .map_err(|e| e.to_string())
     }
 
     /// The cluster's sync-committee members at `slot` with each
@@ -1150,16 +1107,15 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         let Ok(signature) = S::decode_signature(message.signature.as_slice()) else {
             return;
         };
-        let size = E::SyncSubcommitteeSize::to_u64();
         let committee = self.chain.sync_committee_at(message.slot);
         for (position, member) in committee.into_iter().enumerate() {
             if member == message.validator_index.0 {
-                let position = position as u64;
-                self.nodes[node]
-                    .sync_pool
-                    .entry((message.slot, message.beacon_block_root, position / size))
-                    .or_default()
-                    .insert(position % size, signature);
+                self.nodes[node].sync_pool.insert::<E>(
+                    message.slot,
+                    message.beacon_block_root,
+                    position as u64,
+                    signature,
+                );
             }
         }
     }
@@ -1173,27 +1129,13 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         head: Root,
         subcommittee_index: u64,
     ) -> Result<SyncCommitteeContribution<E>, String> {
-        let pooled = self.nodes[node]
+        self.nodes[node]
             .sync_pool
-            .get(&(slot, head, subcommittee_index))
+            .contribution(slot, head, subcommittee_index, combine::<S>)
             .ok_or_else(|| {
                 format!("no sync message of subcommittee {subcommittee_index} at slot {slot}")
-            })?;
-        let signatures: Vec<S::Signature> = pooled.values().copied().collect();
-        let signature = S::aggregate(&signatures).map(|s| S::signature_bytes(&s))?;
-        let mut aggregation_bits = BitVector::new();
-        for &index in pooled.keys() {
-            aggregation_bits
-                .set(index as usize, true)
-                .map_err(|e| format!("aggregation bits: {e:?}"))?;
-        }
-        Ok(SyncCommitteeContribution {
-            slot,
-            beacon_block_root: head,
-            subcommittee_index,
-            aggregation_bits,
-            signature,
-        })
+            })?
+            .map_err(|e| e.to_string())
     }
 
     /// The cluster's attesters at `slot` that its (group) selection proofs
@@ -1840,6 +1782,11 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
             _ => {}
         }
     }
+}
+
+/// How a simulated beacon node combines pooled signatures.
+fn combine<S: SimScheme>(signatures: &[S::Signature]) -> Result<SignatureBytes, String> {
+    S::aggregate(signatures).map(|s| S::signature_bytes(&s))
 }
 
 fn millis(duration: Duration) -> u64 {

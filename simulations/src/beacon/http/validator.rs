@@ -6,16 +6,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use phalanx_crypto::Signature;
 use phalanx_eth::api::{AttesterDuty, ProposerDuty, ProposerPreparation, SyncDuty};
-use phalanx_eth::attestation::{AttestationBase, AttestationElectra};
 use phalanx_eth::client::CONSENSUS_VERSION_HEADER;
 use phalanx_eth::signing::{compute_signing_root, DOMAIN_RANDAO};
-use phalanx_eth::sync_committee::SyncCommitteeContribution;
 use phalanx_eth::{Epoch, EthSpec, ForkName, Root, SignatureBytes, Slot, ValidatorIndex};
 use serde_json::json;
-use ssz_types::typenum::Unsigned;
-use ssz_types::{BitList, BitVector};
 
 use super::error::{ApiError, ApiResult};
 use super::query::{parse_array, parse_indices, parse_u64, Query};
@@ -250,64 +245,14 @@ pub(super) async fn aggregate_attestation<E: EthSpec>(
         query.optional("committee_index")?
     };
     let chain = &node.chain;
-    let electra = chain.electra_at(slot);
-    if version == 1 && electra {
+    if version == 1 && chain.electra_at(slot) {
         return Err(ApiError::BadRequest(format!(
             "slot {slot} is in {}: ask /eth/v2/validator/aggregate_attestation",
             chain.fork_name(slot)
         )));
     }
-    let pools = lock(&node.pools);
-    let pooled = match committee_index {
-        Some(index) => pools.attestations.get(&(root, index)).map(|p| (index, p)),
-        None => pools
-            .attestations
-            .iter()
-            .find(|((data_root, _), _)| *data_root == root)
-            .map(|((_, index), p)| (*index, p)),
-    };
-    let Some((committee_index, pooled)) = pooled.filter(|(_, p)| p.data.slot == slot) else {
-        return Err(ApiError::NotFound(format!(
-            "no attestation with data root {root} at slot {slot}{} was received",
-            committee_index.map_or(String::new(), |i| format!(" in committee {i}"))
-        )));
-    };
-    let signatures: Vec<Signature> = pooled.signatures.values().copied().collect();
-    let signature = Signature::aggregate(&signatures)
-        .map(|s| SignatureBytes::from(s.to_bytes()))
-        .map_err(|e| ApiError::Internal(format!("cannot aggregate: {e}")))?;
-    let bit_error = |e: ssz::BitfieldError| ApiError::Internal(format!("aggregation bits: {e:?}"));
-    let attestation = if electra {
-        let mut aggregation_bits =
-            BitList::<E::MaxValidatorsPerSlot>::with_capacity(pooled.committee_len)
-                .map_err(bit_error)?;
-        for &position in pooled.signatures.keys() {
-            aggregation_bits.set(position, true).map_err(bit_error)?;
-        }
-        let mut committee_bits = BitVector::<E::MaxCommitteesPerSlot>::new();
-        let index = usize::try_from(committee_index)
-            .map_err(|_| ApiError::Internal("committee index overflows".to_string()))?;
-        committee_bits.set(index, true).map_err(bit_error)?;
-        serde_json::to_value(AttestationElectra::<E> {
-            aggregation_bits,
-            data: pooled.data,
-            signature,
-            committee_bits,
-        })
-    } else {
-        let mut aggregation_bits =
-            BitList::<E::MaxValidatorsPerCommittee>::with_capacity(pooled.committee_len)
-                .map_err(bit_error)?;
-        for &position in pooled.signatures.keys() {
-            aggregation_bits.set(position, true).map_err(bit_error)?;
-        }
-        serde_json::to_value(AttestationBase::<E> {
-            aggregation_bits,
-            data: pooled.data,
-            signature,
-        })
-    }
-    .map_err(|e| ApiError::Internal(format!("cannot encode the aggregate: {e}")))?;
+    let attestation = serde_json::to_value(node.aggregate(slot, root, committee_index)?)
+        .map_err(|e| ApiError::Internal(format!("cannot encode the aggregate: {e}")))?;
     let fork = chain.fork(slot).unwrap_or(ForkName::Fulu);
     if version == 2 {
         Ok(versioned(
@@ -332,40 +277,7 @@ pub(super) async fn sync_committee_contribution<E: EthSpec>(
             "there is no sync subcommittee {subcommittee} (there are {SYNC_COMMITTEE_SUBNET_COUNT})"
         )));
     }
-    let size = E::SyncSubcommitteeSize::to_usize();
-    let first = subcommittee as usize * size;
-    let pools = lock(&node.pools);
-    let received: Vec<(usize, Signature)> = pools
-        .sync_messages
-        .get(&(slot, root))
-        .map(|signatures| {
-            signatures
-                .range(first..first + size)
-                .map(|(&position, &signature)| (position - first, signature))
-                .collect()
-        })
-        .unwrap_or_default();
-    if received.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no sync-committee message for block {root} at slot {slot} in subcommittee {subcommittee} was received"
-        )));
-    }
-    let bit_error = |e: ssz::BitfieldError| ApiError::Internal(format!("aggregation bits: {e:?}"));
-    let mut aggregation_bits = BitVector::<E::SyncSubcommitteeSize>::new();
-    for (bit, _) in &received {
-        aggregation_bits.set(*bit, true).map_err(bit_error)?;
-    }
-    let signatures: Vec<Signature> = received.iter().map(|(_, s)| *s).collect();
-    let signature = Signature::aggregate(&signatures)
-        .map(|s| SignatureBytes::from(s.to_bytes()))
-        .map_err(|e| ApiError::Internal(format!("cannot aggregate: {e}")))?;
-    Ok(data(SyncCommitteeContribution::<E> {
-        slot,
-        beacon_block_root: root,
-        subcommittee_index: subcommittee,
-        aggregation_bits,
-        signature,
-    }))
+    Ok(data(node.contribution(slot, root, subcommittee)?))
 }
 
 pub(super) async fn prepare_beacon_proposer<E: EthSpec>(
