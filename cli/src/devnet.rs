@@ -6,29 +6,21 @@
 //! slot's duties as the beacon chain received them, and a summary ends it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use phalanx_crypto::keystore::KdfSetting;
-use phalanx_crypto::SecretKey;
 use phalanx_dkg::definition::{BuilderSpec, ClusterDefinition, NetworkSpec, ValidatorSpec};
-use phalanx_dkg::files::write_operator_files;
-use phalanx_dkg::runner::{run_ceremony, RunConfig};
 use phalanx_eth::config::NetworkConfig;
-use phalanx_eth::{ExecutionAddress, ForkName, Gwei, PublicKeyBytes, Root};
-use phalanx_node::runtime::{self, Health, NodeConfig};
-use phalanx_p2p::{NodeKey, NODE_KEY_FILE};
-use phalanx_sim::beacon::{BeaconMock, BeaconMockConfig, Submission, SubmissionKind};
-use phalanx_sim::vc::{Misbehaviour, VcMock, VcMockConfig};
-use prometheus_client::registry::Registry;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-use crate::socket_multiaddr;
+use phalanx_eth::{ExecutionAddress, ForkName, Gwei};
+use phalanx_sim::beacon::{BeaconMock, Submission, SubmissionKind};
+use phalanx_sim::cluster::{
+    beacon_config, genesis_ms_in, ports, unix_ms, Cluster, InProcessNode, Operator,
+    OtherValidators, GENESIS_VALIDATORS_ROOT,
+};
+use phalanx_sim::vc::{Misbehaviour, VcMock};
 
 const OPERATORS: usize = 4;
 const THRESHOLD: u32 = 3;
@@ -99,78 +91,6 @@ impl DevnetArgs {
     }
 }
 
-fn free_tcp_port() -> Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-fn free_udp_port() -> Result<u16> {
-    Ok(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the devnet is a driver at the edge: it reads the clock to pace the run"
-)]
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-struct Operator {
-    dir: PathBuf,
-    key: NodeKey,
-    tcp: u16,
-    api: SocketAddr,
-}
-
-struct RunningNode {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), String>>,
-}
-
-fn start_node(
-    operator: &Operator,
-    lock: &phalanx_dkg::lock::ClusterLock,
-    beacon: &str,
-) -> RunningNode {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let config = NodeConfig {
-        lock: lock.clone(),
-        node_key: operator.key.clone(),
-        data_dir: operator.dir.clone(),
-        beacon_nodes: vec![beacon.to_string()],
-        validator_api: operator.api,
-        p2p_listen: vec![socket_multiaddr(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, operator.tcp)),
-            false,
-        )],
-        relays: Vec::new(),
-        extra_addresses: Vec::new(),
-        graffiti: None,
-        builder_api: true,
-    };
-    let task = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        runtime::run(
-            config,
-            Registry::default(),
-            Arc::new(Health::default()),
-            shutdown,
-            |_| {},
-        )
-        .await
-        .map_err(|e| e.to_string())
-    });
-    RunningNode { stop, task }
-}
-
 /// Runs the devnet.
 #[expect(
     clippy::print_stdout,
@@ -193,34 +113,10 @@ pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
     );
 
     // 1. Operators: node keys and ENRs on loopback.
-    let mut operators = Vec::with_capacity(OPERATORS);
-    for i in 0..OPERATORS {
-        let op_dir = dir.join(format!("operator-{i}"));
-        std::fs::create_dir_all(&op_dir)?;
-        let key_path = op_dir.join(NODE_KEY_FILE);
-        let key = if key_path.exists() {
-            NodeKey::load(&key_path)?
-        } else {
-            NodeKey::create(&key_path)?
-        };
-        let api_port = free_tcp_port()?;
-        operators.push(Operator {
-            dir: op_dir,
-            key,
-            tcp: free_tcp_port()?,
-            api: SocketAddr::from((Ipv4Addr::LOCALHOST, api_port)),
-        });
-    }
+    let operators = Operator::create_all(&dir, OPERATORS, |i| format!("operator-{i}"))?;
     let enrs: Vec<_> = operators
         .iter()
-        .map(|o| {
-            Ok(o.key.enr(
-                1,
-                Some(Ipv4Addr::LOCALHOST),
-                Some(o.tcp),
-                Some(free_udp_port()?),
-            ))
-        })
+        .map(|o| Ok(o.enr(Some(ports::udp()?))))
         .collect::<Result<_>>()?;
 
     // 2. The key-generation ceremony over p2p.
@@ -250,49 +146,10 @@ pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
     definition.validate()?;
     println!("Running the key-generation ceremony over p2p on 127.0.0.1 …");
     let started_ms = unix_ms();
-    let ceremonies: Vec<_> = operators
-        .iter()
-        .map(|o| {
-            let config = RunConfig {
-                definition: definition.clone(),
-                node_key: o.key.clone(),
-                listen: vec![socket_multiaddr(
-                    SocketAddr::from((Ipv4Addr::LOCALHOST, o.tcp)),
-                    false,
-                )],
-                relays: Vec::new(),
-                extra_addresses: Vec::new(),
-                timeout: Duration::from_secs(120),
-                state_file: None,
-                interrupt_after: None,
-            };
-            tokio::spawn(async move { run_ceremony(config, &mut Registry::default()).await })
-        })
-        .collect();
-    let mut outcomes = Vec::new();
-    for (i, ceremony) in ceremonies.into_iter().enumerate() {
-        let outcome = ceremony
-            .await
-            .context("ceremony task")?
-            .with_context(|| format!("operator {i}'s ceremony"))?;
-        outcomes.push(outcome);
-    }
-    let lock = outcomes[0].lock.clone();
-    for (operator, outcome) in operators.iter().zip(&outcomes) {
-        if outcome.lock.lock_hash != lock.lock_hash {
-            bail!("the operators' locks differ");
-        }
-        // Devnet keystores use the low-cost KDF: they guard nothing of value.
-        if !operator.dir.join(phalanx_dkg::files::LOCK_FILE).exists() {
-            write_operator_files(
-                &operator.dir,
-                &outcome.lock,
-                &outcome.shares,
-                KdfSetting::InsecureLowCost,
-                None,
-            )?;
-        }
-    }
+    let cluster = Cluster::ceremony(&definition, &operators, Duration::from_secs(120)).await?;
+    // Devnet keystores use the low-cost KDF: they guard nothing of value.
+    cluster.write_operator_files(&operators, KdfSetting::InsecureLowCost)?;
+    let lock = &cluster.lock;
     println!(
         "Ceremony done in {:.1} s: lock {}",
         (unix_ms() - started_ms) as f64 / 1000.0,
@@ -300,31 +157,15 @@ pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
     );
 
     // 3. The simulated beacon chain, genesis a few slots ahead.
-    let mut validators: Vec<PublicKeyBytes> = lock
-        .validators
-        .iter()
-        .map(|v| PublicKeyBytes::from(v.public_key.to_bytes()))
-        .collect();
-    let mut rng = rand::rngs::OsRng;
-    for _ in 0..args.other_validators {
-        validators.push(PublicKeyBytes::from(
-            SecretKey::random(&mut rng).public_key().to_bytes(),
-        ));
-    }
-    let genesis_ms = (unix_ms() + 4 * args.slot_ms).div_ceil(1000) * 1000;
+    let validators = cluster.chain_validators(OtherValidators::Random(args.other_validators));
+    let genesis_ms = genesis_ms_in(4 * args.slot_ms);
     let record = dir.join("submissions.jsonl");
     let chain_validators = validators.clone();
-    let beacon = BeaconMock::start(BeaconMockConfig {
-        network: network.clone(),
-        genesis_time: genesis_ms / 1000,
-        genesis_validators_root: Root::repeat_byte(0x42),
-        validators,
-        seed: genesis_ms,
-        record: Some(record.clone()),
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    })
-    .await
-    .context("starting the beacon-node mock")?;
+    let mut config = beacon_config(network.clone(), genesis_ms, validators, genesis_ms);
+    config.record = Some(record.clone());
+    let beacon = BeaconMock::start(config)
+        .await
+        .context("starting the beacon-node mock")?;
     let beacon_url = beacon.url();
     // What an independent checker needs to recompute every signing root.
     let fork_version = network
@@ -336,7 +177,7 @@ pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
             "preset": "minimal",
             "fork": args.fork.fork().to_string(),
             "fork_version": fork_version.to_string(),
-            "genesis_validators_root": Root::repeat_byte(0x42).to_string(),
+            "genesis_validators_root": GENESIS_VALIDATORS_ROOT.to_string(),
             "cluster_validators": args.validators,
             "validators": chain_validators.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }))?,
@@ -344,29 +185,13 @@ pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
     println!("Simulated beacon node at {beacon_url}");
 
     // 4. Nodes and validator clients.
-    let mut nodes: Vec<Option<RunningNode>> = operators
+    let mut nodes: Vec<Option<InProcessNode>> = operators
         .iter()
-        .map(|o| Some(start_node(o, &lock, &beacon_url)))
+        .map(|o| Some(InProcessNode::start(o, lock, &beacon_url)))
         .collect();
-    let vcs: Vec<VcMock> = operators
-        .iter()
-        .zip(&outcomes)
-        .enumerate()
-        .map(|(i, (o, outcome))| {
-            let mut config = VcMockConfig::new(
-                format!("http://{}", o.api),
-                outcome
-                    .shares
-                    .iter()
-                    .map(|s| s.secret_key().clone())
-                    .collect(),
-            );
-            config.distributed = true;
-            config.misbehaviour = Misbehaviour::Honest;
-            config.label = format!("vc-{i}");
-            VcMock::spawn(config)
-        })
-        .collect();
+    let vcs: Vec<VcMock> = cluster.validator_clients(&operators, |_, config| {
+        config.misbehaviour = Misbehaviour::Honest;
+    });
 
     // 5. The live table.
     println!();
@@ -388,13 +213,12 @@ pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
         let next_epoch_start = (slot + 1).is_multiple_of(slots_per_epoch);
         if chaos && next_epoch_start && epoch + 1 == 2 {
             if let Some(node) = nodes[3].take() {
-                let _ = node.stop.send(());
-                let _ = node.task.await;
+                node.stop().await;
                 println!("      --- node 3 stopped (epoch 2) ---");
             }
         }
         if chaos && next_epoch_start && epoch + 1 == 4 && nodes[3].is_none() {
-            nodes[3] = Some(start_node(&operators[3], &lock, &beacon_url));
+            nodes[3] = Some(InProcessNode::start(&operators[3], lock, &beacon_url));
             println!("      --- node 3 restarted (epoch 4) ---");
         }
         let submissions = beacon.submissions();
@@ -426,8 +250,7 @@ pub(crate) async fn devnet(args: DevnetArgs) -> Result<()> {
         vc_stats.push(vc.stop().await);
     }
     for node in nodes.into_iter().flatten() {
-        let _ = node.stop.send(());
-        if let Ok(Err(e)) = node.task.await {
+        if let Some(Err(e)) = node.stop().await {
             println!("a node stopped with an error: {e}");
         }
     }
