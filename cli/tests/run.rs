@@ -5,17 +5,18 @@
 //! under the group key, also while one process is killed; the restarted
 //! process does duties again within a slot or two.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use phalanx_crypto::SecretKey;
-use phalanx_dkg::files::read_keystores;
-use phalanx_dkg::ClusterLock;
 use phalanx_eth::config::NetworkConfig;
-use phalanx_eth::{PublicKeyBytes, Root};
-use phalanx_sim::beacon::{BeaconMock, BeaconMockConfig, SubmissionKind};
+use phalanx_eth::PublicKeyBytes;
+use phalanx_sim::beacon::{BeaconMock, SubmissionKind};
+use phalanx_sim::cluster::{
+    beacon_config, genesis_ms_in, ports, sleep_until_ms, unix_ms, ChildProcess, Cluster, Operator,
+    OtherValidators,
+};
 use phalanx_sim::vc::{Duty as VcDuty, Misbehaviour, VcMock, VcMockConfig};
 
 const ADDRESS: &str = "0x52908400098527886E0F7030069857D2E4169EE7";
@@ -45,97 +46,13 @@ ELECTRA_FORK_EPOCH: 0
 /// The fee recipient of the re-signed registration.
 const NEW_FEE_RECIPIENT: &str = "0x00000000000000000000000000000000000000aa";
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Four consecutive free TCP ports (the ENRs of `create cluster` use base + i).
-fn free_port_block() -> u16 {
-    for _ in 0..100 {
-        let base = free_port();
-        if base > 65_000 {
-            continue;
-        }
-        let all_free = (0..4).all(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no block of four free ports");
-}
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the test paces real processes by the clock"
-)]
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A `phalanx run` process, stopped when dropped: a failing assertion
-/// leaves no node behind.
-struct Process(Child);
-
-impl Process {
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-struct Node {
-    dir: PathBuf,
-    api: SocketAddr,
-    monitoring: SocketAddr,
-    p2p: u16,
-    log: PathBuf,
-}
-
-impl Node {
-    fn start(&self, beacon: &str, run: u32) -> Process {
-        let log =
-            std::fs::File::create(self.log.with_extension(format!("{run}.log"))).expect("log");
-        Command::new(env!("CARGO_BIN_EXE_phalanx"))
-            .args([
-                "--log-format",
-                "json",
-                "run",
-                "--data-dir",
-                self.dir.to_str().expect("utf-8"),
-                "--beacon-node-endpoints",
-                beacon,
-                "--validator-api-address",
-                &self.api.to_string(),
-                "--monitoring-address",
-                &self.monitoring.to_string(),
-                "--p2p-tcp-address",
-                &format!("127.0.0.1:{}", self.p2p),
-                "--builder-api",
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map(Process)
-            .expect("phalanx run starts")
-    }
-}
-
-async fn sleep_until_ms(at: u64) {
-    let now = unix_ms();
-    if at > now {
-        tokio::time::sleep(Duration::from_millis(at - now)).await;
-    }
+/// Starts `phalanx run` of `operator` against `beacon` (comma-separated
+/// URLs), logging JSON to `dir/node<i>.<run>.log`.
+fn start(operator: &Operator, beacon: &str, dir: &Path, run: u32) -> ChildProcess {
+    let command =
+        operator.run_command(Path::new(env!("CARGO_BIN_EXE_phalanx")), beacon, true, true);
+    let log = dir.join(format!("node{}.{run}.log", operator.index));
+    ChildProcess::spawn(command, &log).expect("phalanx run starts")
 }
 
 async fn ready(monitoring: SocketAddr) -> (u16, String) {
@@ -156,13 +73,13 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Writes a 4-operator cluster of the test devnet under `dir/cluster`;
-/// returns its folder and the first p2p port.
-fn create_cluster(dir: &Path) -> (PathBuf, u16) {
+/// Writes a 4-operator cluster of the test devnet under `dir/cluster`
+/// with `phalanx create cluster`; returns its operators and the cluster.
+fn create_cluster(dir: &Path) -> (Vec<Operator>, Cluster) {
     let network_file = dir.join("devnet.yaml");
     std::fs::write(&network_file, DEVNET_YAML).expect("network file");
     let cluster = dir.join("cluster");
-    let base = free_port_block();
+    let base = ports::tcp_block(4).expect("four free ports");
     let output = Command::new(env!("CARGO_BIN_EXE_phalanx"))
         .args([
             "create",
@@ -192,7 +109,14 @@ fn create_cluster(dir: &Path) -> (PathBuf, u16) {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    (cluster, base)
+    let operators: Vec<Operator> = (0..4)
+        .map(|i| {
+            Operator::open(i, cluster.join(format!("node{i}")), base + i as u16)
+                .expect("an operator's folder")
+        })
+        .collect();
+    let cluster = Cluster::load(&operators).expect("the cluster's lock and keystores");
+    (operators, cluster)
 }
 
 /// A test's folder: removed when the test passes, kept (and its path
@@ -228,64 +152,26 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
     let _serial = SERIAL.lock().await;
     let dir = TestDir::new();
     let network = NetworkConfig::from_yaml(DEVNET_YAML).expect("devnet config");
-    let (cluster, base) = create_cluster(dir.path());
-    let lock = ClusterLock::load(&cluster.join("node0/cluster-lock.json")).expect("lock");
-    let shares: Vec<Vec<SecretKey>> = (0..4)
-        .map(|i| {
-            read_keystores(&cluster.join(format!("node{i}/validator_keys"))).expect("keystores")
-        })
-        .collect();
+    let (nodes, cluster) = create_cluster(dir.path());
+    let lock = &cluster.lock;
 
     // The chain: the cluster's validators first, then others.
-    let mut validators: Vec<PublicKeyBytes> = lock
-        .validators
-        .iter()
-        .map(|v| PublicKeyBytes::from(v.public_key.to_bytes()))
-        .collect();
-    let mut rng = rand::rngs::OsRng;
-    for _ in 0..12 {
-        validators.push(PublicKeyBytes::from(
-            SecretKey::random(&mut rng).public_key().to_bytes(),
-        ));
-    }
-    let genesis_ms = (unix_ms() + 12_000).div_ceil(1000) * 1000;
-    let beacon = BeaconMock::start(BeaconMockConfig {
-        network: network.clone(),
-        genesis_time: genesis_ms / 1000,
-        genesis_validators_root: Root::repeat_byte(0x42),
-        validators,
-        seed: 7,
-        record: Some(dir.path().join("submissions.jsonl")),
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    })
-    .await
-    .expect("beacon mock");
+    let validators = cluster.chain_validators(OtherValidators::Random(12));
+    let genesis_ms = genesis_ms_in(12_000);
+    let mut config = beacon_config(network.clone(), genesis_ms, validators, 7);
+    config.record = Some(dir.path().join("submissions.jsonl"));
+    let beacon = BeaconMock::start(config).await.expect("beacon mock");
     let url = beacon.url();
 
-    let nodes: Vec<Node> = (0..4)
-        .map(|i| Node {
-            dir: cluster.join(format!("node{i}")),
-            api: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
-            monitoring: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
-            p2p: base + i as u16,
-            log: dir.path().join(format!("node{i}")),
-        })
-        .collect();
-    let mut children: Vec<Process> = nodes.iter().map(|n| n.start(&url, 0)).collect();
-    let vcs: Vec<VcMock> = nodes
+    let mut children: Vec<ChildProcess> = nodes
         .iter()
-        .zip(shares)
-        .enumerate()
-        .map(|(i, (node, keys))| {
-            let mut config = VcMockConfig::new(format!("http://{}", node.api), keys);
-            config.distributed = true;
-            config.label = format!("vc-{i}");
-            // Two clients take their blocks as SSZ, two as JSON: the
-            // proposals need three.
-            config.ssz_blocks = i % 2 == 0;
-            VcMock::spawn(config)
-        })
+        .map(|n| start(n, &url, dir.path(), 0))
         .collect();
+    let vcs: Vec<VcMock> = cluster.validator_clients(&nodes, |i, config| {
+        // Two clients take their blocks as SSZ, two as JSON: the
+        // proposals need three.
+        config.ssz_blocks = i % 2 == 0;
+    });
 
     // Faulty clients beside operator 1's honest one, with its keys: every
     // request of theirs must be refused with a 4xx, and change nothing.
@@ -297,8 +183,10 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
     ]
     .into_iter()
     .map(|misbehaviour| {
-        let keys = read_keystores(&cluster.join("node1/validator_keys")).expect("keystores");
-        let mut config = VcMockConfig::new(format!("http://{}", nodes[1].api), keys);
+        let mut config = VcMockConfig::new(
+            format!("http://{}", nodes[1].validator_api),
+            cluster.share_keys(1),
+        );
         config.distributed = true;
         config.misbehaviour = misbehaviour;
         config.label = format!("faulty-{misbehaviour:?}");
@@ -316,7 +204,7 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
     sleep_until_ms(slot_start(8)).await;
     children[3].stop();
     sleep_until_ms(slot_start(16)).await;
-    children[3] = nodes[3].start(&url, 1);
+    children[3] = start(&nodes[3], &url, dir.path(), 1);
     sleep_until_ms(slot_start(EPOCHS * 8) + 500).await;
 
     for vc in vcs {
@@ -379,7 +267,7 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
                 "--validator-public-key",
                 &exiting,
                 "--validator-api-url",
-                &format!("http://{}", node.api),
+                &format!("http://{}", node.validator_api),
             ])
             .output()
             .expect("phalanx exit runs");
@@ -411,7 +299,7 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
                 "--timestamp",
                 &agreed,
                 "--validator-api-url",
-                &format!("http://{}", node.api),
+                &format!("http://{}", node.validator_api),
             ])
             .output()
             .expect("phalanx register runs");
@@ -540,7 +428,7 @@ async fn four_processes_do_every_duty_through_a_crash_and_restart() {
         .expect("list")
         .is_empty()));
     // The restarted process did duties again soon after it came back.
-    let log = std::fs::read_to_string(nodes[3].log.with_extension("1.log")).expect("log");
+    let log = children[3].log();
     let first_success = log
         .lines()
         .filter(|l| l.contains("duty succeeded"))
@@ -561,42 +449,29 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
     let _serial = SERIAL.lock().await;
     let dir = TestDir::new();
     let network = NetworkConfig::from_yaml(DEVNET_YAML).expect("devnet config");
-    let (cluster, base) = create_cluster(dir.path());
-    let lock = ClusterLock::load(&cluster.join("node0/cluster-lock.json")).expect("lock");
-    let beacon = BeaconMock::start(BeaconMockConfig {
+    let (operators, cluster) = create_cluster(dir.path());
+    let lock = &cluster.lock;
+    let beacon = BeaconMock::start(beacon_config(
         network,
-        genesis_time: unix_ms() / 1000,
-        genesis_validators_root: Root::repeat_byte(0x42),
-        validators: lock
-            .validators
-            .iter()
-            .map(|v| PublicKeyBytes::from(v.public_key.to_bytes()))
-            .collect(),
-        seed: 1,
-        record: None,
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    })
+        unix_ms() / 1000 * 1000,
+        cluster.chain_validators(OtherValidators::Random(0)),
+        1,
+    ))
     .await
     .expect("beacon mock");
-    let dead = format!("http://127.0.0.1:{}", free_port());
-    let node = Node {
-        dir: cluster.join("node0"),
-        api: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
-        monitoring: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
-        p2p: base,
-        log: dir.path().join("node0"),
-    };
+    let dead = format!("http://127.0.0.1:{}", ports::tcp().expect("a free port"));
+    let node = &operators[0];
     // A damaged file of re-signed builder registrations is refused at
     // start-up, naming it.
     let registrations = node.dir.join("builder-registrations.json");
     std::fs::write(&registrations, "{not json").expect("write");
-    let mut refused = node.start(&beacon.url(), 9);
-    let status = refused.0.wait().expect("exits");
+    let mut refused = start(node, &beacon.url(), dir.path(), 9);
+    let status = refused.wait().expect("exits");
     assert!(!status.success());
-    let log = std::fs::read_to_string(node.log.with_extension("9.log")).expect("log");
+    let log = refused.log();
     assert!(log.contains("builder-registrations.json"), "{log}");
     std::fs::remove_file(&registrations).expect("remove");
-    let mut child = node.start(&format!("{dead},{}", beacon.url()), 0);
+    let mut child = start(node, &format!("{dead},{}", beacon.url()), dir.path(), 0);
     let http = reqwest::Client::new();
     let metrics = format!("http://{}/metrics", node.monitoring);
     // The validators' indices come from the second beacon node.
@@ -638,7 +513,7 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
     assert!(text.contains("operators connected"), "{text}");
     assert!(!text.contains("beacon node"), "{text}");
 
-    let api = format!("http://{}", node.api);
+    let api = format!("http://{}", node.validator_api);
     let post = |path: &str, body: &'static str, version: Option<&'static str>| {
         let mut request = http
             .post(format!("{api}{path}"))
@@ -764,7 +639,7 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
     assert_eq!(response.status().as_u16(), 400, "a large block is read");
     // (By hand, writing while reading: the node answers once it has read
     // past its limit, and stops reading.)
-    let stream = tokio::net::TcpStream::connect(node.api)
+    let stream = tokio::net::TcpStream::connect(node.validator_api)
         .await
         .expect("connects");
     let (mut reader, mut writer) = stream.into_split();
@@ -772,7 +647,7 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
     let head = format!(
         "POST /eth/v2/beacon/blocks HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
          eth-consensus-version: electra\r\ncontent-length: {size}\r\n\r\n",
-        node.api
+        node.validator_api
     );
     let writing = tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;
