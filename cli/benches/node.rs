@@ -33,28 +33,27 @@
 //! The run's folder keeps the nodes' logs and `result.json`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use phalanx_crypto::batch::{verify_signature_sets, SignatureSet};
 use phalanx_crypto::threshold::{combine, split};
 use phalanx_crypto::{SecretKey, Signature};
-use phalanx_dkg::dealer::deal;
 use phalanx_dkg::definition::{BuilderSpec, NetworkSpec, ValidatorSpec};
-use phalanx_dkg::files::LOCK_FILE;
 use phalanx_dkg::ClusterDefinition;
 use phalanx_eth::client::{BeaconNodeClient, Timeouts};
 use phalanx_eth::config::{NetworkConfig, PresetBase};
-use phalanx_eth::{Epoch, ExecutionAddress, ForkName, PublicKeyBytes, Root, ValidatorIndex};
-use phalanx_p2p::{NodeKey, NODE_KEY_FILE};
-use phalanx_sim::beacon::{
-    devnet_network, BeaconMock, BeaconMockConfig, Submission, SubmissionKind,
+use phalanx_eth::{Epoch, ExecutionAddress, ForkName, ValidatorIndex};
+use phalanx_sim::beacon::{devnet_network, BeaconMock, Submission, SubmissionKind};
+use phalanx_sim::cluster::{
+    beacon_config, genesis_ms_in, ports, sleep_until_ms, unix_ms, ChildProcess, Cluster, Operator,
+    OtherValidators,
 };
-use phalanx_sim::vc::{SentKind, SentPartial, VcMock, VcMockConfig, FEE_RECIPIENT, GAS_LIMIT};
+use phalanx_sim::vc::{SentKind, SentPartial, VcMock, FEE_RECIPIENT, GAS_LIMIT};
 
 const OPERATORS: usize = 4;
 const THRESHOLD: u32 = 3;
@@ -92,34 +91,8 @@ struct Args {
 }
 
 #[expect(clippy::disallowed_methods, reason = "a benchmark reads the clock")]
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-#[expect(clippy::disallowed_methods, reason = "a benchmark reads the clock")]
 fn instant() -> std::time::Instant {
     std::time::Instant::now()
-}
-
-async fn sleep_until_ms(at: u64) {
-    let now = unix_ms();
-    if at > now {
-        tokio::time::sleep(Duration::from_millis(at - now)).await;
-    }
-}
-
-fn free_port(taken: &mut BTreeSet<u16>) -> Result<u16> {
-    for _ in 0..100 {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        if taken.insert(port) {
-            return Ok(port);
-        }
-    }
-    bail!("no free port")
 }
 
 // ---------------------------------------------------------------------------
@@ -315,20 +288,13 @@ fn measure_baseline() -> Result<Baseline> {
 // The cluster
 // ---------------------------------------------------------------------------
 
-struct Cluster {
-    lock: phalanx_dkg::ClusterLock,
-    node_keys: Vec<NodeKey>,
-    /// Operator i's share keys, in validator order.
-    shares: Vec<Vec<SecretKey>>,
-}
-
-fn deal_cluster(validators: usize, network: &NetworkConfig, p2p: &[u16]) -> Result<Cluster> {
-    let node_keys: Vec<NodeKey> = (0..OPERATORS).map(|_| NodeKey::generate()).collect();
-    let enrs: Vec<_> = node_keys
-        .iter()
-        .zip(p2p)
-        .map(|(key, port)| key.enr(1, Some(Ipv4Addr::LOCALHOST), Some(*port), None))
-        .collect();
+/// The definition of a cluster of `validators` for `operators`.
+fn definition(
+    validators: usize,
+    network: &NetworkConfig,
+    operators: &[Operator],
+) -> Result<ClusterDefinition> {
+    let enrs: Vec<_> = operators.iter().map(|o| o.enr(None)).collect();
     let definition = ClusterDefinition::new(
         "phalanx-node-bench",
         NetworkSpec::of(network),
@@ -344,92 +310,12 @@ fn deal_cluster(validators: usize, network: &NetworkConfig, p2p: &[u16]) -> Resu
         "2026-11-23T00:00:00Z",
     );
     definition.validate()?;
-    let dealt = deal(&definition, node_keys, None, &mut rand::rngs::OsRng)?;
-    let shares = dealt
-        .operators
-        .iter()
-        .map(|o| o.shares.iter().map(|s| s.secret_key().clone()).collect())
-        .collect();
-    Ok(Cluster {
-        lock: dealt.lock,
-        node_keys: dealt.operators.into_iter().map(|o| o.node_key).collect(),
-        shares,
-    })
+    Ok(definition)
 }
 
-// ---------------------------------------------------------------------------
-// The node processes
-// ---------------------------------------------------------------------------
-
-struct Node {
-    exe: PathBuf,
-    dir: PathBuf,
-    api: SocketAddr,
-    monitoring: SocketAddr,
-    p2p: u16,
-    beacon: SocketAddr,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn start(&mut self) -> Result<()> {
-        let log = std::fs::File::create(&self.log)
-            .with_context(|| format!("creating {}", self.log.display()))?;
-        let child = Command::new(&self.exe)
-            .args([
-                "run",
-                "--data-dir",
-                &self.dir.display().to_string(),
-                "--beacon-node-endpoints",
-                &format!("http://{}", self.beacon),
-                "--validator-api-address",
-                &self.api.to_string(),
-                "--monitoring-address",
-                &self.monitoring.to_string(),
-                "--p2p-tcp-address",
-                &format!("127.0.0.1:{}", self.p2p),
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting phalanx run")?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    fn pid(&self) -> String {
-        self.child
-            .as_ref()
-            .map_or_else(String::new, |c| c.id().to_string())
-    }
-
-    fn log_contains(&self, text: &str) -> bool {
-        std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(text))
-    }
-
-    fn exited(&mut self) -> Option<String> {
-        let status = self.child.as_mut()?.try_wait().ok()??;
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(10).collect();
-        Some(format!(
-            "{status}: {}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        ))
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// The process id of a node, for /proc.
+fn pid(node: &ChildProcess) -> String {
+    node.id().map_or_else(String::new, |id| id.to_string())
 }
 
 // ---------------------------------------------------------------------------
@@ -556,16 +442,24 @@ async fn run(args: Args, dir: PathBuf, baseline: Baseline) -> Result<()> {
     let slots = args.slots.unwrap_or(if n <= 1000 { 32 } else { 16 });
     let network = devnet_network(PresetBase::Mainnet, args.slot_ms, args.fork, &[]);
     let slot_ms = args.slot_ms;
-    let mut taken = BTreeSet::new();
-    let p2p: Vec<u16> = (0..OPERATORS)
-        .map(|_| free_port(&mut taken))
-        .collect::<Result<_>>()?;
+    let folder = |i: usize| format!("node{i}");
+    for i in 0..OPERATORS {
+        let node_dir = dir.join(folder(i));
+        if node_dir.exists() {
+            std::fs::remove_dir_all(&node_dir)?;
+        }
+    }
+    let operators = Operator::create_all(&dir, OPERATORS, folder)?;
+    // Each node has its own beacon-node mock.
+    let beacons: Vec<SocketAddr> = (0..OPERATORS)
+        .map(|_| ports::loopback_tcp())
+        .collect::<std::io::Result<_>>()?;
 
     let dealing = instant();
     let cluster = tokio::task::spawn_blocking({
-        let network = network.clone();
-        let p2p = p2p.clone();
-        move || deal_cluster(n, &network, &p2p)
+        let definition = definition(n, &network, &operators)?;
+        let node_keys = operators.iter().map(|o| o.node_key.clone()).collect();
+        move || Cluster::deal(&definition, node_keys)
     })
     .await
     .context("dealing")??;
@@ -573,36 +467,19 @@ async fn run(args: Args, dir: PathBuf, baseline: Baseline) -> Result<()> {
         "dealt {n} validators to {OPERATORS} operators (threshold {THRESHOLD}) in {:.1} s",
         dealing.elapsed().as_secs_f64()
     );
-    let lock_json = serde_json::to_string(&cluster.lock)?;
+    cluster.write_lock(&operators)?;
     let exe = args
         .phalanx
         .clone()
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_phalanx")));
-    let mut nodes = Vec::with_capacity(OPERATORS);
-    for (i, key) in cluster.node_keys.iter().enumerate() {
-        let node_dir = dir.join(format!("node{i}"));
-        if node_dir.exists() {
-            std::fs::remove_dir_all(&node_dir)?;
-        }
-        std::fs::create_dir_all(&node_dir)?;
-        std::fs::write(node_dir.join(LOCK_FILE), &lock_json)?;
-        key.save(&node_dir.join(NODE_KEY_FILE))?;
-        nodes.push(Node {
-            exe: exe.clone(),
-            dir: node_dir,
-            api: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(&mut taken)?)),
-            monitoring: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(&mut taken)?)),
-            p2p: p2p[i],
-            beacon: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(&mut taken)?)),
-            log: dir.join(format!("node{i}.log")),
-            child: None,
-        });
-    }
 
     // The nodes load and verify the lock, then wait for their beacon nodes.
     let starting = instant();
-    for node in &mut nodes {
-        node.start()?;
+    let mut nodes = Vec::with_capacity(OPERATORS);
+    for (operator, beacon) in operators.iter().zip(&beacons) {
+        let command = operator.run_command(&exe, &format!("http://{beacon}"), false, false);
+        let log = dir.join(format!("node{}.log", operator.index));
+        nodes.push(ChildProcess::spawn(command, &log)?);
     }
     loop {
         let mut waiting = 0;
@@ -629,56 +506,31 @@ async fn run(args: Args, dir: PathBuf, baseline: Baseline) -> Result<()> {
 
     // The chain: the cluster's validators, then keys that nobody holds (not
     // even valid points: the mocks decode them cheaply, as nothing).
-    let mut chain: Vec<PublicKeyBytes> = cluster
-        .lock
-        .validators
-        .iter()
-        .map(|v| PublicKeyBytes::from(v.public_key.to_bytes()))
-        .collect();
-    for i in n..args.chain_validators {
-        let mut bytes = [0u8; 48];
-        bytes[40..].copy_from_slice(&(i as u64).to_be_bytes());
-        chain.push(PublicKeyBytes::from(bytes));
-    }
-    let genesis_ms = (unix_ms() + 20_000).div_ceil(1000) * 1000;
+    let chain = cluster.chain_validators(OtherValidators::UpTo(args.chain_validators));
+    let genesis_ms = genesis_ms_in(20_000);
     let mut mocks = Vec::with_capacity(OPERATORS);
-    for node in &nodes {
+    for beacon in &beacons {
+        let mut config = beacon_config(network.clone(), genesis_ms, chain.clone(), 7);
+        config.listen = *beacon;
         mocks.push(
-            BeaconMock::start(BeaconMockConfig {
-                network: network.clone(),
-                genesis_time: genesis_ms / 1000,
-                genesis_validators_root: Root::repeat_byte(0x42),
-                validators: chain.clone(),
-                seed: 7,
-                record: None,
-                listen: node.beacon,
-            })
-            .await
-            .context("starting a beacon-node mock")?,
+            BeaconMock::start(config)
+                .await
+                .context("starting a beacon-node mock")?,
         );
     }
     drop(chain);
-    let vcs: Vec<VcMock> = nodes
-        .iter()
-        .zip(cluster.shares)
-        .enumerate()
-        .map(|(i, (node, keys))| {
-            let mut config = VcMockConfig::new(format!("http://{}", node.api), keys);
-            config.distributed = true;
-            config.record_sent = true;
-            config.label = format!("vc-{i}");
-            VcMock::spawn(config)
-        })
-        .collect();
+    let vcs: Vec<VcMock> = cluster.validator_clients(&operators, |_, config| {
+        config.record_sent = true;
+    });
 
     sleep_until_ms(genesis_ms).await;
     let http = reqwest::Client::new();
-    for (i, node) in nodes.iter_mut().enumerate() {
+    for (i, (node, operator)) in nodes.iter_mut().zip(&operators).enumerate() {
         if let Some(why) = node.exited() {
             bail!("node {i} exited: {why}");
         }
         let ready = http
-            .get(format!("http://{}/readyz", node.monitoring))
+            .get(format!("http://{}/readyz", operator.monitoring))
             .send()
             .await;
         match ready {
@@ -696,7 +548,7 @@ async fn run(args: Args, dir: PathBuf, baseline: Baseline) -> Result<()> {
     let window = first..first + slots;
     let slot_start = |slot: u64| genesis_ms + slot * slot_ms;
     let ticks_per_s = clock_ticks() as f64;
-    let pids: Vec<String> = nodes.iter().map(Node::pid).collect();
+    let pids: Vec<String> = nodes.iter().map(pid).collect();
     let own_pid = std::process::id().to_string();
     println!(
         "genesis at {genesis_ms}; warm-up {first} slots, then {slots} slots measured ({:.0} s)",
@@ -754,9 +606,9 @@ async fn run(args: Args, dir: PathBuf, baseline: Baseline) -> Result<()> {
     // Late broadcasts of the window's last slot still count (as late).
     sleep_until_ms(slot_start(window.end + 1)).await;
     let mut metrics = Vec::new();
-    for node in &nodes {
+    for operator in &operators {
         let text = match http
-            .get(format!("http://{}/metrics", node.monitoring))
+            .get(format!("http://{}/metrics", operator.monitoring))
             .send()
             .await
         {
