@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -23,6 +22,7 @@ use phalanx_eth::{ForkName, PublicKeyBytes, Root};
 use phalanx_sim::beacon::{
     devnet_network, BeaconMock, BeaconMockConfig, Submission, SubmissionKind,
 };
+use phalanx_sim::cluster::{sleep_until_ms, unix_ms};
 use phalanx_sim::vc::{Duty, Misbehaviour, VcMock, VcMockConfig, VcStats};
 use rand::SeedableRng;
 
@@ -33,21 +33,6 @@ const SLOTS_PER_EPOCH: u64 = 8;
 /// 1-second slots.
 fn network() -> NetworkConfig {
     devnet_network(PresetBase::Minimal, 1000, ForkName::Electra, &[])
-}
-
-fn unix_ms() -> u64 {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the test runs against the wall clock"
-    )]
-    let now = std::time::SystemTime::now();
-    now.duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as u64
-}
-
-async fn sleep_until_ms(target_ms: u64) {
-    tokio::time::sleep(Duration::from_millis(target_ms.saturating_sub(unix_ms()))).await;
 }
 
 struct Run {
