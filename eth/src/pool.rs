@@ -248,9 +248,7 @@ impl<S: Clone> ContributionPool<S> {
             let signature = combine(&signatures).map_err(PoolError::Combine)?;
             let mut aggregation_bits = BitVector::new();
             for &index in pooled.keys() {
-                aggregation_bits
-                    .set(index, true)
-                    .map_err(PoolError::Bits)?;
+                aggregation_bits.set(index, true).map_err(PoolError::Bits)?;
             }
             Ok(SyncCommitteeContribution {
                 slot,
@@ -303,7 +301,9 @@ mod tests {
     }
 
     fn set(bits: impl Iterator<Item = bool>) -> Vec<usize> {
-        bits.enumerate().filter_map(|(i, b)| b.then_some(i)).collect()
+        bits.enumerate()
+            .filter_map(|(i, b)| b.then_some(i))
+            .collect()
     }
 
     #[test]
@@ -375,7 +375,9 @@ mod tests {
         pool.insert(a, CommitteeIndex(0), 4, 1, 2u8);
         pool.insert(b, CommitteeIndex(0), 4, 2, 3u8);
         assert_eq!(pool.len(), 3);
-        assert!(pool.get(Slot(4), CommitteeIndex(0), a.tree_hash_root()).is_none());
+        assert!(pool
+            .get(Slot(4), CommitteeIndex(0), a.tree_hash_root())
+            .is_none());
         let (index, found) = pool.find(Slot(3), a.tree_hash_root()).expect("found");
         assert_eq!(index, CommitteeIndex(0), "the lowest committee");
         assert_eq!(found.positions().collect::<Vec<_>>(), [1]);
@@ -393,7 +395,9 @@ mod tests {
         pool.prune_before(Slot(4));
         sync.prune_before(Slot(5));
         assert_eq!(pool.len(), 2);
-        assert!(pool.find(Slot(3), data(3, 0, 0xaa).tree_hash_root()).is_none());
+        assert!(pool
+            .find(Slot(3), data(3, 0, 0xaa).tree_hash_root())
+            .is_none());
         assert!(!sync.contains(Slot(4), Root::ZERO, 0));
         assert!(sync.contains(Slot(5), Root::ZERO, 0));
         pool.prune_before(Slot(9));
