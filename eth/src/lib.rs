@@ -19,7 +19,7 @@
 //! - [`signing`]: domains and `compute_signing_root`, the bytes each duty signs.
 //! - [`deposit`]: withdrawal credentials and launchpad deposit data.
 //! - [`config`]: network configurations (config.yaml, `/eth/v1/config/spec`,
-//!   built-in mainnet, hoodi and sepolia).
+//!   built-in mainnet, hoodi and sepolia); [`devnet`] builds a devnet's.
 //! - [`client`]: the beacon-node client with fallback, and [`api`], the
 //!   beacon-API shapes it exchanges that are not consensus containers.
 
@@ -30,6 +30,7 @@ pub mod block_contents;
 pub mod client;
 pub mod config;
 pub mod deposit;
+pub mod devnet;
 mod error;
 pub mod execution;
 pub mod fork;
