@@ -14,7 +14,8 @@ use phalanx_eth::attestation::{
 };
 use phalanx_eth::block_contents::{ProducedBlockData, Signed, SignedBlockContents};
 use phalanx_eth::client::{BeaconNodeClient, Timeouts};
-use phalanx_eth::config::{NetworkConfig, PresetBase};
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::devnet::Devnet;
 use phalanx_eth::signing::{
     compute_signing_root, voluntary_exit_domain, DOMAIN_AGGREGATE_AND_PROOF,
     DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_RANDAO,
@@ -29,9 +30,7 @@ use phalanx_eth::{
     CommitteeIndex, DomainType, Epoch, ForkName, MinimalEthSpec, PublicKeyBytes, Root,
     SignatureBytes, Slot, ValidatorIndex,
 };
-use phalanx_sim::beacon::{
-    devnet_network, BeaconMock, BeaconMockConfig, Submission, SubmissionKind,
-};
+use phalanx_sim::beacon::{BeaconMock, BeaconMockConfig, Submission, SubmissionKind};
 use rand::SeedableRng;
 use serde_json::Value;
 use ssz_types::BitList;
@@ -156,7 +155,7 @@ fn all_indices() -> Vec<ValidatorIndex> {
 }
 
 fn minimal(genesis_fork: ForkName) -> NetworkConfig {
-    devnet_network(PresetBase::Minimal, 1000, genesis_fork, &[])
+    Devnet::new(genesis_fork, 1000).build()
 }
 
 #[tokio::test]
@@ -897,12 +896,10 @@ async fn set_down_answers_503_and_ends_event_streams() {
 async fn the_spec_round_trips_through_the_client() {
     let networks = [
         minimal(ForkName::Electra),
-        devnet_network(
-            PresetBase::Minimal,
-            1500,
-            ForkName::Deneb,
-            &[(ForkName::Electra, Epoch(3)), (ForkName::Fulu, Epoch(9))],
-        ),
+        Devnet::new(ForkName::Deneb, 1500)
+            .upgrade(ForkName::Electra, Epoch(3))
+            .upgrade(ForkName::Fulu, Epoch(9))
+            .build(),
         {
             let mut hoodi = NetworkConfig::built_in("hoodi").expect("hoodi");
             hoodi.genesis_validators_root = None;

@@ -627,16 +627,15 @@ mod tests {
     use super::*;
     use std::net::SocketAddr;
 
+    use phalanx_eth::devnet::Devnet;
     use phalanx_eth::MinimalEthSpec;
-
-    use crate::beacon::devnet_network;
 
     fn chain(validators: usize, seed: u64) -> Chain<MinimalEthSpec> {
         let keys = (0..validators)
             .map(|i| PublicKeyBytes::from([i as u8; 48]))
             .collect();
         Chain::new(&BeaconMockConfig {
-            network: devnet_network(PresetBase::Minimal, 1000, ForkName::Electra, &[]),
+            network: Devnet::new(ForkName::Electra, 1000).build(),
             genesis_time: 0,
             genesis_validators_root: Root::repeat_byte(7),
             validators: keys,

@@ -15,8 +15,8 @@
 //! - Accepted attestations and sync-committee messages are pooled, so that
 //!   aggregators fetch real aggregates of what was sent.
 //!
-//! Start one with [`BeaconMock::start`]; [`devnet_network`] builds a small
-//! network configuration for it.
+//! Start one with [`BeaconMock::start`], on a network configuration such as
+//! a [`Devnet`]'s.
 //!
 //! Where each part lives: `chain` (slots, forks, roots, committees, duties),
 //! `checks` (verifying a submission), `production` (attestation data and
@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use phalanx_crypto::Signature;
 use phalanx_eth::config::{NetworkConfig, PresetBase};
+use phalanx_eth::devnet::Devnet;
 use phalanx_eth::{
     Epoch, ForkName, MainnetEthSpec, MinimalEthSpec, PublicKeyBytes, Root, SignatureBytes,
 };
@@ -84,29 +85,19 @@ pub struct BeaconMockConfig {
     pub listen: SocketAddr,
 }
 
-/// [`NetworkConfig::devnet`] on either preset, with `upgrades` scheduled:
-/// every fork up to `genesis_fork` from genesis, each listed later fork at
-/// its epoch, the rest never.
+/// A devnet on either preset, with `upgrades` scheduled: every fork up to
+/// `genesis_fork` from genesis, each listed later fork at its epoch, the
+/// rest never. The same as [`Devnet`], which new code uses directly.
 pub fn devnet_network(
     preset: PresetBase,
     slot_duration_ms: u64,
     genesis_fork: ForkName,
     upgrades: &[(ForkName, Epoch)],
 ) -> NetworkConfig {
-    let mut network = NetworkConfig::devnet(genesis_fork, slot_duration_ms);
-    network.preset = preset;
-    for scheduled in &mut network.forks {
-        let upgrade = upgrades
-            .iter()
-            .find(|(fork, _)| Some(*fork) == scheduled.fork && *fork > genesis_fork);
-        if let Some((_, epoch)) = upgrade {
-            scheduled.epoch = *epoch;
-        }
-    }
-    // The order configs are read in, so that a round trip through the spec
-    // endpoint gives an equal config.
-    network.forks.sort_by_key(|f| (f.epoch, f.fork));
-    network
+    Devnet::new(genesis_fork, slot_duration_ms)
+        .preset(preset)
+        .upgrades(upgrades)
+        .build()
 }
 
 /// What kind of message a [`Submission`] carried.

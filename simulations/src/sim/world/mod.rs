@@ -22,6 +22,7 @@ use std::rc::Rc;
 use phalanx_consensus::{Round, ValueHash};
 use phalanx_eth::api::AttesterDuty;
 use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::devnet::Devnet;
 use phalanx_eth::pool::{AttestationPool, ContributionPool};
 use phalanx_eth::selection::{is_aggregator, is_sync_committee_aggregator, sync_subcommittee};
 use phalanx_eth::{Epoch, EthSpec, PublicKeyBytes, Root, SignatureBytes, Slot};
@@ -32,7 +33,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
-use crate::beacon::{devnet_network, BeaconMockConfig, Chain};
+use crate::beacon::{BeaconMockConfig, Chain};
 use crate::vc::Roots;
 
 use super::scenario::Scenario;
@@ -88,7 +89,9 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
     /// Builds the cluster, the chain and the schedule of `scenario`.
     pub(super) fn new(scenario: &Scenario, defects: Defects) -> World<E, S> {
         let mut rng = ChaCha20Rng::seed_from_u64(scenario.seed);
-        let network = devnet_network(scenario.preset.into(), scenario.slot_ms, scenario.fork, &[]);
+        let network = Devnet::new(scenario.fork, scenario.slot_ms)
+            .preset(scenario.preset.into())
+            .build();
         let genesis_validators_root = Root::repeat_byte(0x5e);
         let n = scenario.operators;
         let t = scenario.threshold();
