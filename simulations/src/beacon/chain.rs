@@ -12,6 +12,11 @@ use phalanx_eth::api::{AttesterDuty, Fork, ValidatorData, ValidatorRecord};
 use phalanx_eth::attestation::Checkpoint;
 use phalanx_eth::block::BeaconBlockHeader;
 use phalanx_eth::config::{NetworkConfig, PresetBase, FAR_FUTURE_EPOCH};
+use phalanx_eth::deposit::ACTIVATION_AMOUNT;
+use phalanx_eth::selection::{
+    SYNC_COMMITTEE_SUBNET_COUNT, TARGET_AGGREGATORS_PER_COMMITTEE,
+    TARGET_AGGREGATORS_PER_SYNC_SUBCOMMITTEE,
+};
 use phalanx_eth::signing::{
     DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_APPLICATION_BUILDER, DOMAIN_BEACON_ATTESTER,
     DOMAIN_BEACON_PROPOSER, DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_DEPOSIT, DOMAIN_RANDAO,
@@ -28,14 +33,13 @@ use ssz_types::typenum::Unsigned;
 use super::http::ApiError;
 use super::{
     digest, digest_u64, lock, BeaconMockConfig, ATTESTATION_PROPAGATION_SLOT_RANGE,
-    CLOCK_DISPARITY_MS, SYNC_COMMITTEE_SUBNET_COUNT, TARGET_AGGREGATORS_PER_COMMITTEE,
-    TARGET_AGGREGATORS_PER_SYNC_SUBCOMMITTEE,
+    CLOCK_DISPARITY_MS,
 };
 
 /// The most committees a slot has in the mock (fits both presets' limits).
 const MAX_MOCK_COMMITTEES_PER_SLOT: u64 = 4;
-/// Every validator has 32 ETH.
-const BALANCE_GWEI: u64 = 32_000_000_000;
+/// Every validator has 32 ETH (the activation amount).
+const BALANCE: Gwei = ACTIVATION_AMOUNT;
 
 /// The simulated chain. Nothing here reads the clock: the time is passed in
 /// as milliseconds since genesis.
@@ -408,12 +412,12 @@ impl<E: EthSpec> Chain<E> {
         withdrawal_credentials[24..].copy_from_slice(&index.to_be_bytes());
         Some(ValidatorData {
             index: ValidatorIndex(index),
-            balance: Gwei(BALANCE_GWEI),
+            balance: BALANCE,
             status: "active_ongoing".to_string(),
             validator: ValidatorRecord {
                 pubkey,
                 withdrawal_credentials: Root::from(withdrawal_credentials),
-                effective_balance: Gwei(BALANCE_GWEI),
+                effective_balance: BALANCE,
                 slashed: false,
                 activation_eligibility_epoch: Epoch(0),
                 activation_epoch: Epoch(0),
@@ -564,7 +568,7 @@ impl<E: EthSpec> Chain<E> {
             ("MAX_SEED_LOOKAHEAD", 4),
             ("EPOCHS_PER_ETH1_VOTING_PERIOD", pick(64, 4)),
             ("SLOTS_PER_HISTORICAL_ROOT", pick(8192, 64)),
-            ("MAX_EFFECTIVE_BALANCE", BALANCE_GWEI),
+            ("MAX_EFFECTIVE_BALANCE", BALANCE.0),
             ("EFFECTIVE_BALANCE_INCREMENT", 1_000_000_000),
             ("SYNC_COMMITTEE_SIZE", E::SyncCommitteeSize::to_u64()),
             (

@@ -10,6 +10,9 @@ use phalanx_eth::attestation::{
 use phalanx_eth::block::BeaconBlock;
 use phalanx_eth::block_contents::{SignedBeaconBlock, SignedBlindedBeaconBlock};
 use phalanx_eth::client::CONSENSUS_VERSION_HEADER;
+use phalanx_eth::selection::{
+    is_aggregator, is_sync_committee_aggregator, SYNC_COMMITTEE_SUBNET_COUNT,
+};
 use phalanx_eth::signing::{
     application_builder_domain, compute_signing_root, voluntary_exit_domain,
     DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER,
@@ -26,11 +29,7 @@ use ssz_types::typenum::Unsigned;
 use tree_hash::TreeHash;
 
 use super::chain::Chain;
-use super::{
-    selected_by, Submission, SubmissionKind, ATTESTATION_PROPAGATION_SLOT_RANGE,
-    SYNC_COMMITTEE_SUBNET_COUNT, TARGET_AGGREGATORS_PER_COMMITTEE,
-    TARGET_AGGREGATORS_PER_SYNC_SUBCOMMITTEE,
-};
+use super::{Submission, SubmissionKind, ATTESTATION_PROPAGATION_SLOT_RANGE};
 
 /// How old a block may be when published (a late proposer still publishes).
 const BLOCK_PUBLICATION_SLOT_RANGE: u64 = 32;
@@ -262,10 +261,10 @@ impl<E: EthSpec> Chain<E> {
                     "selection_proof is not validator {aggregator}'s signature of slot {slot}"
                 ));
             }
-            let modulo = (members.len() as u64 / TARGET_AGGREGATORS_PER_COMMITTEE).max(1);
-            if !selected_by(&selection_proof, modulo) {
+            if !is_aggregator(members.len() as u64, &selection_proof) {
                 checked.problem(format!(
-                    "the selection proof does not make validator {aggregator} an aggregator (modulo {modulo})"
+                    "the selection proof does not make validator {aggregator} an aggregator of a committee of {}",
+                    members.len()
                 ));
             }
             if bit_count != members.len() {
@@ -387,13 +386,9 @@ impl<E: EthSpec> Chain<E> {
                         "selection_proof is not validator {aggregator}'s signature of slot {slot} subcommittee {subcommittee}"
                     ));
                 }
-                let modulo = (E::SyncCommitteeSize::to_u64()
-                    / SYNC_COMMITTEE_SUBNET_COUNT
-                    / TARGET_AGGREGATORS_PER_SYNC_SUBCOMMITTEE)
-                    .max(1);
-                if !selected_by(&message.selection_proof, modulo) {
+                if !is_sync_committee_aggregator::<E>(&message.selection_proof) {
                     checked.problem(format!(
-                        "the selection proof does not make validator {aggregator} a contribution aggregator (modulo {modulo})"
+                        "the selection proof does not make validator {aggregator} a contribution aggregator"
                     ));
                 }
                 let participants: Vec<u64> = contribution

@@ -57,12 +57,6 @@ use node::Node;
 const CLOCK_DISPARITY_MS: u64 = 500;
 /// `ATTESTATION_PROPAGATION_SLOT_RANGE`: how old an attestation may be.
 const ATTESTATION_PROPAGATION_SLOT_RANGE: u64 = 32;
-/// `TARGET_AGGREGATORS_PER_COMMITTEE`.
-const TARGET_AGGREGATORS_PER_COMMITTEE: u64 = 16;
-/// `TARGET_AGGREGATORS_PER_SYNC_SUBCOMMITTEE`.
-const TARGET_AGGREGATORS_PER_SYNC_SUBCOMMITTEE: u64 = 16;
-/// `SYNC_COMMITTEE_SUBNET_COUNT`.
-const SYNC_COMMITTEE_SUBNET_COUNT: u64 = 4;
 
 /// How to start a [`BeaconMock`].
 #[derive(Clone, Debug)]
@@ -308,14 +302,6 @@ fn digest_u64(parts: &[&[u8]]) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&hash[..8]);
     u64::from_be_bytes(word)
-}
-
-/// The spec's aggregator test: `bytes_to_uint64(hash(proof)[0:8]) % modulo == 0`.
-fn selected_by(proof: &SignatureBytes, modulo: u64) -> bool {
-    let hash = digest(&[proof.as_slice()]);
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&hash[..8]);
-    u64::from_le_bytes(word) % modulo.max(1) == 0
 }
 
 fn infinity_signature() -> SignatureBytes {

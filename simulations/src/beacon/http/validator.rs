@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use phalanx_eth::api::{AttesterDuty, ProposerDuty, ProposerPreparation, SyncDuty};
 use phalanx_eth::client::CONSENSUS_VERSION_HEADER;
+use phalanx_eth::selection::SYNC_COMMITTEE_SUBNET_COUNT;
 use phalanx_eth::signing::{compute_signing_root, DOMAIN_RANDAO};
 use phalanx_eth::{Epoch, EthSpec, ForkName, Root, SignatureBytes, Slot, ValidatorIndex};
 use serde_json::json;
@@ -16,7 +17,7 @@ use super::error::{ApiError, ApiResult};
 use super::query::{parse_array, parse_indices, parse_u64, Query};
 use super::{data, versioned, NodeState};
 use crate::beacon::node::Node;
-use crate::beacon::{infinity_signature, lock, CLOCK_DISPARITY_MS, SYNC_COMMITTEE_SUBNET_COUNT};
+use crate::beacon::{infinity_signature, lock, CLOCK_DISPARITY_MS};
 
 /// Refuses duties more than one epoch ahead, as beacon nodes do.
 fn check_duty_epoch<E: EthSpec>(node: &Node<E>, epoch: Epoch) -> Result<(), ApiError> {
