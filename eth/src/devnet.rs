@@ -120,7 +120,10 @@ mod tests {
         assert_eq!(network.fork_at(Epoch(3)), Ok(ForkName::Electra));
         assert_eq!(network.fork_at(Epoch(9)), Ok(ForkName::Fulu));
         let epochs: Vec<Epoch> = network.forks.iter().map(|f| f.epoch).collect();
-        assert!(epochs.windows(2).all(|pair| pair[0] <= pair[1]), "{epochs:?}");
+        assert!(
+            epochs.windows(2).all(|pair| pair[0] <= pair[1]),
+            "{epochs:?}"
+        );
     }
 
     #[test]
@@ -130,7 +133,10 @@ mod tests {
             .upgrade(ForkName::Fulu, Epoch(2))
             .upgrade(ForkName::Fulu, Epoch(7))
             .build();
-        let deneb = network.forks.iter().find(|f| f.fork == Some(ForkName::Deneb));
+        let deneb = network
+            .forks
+            .iter()
+            .find(|f| f.fork == Some(ForkName::Deneb));
         assert_eq!(deneb.map(|f| f.epoch), Some(Epoch(0)));
         assert_eq!(network.fork_at(Epoch(2)), Ok(ForkName::Fulu));
         let plain = Devnet::new(ForkName::Electra, 1000).build();
