@@ -3,15 +3,21 @@
 //!
 //! Each condition an operator or a caller may act on has its own variant;
 //! the messages say what to check. The core's errors follow in their own
-//! section.
+//! section: why the core dropped a peer's message ([`DropReason`],
+//! [`PartialRejection`]) and why consensus refuses a value
+//! ([`InvalidValue`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use phalanx_eth::client::ClientError;
-use phalanx_eth::{PublicKeyBytes, Version};
+use phalanx_eth::config::UnknownFork;
+use phalanx_eth::{
+    CommitteeIndex, Epoch, ExecutionAddress, PublicKeyBytes, Slot, ValidatorIndex, Version,
+};
 
-use crate::slashing::SlashingDbError;
+use crate::duty::DutyType;
+use crate::slashing::{NotSafe, SlashingDbError};
 
 /// Why the node stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +145,269 @@ pub enum CoreError {
     Consensus(#[from] phalanx_consensus::Error),
 }
 
+/// Why the core dropped a partial signature a peer sent. The labels are
+/// stable (metrics and the simulator's traces name drops by them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PartialRejection {
+    /// The validator field is not a 48-byte public key.
+    #[error("the validator is not a public key")]
+    MalformedValidator,
+    /// The validator is not one of the cluster's.
+    #[error("the validator is not the cluster's")]
+    UnknownValidator,
+    /// The signature does not decode.
+    #[error("the signature does not decode")]
+    MalformedSignature,
+    /// A duty type nothing is signed for in partials.
+    #[error("no partials are exchanged for this duty type")]
+    UnsupportedDuty,
+    /// A duty more than two epochs ahead of this node's slot.
+    #[error("the duty is too far ahead")]
+    DutyOutOfWindow,
+    /// A sync-committee message whose root is not its block root's.
+    #[error("the sync-committee root does not match its block root")]
+    SyncRootMismatch,
+    /// A randao reveal over another root than the epoch's.
+    #[error("the randao root is not the epoch's")]
+    RandaoRootMismatch,
+    /// A selection proof over another root than the slot's.
+    #[error("the selection-proof root is not the slot's")]
+    SelectionRootMismatch,
+    /// A builder registration that does not name the validator, the root
+    /// or the duty it comes with.
+    #[error("the builder registration does not match its partial")]
+    RegistrationMismatch,
+    /// The signature does not verify under the operator's share.
+    #[error("the partial signature does not verify")]
+    InvalidPartial,
+    /// A second, different partial for the same duty, validator and root.
+    #[error("a second, different partial for the same root")]
+    EquivocatingPartial,
+}
+
+impl PartialRejection {
+    /// Whether only a faulty or malicious peer sends such a partial. Every
+    /// reason is one today: an honest peer in step with the cluster signs
+    /// only what decodes, verifies and lies within the window.
+    pub fn is_fault(&self) -> bool {
+        match self {
+            PartialRejection::MalformedValidator
+            | PartialRejection::UnknownValidator
+            | PartialRejection::MalformedSignature
+            | PartialRejection::UnsupportedDuty
+            | PartialRejection::DutyOutOfWindow
+            | PartialRejection::SyncRootMismatch
+            | PartialRejection::RandaoRootMismatch
+            | PartialRejection::SelectionRootMismatch
+            | PartialRejection::RegistrationMismatch
+            | PartialRejection::InvalidPartial
+            | PartialRejection::EquivocatingPartial => true,
+        }
+    }
+
+    /// A stable label for metrics and traces.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PartialRejection::MalformedValidator => "malformed_validator",
+            PartialRejection::UnknownValidator => "unknown_validator",
+            PartialRejection::MalformedSignature => "malformed_signature",
+            PartialRejection::UnsupportedDuty => "unsupported_duty",
+            PartialRejection::DutyOutOfWindow => "duty_out_of_window",
+            PartialRejection::SyncRootMismatch => "sync_root_mismatch",
+            PartialRejection::RandaoRootMismatch => "randao_root_mismatch",
+            PartialRejection::SelectionRootMismatch => "selection_root_mismatch",
+            PartialRejection::RegistrationMismatch => "registration_mismatch",
+            PartialRejection::InvalidPartial => "invalid_partial",
+            PartialRejection::EquivocatingPartial => "equivocating_partial",
+        }
+    }
+}
+
+/// Why the core dropped a peer's message: a consensus message the engine
+/// rejected as a fault, or a partial signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DropReason {
+    /// A consensus message.
+    #[error("consensus: {0}")]
+    Consensus(phalanx_consensus::RejectReason),
+    /// A partial signature.
+    #[error("partial: {0}")]
+    Partial(PartialRejection),
+}
+
+impl DropReason {
+    /// What was dropped (`consensus`, `partial`), as metrics name it.
+    pub fn what(&self) -> &'static str {
+        match self {
+            DropReason::Consensus(_) => "consensus",
+            DropReason::Partial(_) => "partial",
+        }
+    }
+
+    /// A stable label for metrics: the rejection's own.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DropReason::Consensus(reason) => reason.label(),
+            DropReason::Partial(reason) => reason.label(),
+        }
+    }
+
+    /// Whether only a faulty or malicious peer sends such a message.
+    pub fn is_fault(&self) -> bool {
+        match self {
+            DropReason::Consensus(reason) => reason.is_fault(),
+            DropReason::Partial(reason) => reason.is_fault(),
+        }
+    }
+}
+
+/// Why consensus must not agree on a proposed value: what is objectively
+/// wrong with it, or what signing it would make slashable. The text goes
+/// into the engine's `invalid_value` rejection, for logs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidValue {
+    /// Consensus runs on no values of this duty type.
+    #[error("{} duties are not agreed on", .0.name())]
+    NotAgreedOn(DutyType),
+    /// The value's bytes do not decode (the decoder's text).
+    #[error("{0}")]
+    Malformed(String),
+    /// The slot is in a fork this build does not know.
+    #[error("unknown fork {}", .0.0)]
+    UnknownFork(UnknownFork),
+    /// Attestation data of another slot.
+    #[error("data for slot {found} in slot {slot}")]
+    DataSlot {
+        /// The data's slot.
+        found: Slot,
+        /// The duty's slot.
+        slot: Slot,
+    },
+    /// Attestation data whose target is not the slot's epoch.
+    #[error("target epoch {found} in epoch {epoch}")]
+    TargetEpoch {
+        /// The data's target epoch.
+        found: Epoch,
+        /// The slot's epoch.
+        epoch: Epoch,
+    },
+    /// Attestation data whose source is after its target.
+    #[error("source after target")]
+    SourceAfterTarget,
+    /// Attestation data whose index is not the fork's layout (the
+    /// committee before Electra, 0 from Electra on).
+    #[error("committee {committee} carries index {index}")]
+    DataIndex {
+        /// The committee the data is listed for.
+        committee: CommitteeIndex,
+        /// The index the data carries.
+        index: CommitteeIndex,
+    },
+    /// A committee without a validator of the cluster.
+    #[error("committee {0} has no cluster validator")]
+    NoClusterValidator(CommitteeIndex),
+    /// A committee of the cluster's validators without data.
+    #[error("committee {0} is missing")]
+    MissingCommittee(CommitteeIndex),
+    /// Signing the attestation data would be slashable for a validator.
+    #[error("slashable for {validator}: {reason}")]
+    SlashableAttestation {
+        /// The validator's group key.
+        validator: PublicKeyBytes,
+        /// Why.
+        reason: NotSafe,
+    },
+    /// An aggregate of another slot.
+    #[error("an aggregate of slot {found} in slot {slot}")]
+    AggregateSlot {
+        /// The aggregate's slot.
+        found: Slot,
+        /// The duty's slot.
+        slot: Slot,
+    },
+    /// An Electra aggregate whose committee bits name other than one
+    /// committee.
+    #[error("an aggregate must cover exactly one committee, this one covers {0}")]
+    AggregateCommittees(usize),
+    /// An aggregate listed for one committee covering another.
+    #[error("the aggregate listed for committee {0} covers another")]
+    AggregateOtherCommittee(CommitteeIndex),
+    /// Attestation data with a non-zero index from Electra on.
+    #[error("from Electra on attestation data carries index 0")]
+    ElectraDataIndex,
+    /// An aggregate without an attester.
+    #[error("the aggregate of committee {0} has no attester")]
+    NoAttester(CommitteeIndex),
+    /// An aggregate whose bits are not the committee's length.
+    #[error("the aggregate of committee {committee} has {length} bits, the committee {expected} members")]
+    AggregateLength {
+        /// The committee.
+        committee: CommitteeIndex,
+        /// The aggregate's bits.
+        length: usize,
+        /// The committee's members.
+        expected: u64,
+    },
+    /// An aggregate over other attestation data than the cluster decided.
+    #[error("the aggregate of committee {0} is not over the attestation data the cluster decided")]
+    NotDecidedData(CommitteeIndex),
+    /// A contribution of another slot.
+    #[error("a contribution of slot {found} in slot {slot}")]
+    ContributionSlot {
+        /// The contribution's slot.
+        found: Slot,
+        /// The duty's slot.
+        slot: Slot,
+    },
+    /// A subcommittee out of range or not its contribution's.
+    #[error("subcommittee {0} does not match its contribution")]
+    Subcommittee(u64),
+    /// A contribution without a member.
+    #[error("the contribution of subcommittee {0} has no member")]
+    NoMember(u64),
+    /// A block of another slot.
+    #[error("a block of slot {found} in slot {slot}")]
+    BlockSlot {
+        /// The block's slot.
+        found: Slot,
+        /// The duty's slot.
+        slot: Slot,
+    },
+    /// No validator of the cluster proposes at the slot.
+    #[error("no validator of this cluster proposes at slot {0}")]
+    NoProposer(Slot),
+    /// The block names another proposer than the cluster's.
+    #[error("the block's proposer is {found}, the cluster's is {expected}")]
+    OtherProposer {
+        /// The block's proposer.
+        found: ValidatorIndex,
+        /// The cluster's proposer.
+        expected: ValidatorIndex,
+    },
+    /// The randao reveal does not verify under the proposer's group key.
+    #[error("the randao reveal does not verify under the proposer's key")]
+    RandaoReveal,
+    /// A local payload paying another fee recipient than the lock's.
+    #[error("the payload pays {found}, the lock says {expected}")]
+    FeeRecipient {
+        /// The payload's fee recipient.
+        found: ExecutionAddress,
+        /// The lock's.
+        expected: ExecutionAddress,
+    },
+    /// Not the fork's number of proofs per blob.
+    #[error("{proofs} proofs for {blobs} blobs")]
+    ProofsForBlobs {
+        /// The proofs.
+        proofs: usize,
+        /// The blobs.
+        blobs: usize,
+    },
+    /// Signing the block would be slashable.
+    #[error("slashable: {0}")]
+    SlashableBlock(NotSafe),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +432,54 @@ mod tests {
         assert_eq!(
             other.to_string(),
             "beacon node: the beacon node is on a network with genesis fork version 0x01000000, the cluster lock's is 0x00000000 (mainnet)"
+        );
+    }
+
+    #[test]
+    fn drop_labels_are_the_metrics_labels() {
+        let invalid = DropReason::Partial(PartialRejection::InvalidPartial);
+        assert_eq!(
+            (invalid.what(), invalid.label()),
+            ("partial", "invalid_partial")
+        );
+        assert!(invalid.is_fault());
+        let late = DropReason::Consensus(phalanx_consensus::RejectReason::AlreadyDecided);
+        assert_eq!(
+            (late.what(), late.label()),
+            ("consensus", "already_decided")
+        );
+        assert!(!late.is_fault());
+        assert_eq!(
+            PartialRejection::DutyOutOfWindow.label(),
+            "duty_out_of_window"
+        );
+    }
+
+    #[test]
+    fn invalid_values_read_as_before() {
+        assert_eq!(
+            InvalidValue::NotAgreedOn(DutyType::Exit).to_string(),
+            format!("{} duties are not agreed on", DutyType::Exit.name())
+        );
+        assert_eq!(
+            InvalidValue::DataSlot {
+                found: Slot(3),
+                slot: Slot(4)
+            }
+            .to_string(),
+            "data for slot 3 in slot 4"
+        );
+        assert_eq!(
+            InvalidValue::UnknownFork(UnknownFork("gloas".into())).to_string(),
+            "unknown fork gloas"
+        );
+        assert_eq!(
+            InvalidValue::ProofsForBlobs {
+                proofs: 1,
+                blobs: 2
+            }
+            .to_string(),
+            "1 proofs for 2 blobs"
         );
     }
 }

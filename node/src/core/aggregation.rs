@@ -16,7 +16,6 @@ use phalanx_eth::attestation::{
     AggregateAndProof, AggregateAndProofBase, AggregateAndProofElectra, Attestation,
     SignedAggregateAndProofBase, SignedAggregateAndProofElectra,
 };
-use phalanx_eth::config::UnknownFork;
 use phalanx_eth::selection::{
     is_aggregator, is_sync_committee_aggregator, sync_subcommittee, SYNC_COMMITTEE_SUBNET_COUNT,
 };
@@ -34,6 +33,7 @@ use super::submit::Built;
 use super::types::{Action, ApiFailure, Submission, VcResponse, VcSigned};
 use super::Core;
 use crate::duty::{Duty, DutyType};
+use crate::error::InvalidValue;
 use crate::scheme::SignatureScheme;
 use crate::value::{decode_entries, encode_entries, DutyValue};
 
@@ -79,7 +79,9 @@ impl AggregateQuery {
 
 /// The committee an aggregate covers: `data.index` before Electra, the one
 /// bit of `committee_bits` after.
-fn aggregate_committee<E: EthSpec>(aggregate: &Attestation<E>) -> Result<CommitteeIndex, String> {
+fn aggregate_committee<E: EthSpec>(
+    aggregate: &Attestation<E>,
+) -> Result<CommitteeIndex, InvalidValue> {
     match aggregate {
         Attestation::Base(a) => Ok(a.data.index),
         Attestation::Electra(a) => {
@@ -92,10 +94,7 @@ fn aggregate_committee<E: EthSpec>(aggregate: &Attestation<E>) -> Result<Committ
                 .collect();
             match set.as_slice() {
                 [one] => Ok(CommitteeIndex(*one as u64)),
-                _ => Err(format!(
-                    "an aggregate must cover exactly one committee, this one covers {}",
-                    set.len()
-                )),
+                _ => Err(InvalidValue::AggregateCommittees(set.len())),
             }
         }
     }
@@ -116,31 +115,31 @@ pub(super) fn check_aggregates<E: EthSpec, S: SignatureScheme>(
     slot: Slot,
     value: &DutyValue,
     validity: &DutyValidity<'_, E, S>,
-) -> Result<(), String> {
+) -> Result<(), InvalidValue> {
     let network = validity.network;
     let fork = network
         .fork_at_slot(slot)
-        .map_err(|UnknownFork(f)| format!("unknown fork {f}"))?;
-    for (committee, bytes) in decode_entries(value)? {
+        .map_err(InvalidValue::UnknownFork)?;
+    for (committee, bytes) in decode_entries(value).map_err(InvalidValue::Malformed)? {
         let committee = CommitteeIndex(committee);
-        let aggregate = Attestation::<E>::from_ssz_bytes(bytes, fork).map_err(|e| e.to_string())?;
+        let aggregate = Attestation::<E>::from_ssz_bytes(bytes, fork)
+            .map_err(|e| InvalidValue::Malformed(e.to_string()))?;
         let data = aggregate.data();
         if data.slot != slot {
-            return Err(format!("an aggregate of slot {} in slot {slot}", data.slot));
+            return Err(InvalidValue::AggregateSlot {
+                found: data.slot,
+                slot,
+            });
         }
         if aggregate_committee(&aggregate)? != committee {
-            return Err(format!(
-                "the aggregate listed for committee {committee} covers another"
-            ));
+            return Err(InvalidValue::AggregateOtherCommittee(committee));
         }
         if fork.electra_enabled() && data.index != CommitteeIndex(0) {
-            return Err("from Electra on attestation data carries index 0".into());
+            return Err(InvalidValue::ElectraDataIndex);
         }
         let (set, length) = set_bits(&aggregate);
         if set == 0 {
-            return Err(format!(
-                "the aggregate of committee {committee} has no attester"
-            ));
+            return Err(InvalidValue::NoAttester(committee));
         }
         let known_length = validity
             .scheduler
@@ -149,12 +148,14 @@ pub(super) fn check_aggregates<E: EthSpec, S: SignatureScheme>(
             .and_then(|lengths| lengths.get(&committee));
         match known_length {
             Some(&expected) if expected as usize != length => {
-                return Err(format!(
-                    "the aggregate of committee {committee} has {length} bits, the committee {expected} members"
-                ))
+                return Err(InvalidValue::AggregateLength {
+                    committee,
+                    length,
+                    expected,
+                })
             }
             None if validity.scheduler.committee_lengths.contains_key(&slot) => {
-                return Err(format!("committee {committee} has no cluster validator"))
+                return Err(InvalidValue::NoClusterValidator(committee))
             }
             _ => {}
         }
@@ -164,9 +165,7 @@ pub(super) fn check_aggregates<E: EthSpec, S: SignatureScheme>(
             .and_then(|by_committee| by_committee.get(&committee))
         {
             if decided != data {
-                return Err(format!(
-                    "the aggregate of committee {committee} is not over the attestation data the cluster decided"
-                ));
+                return Err(InvalidValue::NotDecidedData(committee));
             }
         }
     }
@@ -175,27 +174,26 @@ pub(super) fn check_aggregates<E: EthSpec, S: SignatureScheme>(
 
 /// Checks a proposed set of sync-committee contributions: the slot, the
 /// subcommittee, at least one member.
-pub(super) fn check_contributions<E: EthSpec>(slot: Slot, value: &DutyValue) -> Result<(), String> {
-    for (subcommittee, bytes) in decode_entries(value)? {
+pub(super) fn check_contributions<E: EthSpec>(
+    slot: Slot,
+    value: &DutyValue,
+) -> Result<(), InvalidValue> {
+    for (subcommittee, bytes) in decode_entries(value).map_err(InvalidValue::Malformed)? {
         let contribution = SyncCommitteeContribution::<E>::from_ssz_bytes(bytes)
-            .map_err(|e| format!("sync committee contribution: {e:?}"))?;
+            .map_err(|e| InvalidValue::Malformed(format!("sync committee contribution: {e:?}")))?;
         if contribution.slot != slot {
-            return Err(format!(
-                "a contribution of slot {} in slot {slot}",
-                contribution.slot
-            ));
+            return Err(InvalidValue::ContributionSlot {
+                found: contribution.slot,
+                slot,
+            });
         }
         if subcommittee >= SYNC_COMMITTEE_SUBNET_COUNT
             || contribution.subcommittee_index != subcommittee
         {
-            return Err(format!(
-                "subcommittee {subcommittee} does not match its contribution"
-            ));
+            return Err(InvalidValue::Subcommittee(subcommittee));
         }
         if contribution.aggregation_bits.num_set_bits() == 0 {
-            return Err(format!(
-                "the contribution of subcommittee {subcommittee} has no member"
-            ));
+            return Err(InvalidValue::NoMember(subcommittee));
         }
     }
     Ok(())

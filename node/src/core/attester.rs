@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use phalanx_eth::attestation::{Attestation, AttestationBase, AttestationData, SingleAttestation};
-use phalanx_eth::config::{NetworkConfig, UnknownFork};
+use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::signing::roots;
 use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot};
 use ssz_types::BitList;
@@ -21,6 +21,7 @@ use super::types::{
 use super::vc::Pending;
 use super::Core;
 use crate::duty::{Duty, DutyType};
+use crate::error::InvalidValue;
 use crate::scheme::SignatureScheme;
 use crate::slashing::{Safety, SlashingDb};
 use crate::tracker::Failure;
@@ -39,24 +40,27 @@ pub(super) fn check_attestation_data(
     network: &NetworkConfig,
     genesis_validators_root: Root,
     slashing: &SlashingDb,
-) -> Result<(), String> {
+) -> Result<(), InvalidValue> {
     let epoch = slot.epoch(network.slots_per_epoch());
     let electra = network
         .fork_at_slot(slot)
-        .map_err(|UnknownFork(f)| format!("unknown fork {f}"))?;
+        .map_err(InvalidValue::UnknownFork)?;
     let electra = electra.electra_enabled();
     for (committee, data) in entries {
         if data.slot != slot {
-            return Err(format!("data for slot {} in slot {slot}", data.slot));
+            return Err(InvalidValue::DataSlot {
+                found: data.slot,
+                slot,
+            });
         }
         if data.target.epoch != epoch {
-            return Err(format!(
-                "target epoch {} in epoch {epoch}",
-                data.target.epoch
-            ));
+            return Err(InvalidValue::TargetEpoch {
+                found: data.target.epoch,
+                epoch,
+            });
         }
         if data.source.epoch > data.target.epoch {
-            return Err("source after target".into());
+            return Err(InvalidValue::SourceAfterTarget);
         }
         let expected_index = if electra {
             CommitteeIndex(0)
@@ -64,26 +68,29 @@ pub(super) fn check_attestation_data(
             *committee
         };
         if data.index != expected_index {
-            return Err(format!(
-                "committee {committee} carries index {}",
-                data.index
-            ));
+            return Err(InvalidValue::DataIndex {
+                committee: *committee,
+                index: data.index,
+            });
         }
         if let Some(known) = committees {
             if !known.contains_key(committee) {
-                return Err(format!("committee {committee} has no cluster validator"));
+                return Err(InvalidValue::NoClusterValidator(*committee));
             }
             let root = roots::attestation(network, genesis_validators_root, data);
             for validator in known.get(committee).into_iter().flatten() {
                 slashing
                     .check_attestation(validator, data.source.epoch, data.target.epoch, root)
-                    .map_err(|e| format!("slashable for {validator}: {e}"))?;
+                    .map_err(|reason| InvalidValue::SlashableAttestation {
+                        validator: *validator,
+                        reason,
+                    })?;
             }
         }
     }
     if let Some(known) = committees {
         if let Some(missing) = known.keys().find(|c| !entries.iter().any(|(e, _)| e == *c)) {
-            return Err(format!("committee {missing} is missing"));
+            return Err(InvalidValue::MissingCommittee(*missing));
         }
     }
     Ok(())
@@ -435,7 +442,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slashing::MemoryDisk;
+    use crate::slashing::{MemoryDisk, NotSafe};
     use phalanx_eth::attestation::Checkpoint;
     use phalanx_eth::Epoch;
 
@@ -482,7 +489,7 @@ mod tests {
         entries: &[(CommitteeIndex, AttestationData)],
         known: Option<&BTreeMap<CommitteeIndex, Vec<PublicKeyBytes>>>,
         slashing: &SlashingDb,
-    ) -> Result<(), String> {
+    ) -> Result<(), InvalidValue> {
         check_attestation_data(Slot(slot), entries, known, &network(), Root::ZERO, slashing)
     }
 
@@ -503,7 +510,7 @@ mod tests {
         let mut wrong = data(70, 1);
         wrong.target.epoch = Epoch(wrong.target.epoch.0 + 1);
         let result = check(70, &[(CommitteeIndex(1), wrong)], None, &slashing());
-        assert!(result.is_err_and(|e| e.contains("target epoch")));
+        assert!(result.is_err_and(|e| matches!(e, InvalidValue::TargetEpoch { .. })));
     }
 
     #[test]
@@ -511,14 +518,20 @@ mod tests {
         let known = committees(&[1, 3]);
         let only_one = [(CommitteeIndex(1), data(70, 1))];
         let missing = check(70, &only_one, Some(&known), &slashing());
-        assert!(missing.is_err_and(|e| e.contains("committee 3 is missing")));
+        assert_eq!(
+            missing,
+            Err(InvalidValue::MissingCommittee(CommitteeIndex(3)))
+        );
         let with_foreign = [
             (CommitteeIndex(1), data(70, 1)),
             (CommitteeIndex(2), data(70, 2)),
             (CommitteeIndex(3), data(70, 3)),
         ];
         let foreign = check(70, &with_foreign, Some(&known), &slashing());
-        assert!(foreign.is_err_and(|e| e.contains("committee 2 has no cluster validator")));
+        assert_eq!(
+            foreign,
+            Err(InvalidValue::NoClusterValidator(CommitteeIndex(2)))
+        );
     }
 
     #[test]
@@ -537,6 +550,12 @@ mod tests {
         let mut double = first;
         double.beacon_block_root = Root::repeat_byte(9);
         let result = check(70, &[(CommitteeIndex(1), double)], Some(&known), &db);
-        assert!(result.is_err_and(|e| e.contains("slashable")));
+        assert!(result.is_err_and(|e| matches!(
+            e,
+            InvalidValue::SlashableAttestation {
+                reason: NotSafe::DoubleVote(_),
+                ..
+            }
+        )));
     }
 }

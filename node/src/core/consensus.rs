@@ -20,6 +20,7 @@ use super::types::{Action, UNREACHABLE_LEADER_TIMEOUT};
 use super::{aggregation, attester, proposer, Core};
 use crate::duty::{Duty, DutyType};
 use crate::dutydb::DutyDb;
+use crate::error::{DropReason, InvalidValue};
 use crate::scheme::SignatureScheme;
 use crate::slashing::SlashingDb;
 use crate::timing::round_timeout;
@@ -89,22 +90,22 @@ pub(super) struct DutyValidity<'a, E: EthSpec, S: SignatureScheme> {
 }
 
 impl<E: EthSpec, S: SignatureScheme> Validity<Duty, DutyValue> for DutyValidity<'_, E, S> {
-    type Error = String;
+    type Error = InvalidValue;
 
-    fn check(&self, duty: &Duty, value: &DutyValue) -> Result<(), String> {
+    fn check(&self, duty: &Duty, value: &DutyValue) -> Result<(), InvalidValue> {
         let result = self.check_value(duty, value);
         if let Err(reason) = &result {
-            tracing::debug!(%duty, reason, "a proposed value is invalid");
+            tracing::debug!(%duty, %reason, "a proposed value is invalid");
         }
         result
     }
 }
 
 impl<E: EthSpec, S: SignatureScheme> DutyValidity<'_, E, S> {
-    fn check_value(&self, duty: &Duty, value: &DutyValue) -> Result<(), String> {
+    fn check_value(&self, duty: &Duty, value: &DutyValue) -> Result<(), InvalidValue> {
         match duty.kind {
             DutyType::Attester => {
-                let entries = decode_attestation_data(value)?;
+                let entries = decode_attestation_data(value).map_err(InvalidValue::Malformed)?;
                 attester::check_attestation_data(
                     duty.slot,
                     &entries,
@@ -117,7 +118,7 @@ impl<E: EthSpec, S: SignatureScheme> DutyValidity<'_, E, S> {
             DutyType::Aggregator => aggregation::check_aggregates(duty.slot, value, self),
             DutyType::SyncContribution => aggregation::check_contributions::<E>(duty.slot, value),
             DutyType::Proposer => proposer::check_block(duty.slot, value, self),
-            other => Err(format!("{} duties are not agreed on", other.name())),
+            other => Err(InvalidValue::NotAgreedOn(other)),
         }
     }
 }
@@ -219,8 +220,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     if reason.is_fault() {
                         actions.push(Action::Dropped {
                             from: from.0,
-                            what: "consensus",
-                            reason: reason.label().to_string(),
+                            reason: DropReason::Consensus(reason),
                         });
                     } else {
                         // Late, duplicate or out-of-window: normal, but

@@ -17,6 +17,7 @@ use rand_chacha::ChaCha20Rng;
 use super::types::{Action, Defects};
 use super::Core;
 use crate::duty::{Duty, DutyType};
+use crate::error::{DropReason, PartialRejection};
 use crate::parsigdb::ParSigDb;
 use crate::parsigex::PartialMessage;
 use crate::scheme::{Check, Partial, SignatureScheme};
@@ -270,16 +271,16 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             let validator = match <[u8; 48]>::try_from(message.validator.as_slice()) {
                 Ok(bytes) => PublicKeyBytes::from(bytes),
                 Err(_) => {
-                    actions.push(dropped(from, "malformed_validator"));
+                    actions.push(dropped(from, PartialRejection::MalformedValidator));
                     continue;
                 }
             };
             let Some(&position) = self.cluster.by_group.get(&validator) else {
-                actions.push(dropped(from, "unknown_validator"));
+                actions.push(dropped(from, PartialRejection::UnknownValidator));
                 continue;
             };
             let Ok(signature) = S::decode_signature(&message.signature) else {
-                actions.push(dropped(from, "malformed_signature"));
+                actions.push(dropped(from, PartialRejection::MalformedSignature));
                 continue;
             };
             if !matches!(
@@ -295,7 +296,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     | DutyType::Exit
                     | DutyType::BuilderRegistration
             ) {
-                actions.push(dropped(from, "unsupported_duty"));
+                actions.push(dropped(from, PartialRejection::UnsupportedDuty));
                 continue;
             }
             // Nothing is signed for slots more than two epochs ahead: kept,
@@ -305,7 +306,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 .current_slot
                 .map(|slot| slot.0.saturating_add(2 * self.cluster.slots_per_epoch));
             if horizon.is_some_and(|horizon| message.duty.slot.0 > horizon) {
-                actions.push(dropped(from, "duty_out_of_window"));
+                actions.push(dropped(from, PartialRejection::DutyOutOfWindow));
                 continue;
             }
             let root = Root::from(message.signing_root);
@@ -321,7 +322,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                             block,
                         ) == root => {}
                     _ => {
-                        actions.push(dropped(from, "sync_root_mismatch"));
+                        actions.push(dropped(from, PartialRejection::SyncRootMismatch));
                         continue;
                     }
                 }
@@ -333,7 +334,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     message.duty.slot.epoch(self.cluster.slots_per_epoch),
                 ) != root
             {
-                actions.push(dropped(from, "randao_root_mismatch"));
+                actions.push(dropped(from, PartialRejection::RandaoRootMismatch));
                 continue;
             }
             if message.duty.kind == DutyType::PrepareAggregator
@@ -343,7 +344,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     message.duty.slot,
                 ) != root
             {
-                actions.push(dropped(from, "selection_root_mismatch"));
+                actions.push(dropped(from, PartialRejection::SelectionRootMismatch));
                 continue;
             }
             let mut registration = None;
@@ -362,7 +363,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                         registration = Some(r);
                     }
                     _ => {
-                        actions.push(dropped(from, "registration_mismatch"));
+                        actions.push(dropped(from, PartialRejection::RegistrationMismatch));
                         continue;
                     }
                 }
@@ -392,7 +393,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         drop(checks);
         for (i, d) in decoded.into_iter().enumerate() {
             if invalid.contains(&i) {
-                actions.push(dropped(from, "invalid_partial"));
+                actions.push(dropped(from, PartialRejection::InvalidPartial));
                 continue;
             }
             if let Some(block_root) = d.block_root {
@@ -408,7 +409,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 .store_partial(d.duty, d.validator, d.root, partial, from)
                 .is_err()
             {
-                actions.push(dropped(from, "equivocating_partial"));
+                actions.push(dropped(from, PartialRejection::EquivocatingPartial));
             } else if let Some(registration) = d.registration {
                 self.registrations
                     .messages
@@ -433,10 +434,9 @@ fn invalid_partials<S: SignatureScheme>(
     S::find_invalid(checks, rng).into_iter().collect()
 }
 
-fn dropped<E: EthSpec>(from: u32, reason: &str) -> Action<E> {
+fn dropped<E: EthSpec>(from: u32, reason: PartialRejection) -> Action<E> {
     Action::Dropped {
         from,
-        what: "partial",
-        reason: reason.to_string(),
+        reason: DropReason::Partial(reason),
     }
 }

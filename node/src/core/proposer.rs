@@ -27,6 +27,7 @@ use super::submit::Built;
 use super::types::{Action, ApiFailure, Submission, VcResponse};
 use super::Core;
 use crate::duty::{Duty, DutyType};
+use crate::error::InvalidValue;
 use crate::scheme::SignatureScheme;
 use crate::slashing::Safety;
 use crate::tracker::Failure;
@@ -199,23 +200,24 @@ pub(super) fn check_block<E: EthSpec, S: SignatureScheme>(
     slot: Slot,
     value: &DutyValue,
     core: &DutyValidity<'_, E, S>,
-) -> Result<(), String> {
-    let block = decode_block::<E>(value)?;
+) -> Result<(), InvalidValue> {
+    let block = decode_block::<E>(value).map_err(InvalidValue::Malformed)?;
     let facts = facts(&block);
     if facts.slot != slot {
-        return Err(format!("a block of slot {} in slot {slot}", facts.slot));
+        return Err(InvalidValue::BlockSlot {
+            found: facts.slot,
+            slot,
+        });
     }
     let shared = core.scheduler;
     let Some(proposer) = shared.proposers.get(&slot) else {
-        return Err(format!(
-            "no validator of this cluster proposes at slot {slot}"
-        ));
+        return Err(InvalidValue::NoProposer(slot));
     };
     if proposer.index != facts.proposer {
-        return Err(format!(
-            "the block's proposer is {}, the cluster's is {}",
-            facts.proposer, proposer.index
-        ));
+        return Err(InvalidValue::OtherProposer {
+            found: facts.proposer,
+            expected: proposer.index,
+        });
     }
     let epoch = slot.epoch(core.network.slots_per_epoch());
     let randao_root = roots::randao(core.network, core.genesis_validators_root, epoch);
@@ -223,26 +225,29 @@ pub(super) fn check_block<E: EthSpec, S: SignatureScheme>(
         .map(|s| S::verify(&proposer.group, randao_root.as_slice(), &s))
         .unwrap_or(false);
     if !verified {
-        return Err("the randao reveal does not verify under the proposer's key".into());
+        return Err(InvalidValue::RandaoReveal);
     }
     if !facts.blinded && facts.block_hash != Root::ZERO {
         if let Some(expected) = proposer.fee_recipient {
             if facts.fee_recipient != expected {
-                return Err(format!(
-                    "the payload pays {}, the lock says {expected}",
-                    facts.fee_recipient
-                ));
+                return Err(InvalidValue::FeeRecipient {
+                    found: facts.fee_recipient,
+                    expected,
+                });
             }
         }
     }
     let per_blob = if block.fork >= ForkName::Fulu { 128 } else { 1 };
     if facts.proofs != facts.blobs * per_blob {
-        return Err(format!("{} proofs for {} blobs", facts.proofs, facts.blobs));
+        return Err(InvalidValue::ProofsForBlobs {
+            proofs: facts.proofs,
+            blobs: facts.blobs,
+        });
     }
     let root = roots::block(core.network, core.genesis_validators_root, slot, facts.root);
     core.slashing
         .check_block(&proposer.key, slot, root)
-        .map_err(|e| format!("slashable: {e}"))?;
+        .map_err(InvalidValue::SlashableBlock)?;
     Ok(())
 }
 

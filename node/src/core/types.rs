@@ -26,6 +26,7 @@ use phalanx_eth::{
 use super::aggregation::AggregateSubmission;
 use super::proposer::BlockSubmission;
 use crate::duty::Duty;
+use crate::error::DropReason;
 use crate::parsigex::PartialMessage;
 use crate::scheme::{Bls, SignatureScheme};
 use crate::tracker::Outcome;
@@ -531,10 +532,8 @@ pub enum Action<E: EthSpec> {
     Dropped {
         /// The peer.
         from: u32,
-        /// What it was (`consensus`, `partial`).
-        what: &'static str,
-        /// Why (a stable label).
-        reason: String,
+        /// What it was and why (with a stable label).
+        reason: DropReason,
     },
     /// The cluster combined a new builder registration for a validator: it
     /// replaces the lock's, and must outlive a restart.

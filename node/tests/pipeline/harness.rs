@@ -455,7 +455,9 @@ impl Cluster {
                 }
             },
             Action::Outcome { duty, outcome } => self.outcomes.push((node, duty.kind, outcome)),
-            Action::Dropped { from, reason, .. } => self.dropped.push((node, from, reason)),
+            Action::Dropped { from, reason, .. } => {
+                self.dropped.push((node, from, reason.label().into()))
+            }
             Action::Refused { reason, .. } => panic!("refused: {reason}"),
         }
         self.attestation_requests(node, now, queue);

@@ -330,7 +330,7 @@ fn bad_partials_are_refused_or_dropped_and_named() {
     );
     assert!(actions.iter().any(|a| matches!(
         a,
-        Action::Dropped { from: 1, reason, .. } if reason == "invalid_partial"
+        Action::Dropped { from: 1, reason, .. } if reason.label() == "invalid_partial"
     )));
 }
 
@@ -388,7 +388,7 @@ fn a_new_registration_combines_on_a_node_whose_operator_did_not_sign() {
         assert!(
             actions.iter().any(|a| matches!(
                 a,
-                Action::Dropped { from: 0, reason: r, .. } if r == reason
+                Action::Dropped { from: 0, reason: r, .. } if r.label() == reason
             )),
             "{reason}: {actions:?}"
         );

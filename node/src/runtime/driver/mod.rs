@@ -124,7 +124,7 @@ impl<E: EthSpec> Driver<E> {
                 Action::Reply { id, result } => self.reply(id, result),
                 Action::Decided { duty, round, .. } => self.decided(duty, round),
                 Action::Outcome { duty, outcome } => self.outcome(duty, outcome),
-                Action::Dropped { from, what, reason } => self.dropped(from, what, reason),
+                Action::Dropped { from, reason } => self.dropped(from, &reason),
                 Action::Registered(registration) => self.registered(&registration),
                 Action::Refused {
                     duty,

@@ -8,6 +8,7 @@ use phalanx_eth::{EthSpec, PublicKeyBytes};
 use super::Driver;
 use crate::core::{ApiFailure, VcResponse};
 use crate::duty::Duty;
+use crate::error::DropReason;
 use crate::runtime::metrics::{outcome_label, DropLabels, DutyLabels, TypeLabels};
 use crate::runtime::persistence::save_registration;
 use crate::tracker::Outcome;
@@ -60,14 +61,20 @@ impl<E: EthSpec> Driver<E> {
     }
 
     /// The core dropped a peer's message.
-    pub(super) fn dropped(&self, from: u32, what: &'static str, reason: String) {
-        tracing::warn!(peer = from, what, reason, "dropped a peer's message");
+    pub(super) fn dropped(&self, from: u32, reason: &DropReason) {
+        let (what, label) = (reason.what(), reason.label());
+        tracing::warn!(
+            peer = from,
+            what,
+            reason = label,
+            "dropped a peer's message"
+        );
         self.metrics
             .dropped
             .get_or_create(&DropLabels {
                 peer: from.to_string(),
                 what: what.into(),
-                reason,
+                reason: label.into(),
             })
             .inc();
     }

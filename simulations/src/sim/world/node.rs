@@ -380,7 +380,9 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                     .or_default()
                     .push((duty, outcome));
             }
-            Action::Dropped { from, what, reason } => {
+            Action::Dropped { from, reason } => {
+                let what = reason.what();
+                let reason = reason.label();
                 *self
                     .observed
                     .dropped
