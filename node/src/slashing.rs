@@ -72,7 +72,36 @@ pub enum NotSafe {
     SourceAfterTarget(u64, u64),
     /// Below what an imported history allows.
     #[error("below the imported history's watermark: {0}")]
-    BelowWatermark(String),
+    BelowWatermark(Watermark),
+}
+
+/// Which low watermark of an imported history a signing falls below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Watermark {
+    /// A block at or below the highest imported block slot.
+    #[error("block slot {slot} is not above the imported {min}")]
+    BlockSlot {
+        /// The block's slot.
+        slot: u64,
+        /// The highest imported block slot.
+        min: u64,
+    },
+    /// An attestation whose source is below the highest imported source.
+    #[error("source epoch {source_epoch} is below the imported {min}")]
+    Source {
+        /// The attestation's source epoch.
+        source_epoch: u64,
+        /// The highest imported source epoch.
+        min: u64,
+    },
+    /// An attestation at or below the highest imported target.
+    #[error("target epoch {target} is not above the imported {min}")]
+    Target {
+        /// The attestation's target epoch.
+        target: u64,
+        /// The highest imported target epoch.
+        min: u64,
+    },
 }
 
 /// The outcome of a check that passed.
@@ -110,7 +139,33 @@ pub enum SlashingDbError {
     },
     /// An interchange file for another network, or malformed.
     #[error("interchange: {0}")]
-    Interchange(String),
+    Interchange(InterchangeProblem),
+}
+
+/// Why an EIP-3076 interchange file does not import.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InterchangeProblem {
+    /// A format version other than the one supported.
+    #[error("format version {0:?} is not \"5\"")]
+    FormatVersion(String),
+    /// The file is for another network.
+    #[error("the file is for the network with genesis validators root {file}, this database for {database}")]
+    OtherNetwork {
+        /// The file's genesis validators root.
+        file: Root,
+        /// The database's.
+        database: Root,
+    },
+    /// An attestation whose source is after its target.
+    #[error("{pubkey}: attestation with source {source_epoch} after target {target}")]
+    SourceAfterTarget {
+        /// The validator.
+        pubkey: PublicKeyBytes,
+        /// The attestation's source epoch.
+        source_epoch: u64,
+        /// The attestation's target epoch.
+        target: u64,
+    },
 }
 
 /// One line of the file.
@@ -159,11 +214,8 @@ impl History {
                 _ => Err(NotSafe::DoubleProposal(slot)),
             };
         }
-        if self.min_block_slot.is_some_and(|min| slot <= min) {
-            return Err(NotSafe::BelowWatermark(format!(
-                "block slot {slot} is not above the imported {}",
-                self.min_block_slot.unwrap_or_default()
-            )));
+        if let Some(min) = self.min_block_slot.filter(|&min| slot <= min) {
+            return Err(NotSafe::BelowWatermark(Watermark::BlockSlot { slot, min }));
         }
         Ok(Safety::Safe)
     }
@@ -183,17 +235,14 @@ impl History {
                 _ => Err(NotSafe::DoubleVote(target)),
             };
         }
-        if self.min_source.is_some_and(|min| source < min) {
-            return Err(NotSafe::BelowWatermark(format!(
-                "source epoch {source} is below the imported {}",
-                self.min_source.unwrap_or_default()
-            )));
+        if let Some(min) = self.min_source.filter(|&min| source < min) {
+            return Err(NotSafe::BelowWatermark(Watermark::Source {
+                source_epoch: source,
+                min,
+            }));
         }
-        if self.min_target.is_some_and(|min| target <= min) {
-            return Err(NotSafe::BelowWatermark(format!(
-                "target epoch {target} is not above the imported {}",
-                self.min_target.unwrap_or_default()
-            )));
+        if let Some(min) = self.min_target.filter(|&min| target <= min) {
+            return Err(NotSafe::BelowWatermark(Watermark::Target { target, min }));
         }
         // A signed attestation that surrounds the new one has a later
         // target and an earlier source.
@@ -497,16 +546,19 @@ impl SlashingDb {
     /// imported block slot and target, nothing below the highest source).
     pub fn import(&mut self, interchange: &Interchange) -> Result<(), SlashingDbError> {
         if interchange.metadata.interchange_format_version != INTERCHANGE_FORMAT_VERSION {
-            return Err(SlashingDbError::Interchange(format!(
-                "format version {:?} is not \"5\"",
-                interchange.metadata.interchange_format_version
-            )));
+            return Err(SlashingDbError::Interchange(
+                InterchangeProblem::FormatVersion(
+                    interchange.metadata.interchange_format_version.clone(),
+                ),
+            ));
         }
         if interchange.metadata.genesis_validators_root != self.genesis_validators_root {
-            return Err(SlashingDbError::Interchange(format!(
-                "the file is for the network with genesis validators root {}, this database for {}",
-                interchange.metadata.genesis_validators_root, self.genesis_validators_root
-            )));
+            return Err(SlashingDbError::Interchange(
+                InterchangeProblem::OtherNetwork {
+                    file: interchange.metadata.genesis_validators_root,
+                    database: self.genesis_validators_root,
+                },
+            ));
         }
         let mut records = Vec::new();
         for validator in &interchange.data {
@@ -523,10 +575,13 @@ impl SlashingDb {
             }
             for attestation in &validator.signed_attestations {
                 if attestation.source_epoch > attestation.target_epoch {
-                    return Err(SlashingDbError::Interchange(format!(
-                        "{pubkey}: attestation with source {} after target {}",
-                        attestation.source_epoch.0, attestation.target_epoch.0
-                    )));
+                    return Err(SlashingDbError::Interchange(
+                        InterchangeProblem::SourceAfterTarget {
+                            pubkey,
+                            source_epoch: attestation.source_epoch.0,
+                            target: attestation.target_epoch.0,
+                        },
+                    ));
                 }
                 if !history
                     .attestations
@@ -656,4 +711,42 @@ fn replay(
         good_length += line.len() as u64;
     }
     Ok((histories, network, good_length))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_watermark() {
+        let history = History {
+            min_block_slot: Some(10),
+            min_source: Some(3),
+            min_target: Some(5),
+            ..History::default()
+        };
+        assert_eq!(
+            history.check_block(10, None),
+            Err(NotSafe::BelowWatermark(Watermark::BlockSlot {
+                slot: 10,
+                min: 10
+            }))
+        );
+        assert_eq!(
+            history.check_attestation(2, 6, None),
+            Err(NotSafe::BelowWatermark(Watermark::Source {
+                source_epoch: 2,
+                min: 3
+            }))
+        );
+        let below = history.check_attestation(3, 5, None);
+        assert_eq!(
+            below.map_err(|e| e.to_string()),
+            Err(
+                "below the imported history's watermark: target epoch 5 is not above the imported 5"
+                    .to_string()
+            )
+        );
+        assert_eq!(history.check_attestation(3, 6, None), Ok(Safety::Safe));
+    }
 }
