@@ -128,7 +128,7 @@ pub enum CoreError {
     #[error("invalid cluster: operator {me} of {operators}")]
     NotAnOperator {
         /// This operator's index.
-        me: u32,
+        me: phalanx_consensus::OperatorIndex,
         /// The cluster's operators.
         operators: u32,
     },

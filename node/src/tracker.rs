@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use phalanx_consensus::OperatorIndex;
 use phalanx_eth::PublicKeyBytes;
 
 use crate::duty::Duty;
@@ -19,7 +20,7 @@ struct Progress {
     /// The validators the duty is for.
     expected: BTreeSet<PublicKeyBytes>,
     /// Per validator: the operators whose valid partials arrived.
-    partials: BTreeMap<PublicKeyBytes, BTreeSet<u32>>,
+    partials: BTreeMap<PublicKeyBytes, BTreeSet<OperatorIndex>>,
     /// The validators whose combined signature the beacon node accepted.
     submitted: BTreeSet<PublicKeyBytes>,
     error: Option<Failure>,
@@ -46,7 +47,7 @@ pub enum Failure {
         /// The threshold.
         needed: usize,
         /// Operators whose partial never came.
-        missing: Vec<u32>,
+        missing: Vec<OperatorIndex>,
     },
     /// Enough partials arrived, but the combined signature did not reach
     /// the beacon node in time (the decision or the beacon node was late).
@@ -137,7 +138,7 @@ impl Tracker {
     }
 
     /// A valid partial signature of `operator` for `validator` arrived.
-    pub fn partial(&mut self, duty: &Duty, validator: PublicKeyBytes, operator: u32) {
+    pub fn partial(&mut self, duty: &Duty, validator: PublicKeyBytes, operator: OperatorIndex) {
         if let Some(p) = self.duties.get_mut(duty) {
             p.partials.entry(validator).or_default().insert(operator);
         }
@@ -189,7 +190,10 @@ impl Tracker {
                     Outcome::Failed(Failure::TooFewPartials {
                         got: from.len(),
                         needed: self.threshold,
-                        missing: (0..self.operators).filter(|o| !from.contains(o)).collect(),
+                        missing: (0..self.operators)
+                            .map(OperatorIndex)
+                            .filter(|o| !from.contains(o))
+                            .collect(),
                     })
                 }
             };
@@ -237,11 +241,11 @@ mod tests {
         tracker.fetched(&few);
         // Validator 1 of `few` combined; validator 2 got two partials.
         for operator in 0..3 {
-            tracker.partial(&few, v1, operator);
+            tracker.partial(&few, v1, OperatorIndex(operator));
         }
         tracker.submitted(&few, v1);
-        tracker.partial(&few, v2, 0);
-        tracker.partial(&few, v2, 2);
+        tracker.partial(&few, v2, OperatorIndex(0));
+        tracker.partial(&few, v2, OperatorIndex(2));
         tracker.decided(&rejected);
         tracker.failed(&rejected, Failure::Rejected("400: invalid".into()));
 
@@ -258,7 +262,7 @@ mod tests {
             Outcome::Failed(Failure::TooFewPartials {
                 got: 2,
                 needed: 3,
-                missing: vec![1, 3]
+                missing: vec![OperatorIndex(1), OperatorIndex(3)]
             })
         );
         assert_eq!(

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use phalanx_consensus::Committee;
+use phalanx_consensus::{Committee, OperatorIndex};
 use phalanx_crypto::threshold::ShareIndex;
 use phalanx_eth::config::{NetworkConfig, UnknownFork};
 use phalanx_eth::{ForkName, PublicKeyBytes, Root, Slot};
@@ -20,8 +20,8 @@ use crate::timing::duty_timing;
 
 /// The cluster and chain a core serves.
 pub(super) struct Cluster<S: SignatureScheme> {
-    /// This operator's position in the lock (share index − 1).
-    pub(super) me: u32,
+    /// This operator (share index − 1).
+    pub(super) me: OperatorIndex,
     pub(super) network: NetworkConfig,
     pub(super) genesis_time_ms: u64,
     pub(super) genesis_validators_root: Root,
@@ -48,7 +48,7 @@ impl<S: SignatureScheme> Cluster<S> {
             return Err(CoreError::SharesDiffer);
         }
         let operators = u32::try_from(operators).map_err(|_| CoreError::TooManyOperators)?;
-        if config.me >= operators {
+        if config.me.0 >= operators {
             return Err(CoreError::NotAnOperator {
                 me: config.me,
                 operators,
@@ -123,8 +123,8 @@ impl<S: SignatureScheme> Cluster<S> {
 
     /// This operator's share index and public share of a validator.
     pub(super) fn own_share(&self, position: usize) -> (ShareIndex, &S::PublicKey) {
-        let index = ShareIndex::new(u64::from(self.me) + 1).unwrap_or_else(|_| unreachable!());
-        (index, &self.validators[position].shares[self.me as usize])
+        let index = ShareIndex::new(u64::from(self.me.0) + 1).unwrap_or_else(|_| unreachable!());
+        (index, &self.validators[position].shares[self.me.as_usize()])
     }
 }
 

@@ -32,7 +32,7 @@ pub(super) struct Consensus {
     /// The cluster's operators, for who leads each round.
     committee: Committee,
     /// Operators this node cannot reach now.
-    unreachable: BTreeSet<u32>,
+    unreachable: BTreeSet<OperatorIndex>,
 }
 
 impl Consensus {
@@ -45,7 +45,7 @@ impl Consensus {
     }
 
     /// The operators this node cannot reach now (itself never counts).
-    pub(super) fn set_unreachable(&mut self, operators: Vec<u32>, me: u32) {
+    pub(super) fn set_unreachable(&mut self, operators: Vec<OperatorIndex>, me: OperatorIndex) {
         self.unreachable = operators.into_iter().filter(|&o| o != me).collect();
     }
 
@@ -58,7 +58,7 @@ impl Consensus {
     pub(super) fn round_timer(&self, instance: &Duty, round: Round, after: Duration) -> Duration {
         let leader = RotatingLeader.leader(instance, round, self.committee);
         let reachable = self.committee.size() as usize - self.unreachable.len();
-        if self.unreachable.contains(&leader.0) && reachable >= self.committee.quorum() {
+        if self.unreachable.contains(&leader) && reachable >= self.committee.quorum() {
             after.min(UNREACHABLE_LEADER_TIMEOUT)
         } else {
             after
@@ -171,14 +171,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// A peer's consensus message.
     pub(super) fn on_consensus_message(
         &mut self,
-        from: u32,
+        from: OperatorIndex,
         message: qbft::Wire<Duty, DutyValue>,
         actions: &mut Vec<Action<E>>,
     ) {
-        let event = qbft::Event::Message {
-            from: OperatorIndex(from),
-            message,
-        };
+        let event = qbft::Event::Message { from, message };
         self.run_consensus(event, actions);
     }
 
@@ -193,7 +190,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     actions.push(Action::ConsensusBroadcast(message))
                 }
                 qbft::Action::Send { to, message } => {
-                    actions.push(Action::ConsensusSend { to: to.0, message })
+                    actions.push(Action::ConsensusSend { to, message })
                 }
                 qbft::Action::SetTimer {
                     instance,
@@ -219,7 +216,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 qbft::Action::Dropped { from, kind, reason } => {
                     if reason.is_fault() {
                         actions.push(Action::Dropped {
-                            from: from.0,
+                            from,
                             reason: DropReason::Consensus(reason),
                         });
                     } else {
@@ -287,14 +284,17 @@ mod tests {
         let leader = RotatingLeader.leader(&duty, Round::FIRST, consensus.committee);
         let long = Duration::from_secs(2);
         assert_eq!(consensus.round_timer(&duty, Round::FIRST, long), long);
-        consensus.set_unreachable(vec![leader.0], u32::MAX);
+        consensus.set_unreachable(vec![leader], OperatorIndex(u32::MAX));
         assert_eq!(
             consensus.round_timer(&duty, Round::FIRST, long),
             UNREACHABLE_LEADER_TIMEOUT
         );
         // Without a reachable quorum (3 of 4) rounds are not hurried.
-        let me = (0..4).find(|&o| o != leader.0).expect("another operator");
-        let others: Vec<u32> = (0..4).filter(|&o| o != me).collect();
+        let me = (0..4)
+            .map(OperatorIndex)
+            .find(|&o| o != leader)
+            .expect("another operator");
+        let others: Vec<OperatorIndex> = (0..4).map(OperatorIndex).filter(|&o| o != me).collect();
         consensus.set_unreachable(others, me);
         assert_eq!(consensus.round_timer(&duty, Round::FIRST, long), long);
     }
@@ -302,7 +302,7 @@ mod tests {
     #[test]
     fn this_operator_is_never_unreachable() {
         let mut consensus = consensus(4);
-        consensus.set_unreachable(vec![0, 2], 0);
-        assert_eq!(consensus.unreachable, BTreeSet::from([2]));
+        consensus.set_unreachable(vec![OperatorIndex(0), OperatorIndex(2)], OperatorIndex(0));
+        assert_eq!(consensus.unreachable, BTreeSet::from([OperatorIndex(2)]));
     }
 }

@@ -33,7 +33,7 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
-use phalanx_consensus::{self as qbft, Engine, OperatorIndex, Parts, RotatingLeader};
+use phalanx_consensus::{self as qbft, Engine, Parts, RotatingLeader};
 use phalanx_consensus::{Signer, Verifier};
 use phalanx_eth::{EthSpec, PublicKeyBytes, Slot};
 
@@ -103,7 +103,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     ) -> Result<Core<E, S>, CoreError> {
         let (cluster, committee, rest) = Cluster::new(config)?;
         let engine = Engine::new(
-            OperatorIndex(cluster.me),
+            cluster.me,
             committee,
             qbft::Config::default(),
             Parts {

@@ -8,6 +8,7 @@
 use phalanx_eth::signing::roots;
 use std::collections::{BTreeMap, BTreeSet};
 
+use phalanx_consensus::OperatorIndex;
 use phalanx_crypto::threshold::ShareIndex;
 use phalanx_eth::validator::ValidatorRegistration;
 use phalanx_eth::{EthSpec, PublicKeyBytes, Root, SignatureBytes, Slot};
@@ -121,7 +122,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 Err(e) => results[k] = Err(e),
             }
         }
-        let me = self.cluster.me as usize;
+        let me = self.cluster.me.as_usize();
         let checks: Vec<Check<'_, S>> = decoded
             .iter()
             .map(|(k, signature)| {
@@ -186,7 +187,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         validator: PublicKeyBytes,
         root: Root,
         partial: Partial<S::Signature>,
-        from: u32,
+        from: OperatorIndex,
     ) -> Result<(), crate::parsigdb::ParSigError> {
         self.tracker.partial(&duty, validator, from);
         if let Some(partials) = self
@@ -239,12 +240,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
 
     pub(super) fn on_peer_partials(
         &mut self,
-        from: u32,
+        from: OperatorIndex,
         partials: Vec<PartialMessage>,
         actions: &mut Vec<Action<E>>,
     ) {
         if from == self.cluster.me
-            || from as usize
+            || from.as_usize()
                 >= self
                     .cluster
                     .validators
@@ -253,7 +254,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         {
             return;
         }
-        let Ok(share_index) = ShareIndex::new(u64::from(from) + 1) else {
+        let Ok(share_index) = ShareIndex::new(u64::from(from.0) + 1) else {
             return;
         };
         // Decode everything first, then verify the batch at once.
@@ -385,7 +386,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             .iter()
             .map(|d| Check {
                 message: d.root.as_slice(),
-                public_key: &self.cluster.validators[d.position].shares[from as usize],
+                public_key: &self.cluster.validators[d.position].shares[from.as_usize()],
                 signature: &d.signature,
             })
             .collect();
@@ -434,7 +435,7 @@ fn invalid_partials<S: SignatureScheme>(
     S::find_invalid(checks, rng).into_iter().collect()
 }
 
-fn dropped<E: EthSpec>(from: u32, reason: PartialRejection) -> Action<E> {
+fn dropped<E: EthSpec>(from: OperatorIndex, reason: PartialRejection) -> Action<E> {
     Action::Dropped {
         from,
         reason: DropReason::Partial(reason),

@@ -108,7 +108,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 signed.signature,
             )));
         }
-        let me = self.cluster.me as usize;
+        let me = self.cluster.me.as_usize();
         let position = self
             .cluster
             .validators

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use phalanx_consensus::{Round, Wire};
+use phalanx_consensus::{OperatorIndex, Round, Wire};
 use phalanx_eth::api::{AttesterDuty, ProposerDuty, ProposerPreparation, SyncDuty};
 use phalanx_eth::attestation::{
     AggregateAndProof, Attestation, AttestationData, BeaconCommitteeSelection, SingleAttestation,
@@ -48,8 +48,8 @@ pub struct ValidatorKeys<S: SignatureScheme = Bls> {
 /// What a core needs to know about its cluster and chain.
 #[derive(Clone, Debug)]
 pub struct CoreConfig<S: SignatureScheme = Bls> {
-    /// This operator's position in the lock (share index − 1).
-    pub me: u32,
+    /// This operator (its share index is the operator index + 1).
+    pub me: OperatorIndex,
     /// Partials needed to combine.
     pub threshold: usize,
     /// The cluster's validators.
@@ -127,10 +127,10 @@ impl Defects {
 pub enum Event<E: EthSpec> {
     /// Time passed (the driver ticks often; the core does what is due).
     Tick,
-    /// The operators (lock positions) this node cannot reach now; replaces
+    /// The operators this node cannot reach now; replaces
     /// the previous list. A consensus round led by one of them is cut
     /// short (see [`UNREACHABLE_LEADER_TIMEOUT`]).
-    Unreachable(Vec<u32>),
+    Unreachable(Vec<OperatorIndex>),
     /// The beacon node's indices of the cluster's validators (group keys).
     Indices(Vec<(PublicKeyBytes, ValidatorIndex)>),
     /// Looking up indices failed.
@@ -196,8 +196,8 @@ pub enum Event<E: EthSpec> {
     },
     /// A consensus message from a peer.
     Consensus {
-        /// The peer's operator index.
-        from: u32,
+        /// The peer.
+        from: OperatorIndex,
         /// The message.
         message: Wire<Duty, DutyValue>,
     },
@@ -210,8 +210,8 @@ pub enum Event<E: EthSpec> {
     },
     /// Partial signatures from a peer.
     Partials {
-        /// The peer's operator index.
-        from: u32,
+        /// The peer.
+        from: OperatorIndex,
         /// The partials.
         partials: Vec<PartialMessage>,
     },
@@ -477,8 +477,8 @@ pub enum Action<E: EthSpec> {
     ConsensusBroadcast(Wire<Duty, DutyValue>),
     /// Send a consensus message to one peer.
     ConsensusSend {
-        /// The peer's operator index.
-        to: u32,
+        /// The peer.
+        to: OperatorIndex,
         /// The message.
         message: Wire<Duty, DutyValue>,
     },
@@ -531,7 +531,7 @@ pub enum Action<E: EthSpec> {
     /// Something a peer sent was dropped.
     Dropped {
         /// The peer.
-        from: u32,
+        from: OperatorIndex,
         /// What it was and why (with a stable label).
         reason: DropReason,
     },

@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use phalanx_consensus::OperatorIndex;
 use phalanx_dkg::lock::ClusterLock;
 use phalanx_eth::api::Genesis;
 use phalanx_eth::client::{BeaconNodeClient, Timeouts};
@@ -106,7 +107,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     publish: impl FnOnce(Registry) + Send,
 ) -> Result<(), NodeError> {
-    let me = startup::operator_position(&config.lock, &config.node_key)?;
+    let me = startup::operator_index(&config.lock, &config.node_key)?;
     let client = BeaconNodeClient::new(&config.beacon_nodes, Timeouts::default())
         .map_err(NodeError::BeaconNode)?;
     // The beacon node may still be starting: wait for it, saying so.
@@ -132,8 +133,8 @@ pub async fn run(
 struct Checked {
     /// The node's configuration.
     config: NodeConfig,
-    /// This operator's position in the lock.
-    me: usize,
+    /// This operator.
+    me: OperatorIndex,
     /// The beacon nodes.
     client: BeaconNodeClient,
     /// The chain's genesis, as the beacon node gave it.
@@ -192,7 +193,7 @@ async fn run_with<E: EthSpec>(
         .map(|v| {
             (
                 PublicKeyBytes::from(v.group.to_bytes()),
-                PublicKeyBytes::from(v.shares[me].to_bytes()),
+                PublicKeyBytes::from(v.shares[me.as_usize()].to_bytes()),
             )
         })
         .collect();
@@ -201,7 +202,7 @@ async fn run_with<E: EthSpec>(
     let genesis_ms = genesis.genesis_time.saturating_mul(1000);
     let mut core: Core<E> = Core::new(
         CoreConfig {
-            me: me as u32,
+            me,
             threshold: lock.definition.threshold as usize,
             validators,
             network: network.clone(),
@@ -233,7 +234,7 @@ async fn run_with<E: EthSpec>(
         address: config.validator_api,
         source,
     })?;
-    tracing::info!(address = %bound, operator = me, validators = lock.validators.len(), "validator API listening");
+    tracing::info!(address = %bound, operator = me.0, validators = lock.validators.len(), "validator API listening");
 
     // Peers' messages become events.
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event<E>>();
@@ -243,8 +244,8 @@ async fn run_with<E: EthSpec>(
             peers
                 .iter()
                 .enumerate()
-                .map(|(i, p)| (*p, i as u32))
-                .collect::<HashMap<PeerId, u32>>(),
+                .map(|(i, p)| (*p, OperatorIndex(i as u32)))
+                .collect::<HashMap<PeerId, OperatorIndex>>(),
         ),
         dropped: metrics.dropped.clone(),
     };

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use phalanx_consensus::OperatorIndex;
 use phalanx_dkg::lock::ClusterLock;
 use phalanx_eth::api::Genesis;
 use phalanx_eth::client::BeaconNodeClient;
@@ -14,9 +15,14 @@ use phalanx_p2p::NodeKey;
 use super::health::{Health, BEACON_NODE};
 use crate::error::NodeError;
 
-/// This node's position among the lock's operators.
-pub(super) fn operator_position(lock: &ClusterLock, key: &NodeKey) -> Result<usize, NodeError> {
+/// This node's index among the lock's operators.
+pub(super) fn operator_index(
+    lock: &ClusterLock,
+    key: &NodeKey,
+) -> Result<OperatorIndex, NodeError> {
     lock.operator_index(&key.public_key())
+        .and_then(|i| u32::try_from(i).ok())
+        .map(OperatorIndex)
         .ok_or(NodeError::NotAnOperator)
 }
 

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use phalanx_consensus::Wire;
+use phalanx_consensus::{OperatorIndex, Wire};
 use phalanx_eth::api::Event as BnEvent;
 use phalanx_eth::client::BeaconNodeClient;
 use phalanx_eth::{Epoch, EthSpec, Root};
@@ -28,15 +28,15 @@ use crate::value::DutyValue;
 pub(super) struct Inboxes<E: EthSpec> {
     /// The core's events.
     pub(super) events: mpsc::UnboundedSender<Event<E>>,
-    /// Operators' lock positions by peer id.
-    pub(super) index_of: Arc<HashMap<PeerId, u32>>,
+    /// Operators by peer id.
+    pub(super) index_of: Arc<HashMap<PeerId, OperatorIndex>>,
     /// Dropped messages, by peer, kind and reason.
     pub(super) dropped: Family<DropLabels, Counter>,
 }
 
 impl<E: EthSpec> Inboxes<E> {
     /// Counts a message from `from` that did not decode.
-    fn malformed(&self, from: u32, what: &str) {
+    fn malformed(&self, from: OperatorIndex, what: &str) {
         self.dropped
             .get_or_create(&DropLabels {
                 peer: from.to_string(),
@@ -61,7 +61,7 @@ impl<E: EthSpec> Inboxes<E> {
                         let _ = self.events.send(Event::Consensus { from, message });
                     }
                     Err(e) => {
-                        tracing::warn!(peer = from, error = %e, "malformed consensus message dropped");
+                        tracing::warn!(peer = from.0, error = %e, "malformed consensus message dropped");
                         self.malformed(from, "consensus");
                     }
                 }
@@ -90,7 +90,7 @@ impl<E: EthSpec> Inboxes<E> {
                         let _ = self.events.send(Event::Partials { from, partials });
                     }
                     Err(e) => {
-                        tracing::warn!(peer = from, error = %e, "malformed partial signatures dropped");
+                        tracing::warn!(peer = from.0, error = %e, "malformed partial signatures dropped");
                         self.malformed(from, "partial");
                     }
                 }
@@ -167,14 +167,19 @@ pub(super) fn watch_reorgs<E: EthSpec>(
     })
 }
 
-/// The operators other than `me` that are not among the verified peers, by
-/// lock position.
-fn unreachable_operators(operators: &[PeerId], verified: &HashSet<PeerId>, me: usize) -> Vec<u32> {
+/// The operators other than `me` that are not among the verified peers
+/// (`operators` is in lock order).
+fn unreachable_operators(
+    operators: &[PeerId],
+    verified: &HashSet<PeerId>,
+    me: OperatorIndex,
+) -> Vec<OperatorIndex> {
     operators
         .iter()
         .enumerate()
+        .map(|(i, peer)| (OperatorIndex(i as u32), peer))
         .filter(|&(i, peer)| i != me && !verified.contains(peer))
-        .map(|(i, _)| i as u32)
+        .map(|(i, _)| i)
         .collect()
 }
 
@@ -184,10 +189,10 @@ pub(super) fn watch_reachability<E: EthSpec>(
     net: Arc<Network>,
     events: mpsc::UnboundedSender<Event<E>>,
     operators: Vec<PeerId>,
-    me: usize,
+    me: OperatorIndex,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut known: Option<Vec<u32>> = None;
+        let mut known: Option<Vec<OperatorIndex>> = None;
         loop {
             let verified: HashSet<PeerId> = net.verified_peers().into_iter().collect();
             let unreachable = unreachable_operators(&operators, &verified, me);
@@ -208,12 +213,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unreachable_operators_are_named_by_position_without_this_node() {
+    fn unreachable_operators_are_named_by_index_without_this_node() {
         let operators: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
         let verified: HashSet<PeerId> = [operators[1]].into_iter().collect();
-        assert_eq!(unreachable_operators(&operators, &verified, 0), vec![2, 3]);
+        assert_eq!(
+            unreachable_operators(&operators, &verified, OperatorIndex(0)),
+            vec![OperatorIndex(2), OperatorIndex(3)]
+        );
         let all: HashSet<PeerId> = operators.iter().copied().collect();
-        assert!(unreachable_operators(&operators, &all, 3).is_empty());
+        assert!(unreachable_operators(&operators, &all, OperatorIndex(3)).is_empty());
     }
 
     fn head(slot: u64, dependent: Option<u8>) -> BnEvent {

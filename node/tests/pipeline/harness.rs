@@ -115,7 +115,7 @@ pub(crate) fn cluster(fork: ForkName, validators: usize) -> Cluster {
             dirs.push(dir);
             Core::new(
                 CoreConfig {
-                    me,
+                    me: phalanx_consensus::OperatorIndex(me),
                     threshold: THRESHOLD,
                     validators: keys.clone(),
                     network: network.clone(),
@@ -387,18 +387,18 @@ impl Cluster {
                     queue.push_back((
                         p,
                         Event::Consensus {
-                            from: node as u32,
+                            from: phalanx_consensus::OperatorIndex(node as u32),
                             message: message.clone(),
                         },
                     ));
                 }
             }
             Action::ConsensusSend { to, message } => {
-                if !silent.contains(&(to as usize)) {
+                if !silent.contains(&to.as_usize()) {
                     queue.push_back((
-                        to as usize,
+                        to.as_usize(),
                         Event::Consensus {
-                            from: node as u32,
+                            from: phalanx_consensus::OperatorIndex(node as u32),
                             message,
                         },
                     ));
@@ -417,7 +417,7 @@ impl Cluster {
                     queue.push_back((
                         p,
                         Event::Partials {
-                            from: node as u32,
+                            from: phalanx_consensus::OperatorIndex(node as u32),
                             partials: partials.clone(),
                         },
                     ));
@@ -456,7 +456,7 @@ impl Cluster {
             },
             Action::Outcome { duty, outcome } => self.outcomes.push((node, duty.kind, outcome)),
             Action::Dropped { from, reason, .. } => {
-                self.dropped.push((node, from, reason.label().into()))
+                self.dropped.push((node, from.0, reason.label().into()))
             }
             Action::Refused { reason, .. } => panic!("refused: {reason}"),
         }

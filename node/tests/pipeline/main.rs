@@ -324,13 +324,13 @@ fn bad_partials_are_refused_or_dropped_and_named() {
     let actions = cluster.cores[0].handle(
         now,
         Event::Partials {
-            from: 1,
+            from: phalanx_consensus::OperatorIndex(1),
             partials: vec![forged],
         },
     );
     assert!(actions.iter().any(|a| matches!(
         a,
-        Action::Dropped { from: 1, reason, .. } if reason.label() == "invalid_partial"
+        Action::Dropped { from: phalanx_consensus::OperatorIndex(1), reason, .. } if reason.label() == "invalid_partial"
     )));
 }
 
@@ -381,14 +381,14 @@ fn a_new_registration_combines_on_a_node_whose_operator_did_not_sign() {
         let actions = cluster.cores[3].handle(
             now,
             Event::Partials {
-                from: 0,
+                from: phalanx_consensus::OperatorIndex(0),
                 partials: vec![forged],
             },
         );
         assert!(
             actions.iter().any(|a| matches!(
                 a,
-                Action::Dropped { from: 0, reason: r, .. } if r.label() == reason
+                Action::Dropped { from: phalanx_consensus::OperatorIndex(0), reason: r, .. } if r.label() == reason
             )),
             "{reason}: {actions:?}"
         );
@@ -400,7 +400,7 @@ fn a_new_registration_combines_on_a_node_whose_operator_did_not_sign() {
         let actions = cluster.cores[3].handle(
             now,
             Event::Partials {
-                from: operator as u32,
+                from: phalanx_consensus::OperatorIndex(operator as u32),
                 partials: vec![partial(operator, &message)],
             },
         );

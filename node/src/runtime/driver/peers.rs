@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use phalanx_consensus::{Round, Wire};
+use phalanx_consensus::{OperatorIndex, Round, Wire};
 use phalanx_eth::EthSpec;
 
 use super::Driver;
@@ -29,9 +29,9 @@ impl<E: EthSpec> Driver<E> {
         });
     }
 
-    /// Sends a consensus message to the operator at lock position `to`.
-    pub(super) fn send_consensus(&self, to: u32, message: Wire<Duty, DutyValue>) {
-        let Some(peer) = self.peers.get(to as usize).copied() else {
+    /// Sends a consensus message to operator `to`.
+    pub(super) fn send_consensus(&self, to: OperatorIndex, message: Wire<Duty, DutyValue>) {
+        let Some(peer) = self.peers.get(to.as_usize()).copied() else {
             return;
         };
         let (net, protocol) = (self.net.clone(), self.protocols.consensus);

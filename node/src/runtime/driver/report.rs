@@ -2,6 +2,7 @@
 //! decisions, duty outcomes, peers' dropped messages and refusals to sign
 //! (to logs and metrics), and new builder registrations (to disk).
 
+use phalanx_consensus::OperatorIndex;
 use phalanx_eth::validator::SignedValidatorRegistration;
 use phalanx_eth::{EthSpec, PublicKeyBytes};
 
@@ -61,10 +62,10 @@ impl<E: EthSpec> Driver<E> {
     }
 
     /// The core dropped a peer's message.
-    pub(super) fn dropped(&self, from: u32, reason: &DropReason) {
+    pub(super) fn dropped(&self, from: OperatorIndex, reason: &DropReason) {
         let (what, label) = (reason.what(), reason.label());
         tracing::warn!(
-            peer = from,
+            peer = from.0,
             what,
             reason = label,
             "dropped a peer's message"

@@ -1,7 +1,7 @@
 //! The network between the nodes: links with delay, loss and duplication,
 //! partitions, and byzantine senders that equivocate and garble partials.
 
-use phalanx_consensus::{Kind, Round, SignedMessage, Value, Wire};
+use phalanx_consensus::{Kind, OperatorIndex, Round, SignedMessage, Value, Wire};
 use phalanx_eth::{EthSpec, Root};
 use phalanx_node::core::Event;
 use phalanx_node::duty::Duty;
@@ -70,7 +70,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         self.observed.consensus_bytes += encoded_len(&message);
         for delay in self.link_delays(from, to) {
             let event = Event::Consensus {
-                from: from as u32,
+                from: OperatorIndex(from as u32),
                 message: message.clone(),
             };
             self.schedule(self.now + delay, Happening::Core { node: to, event });
@@ -79,7 +79,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
             // A byzantine node also replays what it sends a while later.
             let delay = self.scenario.slot_ms / 2;
             let event = Event::Consensus {
-                from: from as u32,
+                from: OperatorIndex(from as u32),
                 message,
             };
             self.schedule(self.now + delay, Happening::Core { node: to, event });
@@ -175,7 +175,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
             self.observed.partial_bytes += bytes;
             for delay in self.link_delays(from, to) {
                 let event = Event::Partials {
-                    from: from as u32,
+                    from: OperatorIndex(from as u32),
                     partials: partials.clone(),
                 };
                 self.schedule(self.now + delay, Happening::Core { node: to, event });

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use phalanx_consensus::OperatorIndex;
 use phalanx_eth::api::{AttesterDuty, ProposerDuty, SyncDuty};
 use phalanx_eth::attestation::AttestationData;
 use phalanx_eth::pool::{AttestationPool, ContributionPool};
@@ -78,7 +79,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         let sim = &mut self.nodes[node];
         let core = Core::new(
             CoreConfig {
-                me: node as u32,
+                me: OperatorIndex(node as u32),
                 threshold: self.scenario.threshold(),
                 validators: self.validators.clone(),
                 network: self.network.clone(),
@@ -105,9 +106,9 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
     /// Every running node learns, after the runtime's detection delay,
     /// which operators are down (as `phalanx run` polls its connections).
     pub(super) fn tell_reachability(&mut self) {
-        let down: Vec<u32> = (0..self.nodes.len())
+        let down: Vec<OperatorIndex> = (0..self.nodes.len())
             .filter(|&n| self.nodes[n].core.is_none())
-            .map(|n| n as u32)
+            .map(|n| OperatorIndex(n as u32))
             .collect();
         for node in 0..self.nodes.len() {
             if self.nodes[node].core.is_some() {
@@ -296,7 +297,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                 }
             }
             Action::ConsensusSend { to, message } => {
-                self.send_consensus(node, to as usize, message)
+                self.send_consensus(node, to.as_usize(), message)
             }
             Action::SetTimer { duty, round, after } => {
                 let sim = &mut self.nodes[node];
@@ -386,7 +387,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                 *self
                     .observed
                     .dropped
-                    .entry((node, from as usize, format!("{what}: {reason}")))
+                    .entry((node, from.as_usize(), format!("{what}: {reason}")))
                     .or_default() += 1;
             }
             Action::Refused { duty, reason, .. } => {
