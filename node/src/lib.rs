@@ -25,6 +25,26 @@
 //!   cluster's group keys, with EIP-3076 import and export. The node checks
 //!   every value it lets its validator client sign against it, so no
 //!   restart or bug can make the cluster sign a slashable pair.
+//!
+//! # Vocabulary
+//!
+//! Each name has one meaning throughout the crate:
+//!
+//! - *operator*: a member of the cluster, named by its
+//!   [`OperatorIndex`](phalanx_consensus::OperatorIndex), its place in the
+//!   lock's list of operators, from 0. Its share index is the operator index
+//!   + 1.
+//! - *validator index*: the beacon chain's index of a validator
+//!   ([`phalanx_eth::ValidatorIndex`]).
+//! - *cluster index*: a validator's place in the lock's list of the
+//!   cluster's validators, from 0 (`cluster_index` in the core).
+//! - *validator committee index*: a validator's place in its beacon
+//!   committee, as the beacon API's `validator_committee_index`
+//!   ([`core::Attester::ValidatorCommitteeIndex`]).
+//! - *committee index*: which committee of a slot
+//!   ([`phalanx_eth::CommitteeIndex`]).
+//! - *request index*: an item's place in a validator client's list
+//!   submission, by which a refusal names it.
 
 pub mod api;
 pub mod core;

@@ -28,7 +28,7 @@ pub struct Check<'a, S: SignatureScheme> {
 /// A share's signature, tagged with the share's index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Partial<G> {
-    /// The signer's share index (operator position + 1).
+    /// The signer's share index (operator index + 1).
     pub index: ShareIndex,
     /// The signature.
     pub signature: G,
@@ -62,7 +62,7 @@ pub trait SignatureScheme: Clone + Debug + Send + Sync + 'static {
     /// Whether `signature` over `message` verifies under `key`.
     fn verify(key: &Self::PublicKey, message: &[u8], signature: &Self::Signature) -> bool;
 
-    /// The positions in `checks` that do not verify (all are checked
+    /// The indices in `checks` of the signatures that do not verify (all are checked
     /// together where the scheme allows; `rng` draws the batch weights).
     fn find_invalid<R: RngCore + CryptoRng>(checks: &[Check<'_, Self>], rng: &mut R) -> Vec<usize>;
 

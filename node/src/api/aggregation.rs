@@ -240,9 +240,9 @@ pub(super) async fn aggregate_and_proofs<E: EthSpec>(
             failures,
         });
     }
-    let positions: Vec<usize> = (0..signed.len()).collect();
+    let request_indices: Vec<usize> = (0..signed.len()).collect();
     answer_submission(
         state.ask(VcRequest::AggregateAndProofs(signed)).await,
-        &positions,
+        &request_indices,
     )
 }

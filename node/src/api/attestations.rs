@@ -85,9 +85,9 @@ pub(super) fn single_attestation(a: SingleAttestation) -> Result<VcAttestation, 
 pub(super) fn base_attestation<E: EthSpec>(a: AttestationBase<E>) -> Result<VcAttestation, String> {
     let mut set = a.aggregation_bits.iter().enumerate().filter(|(_, b)| *b);
     match (set.next(), set.next()) {
-        (Some((position, _)), None) => Ok(VcAttestation {
+        (Some((in_committee, _)), None) => Ok(VcAttestation {
             data: a.data,
-            attester: Attester::Position(position as u64),
+            attester: Attester::ValidatorCommitteeIndex(in_committee as u64),
             committee_index: a.data.index,
             signature: a.signature,
         }),
@@ -139,9 +139,9 @@ pub(super) async fn submit_attestations<E: EthSpec>(
             failures,
         });
     }
-    let positions: Vec<usize> = attestations.iter().map(|(i, _)| *i).collect();
+    let request_indices: Vec<usize> = attestations.iter().map(|(i, _)| *i).collect();
     let request = VcRequest::Attestations(attestations.into_iter().map(|(_, a)| a).collect());
-    answer_submission(state.ask(request).await, &positions)
+    answer_submission(state.ask(request).await, &request_indices)
 }
 
 #[cfg(test)]
@@ -215,7 +215,7 @@ mod tests {
         assert!(matches!(
             &items[0],
             Ok(VcAttestation {
-                attester: Attester::Position(2),
+                attester: Attester::ValidatorCommitteeIndex(2),
                 ..
             })
         ));

@@ -52,10 +52,10 @@ pub(super) async fn register_validator<E: EthSpec>(
             Ok(registrations) => registrations,
             Err(response) => return response,
         };
-    let positions: Vec<usize> = (0..registrations.len()).collect();
+    let request_indices: Vec<usize> = (0..registrations.len()).collect();
     answer_submission(
         state.ask(VcRequest::Registrations(registrations)).await,
-        &positions,
+        &request_indices,
     )
 }
 

@@ -300,15 +300,18 @@ impl<E: EthSpec> ApiState<E> {
     }
 }
 
+/// The answer to a list submission; the core names refused items by their
+/// index in what it was asked, `request_indices` maps them back to the
+/// client's list (the API may have left items out).
 fn answer_submission<E: EthSpec>(
     result: Result<VcResponse<E>, ApiFailure>,
-    positions: &[usize],
+    request_indices: &[usize],
 ) -> Response {
     match result {
         Ok(_) => StatusCode::OK.into_response(),
         Err(mut f) => {
             for (index, _) in &mut f.failures {
-                *index = positions.get(*index).copied().unwrap_or(*index);
+                *index = request_indices.get(*index).copied().unwrap_or(*index);
             }
             failure(f)
         }

@@ -40,10 +40,10 @@ pub(super) async fn submit_sync_messages<E: EthSpec>(
             failures,
         });
     }
-    let positions: Vec<usize> = (0..messages.len()).collect();
+    let request_indices: Vec<usize> = (0..messages.len()).collect();
     answer_submission(
         state.ask(VcRequest::SyncMessages(messages)).await,
-        &positions,
+        &request_indices,
     )
 }
 
@@ -119,9 +119,9 @@ pub(super) async fn contribution_and_proofs<E: EthSpec>(
             Ok(signed) => signed,
             Err(response) => return response,
         };
-    let positions: Vec<usize> = (0..signed.len()).collect();
+    let request_indices: Vec<usize> = (0..signed.len()).collect();
     answer_submission(
         state.ask(VcRequest::ContributionAndProofs(signed)).await,
-        &positions,
+        &request_indices,
     )
 }

@@ -676,12 +676,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 (m.aggregator_index, m.aggregate.data.slot, m.selection_proof)
             }
         };
-        let position = *self
+        let cluster_index = *self
             .scheduler
             .indices
             .get(&index)
             .ok_or_else(|| format!("validator {index} is not a validator of this cluster"))?;
-        let validator = self.cluster.group_bytes[position];
+        let validator = self.cluster.group_bytes[cluster_index];
         let expected = self.aggregate_and_proof(slot, validator)?;
         let expected_proof = match &expected {
             AggregateAndProof::Base(m) => m.selection_proof,
@@ -704,7 +704,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         );
         Ok(Some(OwnPartial::new(
             Duty::new(slot, DutyType::Aggregator),
-            position,
+            cluster_index,
             root,
             signed.signature,
         )))
@@ -717,12 +717,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     ) -> Result<Option<OwnPartial>, String> {
         let message = &signed.message;
         let index = message.aggregator_index;
-        let position = *self
+        let cluster_index = *self
             .scheduler
             .indices
             .get(&index)
             .ok_or_else(|| format!("validator {index} is not a validator of this cluster"))?;
-        let validator = self.cluster.group_bytes[position];
+        let validator = self.cluster.group_bytes[cluster_index];
         let slot = message.contribution.slot;
         let expected =
             self.contribution_and_proof(slot, validator, message.contribution.subcommittee_index)?;
@@ -742,7 +742,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         );
         Ok(Some(OwnPartial::new(
             Duty::new(slot, DutyType::SyncContribution),
-            position,
+            cluster_index,
             root,
             signed.signature,
         )))

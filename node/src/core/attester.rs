@@ -337,9 +337,9 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             .and_then(|duties| {
                 duties.iter().find(|d| match attestation.attester {
                     Attester::Index(index) => d.validator_index == index,
-                    Attester::Position(position) => {
+                    Attester::ValidatorCommitteeIndex(in_committee) => {
                         d.committee_index == attestation.committee_index
-                            && d.validator_committee_index == position
+                            && d.validator_committee_index == in_committee
                     }
                 })
             })
@@ -376,10 +376,10 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             self.cluster.genesis_validators_root,
             &decided,
         );
-        let position = self.cluster.by_group[&attester.pubkey];
+        let cluster_index = self.cluster.by_group[&attester.pubkey];
         Ok(Some(OwnPartial::new(
             duty,
-            position,
+            cluster_index,
             root,
             attestation.signature,
         )))

@@ -28,9 +28,9 @@ pub(super) struct Cluster<S: SignatureScheme> {
     pub(super) slot_ms: u64,
     pub(super) slots_per_epoch: u64,
     pub(super) validators: Vec<ValidatorKeys<S>>,
-    /// The validators' group keys, by position in the cluster.
+    /// The validators' group keys, by cluster index.
     pub(super) group_bytes: Vec<PublicKeyBytes>,
-    /// The position in the cluster of each group key.
+    /// The cluster index of each group key.
     pub(super) by_group: BTreeMap<PublicKeyBytes, usize>,
     pub(super) defects: Defects,
 }
@@ -122,9 +122,12 @@ impl<S: SignatureScheme> Cluster<S> {
     }
 
     /// This operator's share index and public share of a validator.
-    pub(super) fn own_share(&self, position: usize) -> (ShareIndex, &S::PublicKey) {
+    pub(super) fn own_share(&self, cluster_index: usize) -> (ShareIndex, &S::PublicKey) {
         let index = ShareIndex::new(u64::from(self.me.0) + 1).unwrap_or_else(|_| unreachable!());
-        (index, &self.validators[position].shares[self.me.as_usize()])
+        (
+            index,
+            &self.validators[cluster_index].shares[self.me.as_usize()],
+        )
     }
 }
 

@@ -26,7 +26,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         signed: &SignedVoluntaryExit,
     ) -> Result<Option<OwnPartial>, String> {
         let exit = &signed.message;
-        let position = *self
+        let cluster_index = *self
             .scheduler
             .indices
             .get(&exit.validator_index)
@@ -53,10 +53,10 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             exit,
             self.scheduler.current_slot.unwrap_or(Slot(0)),
         );
-        self.track_unbound(now_ms, duty, self.cluster.group_bytes[position]);
+        self.track_unbound(now_ms, duty, self.cluster.group_bytes[cluster_index]);
         Ok(Some(OwnPartial::new(
             duty,
-            position,
+            cluster_index,
             root,
             signed.signature,
         )))

@@ -69,8 +69,8 @@ struct Ready<S: SignatureScheme> {
 /// A partial signature of the own validator client, before it is checked.
 pub(super) struct OwnPartial {
     pub(super) duty: Duty,
-    /// The validator's position in the cluster.
-    pub(super) position: usize,
+    /// The validator's cluster index.
+    pub(super) cluster_index: usize,
     pub(super) root: Root,
     pub(super) signature: SignatureBytes,
     /// The head a sync-committee message signs.
@@ -79,10 +79,15 @@ pub(super) struct OwnPartial {
 
 impl OwnPartial {
     /// A partial over `root` that carries nothing besides.
-    pub(super) fn new(duty: Duty, position: usize, root: Root, signature: SignatureBytes) -> Self {
+    pub(super) fn new(
+        duty: Duty,
+        cluster_index: usize,
+        root: Root,
+        signature: SignatureBytes,
+    ) -> Self {
         OwnPartial {
             duty,
-            position,
+            cluster_index,
             root,
             signature,
             block_root: None,
@@ -129,7 +134,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 let own = &owns[*k];
                 Check {
                     message: own.root.as_slice(),
-                    public_key: &self.cluster.validators[own.position].shares[me],
+                    public_key: &self.cluster.validators[own.cluster_index].shares[me],
                     signature,
                 }
             })
@@ -139,13 +144,13 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         for (j, (k, signature)) in decoded.into_iter().enumerate() {
             let OwnPartial {
                 duty,
-                position,
+                cluster_index,
                 root,
                 block_root,
                 ..
             } = owns[k];
-            let (index, share) = self.cluster.own_share(position);
-            let validator = self.cluster.group_bytes[position];
+            let (index, share) = self.cluster.own_share(cluster_index);
+            let validator = self.cluster.group_bytes[cluster_index];
             if invalid.contains(&j) {
                 results[k] = Err(format!(
                     "the signature does not verify under this operator's share {} of validator {validator}",
@@ -261,7 +266,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         struct Decoded<G> {
             duty: Duty,
             validator: PublicKeyBytes,
-            position: usize,
+            cluster_index: usize,
             root: Root,
             signature: G,
             block_root: Option<Root>,
@@ -276,7 +281,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                     continue;
                 }
             };
-            let Some(&position) = self.cluster.by_group.get(&validator) else {
+            let Some(&cluster_index) = self.cluster.by_group.get(&validator) else {
                 actions.push(dropped(from, PartialRejection::UnknownValidator));
                 continue;
             };
@@ -372,7 +377,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             decoded.push(Decoded {
                 duty: message.duty,
                 validator,
-                position,
+                cluster_index,
                 root,
                 signature,
                 block_root,
@@ -386,7 +391,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             .iter()
             .map(|d| Check {
                 message: d.root.as_slice(),
-                public_key: &self.cluster.validators[d.position].shares[from.as_usize()],
+                public_key: &self.cluster.validators[d.cluster_index].shares[from.as_usize()],
                 signature: &d.signature,
             })
             .collect();
@@ -421,7 +426,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     }
 }
 
-/// The positions of the partials in `checks` that do not verify, checked
+/// The indices in `checks` of the partials that do not verify, checked
 /// in one batch (none are checked with the deliberate defect that skips
 /// them).
 fn invalid_partials<S: SignatureScheme>(

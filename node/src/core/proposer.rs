@@ -356,7 +356,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             ))));
             return;
         }
-        let position = self.cluster.by_group[&proposer.key];
+        let cluster_index = self.cluster.by_group[&proposer.key];
         let root = roots::randao(
             &self.cluster.network,
             self.cluster.genesis_validators_root,
@@ -365,7 +365,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let mut outgoing = Vec::new();
         let own = OwnPartial::new(
             Duty::new(slot, DutyType::Randao),
-            position,
+            cluster_index,
             root,
             randao_reveal,
         );
@@ -532,7 +532,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 "the block differs from the one the cluster decided",
             ));
         }
-        let position = self
+        let cluster_index = self
             .scheduler
             .indices
             .get(&facts.proposer)
@@ -549,7 +549,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let mut outgoing = Vec::new();
         let own = OwnPartial::new(
             Duty::new(slot, DutyType::Proposer),
-            position,
+            cluster_index,
             root,
             signature,
         );

@@ -57,12 +57,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     /// Where a validator's execution fees go: its current builder
     /// registration's fee recipient (the lock's, until the cluster signs a
     /// new one), or the lock's.
-    pub(super) fn fee_recipient(&self, position: usize) -> Option<ExecutionAddress> {
+    pub(super) fn fee_recipient(&self, cluster_index: usize) -> Option<ExecutionAddress> {
         self.registrations
             .current
-            .get(&self.cluster.group_bytes[position])
+            .get(&self.cluster.group_bytes[cluster_index])
             .map(|r| r.message.fee_recipient)
-            .or(self.cluster.validators[position].fee_recipient)
+            .or(self.cluster.validators[cluster_index].fee_recipient)
     }
 
     /// The duty a new registration is combined under: the epoch of its
@@ -89,7 +89,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     ) -> Result<Option<OwnPartial>, String> {
         let message = &signed.message;
         let root = roots::validator_registration(&self.cluster.network, message);
-        if let Some(&position) = self.cluster.by_group.get(&message.pubkey) {
+        if let Some(&cluster_index) = self.cluster.by_group.get(&message.pubkey) {
             if message.timestamp.saturating_mul(1000) > now_ms {
                 return Err(format!(
                     "the registration's timestamp {} is in the future: the operators agree on one that has passed",
@@ -103,13 +103,13 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             self.track_unbound(now_ms, duty, message.pubkey);
             return Ok(Some(OwnPartial::new(
                 duty,
-                position,
+                cluster_index,
                 root,
                 signed.signature,
             )));
         }
         let me = self.cluster.me.as_usize();
-        let position = self
+        let cluster_index = self
             .cluster
             .validators
             .iter()
@@ -122,7 +122,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             })?;
         let signature = S::decode_signature(signed.signature.as_slice())?;
         if !S::verify(
-            &self.cluster.validators[position].shares[me],
+            &self.cluster.validators[cluster_index].shares[me],
             root.as_slice(),
             &signature,
         ) {

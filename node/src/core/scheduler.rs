@@ -30,7 +30,7 @@ pub(super) enum Lookup {
 
 /// The duties of the cluster's validators and what is known of them.
 pub(super) struct Scheduler<S: SignatureScheme> {
-    /// The position in the cluster of each validator index.
+    /// The cluster index of each validator index.
     pub(super) indices: BTreeMap<ValidatorIndex, usize>,
     pub(super) index_of: BTreeMap<PublicKeyBytes, ValidatorIndex>,
     indices_requested_ms: Option<u64>,
@@ -132,8 +132,8 @@ impl<S: SignatureScheme> Scheduler<S> {
         by_group: &BTreeMap<PublicKeyBytes, usize>,
     ) {
         for (key, index) in found {
-            if let Some(&position) = by_group.get(&key) {
-                self.indices.insert(index, position);
+            if let Some(&cluster_index) = by_group.get(&key) {
+                self.indices.insert(index, cluster_index);
                 self.index_of.insert(key, index);
             }
         }
@@ -288,8 +288,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         self.scheduler
             .indices
             .iter()
-            .filter_map(|(index, position)| {
-                self.fee_recipient(*position)
+            .filter_map(|(index, cluster_index)| {
+                self.fee_recipient(*cluster_index)
                     .map(|fee_recipient| ProposerPreparation {
                         validator_index: *index,
                         fee_recipient,
@@ -329,7 +329,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             .proposers
             .retain(|slot, _| slot.epoch(spe) != epoch);
         for duty in duties {
-            let Some(&position) = self.cluster.by_group.get(&duty.pubkey) else {
+            let Some(&cluster_index) = self.cluster.by_group.get(&duty.pubkey) else {
                 continue;
             };
             if duty.slot.epoch(spe) != epoch {
@@ -338,8 +338,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             let proposer = Proposer {
                 index: duty.validator_index,
                 key: duty.pubkey,
-                group: self.cluster.validators[position].group.clone(),
-                fee_recipient: self.fee_recipient(position),
+                group: self.cluster.validators[cluster_index].group.clone(),
+                fee_recipient: self.fee_recipient(cluster_index),
             };
             self.scheduler.proposers.insert(duty.slot, proposer);
         }

@@ -50,7 +50,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         &mut self,
         message: &SyncCommitteeMessage,
     ) -> Result<Option<OwnPartial>, String> {
-        let position = *self
+        let cluster_index = *self
             .scheduler
             .indices
             .get(&message.validator_index)
@@ -63,7 +63,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         if !self
             .scheduler
             .sync_members_at(message.slot, self.cluster.slots_per_epoch)
-            .contains(&self.cluster.group_bytes[position])
+            .contains(&self.cluster.group_bytes[cluster_index])
         {
             return Err(format!(
                 "validator {} is not in the sync committee at slot {}",
@@ -79,7 +79,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let duty = Duty::new(message.slot, DutyType::SyncMessage);
         Ok(Some(OwnPartial {
             duty,
-            position,
+            cluster_index,
             root,
             signature: message.signature,
             block_root: Some(message.beacon_block_root),

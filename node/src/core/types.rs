@@ -37,7 +37,7 @@ use crate::value::DutyValue;
 pub struct ValidatorKeys<S: SignatureScheme = Bls> {
     /// The group public key (the validator's key on chain).
     pub group: S::PublicKey,
-    /// Operator i's public share at position i (share index i + 1).
+    /// Operator i's public share at index i (share index i + 1).
     pub shares: Vec<S::PublicKey>,
     /// Where its blocks' execution fees must go (from the lock), if fixed.
     pub fee_recipient: Option<ExecutionAddress>,
@@ -323,8 +323,9 @@ pub struct VcSigned<T> {
 pub struct VcAttestation {
     /// The vote.
     pub data: AttestationData,
-    /// Who signed: by index (Electra's `SingleAttestation`) or by position
-    /// in the committee (the single bit of a phase-0 `Attestation`).
+    /// Who signed: by validator index (Electra's `SingleAttestation`) or
+    /// by its index in the committee (the single bit of a phase-0
+    /// `Attestation`).
     pub attester: Attester,
     /// The committee (Electra: `committee_index`; before: `data.index`).
     pub committee_index: CommitteeIndex,
@@ -337,8 +338,9 @@ pub struct VcAttestation {
 pub enum Attester {
     /// The validator index.
     Index(ValidatorIndex),
-    /// The position in the committee.
-    Position(u64),
+    /// The validator's index in its committee (the beacon API's
+    /// `validator_committee_index`).
+    ValidatorCommitteeIndex(u64),
 }
 
 /// The core's answer to a validator-client request.
@@ -373,7 +375,8 @@ pub struct ApiFailure {
     pub status: u16,
     /// What went wrong.
     pub message: String,
-    /// For list submissions: the position of each refused item and why.
+    /// For list submissions: the index of each refused item in the
+    /// request and why.
     pub failures: Vec<(usize, String)>,
 }
 

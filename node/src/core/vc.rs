@@ -178,8 +178,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 indices
                     .into_iter()
                     .map(|index| {
-                        let position = self.scheduler.indices.get(&index)?;
-                        self.fee_recipient(*position)
+                        let cluster_index = self.scheduler.indices.get(&index)?;
+                        self.fee_recipient(*cluster_index)
                     })
                     .collect(),
             )),
@@ -187,8 +187,8 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 queries
                     .into_iter()
                     .map(|(slot, index)| {
-                        let position = self.scheduler.indices.get(&index)?;
-                        self.is_cluster_aggregator(slot, self.cluster.group_bytes[*position])
+                        let cluster_index = self.scheduler.indices.get(&index)?;
+                        self.is_cluster_aggregator(slot, self.cluster.group_bytes[*cluster_index])
                     })
                     .collect(),
             )),
@@ -248,7 +248,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
 
     /// Takes a validator client's list of partially signed objects: each is
     /// checked and made to count on its own; the good ones go to the peers
-    /// in one batch, the refused ones are named by position.
+    /// in one batch, the refused ones are named by their index in the request.
     /// Checks each item of a validator client's request with `check`,
     /// then verifies and accepts the partials of those that passed in one
     /// batch. `check` gives `None` for an item that needs nothing further.
@@ -343,7 +343,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let mut outgoing = Vec::new();
         let mut needed = Vec::with_capacity(items.len());
         for (i, (index, slot, root, kind, proof)) in items.into_iter().enumerate() {
-            let Some(&position) = self.scheduler.indices.get(&index) else {
+            let Some(&cluster_index) = self.scheduler.indices.get(&index) else {
                 failures.push((
                     i,
                     format!("validator {index} is not a validator of this cluster"),
@@ -355,9 +355,9 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 continue;
             }
             let duty = Duty::new(slot, kind);
-            let own = OwnPartial::new(duty, position, root, proof);
+            let own = OwnPartial::new(duty, cluster_index, root, proof);
             match self.accept_own_partial(own, &mut outgoing, actions) {
-                Ok(()) => needed.push((duty, self.cluster.group_bytes[position], root)),
+                Ok(()) => needed.push((duty, self.cluster.group_bytes[cluster_index], root)),
                 Err(reason) => failures.push((i, reason)),
             }
         }

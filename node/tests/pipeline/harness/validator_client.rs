@@ -96,7 +96,7 @@ impl Cluster {
                 attester: if electra {
                     Attester::Index(d.validator_index)
                 } else {
-                    Attester::Position(d.validator_committee_index)
+                    Attester::ValidatorCommitteeIndex(d.validator_committee_index)
                 },
                 committee_index: d.committee_index,
                 signature: self.partial(node, i, root),

@@ -443,7 +443,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                         attester: if electra {
                             Attester::Index(duty.validator_index)
                         } else {
-                            Attester::Position(duty.validator_committee_index)
+                            Attester::ValidatorCommitteeIndex(duty.validator_committee_index)
                         },
                         committee_index: duty.committee_index,
                         signature: self.vc_sign(node, duty.validator_index.0 as usize, root),
