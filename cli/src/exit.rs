@@ -14,9 +14,10 @@ use clap::Args;
 use phalanx_dkg::files::{read_keystore, KEYS_DIR, LOCK_FILE};
 use phalanx_dkg::lock::ClusterLock;
 use phalanx_eth::client::{BeaconNodeClient, Timeouts};
-use phalanx_eth::signing::{compute_signing_root, voluntary_exit_domain};
+use phalanx_eth::config::UnknownFork;
+use phalanx_eth::signing::roots;
 use phalanx_eth::validator::{SignedVoluntaryExit, VoluntaryExit};
-use phalanx_eth::{Epoch, ForkName, PublicKeyBytes, SignatureBytes};
+use phalanx_eth::{Epoch, PublicKeyBytes, SignatureBytes, Slot};
 use phalanx_p2p::{NodeKey, NODE_KEY_FILE};
 
 /// Which operator signs for which validator, and through which node.
@@ -97,19 +98,20 @@ pub(crate) async fn exit(args: ExitArgs) -> Result<()> {
         epoch,
         validator_index: record.index,
     };
-    let fork = network
-        .fork_at(current)
-        .map_err(|name| anyhow::anyhow!("the chain is in fork {name}, unknown to this build"))?;
-    let capella = network
-        .fork_version(ForkName::Capella)
-        .unwrap_or_else(|| network.fork_version_at(epoch));
-    let domain = voluntary_exit_domain(
-        fork,
-        network.fork_version_at(epoch),
-        capella,
+    // The exit is signed as the chain verifies it now: a fork unknown to
+    // this build is refused rather than signed in the latest's layout.
+    let current_slot = Slot(current.0.saturating_mul(network.slots_per_epoch()));
+    network
+        .fork_at_slot(current_slot)
+        .map_err(|UnknownFork(name)| {
+            anyhow::anyhow!("the chain is in fork {name}, unknown to this build")
+        })?;
+    let root = roots::voluntary_exit(
+        &network,
         genesis.genesis_validators_root,
+        &message,
+        current_slot,
     );
-    let root = compute_signing_root(&message, domain);
     let signature = SignatureBytes::from(share.sign(root.as_slice()).to_bytes());
     client
         .submit_voluntary_exit(&SignedVoluntaryExit { message, signature })
