@@ -648,6 +648,20 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_is_in_the_fork_scheduled_for_its_epoch() {
+        let network = NetworkConfig::built_in("mainnet").expect("mainnet");
+        let slots_per_epoch = network.slots_per_epoch();
+        let at_epoch = |epoch: u64| network.layout_fork_at_slot(Slot(epoch * slots_per_epoch));
+        assert_eq!(at_epoch(0), ForkName::Phase0);
+        assert_eq!(at_epoch(364_032), ForkName::Electra);
+        assert_eq!(
+            network.fork_at_slot(Slot(364_032 * slots_per_epoch - 1)),
+            Ok(ForkName::Deneb)
+        );
+        assert_eq!(at_epoch(411_392), ForkName::Fulu);
+    }
+
+    #[test]
     fn slot_times_round_trip() {
         let network = NetworkConfig::devnet(ForkName::Electra, 2_000);
         let genesis = 1_700_000_000_000;

@@ -215,6 +215,7 @@ mod tests {
     use super::*;
     use axum::routing::post;
     use axum::Router;
+    use phalanx_eth::block_contents::{BYTES_PER_BLOB, BYTES_PER_PROOF};
 
     #[test]
     fn ssz_is_served_only_when_preferred() {
@@ -294,7 +295,7 @@ mod tests {
         let mainnet = NetworkConfig::built_in("mainnet").expect("mainnet");
         let blobs = mainnet.max_blobs_per_block_ever() as usize;
         // A Fulu block's blobs and cell proofs as JSON hex strings.
-        let per_blob = 2 * 131_072 + 4 + 128 * (2 * 48 + 4);
+        let per_blob = 2 * BYTES_PER_BLOB + 4 + 128 * (2 * BYTES_PER_PROOF + 4);
         assert!(body_limit(&mainnet) > blobs * per_blob + (2 << 20));
         assert!(body_limit(&mainnet) < 64 << 20);
     }

@@ -41,7 +41,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use phalanx_eth::client::BeaconNodeClient;
-use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::config::{NetworkConfig, UnknownFork};
 use phalanx_eth::{EthSpec, ForkName, PublicKeyBytes, Slot};
 use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, oneshot};
@@ -295,8 +295,10 @@ impl<E: EthSpec> ApiState<E> {
 
     fn fork_at(&self, slot: Slot) -> Result<ForkName, Response> {
         self.network
-            .fork_at(slot.epoch(self.network.slots_per_epoch()))
-            .map_err(|name| error(500, format!("fork {name} is unknown to this build")))
+            .fork_at_slot(slot)
+            .map_err(|UnknownFork(name)| {
+                error(500, format!("fork {name} is unknown to this build"))
+            })
     }
 }
 

@@ -233,8 +233,7 @@ pub(super) fn submission_deadline_ms(
     owners
         .iter()
         .map(|(duty, _)| {
-            let start =
-                genesis_ms.saturating_add(duty.slot.0.saturating_mul(network.slot_duration_ms));
+            let start = network.slot_start_ms(genesis_ms, duty.slot);
             let deadline = duty_timing(duty.kind, slot, slots_per_epoch).deadline;
             start.saturating_add(deadline.as_millis() as u64)
         })

@@ -8,7 +8,7 @@ use phalanx_eth::{
     CommitteeIndex, Epoch, EthSpec, PublicKeyBytes, Root, SignatureBytes, ValidatorIndex,
 };
 
-use super::{fork_at_slot, Driver};
+use super::Driver;
 use crate::core::Event;
 use crate::duty::Duty;
 
@@ -120,7 +120,9 @@ impl<E: EthSpec> Driver<E> {
     /// layout of the slot's fork.
     pub(super) fn fetch_aggregates(&self, duty: Duty, requests: Vec<(CommitteeIndex, Root)>) {
         let (client, events) = (self.client.clone(), self.events.clone());
-        let fork = fork_at_slot(&self.network, duty.slot);
+        // The aggregates' layout is needed regardless: a fork unknown to
+        // this build reads as the latest known.
+        let fork = self.network.layout_fork_at_slot(duty.slot);
         tokio::spawn(async move {
             let mut aggregates = Vec::with_capacity(requests.len());
             let mut failure = None;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use phalanx_eth::client::BeaconNodeClient;
 use phalanx_eth::config::NetworkConfig;
-use phalanx_eth::{EthSpec, ForkName, Slot};
+use phalanx_eth::EthSpec;
 use phalanx_p2p::{Network, PeerId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -138,9 +138,7 @@ impl<E: EthSpec> Driver<E> {
 
     /// Records when into its slot a combined object went to the beacon node.
     fn observe_broadcast(&self, duty: Duty) {
-        let slot_start = self
-            .genesis_ms
-            .saturating_add(duty.slot.0.saturating_mul(self.network.slot_duration_ms));
+        let slot_start = self.network.slot_start_ms(self.genesis_ms, duty.slot);
         self.metrics
             .broadcast_delay
             .get_or_create(&TypeLabels {
@@ -154,31 +152,5 @@ impl<E: EthSpec> Driver<E> {
         for (_, timer) in self.timers.drain() {
             timer.abort();
         }
-    }
-}
-
-/// The fork in force at `slot`, the last known one for slots beyond this
-/// build's schedule. The one place the driver derives a slot's fork.
-fn fork_at_slot(network: &NetworkConfig, slot: Slot) -> ForkName {
-    let epoch = slot.epoch(network.slots_per_epoch());
-    network.fork_at(epoch).unwrap_or(ForkName::Fulu)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_slot_is_in_the_fork_scheduled_for_its_epoch() {
-        let network = NetworkConfig::built_in("mainnet").expect("mainnet");
-        let slots_per_epoch = network.slots_per_epoch();
-        let at_epoch = |epoch: u64| fork_at_slot(&network, Slot(epoch * slots_per_epoch));
-        assert_eq!(at_epoch(0), ForkName::Phase0);
-        assert_eq!(at_epoch(364_032), ForkName::Electra);
-        assert_eq!(
-            fork_at_slot(&network, Slot(364_032 * slots_per_epoch - 1)),
-            ForkName::Deneb
-        );
-        assert_eq!(at_epoch(411_392), ForkName::Fulu);
     }
 }
