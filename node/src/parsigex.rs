@@ -34,12 +34,19 @@ pub struct PartialBatch(pub Vec<PartialMessage>);
 /// The most partials in one batch: every validator of a large cluster.
 pub const MAX_PARTIALS_PER_BATCH: usize = 20_000;
 
+/// The partial-signature protocol's name on p2p.
+pub const PARSIGEX_PROTOCOL_NAME: &str = "parsigex";
+/// The partial-signature protocol's version; a change of
+/// [`PartialMessage`]'s encoding takes a new one (1.1.0 added the
+/// registration).
+pub const PARSIGEX_PROTOCOL_VERSION: &str = "1.1.0";
+
 /// The protocol, sized for [`MAX_PARTIALS_PER_BATCH`] partials of about
 /// 240 bytes each, or about 330 with a registration.
 pub fn parsigex_protocol() -> Protocol {
     Protocol {
-        name: "parsigex",
-        version: "1.1.0",
+        name: PARSIGEX_PROTOCOL_NAME,
+        version: PARSIGEX_PROTOCOL_VERSION,
         max_size: MAX_PARTIALS_PER_BATCH * 384,
         queue_per_peer: 1024,
     }

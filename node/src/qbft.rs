@@ -3,7 +3,7 @@
 //! the consensus protocol on p2p.
 
 use phalanx_consensus::{MessageSignature, OperatorIndex, Signer, Verifier};
-use phalanx_eth::block_contents::BYTES_PER_BLOB;
+use phalanx_eth::block_contents::{BYTES_PER_BLOB, BYTES_PER_PROOF};
 use phalanx_p2p::{NodeKey, Protocol};
 
 /// Signs consensus messages with the operator's node key (secp256k1).
@@ -35,6 +35,12 @@ impl Verifier for LockVerifier {
     }
 }
 
+/// The consensus protocol's name on p2p.
+pub const CONSENSUS_PROTOCOL_NAME: &str = "qbft";
+/// The consensus protocol's version; a change of its messages' encoding
+/// takes a new one.
+pub const CONSENSUS_PROTOCOL_VERSION: &str = "1.0.0";
+
 /// Fulu's cell proofs per blob (CELLS_PER_EXT_BLOB), 48 bytes each.
 const CELL_PROOFS_PER_BLOB: usize = 128;
 /// The largest block the node accepts in consensus besides its blobs: an
@@ -49,10 +55,10 @@ const MAX_BLOCK_WITHOUT_BLOBS: usize = 16 << 20;
 /// justification, which carries hashes only).
 pub fn consensus_protocol(max_blobs_per_block: u64) -> Protocol {
     let blobs = usize::try_from(max_blobs_per_block).unwrap_or(usize::MAX / 2);
-    let per_blob = BYTES_PER_BLOB + CELL_PROOFS_PER_BLOB * 48 + 48;
+    let per_blob = BYTES_PER_BLOB + CELL_PROOFS_PER_BLOB * BYTES_PER_PROOF + BYTES_PER_PROOF;
     Protocol {
-        name: "qbft",
-        version: "1.0.0",
+        name: CONSENSUS_PROTOCOL_NAME,
+        version: CONSENSUS_PROTOCOL_VERSION,
         max_size: MAX_BLOCK_WITHOUT_BLOBS.saturating_add(blobs.saturating_mul(per_blob)),
         queue_per_peer: 1024,
     }

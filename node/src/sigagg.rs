@@ -40,8 +40,9 @@ pub struct Combination<'a, S: SignatureScheme> {
     pub message: &'a [u8],
 }
 
-/// [`aggregate`] for many validators at once: each is combined on its own,
-/// and the combined signatures are verified in one batch (signatures over
+/// Combines the partials of many validators: each validator's on its own
+/// (by [`SignatureScheme::combine`]), and the combined signatures are
+/// verified in one batch (signatures over
 /// one signing root share a pairing). A bad one is still named: its result
 /// is [`AggregationError::Invalid`], the others' are unaffected.
 pub fn aggregate_all<S: SignatureScheme, R: RngCore + CryptoRng>(
