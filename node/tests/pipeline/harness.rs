@@ -15,10 +15,7 @@ use phalanx_crypto::{PublicKey, SecretKey};
 use phalanx_eth::api::{ProposerDuty, SyncDuty};
 use phalanx_eth::block_contents::ProducedBlockData;
 use phalanx_eth::config::NetworkConfig;
-use phalanx_eth::signing::compute_signing_root;
-use phalanx_eth::{
-    DomainType, Epoch, ForkName, MinimalEthSpec, PublicKeyBytes, Root, SignatureBytes, Slot,
-};
+use phalanx_eth::{ForkName, MinimalEthSpec, PublicKeyBytes, Root, SignatureBytes, Slot};
 use phalanx_node::core::{
     Action, Core, CoreConfig, Defects, Event, Submission, ValidatorKeys, VcRequest, VcResponse,
 };
@@ -227,16 +224,6 @@ impl Cluster {
             .fork_at(slot.epoch(SLOTS_PER_EPOCH))
             .expect("a known fork")
             .electra_enabled()
-    }
-
-    /// The signing root of `object` under the domain of `domain_type` at `epoch`.
-    pub(crate) fn signing_root(
-        &self,
-        domain_type: DomainType,
-        epoch: Epoch,
-        object: &impl TreeHash,
-    ) -> Root {
-        compute_signing_root(object, self.network.domain_at(domain_type, epoch, self.gvr))
     }
 
     /// Answers `node`'s action: as its beacon node, its peers or its

@@ -14,11 +14,7 @@ use phalanx_crypto::Signature;
 use phalanx_eth::attestation::{
     AggregateAndProof, AttestationData, BeaconCommitteeSelection, SyncCommitteeSelection,
 };
-use phalanx_eth::signing::{
-    compute_signing_root, DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_BEACON_ATTESTER,
-    DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
-};
-use phalanx_eth::sync_committee::SyncAggregatorSelectionData;
+use phalanx_eth::signing::roots;
 use phalanx_eth::{
     CommitteeIndex, Epoch, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot, ValidatorIndex,
 };
@@ -150,11 +146,7 @@ fn aggregates_and_contributions_combine_on_deneb_and_electra() {
                 (slot, m.aggregator_index)
             }
         };
-        let domain =
-            cluster
-                .network
-                .domain_at(DOMAIN_AGGREGATE_AND_PROOF, slot.epoch(8), cluster.gvr);
-        let root = compute_signing_root(&message.tree_hash_root(), domain);
+        let root = roots::aggregate_and_proof(&cluster.network, cluster.gvr, &message, slot);
         let signature = cluster.partial(0, (validator.0 - 100) as usize, root);
         let now = cluster.cores[0].slot_start_ms(slot) + SLOT_MS - 100;
         let actions = cluster.cores[0].handle(
@@ -178,13 +170,10 @@ fn aggregates_and_contributions_combine_on_deneb_and_electra() {
 
 /// Operator 0's own (uncombined) selection proof of a validator.
 fn own_selection_proof(cluster: &Cluster, slot: Slot, validator: ValidatorIndex) -> SignatureBytes {
-    let domain = cluster
-        .network
-        .domain_at(DOMAIN_SELECTION_PROOF, slot.epoch(8), cluster.gvr);
     cluster.partial(
         0,
         (validator.0 - 100) as usize,
-        compute_signing_root(&slot, domain),
+        roots::selection_proof(&cluster.network, cluster.gvr, slot),
     )
 }
 
@@ -259,10 +248,7 @@ fn bad_partials_are_refused_or_dropped_and_named() {
         committee_index: CommitteeIndex(1),
         signature,
     };
-    let domain = cluster
-        .network
-        .domain_at(DOMAIN_BEACON_ATTESTER, data.target.epoch, cluster.gvr);
-    let root = compute_signing_root(&data, domain);
+    let root = roots::attestation(&cluster.network, cluster.gvr, &data);
     let other_share = cluster.shares[1][1]
         .sign(root.as_slice())
         .signature
@@ -346,10 +332,7 @@ fn a_new_registration_combines_on_a_node_whose_operator_did_not_sign() {
         timestamp: GENESIS_MS / 1000 + 5,
         pubkey: PublicKeyBytes::from(cluster.groups[1].to_bytes()),
     };
-    let root = compute_signing_root(
-        &message,
-        phalanx_eth::signing::application_builder_domain(cluster.network.genesis_fork_version),
-    );
+    let root = roots::validator_registration(&cluster.network, &message);
     let partial = |operator: usize,
                    registration: &phalanx_eth::validator::ValidatorRegistration| {
         phalanx_node::parsigex::PartialMessage {
@@ -422,19 +405,9 @@ fn selection_proofs_combine_across_the_cluster() {
     cluster.run(GENESIS_MS, now, &[]);
     let slot = Slot(2);
     let (network, gvr, shares) = (cluster.network.clone(), cluster.gvr, cluster.shares.clone());
-    let selection_root = compute_signing_root(
-        &slot,
-        network.domain_at(DOMAIN_SELECTION_PROOF, slot.epoch(8), gvr),
-    );
-    let sync_root = |subcommittee_index| {
-        compute_signing_root(
-            &SyncAggregatorSelectionData {
-                slot,
-                subcommittee_index,
-            },
-            network.domain_at(DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF, slot.epoch(8), gvr),
-        )
-    };
+    let selection_root = roots::selection_proof(&network, gvr, slot);
+    let sync_root =
+        |subcommittee_index| roots::sync_selection_proof(&network, gvr, slot, subcommittee_index);
     let sign = |node: usize, root: Root| {
         SignatureBytes::from(shares[node][1].sign(root.as_slice()).signature.to_bytes())
     };

@@ -24,8 +24,8 @@ use phalanx_eth::signing::{
     DOMAIN_VOLUNTARY_EXIT,
 };
 use phalanx_eth::{
-    CommitteeIndex, Domain, DomainType, Epoch, EthSpec, ForkName, Gwei, PublicKeyBytes, Root,
-    SignatureBytes, Slot, ValidatorIndex,
+    CommitteeIndex, Epoch, EthSpec, ForkName, Gwei, PublicKeyBytes, Root, SignatureBytes, Slot,
+    ValidatorIndex,
 };
 use serde_json::Value;
 use ssz_types::typenum::Unsigned;
@@ -188,11 +188,6 @@ impl<E: EthSpec> Chain<E> {
     pub(super) fn is_finalized(&self, slot: Slot, current: Slot) -> bool {
         let (_, _, finalized) = self.finality(self.epoch(current));
         finalized.epoch.0 > 0 && slot <= self.start_slot(finalized.epoch)
-    }
-
-    pub(super) fn domain(&self, domain_type: DomainType, epoch: Epoch) -> Domain {
-        self.network
-            .domain_at(domain_type, epoch, self.genesis_validators_root)
     }
 
     pub(super) fn committees_per_slot(&self) -> u64 {

@@ -4,8 +4,8 @@
 
 use phalanx_crypto::{PublicKey, Signature};
 use phalanx_eth::attestation::{
-    AttestationBase, AttestationData, SignedAggregateAndProofBase, SignedAggregateAndProofElectra,
-    SingleAttestation,
+    AggregateAndProof, AttestationBase, AttestationData, SignedAggregateAndProofBase,
+    SignedAggregateAndProofElectra, SingleAttestation,
 };
 use phalanx_eth::block::BeaconBlock;
 use phalanx_eth::block_contents::{SignedBeaconBlock, SignedBlindedBeaconBlock};
@@ -13,20 +13,12 @@ use phalanx_eth::client::CONSENSUS_VERSION_HEADER;
 use phalanx_eth::selection::{
     is_aggregator, is_sync_committee_aggregator, SYNC_COMMITTEE_SUBNET_COUNT,
 };
-use phalanx_eth::signing::{
-    application_builder_domain, compute_signing_root, voluntary_exit_domain,
-    DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER,
-    DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_RANDAO, DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE,
-    DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
-};
-use phalanx_eth::sync_committee::{
-    SignedContributionAndProof, SyncAggregatorSelectionData, SyncCommitteeMessage,
-};
+use phalanx_eth::signing::roots;
+use phalanx_eth::sync_committee::{SignedContributionAndProof, SyncCommitteeMessage};
 use phalanx_eth::validator::{SignedValidatorRegistration, SignedVoluntaryExit};
 use phalanx_eth::{EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot};
 use serde_json::Value;
 use ssz_types::typenum::Unsigned;
-use tree_hash::TreeHash;
 
 use super::chain::Chain;
 use super::{Submission, SubmissionKind, ATTESTATION_PROPAGATION_SLOT_RANGE};
@@ -89,7 +81,7 @@ impl<E: EthSpec> Chain<E> {
     }
 
     fn attestation_signing_root(&self, data: &AttestationData) -> Root {
-        compute_signing_root(data, self.domain(DOMAIN_BEACON_ATTESTER, data.target.epoch))
+        roots::attestation(&self.network, self.genesis_validators_root, data)
     }
 
     /// A pre-Electra `Attestation` from one committee member.
@@ -207,7 +199,7 @@ impl<E: EthSpec> Chain<E> {
     }
 
     /// A signed aggregate and proof of either layout, taken apart.
-    pub(super) fn check_aggregate(&self, aggregate: AggregateParts, now_ms: u64) -> Checked {
+    pub(super) fn check_aggregate(&self, aggregate: AggregateParts<E>, now_ms: u64) -> Checked {
         let AggregateParts {
             aggregator,
             selection_proof,
@@ -216,13 +208,12 @@ impl<E: EthSpec> Chain<E> {
             bit_count,
             bits,
             aggregate_signature,
-            message_root,
+            message,
             signature,
             electra,
             declared,
         } = aggregate;
         let slot = data.slot;
-        let epoch = self.epoch(slot);
         let mut checked = Checked::new(
             self,
             SubmissionKind::Aggregate,
@@ -255,7 +246,7 @@ impl<E: EthSpec> Chain<E> {
                 ));
             }
             let proof_root =
-                compute_signing_root(&slot, self.domain(DOMAIN_SELECTION_PROOF, epoch));
+                roots::selection_proof(&self.network, self.genesis_validators_root, slot);
             if !self.verify(aggregator, proof_root, &selection_proof) {
                 checked.problem(format!(
                     "selection_proof is not validator {aggregator}'s signature of slot {slot}"
@@ -287,10 +278,8 @@ impl<E: EthSpec> Chain<E> {
         if let Some(late) = self.timing(slot, now_ms, ATTESTATION_PROPAGATION_SLOT_RANGE) {
             checked.problem(late);
         }
-        let signing_root = compute_signing_root(
-            &message_root,
-            self.domain(DOMAIN_AGGREGATE_AND_PROOF, epoch),
-        );
+        let signing_root =
+            roots::aggregate_and_proof(&self.network, self.genesis_validators_root, &message, slot);
         let valid = self.verify(aggregator, signing_root, &signature);
         checked.signed(signing_root, valid)
     }
@@ -326,9 +315,11 @@ impl<E: EthSpec> Chain<E> {
         if let Some(late) = self.timing(slot, now_ms, SYNC_PROPAGATION_SLOT_RANGE) {
             checked.problem(late);
         }
-        let signing_root = compute_signing_root(
-            &message.beacon_block_root,
-            self.domain(DOMAIN_SYNC_COMMITTEE, self.epoch(slot)),
+        let signing_root = roots::sync_committee_message(
+            &self.network,
+            self.genesis_validators_root,
+            slot,
+            message.beacon_block_root,
         );
         let valid = self.verify(validator, signing_root, &message.signature);
         let mut checked = checked.signed(signing_root, valid);
@@ -344,7 +335,6 @@ impl<E: EthSpec> Chain<E> {
         let message = &signed.message;
         let contribution = &message.contribution;
         let slot = contribution.slot;
-        let epoch = self.epoch(slot);
         let aggregator = message.aggregator_index.0;
         let subcommittee = contribution.subcommittee_index;
         let mut checked = Checked::new(
@@ -373,13 +363,11 @@ impl<E: EthSpec> Chain<E> {
                         "aggregator {aggregator} is not in sync subcommittee {subcommittee} at slot {slot}"
                     ));
                 }
-                let selection = SyncAggregatorSelectionData {
+                let proof_root = roots::sync_selection_proof(
+                    &self.network,
+                    self.genesis_validators_root,
                     slot,
-                    subcommittee_index: subcommittee,
-                };
-                let proof_root = compute_signing_root(
-                    &selection,
-                    self.domain(DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF, epoch),
+                    subcommittee,
                 );
                 if !self.verify(aggregator, proof_root, &message.selection_proof) {
                     checked.problem(format!(
@@ -397,9 +385,11 @@ impl<E: EthSpec> Chain<E> {
                     .zip(members)
                     .filter_map(|(set, &member)| set.then_some(member))
                     .collect();
-                let root = compute_signing_root(
-                    &contribution.beacon_block_root,
-                    self.domain(DOMAIN_SYNC_COMMITTEE, epoch),
+                let root = roots::sync_committee_message(
+                    &self.network,
+                    self.genesis_validators_root,
+                    slot,
+                    contribution.beacon_block_root,
                 );
                 if participants.is_empty() {
                     checked.problem("the contribution has no participant".to_string());
@@ -414,7 +404,7 @@ impl<E: EthSpec> Chain<E> {
             checked.problem(late);
         }
         let signing_root =
-            compute_signing_root(message, self.domain(DOMAIN_CONTRIBUTION_AND_PROOF, epoch));
+            roots::contribution_and_proof(&self.network, self.genesis_validators_root, message);
         let valid = self.verify(aggregator, signing_root, &signed.signature);
         checked.signed(signing_root, valid)
     }
@@ -465,7 +455,7 @@ impl<E: EthSpec> Chain<E> {
                 self.parent_root(slot)
             ));
         }
-        let randao_root = compute_signing_root(&epoch, self.domain(DOMAIN_RANDAO, epoch));
+        let randao_root = roots::randao(&self.network, self.genesis_validators_root, epoch);
         if !self.verify(proposer_index, randao_root, &randao_reveal) {
             checked.problem(format!(
                 "randao_reveal is not validator {proposer_index}'s signature of epoch {epoch}"
@@ -477,7 +467,7 @@ impl<E: EthSpec> Chain<E> {
         if let Some(late) = self.timing(slot, now_ms, BLOCK_PUBLICATION_SLOT_RANGE) {
             checked.problem(late);
         }
-        let signing_root = compute_signing_root(&root, self.domain(DOMAIN_BEACON_PROPOSER, epoch));
+        let signing_root = roots::block(&self.network, self.genesis_validators_root, slot, root);
         let valid = self.verify(proposer_index, signing_root, &signature);
         checked.signed(signing_root, valid)
     }
@@ -492,26 +482,25 @@ impl<E: EthSpec> Chain<E> {
             Some(validator),
             exit.signature,
         );
-        let current = self.epoch(self.slot_at(now_ms));
+        let now = self.slot_at(now_ms);
+        let current = self.epoch(now);
         if epoch > current {
             checked.problem(format!(
                 "the exit is valid from epoch {epoch}, after the current epoch {current}"
             ));
         }
         // A fork newer than this build knows exits like Deneb (EIP-7044).
-        let fork = self.network.fork_at(current).unwrap_or(ForkName::Fulu);
-        let capella = self.network.fork_version(ForkName::Capella);
-        if fork >= ForkName::Deneb && capella.is_none() {
+        let fork = self.network.layout_fork_at_slot(now);
+        if fork >= ForkName::Deneb && self.network.fork_version(ForkName::Capella).is_none() {
             checked
                 .problem("the network has no Capella fork version to sign exits with".to_string());
         }
-        let domain = voluntary_exit_domain(
-            fork,
-            self.network.fork_version_at(epoch),
-            capella.unwrap_or(self.network.genesis_fork_version),
+        let signing_root = roots::voluntary_exit(
+            &self.network,
             self.genesis_validators_root,
+            &exit.message,
+            now,
         );
-        let signing_root = compute_signing_root(&exit.message, domain);
         let valid = self.verify(validator, signing_root, &exit.signature);
         checked.signed(signing_root, valid)
     }
@@ -545,10 +534,7 @@ impl<E: EthSpec> Chain<E> {
                 message.timestamp
             ));
         }
-        let signing_root = compute_signing_root(
-            message,
-            application_builder_domain(self.network.genesis_fork_version),
-        );
+        let signing_root = roots::validator_registration(&self.network, message);
         let valid = PublicKey::from_bytes(message.pubkey.as_slice())
             .ok()
             .zip(Signature::from_bytes(registration.signature.as_slice()).ok())
@@ -558,7 +544,7 @@ impl<E: EthSpec> Chain<E> {
 }
 
 /// An aggregate and proof of either layout, taken apart for checking.
-pub(super) struct AggregateParts {
+pub(super) struct AggregateParts<E: EthSpec> {
     aggregator: u64,
     selection_proof: SignatureBytes,
     data: AttestationData,
@@ -568,18 +554,18 @@ pub(super) struct AggregateParts {
     /// Positions of the set aggregation bits.
     bits: Vec<usize>,
     aggregate_signature: SignatureBytes,
-    /// hash_tree_root of the `AggregateAndProof`.
-    message_root: Root,
+    /// The signed `AggregateAndProof`.
+    message: AggregateAndProof<E>,
     signature: SignatureBytes,
     electra: bool,
     declared: Option<ForkName>,
 }
 
-impl AggregateParts {
-    pub(super) fn base<E: EthSpec>(
+impl<E: EthSpec> AggregateParts<E> {
+    pub(super) fn base(
         signed: &SignedAggregateAndProofBase<E>,
         declared: Option<ForkName>,
-    ) -> AggregateParts {
+    ) -> AggregateParts<E> {
         let message = &signed.message;
         let aggregate = &message.aggregate;
         AggregateParts {
@@ -590,17 +576,17 @@ impl AggregateParts {
             bit_count: aggregate.aggregation_bits.len(),
             bits: set_bits(aggregate.aggregation_bits.iter()),
             aggregate_signature: aggregate.signature,
-            message_root: message.tree_hash_root(),
+            message: AggregateAndProof::Base(message.clone()),
             signature: signed.signature,
             electra: false,
             declared,
         }
     }
 
-    pub(super) fn electra<E: EthSpec>(
+    pub(super) fn electra(
         signed: &SignedAggregateAndProofElectra<E>,
         declared: Option<ForkName>,
-    ) -> AggregateParts {
+    ) -> AggregateParts<E> {
         let message = &signed.message;
         let aggregate = &message.aggregate;
         let committees = set_bits(aggregate.committee_bits.iter());
@@ -619,7 +605,7 @@ impl AggregateParts {
             bit_count: aggregate.aggregation_bits.len(),
             bits: set_bits(aggregate.aggregation_bits.iter()),
             aggregate_signature: aggregate.signature,
-            message_root: message.tree_hash_root(),
+            message: AggregateAndProof::Electra(message.clone()),
             signature: signed.signature,
             electra: true,
             declared,

@@ -1,19 +1,16 @@
 //! The signing root of every object the client signs, recomputed from the
-//! network config and genesis as a validator client does; kept in one
-//! place so that it can switch to the signing roots of `phalanx_eth`.
+//! network config and genesis as a validator client does, with the roots
+//! of `phalanx_eth::signing::roots`.
 
 use phalanx_eth::api::Genesis;
-use phalanx_eth::attestation::AttestationData;
-use phalanx_eth::config::NetworkConfig;
-use phalanx_eth::signing::{
-    application_builder_domain, compute_signing_root, DOMAIN_AGGREGATE_AND_PROOF,
-    DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_RANDAO,
-    DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE, DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
+use phalanx_eth::attestation::{
+    AggregateAndProof, AggregateAndProofBase, AggregateAndProofElectra, AttestationData,
 };
-use phalanx_eth::sync_committee::SyncAggregatorSelectionData;
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::signing::{application_builder_domain, compute_signing_root, roots};
+use phalanx_eth::sync_committee::ContributionAndProof;
 use phalanx_eth::validator::ValidatorRegistration;
-use phalanx_eth::{Domain, DomainType, Epoch, Root, Slot, Version};
-use tree_hash::TreeHash;
+use phalanx_eth::{Epoch, EthSpec, Root, Slot, Version};
 
 /// The signing root of every object the client signs.
 #[derive(Clone, Debug)]
@@ -21,6 +18,30 @@ pub(crate) struct Roots {
     pub(super) network: NetworkConfig,
     genesis_validators_root: Root,
     genesis_fork_version: Version,
+}
+
+/// An aggregate and proof of either layout, as the signing root takes it.
+pub(crate) trait AggregateMessage<E: EthSpec> {
+    /// The message as the layout-agnostic enum.
+    fn to_message(&self) -> AggregateAndProof<E>;
+}
+
+impl<E: EthSpec> AggregateMessage<E> for AggregateAndProof<E> {
+    fn to_message(&self) -> AggregateAndProof<E> {
+        self.clone()
+    }
+}
+
+impl<E: EthSpec> AggregateMessage<E> for AggregateAndProofBase<E> {
+    fn to_message(&self) -> AggregateAndProof<E> {
+        AggregateAndProof::Base(self.clone())
+    }
+}
+
+impl<E: EthSpec> AggregateMessage<E> for AggregateAndProofElectra<E> {
+    fn to_message(&self) -> AggregateAndProof<E> {
+        AggregateAndProof::Electra(self.clone())
+    }
 }
 
 impl Roots {
@@ -47,61 +68,71 @@ impl Roots {
         slot.epoch(self.network.slots_per_epoch())
     }
 
-    fn domain(&self, domain_type: DomainType, epoch: Epoch) -> Domain {
-        self.network
-            .domain_at(domain_type, epoch, self.genesis_validators_root)
-    }
-
     pub(crate) fn randao(&self, epoch: Epoch) -> Root {
-        compute_signing_root(&epoch, self.domain(DOMAIN_RANDAO, epoch))
+        roots::randao(&self.network, self.genesis_validators_root, epoch)
     }
 
     pub(crate) fn block(&self, slot: Slot, block_root: Root) -> Root {
-        compute_signing_root(
-            &block_root,
-            self.domain(DOMAIN_BEACON_PROPOSER, self.epoch(slot)),
+        roots::block(
+            &self.network,
+            self.genesis_validators_root,
+            slot,
+            block_root,
         )
     }
 
     pub(crate) fn attestation(&self, data: &AttestationData) -> Root {
-        compute_signing_root(data, self.domain(DOMAIN_BEACON_ATTESTER, data.target.epoch))
+        roots::attestation(&self.network, self.genesis_validators_root, data)
     }
 
     pub(crate) fn selection_proof(&self, slot: Slot) -> Root {
-        compute_signing_root(&slot, self.domain(DOMAIN_SELECTION_PROOF, self.epoch(slot)))
+        roots::selection_proof(&self.network, self.genesis_validators_root, slot)
     }
 
-    pub(crate) fn aggregate_and_proof(&self, slot: Slot, message: &impl TreeHash) -> Root {
-        compute_signing_root(
-            message,
-            self.domain(DOMAIN_AGGREGATE_AND_PROOF, self.epoch(slot)),
+    /// An aggregate and proof of the aggregate of `slot`.
+    pub(crate) fn aggregate_and_proof<E: EthSpec>(
+        &self,
+        slot: Slot,
+        message: &impl AggregateMessage<E>,
+    ) -> Root {
+        roots::aggregate_and_proof(
+            &self.network,
+            self.genesis_validators_root,
+            &message.to_message(),
+            slot,
         )
     }
 
     pub(crate) fn sync_message(&self, slot: Slot, block_root: Root) -> Root {
-        compute_signing_root(
-            &block_root,
-            self.domain(DOMAIN_SYNC_COMMITTEE, self.epoch(slot)),
+        roots::sync_committee_message(
+            &self.network,
+            self.genesis_validators_root,
+            slot,
+            block_root,
         )
     }
 
     pub(crate) fn sync_selection_proof(&self, slot: Slot, subcommittee_index: u64) -> Root {
-        compute_signing_root(
-            &SyncAggregatorSelectionData {
-                slot,
-                subcommittee_index,
-            },
-            self.domain(DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF, self.epoch(slot)),
+        roots::sync_selection_proof(
+            &self.network,
+            self.genesis_validators_root,
+            slot,
+            subcommittee_index,
         )
     }
 
-    pub(crate) fn contribution_and_proof(&self, slot: Slot, message: &impl TreeHash) -> Root {
-        compute_signing_root(
-            message,
-            self.domain(DOMAIN_CONTRIBUTION_AND_PROOF, self.epoch(slot)),
-        )
+    /// A contribution and proof, in the domain of the contribution's slot.
+    pub(crate) fn contribution_and_proof<E: EthSpec>(
+        &self,
+        message: &ContributionAndProof<E>,
+    ) -> Root {
+        roots::contribution_and_proof(&self.network, self.genesis_validators_root, message)
     }
 
+    /// A builder registration. The domain takes the genesis fork version
+    /// the beacon node's genesis reports (`roots::validator_registration`
+    /// would take the one of the spec it serves; both come from the same
+    /// node, and the client has always signed with the former).
     pub(super) fn registration(&self, registration: &ValidatorRegistration) -> Root {
         compute_signing_root(
             registration,
@@ -114,7 +145,7 @@ impl Roots {
 mod tests {
     use super::*;
     use phalanx_eth::attestation::{AggregateAndProofBase, AttestationBase};
-    use phalanx_eth::sync_committee::{ContributionAndProof, SyncCommitteeContribution};
+    use phalanx_eth::sync_committee::SyncCommitteeContribution;
     use phalanx_eth::{
         CommitteeIndex, MinimalEthSpec, PublicKeyBytes, SignatureBytes, ValidatorIndex,
     };
@@ -122,7 +153,14 @@ mod tests {
 
     use crate::vc::{FEE_RECIPIENT, GAS_LIMIT};
     use phalanx_eth::attestation::Checkpoint;
-    use phalanx_eth::signing::{compute_domain, DOMAIN_APPLICATION_BUILDER};
+    use phalanx_eth::signing::{
+        compute_domain, DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_APPLICATION_BUILDER,
+        DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER, DOMAIN_CONTRIBUTION_AND_PROOF,
+        DOMAIN_RANDAO, DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE,
+        DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
+    };
+    use phalanx_eth::sync_committee::SyncAggregatorSelectionData;
+    use phalanx_eth::{Domain, DomainType};
 
     fn roots() -> Roots {
         // Forks at distinct epochs, so a domain taken at the wrong epoch shows.
@@ -217,7 +255,7 @@ mod tests {
             selection_proof: SignatureBytes::repeat_byte(1),
         };
         assert_eq!(
-            roots.contribution_and_proof(slot, &contribution),
+            roots.contribution_and_proof(&contribution),
             compute_signing_root(&contribution, domain(DOMAIN_CONTRIBUTION_AND_PROOF, deneb))
         );
         // Registrations: genesis version and a zero genesis validators root.

@@ -240,8 +240,7 @@ impl<E: EthSpec> Vc<E> {
                     contribution: contribution.clone(),
                     selection_proof: selection.selection_proof,
                 };
-                let signature =
-                    self.sign(validator, self.roots.contribution_and_proof(slot, &message));
+                let signature = self.sign(validator, self.roots.contribution_and_proof(&message));
                 signed.push(SignedContributionAndProof { message, signature });
             }
         }

@@ -9,14 +9,9 @@ use phalanx_eth::attestation::{
     AttestationData, BeaconCommitteeSelection, SyncCommitteeSelection,
 };
 use phalanx_eth::block_contents::ProducedBlockData;
-use phalanx_eth::signing::{
-    DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER,
-    DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_RANDAO, DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE,
-    DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
-};
+use phalanx_eth::signing::roots;
 use phalanx_eth::sync_committee::{
-    ContributionAndProof, SignedContributionAndProof, SyncAggregatorSelectionData,
-    SyncCommitteeMessage,
+    ContributionAndProof, SignedContributionAndProof, SyncCommitteeMessage,
 };
 use phalanx_eth::{CommitteeIndex, Root, SignatureBytes, Slot};
 use phalanx_node::core::{Attester, VcAttestation, VcRequest, VcResponse, VcSigned};
@@ -86,7 +81,7 @@ impl Cluster {
         data: AttestationData,
     ) -> Vec<VcAttestation> {
         let electra = self.electra_at(data.slot);
-        let root = self.signing_root(DOMAIN_BEACON_ATTESTER, data.target.epoch, &data);
+        let root = roots::attestation(&self.network, self.gvr, &data);
         duties(data.slot.epoch(SLOTS_PER_EPOCH), &self.groups)
             .iter()
             .enumerate()
@@ -106,7 +101,7 @@ impl Cluster {
 
     fn sign_sync(&self, node: usize, validator: usize, slot: Slot) -> SyncCommitteeMessage {
         let head = Root::repeat_byte(0x40 + slot.0 as u8);
-        let root = self.signing_root(DOMAIN_SYNC_COMMITTEE, slot.epoch(SLOTS_PER_EPOCH), &head);
+        let root = roots::sync_committee_message(&self.network, self.gvr, slot, head);
         SyncCommitteeMessage {
             slot,
             beacon_block_root: head,
@@ -130,7 +125,7 @@ impl Cluster {
         if (start + 100..start + 150).contains(&now)
             && self.first_time(node, Asked::Selections, slot)
         {
-            let root = self.signing_root(DOMAIN_SELECTION_PROOF, epoch, &slot);
+            let root = roots::selection_proof(&self.network, self.gvr, slot);
             let selections: Vec<BeaconCommitteeSelection> = duties(epoch, &self.groups)
                 .iter()
                 .enumerate()
@@ -141,14 +136,7 @@ impl Cluster {
                     selection_proof: self.partial(node, i, root),
                 })
                 .collect();
-            let root = self.signing_root(
-                DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
-                epoch,
-                &SyncAggregatorSelectionData {
-                    slot,
-                    subcommittee_index: 0,
-                },
-            );
+            let root = roots::sync_selection_proof(&self.network, self.gvr, slot, 0);
             let sync: Vec<SyncCommitteeSelection> = (0..SYNC_MEMBERS)
                 .map(|v| SyncCommitteeSelection {
                     validator_index: validator_index(v),
@@ -202,7 +190,7 @@ impl Cluster {
         let start = self.cores[node].slot_start_ms(slot) + 100;
         if (start..start + 50).contains(&now) && self.first_time(node, Asked::Block, slot) {
             let epoch = slot.epoch(SLOTS_PER_EPOCH);
-            let root = self.signing_root(DOMAIN_RANDAO, epoch, &epoch);
+            let root = roots::randao(&self.network, self.gvr, epoch);
             let reveal = self.partial(node, (slot.0 % SLOTS_PER_EPOCH) as usize, root);
             self.ask(
                 queue,
@@ -280,11 +268,8 @@ impl Cluster {
                                 })
                             }
                         };
-                        let root = self.signing_root(
-                            DOMAIN_AGGREGATE_AND_PROOF,
-                            epoch,
-                            &message.tree_hash_root(),
-                        );
+                        let root =
+                            roots::aggregate_and_proof(&self.network, self.gvr, &message, slot);
                         VcSigned {
                             message,
                             signature: self.partial(node, i, root),
@@ -299,8 +284,7 @@ impl Cluster {
                     ProducedBlockData::Full(b) => (b.slot(), b.tree_hash_root()),
                     ProducedBlockData::Blinded(b) => (b.slot(), b.tree_hash_root()),
                 };
-                let signing_root =
-                    self.signing_root(DOMAIN_BEACON_PROPOSER, slot.epoch(SLOTS_PER_EPOCH), &root);
+                let signing_root = roots::block(&self.network, self.gvr, slot, root);
                 Some(VcRequest::PublishBlock {
                     slot,
                     block_root: root,
@@ -321,11 +305,7 @@ impl Cluster {
                             selection_proof: self.proofs
                                 [&(node, validator_index(v).0, slot, Some(0))],
                         };
-                        let root = self.signing_root(
-                            DOMAIN_CONTRIBUTION_AND_PROOF,
-                            slot.epoch(SLOTS_PER_EPOCH),
-                            &message,
-                        );
+                        let root = roots::contribution_and_proof(&self.network, self.gvr, &message);
                         SignedContributionAndProof {
                             message,
                             signature: self.partial(node, v, root),

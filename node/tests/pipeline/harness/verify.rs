@@ -5,10 +5,7 @@
 
 use phalanx_crypto::{PublicKey, Signature};
 use phalanx_eth::attestation::{AggregateAndProof, Attestation};
-use phalanx_eth::signing::{
-    DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_BEACON_ATTESTER, DOMAIN_BEACON_PROPOSER,
-    DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_RANDAO, DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE,
-};
+use phalanx_eth::signing::roots;
 use phalanx_eth::{ForkName, Root, SignatureBytes, ValidatorIndex};
 use phalanx_node::core::{AggregateSubmission, AttestationSubmission, BlockSubmission, Submission};
 
@@ -71,10 +68,14 @@ pub(crate) fn verify_submissions(cluster: &Cluster) -> Verified {
                 );
                 let key = cluster.group_of(block.proposer_index());
                 let epoch = block.slot().epoch(SLOTS_PER_EPOCH);
-                let root =
-                    cluster.signing_root(DOMAIN_BEACON_PROPOSER, epoch, &block.tree_hash_root());
+                let root = roots::block(
+                    &cluster.network,
+                    cluster.gvr,
+                    block.slot(),
+                    block.tree_hash_root(),
+                );
                 assert!(verifies(key, root, &signed.signature), "node {node}: block");
-                let randao = cluster.signing_root(DOMAIN_RANDAO, epoch, &epoch);
+                let randao = roots::randao(&cluster.network, cluster.gvr, epoch);
                 assert!(
                     verifies(key, randao, &block.randao_reveal()),
                     "node {node}: randao"
@@ -83,10 +84,11 @@ pub(crate) fn verify_submissions(cluster: &Cluster) -> Verified {
             }
             Submission::Block(_, BlockSubmission::Blinded(signed)) => {
                 let block = &signed.message;
-                let root = cluster.signing_root(
-                    DOMAIN_BEACON_PROPOSER,
-                    block.slot().epoch(SLOTS_PER_EPOCH),
-                    &block.tree_hash_root(),
+                let root = roots::block(
+                    &cluster.network,
+                    cluster.gvr,
+                    block.slot(),
+                    block.tree_hash_root(),
                 );
                 assert!(
                     verifies(
@@ -119,14 +121,10 @@ pub(crate) fn verify_submissions(cluster: &Cluster) -> Verified {
                     }
                 };
                 let key = cluster.group_of(index);
-                let epoch = slot.epoch(SLOTS_PER_EPOCH);
-                let root = cluster.signing_root(
-                    DOMAIN_AGGREGATE_AND_PROOF,
-                    epoch,
-                    &message.tree_hash_root(),
-                );
+                let root =
+                    roots::aggregate_and_proof(&cluster.network, cluster.gvr, &message, slot);
                 assert!(verifies(key, root, &signature), "node {node}: aggregate");
-                let proof_root = cluster.signing_root(DOMAIN_SELECTION_PROOF, epoch, &slot);
+                let proof_root = roots::selection_proof(&cluster.network, cluster.gvr, slot);
                 assert!(
                     verifies(key, proof_root, &proof),
                     "node {node}: selection proof"
@@ -135,11 +133,7 @@ pub(crate) fn verify_submissions(cluster: &Cluster) -> Verified {
             }
             Submission::Contribution(signed) => {
                 let message = &signed.message;
-                let root = cluster.signing_root(
-                    DOMAIN_CONTRIBUTION_AND_PROOF,
-                    message.contribution.slot.epoch(SLOTS_PER_EPOCH),
-                    message,
-                );
+                let root = roots::contribution_and_proof(&cluster.network, cluster.gvr, message);
                 assert!(
                     verifies(
                         cluster.group_of(message.aggregator_index),
@@ -167,7 +161,7 @@ pub(crate) fn verify_submissions(cluster: &Cluster) -> Verified {
                         (*base.data(), *base.signature(), position)
                     }
                 };
-                let root = cluster.signing_root(DOMAIN_BEACON_ATTESTER, data.target.epoch, &data);
+                let root = roots::attestation(&cluster.network, cluster.gvr, &data);
                 assert!(
                     verifies(&cluster.groups[validator], root, &signature),
                     "node {node}: attestation of validator {validator} does not verify"
@@ -175,10 +169,11 @@ pub(crate) fn verify_submissions(cluster: &Cluster) -> Verified {
                 verified.attestations += 1;
             }
             Submission::SyncMessage(message) => {
-                let root = cluster.signing_root(
-                    DOMAIN_SYNC_COMMITTEE,
-                    message.slot.epoch(SLOTS_PER_EPOCH),
-                    &message.beacon_block_root,
+                let root = roots::sync_committee_message(
+                    &cluster.network,
+                    cluster.gvr,
+                    message.slot,
+                    message.beacon_block_root,
                 );
                 assert!(verifies(
                     cluster.group_of(message.validator_index),

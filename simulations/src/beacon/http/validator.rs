@@ -9,7 +9,7 @@ use axum::Json;
 use phalanx_eth::api::{AttesterDuty, ProposerDuty, ProposerPreparation, SyncDuty};
 use phalanx_eth::client::CONSENSUS_VERSION_HEADER;
 use phalanx_eth::selection::SYNC_COMMITTEE_SUBNET_COUNT;
-use phalanx_eth::signing::{compute_signing_root, DOMAIN_RANDAO};
+use phalanx_eth::signing::roots;
 use phalanx_eth::{Epoch, EthSpec, ForkName, Root, SignatureBytes, Slot, ValidatorIndex};
 use serde_json::json;
 
@@ -175,7 +175,7 @@ pub(super) async fn produce_block<E: EthSpec>(
             ));
         }
     } else {
-        let root = compute_signing_root(&epoch, chain.domain(DOMAIN_RANDAO, epoch));
+        let root = roots::randao(&chain.network, chain.genesis_validators_root, epoch);
         if !chain.verify(proposer, root, &randao_reveal) {
             return Err(ApiError::BadRequest(format!(
                 "randao_reveal is not the proposer's (validator {proposer}) signature of epoch {epoch}"

@@ -137,8 +137,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                 (root, signature, None, None)
             }
             Submission::Contribution(signed) => (
-                self.roots
-                    .contribution_and_proof(signed.message.contribution.slot, &signed.message),
+                self.roots.contribution_and_proof(&signed.message),
                 signed.signature,
                 None,
                 None,

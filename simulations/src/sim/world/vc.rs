@@ -368,9 +368,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                     contribution: *contribution,
                     selection_proof,
                 };
-                let root = self
-                    .roots
-                    .contribution_and_proof(message.contribution.slot, &message);
+                let root = self.roots.contribution_and_proof(&message);
                 let signature = self.vc_sign(node, position, root);
                 self.vc_request(
                     node,
