@@ -221,7 +221,7 @@ impl Cluster {
     /// Whether attestations of `slot` have the Electra layout.
     fn electra_at(&self, slot: Slot) -> bool {
         self.network
-            .fork_at(slot.epoch(SLOTS_PER_EPOCH))
+            .fork_at_slot(slot)
             .expect("a known fork")
             .electra_enabled()
     }
@@ -346,10 +346,7 @@ impl Cluster {
                 ..
             } => {
                 let proposer = validator_index((duty.slot.0 % SLOTS_PER_EPOCH) as usize);
-                let fork = self
-                    .network
-                    .fork_at(duty.slot.epoch(SLOTS_PER_EPOCH))
-                    .expect("a known fork");
+                let fork = self.network.fork_at_slot(duty.slot).expect("a known fork");
                 let mut block =
                     beacon::block_at(fork, duty.slot, proposer, randao_reveal, graffiti);
                 if self.blinded {

@@ -109,7 +109,7 @@ impl<E: EthSpec> Chain<E> {
 
     /// The fork in force at `slot`, or the name of one this build does not know.
     pub(super) fn fork(&self, slot: Slot) -> Result<ForkName, String> {
-        self.network.fork_at(self.epoch(slot))
+        self.network.fork_at_slot(slot).map_err(|unknown| unknown.0)
     }
 
     pub(super) fn fork_name(&self, slot: Slot) -> String {
@@ -122,7 +122,7 @@ impl<E: EthSpec> Chain<E> {
     /// Whether `slot` uses Electra's attestation layout (a fork newer than
     /// this build knows keeps it).
     pub(super) fn electra_at(&self, slot: Slot) -> bool {
-        self.fork(slot).map_or(true, ForkName::electra_enabled)
+        self.network.layout_fork_at_slot(slot).electra_enabled()
     }
 
     pub(crate) fn block_root(&self, slot: Slot) -> Root {

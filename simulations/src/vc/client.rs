@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use phalanx_eth::api::Genesis;
 use phalanx_eth::client::{BeaconNodeClient, ClientError, Timeouts};
+use phalanx_eth::config::UnknownFork;
 use phalanx_eth::{EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot, ValidatorIndex};
 use serde::Serialize;
 use tokio::task::JoinSet;
@@ -202,9 +203,9 @@ impl<E: EthSpec> Vc<E> {
 
     /// Everything of one slot; nothing of it outlives the next slot.
     async fn run_slot(self: Arc<Self>, slot: Slot) {
-        let fork = match self.roots.network.fork_at(self.roots.epoch(slot)) {
+        let fork = match self.roots.network.fork_at_slot(slot) {
             Ok(fork) => fork,
-            Err(name) => {
+            Err(UnknownFork(name)) => {
                 self.shared.record_error(
                     slot,
                     "fork",

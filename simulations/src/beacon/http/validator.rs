@@ -10,7 +10,7 @@ use phalanx_eth::api::{AttesterDuty, ProposerDuty, ProposerPreparation, SyncDuty
 use phalanx_eth::client::CONSENSUS_VERSION_HEADER;
 use phalanx_eth::selection::SYNC_COMMITTEE_SUBNET_COUNT;
 use phalanx_eth::signing::roots;
-use phalanx_eth::{Epoch, EthSpec, ForkName, Root, SignatureBytes, Slot, ValidatorIndex};
+use phalanx_eth::{Epoch, EthSpec, Root, SignatureBytes, Slot, ValidatorIndex};
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
@@ -254,7 +254,7 @@ pub(super) async fn aggregate_attestation<E: EthSpec>(
     }
     let attestation = serde_json::to_value(node.aggregate(slot, root, committee_index)?)
         .map_err(|e| ApiError::Internal(format!("cannot encode the aggregate: {e}")))?;
-    let fork = chain.fork(slot).unwrap_or(ForkName::Fulu);
+    let fork = chain.network.layout_fork_at_slot(slot);
     if version == 2 {
         Ok(versioned(
             fork,

@@ -75,7 +75,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
             .ok_or_else(|| format!("no attestation of committee {committee} at slot {slot}"))?;
         let electra = self
             .network
-            .fork_at(slot.epoch(E::SLOTS_PER_EPOCH))
+            .fork_at_slot(slot)
             .is_ok_and(ForkName::electra_enabled);
         pooled
             .aggregate(committee, electra, combine::<S>)

@@ -431,7 +431,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                     .insert((data.slot, duties[0].committee_index), data);
                 let electra = self
                     .network
-                    .fork_at(data.slot.epoch(E::SLOTS_PER_EPOCH))
+                    .fork_at_slot(data.slot)
                     .is_ok_and(ForkName::electra_enabled);
                 let root = self.roots.attestation(&data);
                 let attestations = duties
