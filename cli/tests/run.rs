@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use phalanx_eth::block_contents::BYTES_PER_BLOB;
 use phalanx_eth::config::NetworkConfig;
 use phalanx_eth::PublicKeyBytes;
 use phalanx_sim::beacon::{BeaconMock, SubmissionKind};
@@ -622,7 +623,7 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
     assert_eq!(response.status().as_u16(), 415);
     // A block with its blobs runs to megabytes of JSON: read and judged,
     // not refused for its size. A body beyond any block is refused (413).
-    let blob = format!("\"0x{}\"", "00".repeat(131_072));
+    let blob = format!("\"0x{}\"", "00".repeat(BYTES_PER_BLOB));
     let contents = format!(
         "{{\"signed_block\":{{}},\"kzg_proofs\":[],\"blobs\":[{}]}}",
         vec![blob; 24].join(",")

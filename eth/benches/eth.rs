@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use phalanx_eth::block::BeaconBlock;
-use phalanx_eth::block_contents::ProducedBlock;
+use phalanx_eth::block_contents::{ProducedBlock, BYTES_PER_BLOB};
 use phalanx_eth::{ForkName, MainnetEthSpec};
 use serde_json::{json, Value};
 
@@ -90,7 +90,7 @@ fn benches(c: &mut Criterion) {
         "data": {
             "block": busy_block(200),
             "kzg_proofs": vec![hex(0xee, 48); 6],
-            "blobs": vec![hex(0x5a, 131_072); 6],
+            "blobs": vec![hex(0x5a, BYTES_PER_BLOB); 6],
         }
     });
     let body = serde_json::to_vec(&response).expect("json");

@@ -251,14 +251,14 @@ fn blinded_blocks_keep_the_full_blocks_root() {
 fn produce_block_v3_json_round_trips() {
     use phalanx_eth::block::{BeaconBlock, BlindedBeaconBlock};
     use phalanx_eth::block_contents::{
-        Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData,
+        Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData, BYTES_PER_BLOB,
     };
     use phalanx_eth::ForkName;
 
     let Some(BeaconBlock::Electra(block)) = spec_block("electra") else {
         return;
     };
-    let mut blob = vec![0u8; 131_072];
+    let mut blob = vec![0u8; BYTES_PER_BLOB];
     blob[0] = 0x42;
     let contents = ProducedBlock::<E> {
         fork: ForkName::Electra,
@@ -301,7 +301,7 @@ fn produce_block_v3_json_round_trips() {
 fn produced_blocks_encode_as_the_spec_containers() {
     use phalanx_eth::block::{BeaconBlock, BlindedBeaconBlock};
     use phalanx_eth::block_contents::{
-        Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData,
+        Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData, BYTES_PER_BLOB,
     };
     use phalanx_eth::ForkName;
     use ssz_types::typenum::{U131072, U32};
@@ -318,7 +318,7 @@ fn produced_blocks_encode_as_the_spec_containers() {
     let Some(BeaconBlock::Electra(block)) = spec_block("electra") else {
         return;
     };
-    let blob = vec![9u8; 131_072];
+    let blob = vec![9u8; BYTES_PER_BLOB];
     let produced = |data| ProducedBlock::<E> {
         fork: ForkName::Electra,
         data,
@@ -370,7 +370,9 @@ fn produced_blocks_encode_as_the_spec_containers() {
 #[test]
 fn signed_blocks_and_contents_encode_as_the_spec_containers() {
     use phalanx_eth::block::BeaconBlock;
-    use phalanx_eth::block_contents::{Blob, KzgProof, SignedBeaconBlock, SignedBlockContents};
+    use phalanx_eth::block_contents::{
+        Blob, KzgProof, SignedBeaconBlock, SignedBlockContents, BYTES_PER_BLOB,
+    };
     use phalanx_eth::{Error, ForkName, SignatureBytes};
     use ssz_types::typenum::{U131072, U32};
     use ssz_types::{FixedVector, VariableList};
@@ -411,17 +413,20 @@ fn signed_blocks_and_contents_encode_as_the_spec_containers() {
         signed
     );
 
-    let mut blob = vec![0u8; 131_072];
+    let mut blob = vec![0u8; BYTES_PER_BLOB];
     blob[7] = 3;
     let contents = SignedBlockContents::<E> {
         signed_block: signed.clone(),
         kzg_proofs: vec![KzgProof::repeat_byte(1), KzgProof::repeat_byte(2)],
-        blobs: vec![Blob(blob.clone().into()), Blob(vec![5u8; 131_072].into())],
+        blobs: vec![
+            Blob(blob.clone().into()),
+            Blob(vec![5u8; BYTES_PER_BLOB].into()),
+        ],
     };
     let reference = ReferenceContents {
         signed_block: reference,
         kzg_proofs: contents.kzg_proofs.clone().into(),
-        blobs: vec![blob.into(), vec![5u8; 131_072].into()].into(),
+        blobs: vec![blob.into(), vec![5u8; BYTES_PER_BLOB].into()].into(),
     };
     let bytes = contents.as_ssz_bytes();
     assert_eq!(bytes, ssz::Encode::as_ssz_bytes(&reference));

@@ -9,7 +9,7 @@ use phalanx_eth::attestation::{
 };
 use phalanx_eth::block::BeaconBlock;
 use phalanx_eth::block_contents::{
-    Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData,
+    Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData, BYTES_PER_BLOB,
 };
 use phalanx_eth::sync_committee::SyncCommitteeContribution;
 use phalanx_eth::{
@@ -199,7 +199,10 @@ pub(crate) fn block_at(
         ProducedBlockData::Contents(BlockContents {
             block,
             kzg_proofs: vec![KzgProof::from([0xc0; 48])],
-            blobs: vec![Blob(ssz_types::FixedVector::from(vec![0u8; 131_072]))],
+            blobs: vec![Blob(ssz_types::FixedVector::from(vec![
+                0u8;
+                BYTES_PER_BLOB
+            ]))],
         })
     } else {
         ProducedBlockData::Full(block)
