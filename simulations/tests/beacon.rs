@@ -31,6 +31,7 @@ use phalanx_eth::{
     SignatureBytes, Slot, ValidatorIndex,
 };
 use phalanx_sim::beacon::{BeaconMock, BeaconMockConfig, Submission, SubmissionKind};
+use phalanx_sim::cluster::unix_ms;
 use rand::SeedableRng;
 use serde_json::Value;
 use ssz_types::BitList;
@@ -40,15 +41,10 @@ const VALIDATORS: u64 = 64;
 const SLOTS_PER_EPOCH: u64 = 8;
 const GENESIS_VALIDATORS_ROOT: Root = Root::repeat_byte(0x42);
 
-#[expect(
-    clippy::disallowed_methods,
-    reason = "tests place genesis in the past of the real clock the mock follows"
-)]
+/// The wall clock in Unix seconds: tests place genesis in the past of the
+/// real clock the mock follows.
 fn unix_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
+    unix_ms() / 1000
 }
 
 fn secret_keys() -> Vec<SecretKey> {

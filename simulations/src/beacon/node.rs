@@ -19,7 +19,8 @@ use super::chain::Chain;
 use super::checks::Checked;
 use super::http::{router, ApiError, ApiResult, Failure};
 use super::pools::Pools;
-use super::{unix_ms, BeaconMockConfig, Shared};
+use super::{BeaconMockConfig, Shared};
+use crate::cluster::unix_ms;
 
 /// The server side: the chain, the pools and what the handle shares.
 pub(super) struct Node<E: EthSpec> {

@@ -13,8 +13,8 @@ use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, SignatureBytes, Slot};
 use tree_hash::TreeHash;
 
 use super::client::Vc;
-use super::clock::sleep_until_ms;
 use super::stats::{Duty, Tally};
+use crate::cluster::sleep_until_ms;
 
 impl<E: EthSpec> Vc<E> {
     /// Aggregates at 2/3 of the slot, for every elected attester.

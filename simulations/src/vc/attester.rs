@@ -14,9 +14,9 @@ use phalanx_eth::{CommitteeIndex, EthSpec, ForkName, SignatureBytes, Slot, Valid
 use ssz_types::BitList;
 
 use super::client::Vc;
-use super::clock::{now_ms, sleep_until_ms};
 use super::misbehaviour::accepted_malformed;
 use super::stats::{Duty, DutyError, SentKind, Tally};
+use crate::cluster::{sleep_until_ms, unix_ms};
 
 impl<E: EthSpec> Vc<E> {
     pub(super) async fn attest_and_aggregate(&self, slot: Slot, fork: ForkName) {
@@ -73,7 +73,7 @@ impl<E: EthSpec> Vc<E> {
                     .await
                     .and_then(|()| Err(accepted_malformed()))
             } else {
-                let sent_ms = now_ms();
+                let sent_ms = unix_ms();
                 let exchanged = self.client.beacon_committee_selections(&own).await;
                 let validators = own.iter().map(|selection| selection.validator_index);
                 self.shared.record_sent(
@@ -224,7 +224,7 @@ impl<E: EthSpec> Vc<E> {
         let path = "eth/v2/beacon/pool/attestations";
         if !singles.is_empty() {
             let submit = self.client.submit_attestations(fork, &singles);
-            let sent_ms = now_ms();
+            let sent_ms = unix_ms();
             let result = self
                 .send("submit_attestations", path, Some(fork), &singles, submit)
                 .await;

@@ -14,12 +14,13 @@ use phalanx_eth::{EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot,
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use super::clock::{now_ms, sleep_until_ms, SlotClock};
+use super::clock::SlotClock;
 use super::duties::DutyBook;
 use super::misbehaviour::{RawPoster, Validator};
 use super::roots::Roots;
 use super::stats::{DutyError, Shared};
 use super::{Bootstrap, Misbehaviour, VcMockConfig, BOOTSTRAP_RETRY};
+use crate::cluster::{sleep_until_ms, unix_ms};
 
 /// The running client, generic over the network's preset.
 pub(super) struct Vc<E: EthSpec> {
@@ -158,7 +159,7 @@ impl<E: EthSpec> Vc<E> {
         let pause = (self.clock.slot_ms / 20).clamp(20, 250);
         loop {
             match call().await {
-                Err(error) if error.status() == Some(404) && now_ms() + pause < retry_until => {
+                Err(error) if error.status() == Some(404) && unix_ms() + pause < retry_until => {
                     tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
                 other => return other,
@@ -178,7 +179,7 @@ impl<E: EthSpec> Vc<E> {
             tokio::time::sleep(BOOTSTRAP_RETRY).await;
         }
         let slots_per_epoch = self.roots.network.slots_per_epoch();
-        let mut slot = self.clock.first_slot(now_ms());
+        let mut slot = self.clock.first_slot(unix_ms());
         tracing::info!(vc = %self.label, validators = self.known_indices().len(), first_slot = %slot, "validator-client mock started");
         tasks.spawn(self.clone().register(slot));
         tasks.spawn(self.clone().refresh_epoch(slot.epoch(slots_per_epoch)));
@@ -188,7 +189,7 @@ impl<E: EthSpec> Vc<E> {
             while tasks.try_join_next().is_some() {}
             // A client that fell behind (a stalled runtime) joins the
             // current slot instead of working through stale ones.
-            if let Some(current) = self.clock.slot_at(now_ms()) {
+            if let Some(current) = self.clock.slot_at(unix_ms()) {
                 slot = slot.max(current);
             }
             let epoch = slot.epoch(slots_per_epoch);
@@ -224,7 +225,7 @@ impl<E: EthSpec> Vc<E> {
         };
         // Duties cut short are counted as failed by their tallies.
         let _ = tokio::time::timeout(
-            Duration::from_millis(deadline.saturating_sub(now_ms())),
+            Duration::from_millis(deadline.saturating_sub(unix_ms())),
             work,
         )
         .await;

@@ -1,27 +1,7 @@
-//! The wall clock (the mock is a runtime edge) and slot arithmetic against
-//! genesis in Unix milliseconds.
-
-use std::time::Duration;
+//! Slot arithmetic against genesis in Unix milliseconds (the wall clock
+//! itself is `crate::cluster::unix_ms`, the one clock of the runtime edges).
 
 use phalanx_eth::Slot;
-
-/// The wall clock in Unix milliseconds.
-pub(super) fn now_ms() -> u64 {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the mock is a runtime edge: like a real validator client it follows the wall clock"
-    )]
-    let now = std::time::SystemTime::now();
-    now.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
-
-pub(super) async fn sleep_until_ms(target_ms: u64) {
-    let now = now_ms();
-    if target_ms > now {
-        tokio::time::sleep(Duration::from_millis(target_ms - now)).await;
-    }
-}
 
 /// Slot arithmetic against genesis, in Unix milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use phalanx_eth::client::ClientError;
 use phalanx_eth::{Slot, ValidatorIndex};
 
-use super::clock::now_ms;
+use crate::cluster::unix_ms;
 
 /// How many error texts [`VcStats::errors`] keeps.
 const MAX_ERRORS: usize = 100;
@@ -180,7 +180,7 @@ impl Shared {
         answered: bool,
     ) {
         let Some(sent) = &self.sent else { return };
-        let answered_ms = answered.then(now_ms);
+        let answered_ms = answered.then(unix_ms);
         sent.lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(validators.map(|validator| SentPartial {

@@ -13,9 +13,9 @@ use phalanx_eth::sync_committee::{
 use phalanx_eth::{EthSpec, ForkName, Root, Slot, ValidatorIndex};
 
 use super::client::Vc;
-use super::clock::{now_ms, sleep_until_ms};
 use super::misbehaviour::accepted_malformed;
 use super::stats::{Duty, DutyError, SentKind, Tally};
+use crate::cluster::{sleep_until_ms, unix_ms};
 
 impl<E: EthSpec> Vc<E> {
     pub(super) async fn sync_committee(&self, slot: Slot, fork: ForkName) {
@@ -76,7 +76,7 @@ impl<E: EthSpec> Vc<E> {
                     .await
                     .and_then(|()| Err(accepted_malformed()))
             } else {
-                let sent_ms = now_ms();
+                let sent_ms = unix_ms();
                 let exchanged = self.client.sync_committee_selections(&own).await;
                 let validators = own.iter().map(|selection| selection.validator_index);
                 self.shared.record_sent(
@@ -144,7 +144,7 @@ impl<E: EthSpec> Vc<E> {
         }
         if !messages.is_empty() {
             let submit = self.client.submit_sync_committee_messages(&messages);
-            let sent_ms = now_ms();
+            let sent_ms = unix_ms();
             let result = self
                 .send(
                     "submit_sync_committee_messages",
