@@ -2,19 +2,23 @@
 //! of a slot, aggregates, sync-committee contributions and blocks, all
 //! made up deterministically from the slot.
 
+use std::convert::Infallible;
+
 use phalanx_crypto::PublicKey;
 use phalanx_eth::api::AttesterDuty;
-use phalanx_eth::attestation::{
-    Attestation, AttestationBase, AttestationData, AttestationElectra, Checkpoint,
-};
+use phalanx_eth::attestation::{Attestation, AttestationData, Checkpoint};
 use phalanx_eth::block::BeaconBlock;
 use phalanx_eth::block_contents::{
     Blob, BlockContents, KzgProof, ProducedBlock, ProducedBlockData, BYTES_PER_BLOB,
 };
+use phalanx_eth::pool::{AttestationPool, ContributionPool};
 use phalanx_eth::sync_committee::SyncCommitteeContribution;
 use phalanx_eth::{
-    CommitteeIndex, Epoch, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot, ValidatorIndex,
+    CommitteeIndex, Epoch, EthSpec, ForkName, PublicKeyBytes, Root, SignatureBytes, Slot,
+    ValidatorIndex,
 };
+use ssz_types::typenum::Unsigned;
+use tree_hash::TreeHash;
 
 use super::{Spec, SLOTS_PER_EPOCH};
 
@@ -74,55 +78,38 @@ pub(crate) fn duties(epoch: Epoch, groups: &[PublicKey]) -> Vec<AttesterDuty> {
         .collect()
 }
 
-/// A contribution of the first member of a sync subcommittee.
+/// A contribution of the first member of a sync subcommittee, built by a
+/// beacon node's pool from that member's message.
 pub(crate) fn contribution(
     slot: Slot,
     head: Root,
     subcommittee_index: u64,
 ) -> SyncCommitteeContribution<Spec> {
-    let mut bits = ssz_types::BitVector::new();
-    bits.set(0, true).expect("bit");
-    SyncCommitteeContribution {
-        slot,
-        beacon_block_root: head,
-        subcommittee_index,
-        aggregation_bits: bits,
-        signature: placeholder_signature(),
-    }
+    let mut pool = ContributionPool::new();
+    let first = subcommittee_index * <Spec as EthSpec>::SyncSubcommitteeSize::to_u64();
+    pool.insert::<Spec>(slot, head, first, placeholder_signature());
+    pool.contribution::<Spec, Infallible>(slot, head, subcommittee_index, |_| {
+        Ok(placeholder_signature())
+    })
+    .expect("the member's message is pooled")
+    .expect("one bit of the subcommittee")
 }
 
-/// An aggregate of the first three members of a committee of 16.
+/// An aggregate of the first three members of a committee of 16, built by
+/// a beacon node's pool from their attestations.
 pub(crate) fn aggregate_of(
     data: AttestationData,
     committee: CommitteeIndex,
     electra: bool,
 ) -> Attestation<Spec> {
-    let signature = placeholder_signature();
-    fn bits<N: ssz_types::typenum::Unsigned + Clone>() -> ssz_types::BitList<N> {
-        let mut bits = ssz_types::BitList::with_capacity(16).expect("bits");
-        for i in 0..3 {
-            bits.set(i, true).expect("bit");
-        }
-        bits
+    let mut pool = AttestationPool::new();
+    for position in 0..3 {
+        pool.insert(data, committee, 16, position, placeholder_signature());
     }
-    if electra {
-        let mut committee_bits = ssz_types::BitVector::new();
-        committee_bits
-            .set(committee.0 as usize, true)
-            .expect("committee bit");
-        Attestation::Electra(AttestationElectra {
-            aggregation_bits: bits(),
-            data,
-            signature,
-            committee_bits,
-        })
-    } else {
-        Attestation::Base(AttestationBase {
-            aggregation_bits: bits(),
-            data,
-            signature,
-        })
-    }
+    pool.get(data.slot, committee, data.tree_hash_root())
+        .expect("the members' attestations are pooled")
+        .aggregate::<Spec, Infallible>(committee, electra, |_| Ok(placeholder_signature()))
+        .expect("three bits of a committee of 16")
 }
 
 /// A block of `fork` as a beacon node would produce it: from Deneb on with
