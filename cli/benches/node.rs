@@ -47,8 +47,9 @@ use phalanx_dkg::definition::{BuilderSpec, NetworkSpec, ValidatorSpec};
 use phalanx_dkg::ClusterDefinition;
 use phalanx_eth::client::{BeaconNodeClient, Timeouts};
 use phalanx_eth::config::{NetworkConfig, PresetBase};
+use phalanx_eth::devnet::Devnet;
 use phalanx_eth::{Epoch, ExecutionAddress, ForkName, ValidatorIndex};
-use phalanx_sim::beacon::{devnet_network, BeaconMock, Submission, SubmissionKind};
+use phalanx_sim::beacon::{BeaconMock, Submission, SubmissionKind};
 use phalanx_sim::cluster::{
     beacon_config, genesis_ms_in, ports, sleep_until_ms, unix_ms, ChildProcess, Cluster, Operator,
     OtherValidators,
@@ -440,7 +441,9 @@ fn main() -> Result<()> {
 async fn run(args: Args, dir: PathBuf, baseline: Baseline) -> Result<()> {
     let n = args.validators;
     let slots = args.slots.unwrap_or(if n <= 1000 { 32 } else { 16 });
-    let network = devnet_network(PresetBase::Mainnet, args.slot_ms, args.fork, &[]);
+    let network = Devnet::new(args.fork, args.slot_ms)
+        .preset(PresetBase::Mainnet)
+        .build();
     let slot_ms = args.slot_ms;
     let folder = |i: usize| format!("node{i}");
     for i in 0..OPERATORS {

@@ -18,10 +18,9 @@ use axum::{Json, Router};
 
 use phalanx_crypto::SecretKey;
 use phalanx_eth::config::{NetworkConfig, PresetBase};
+use phalanx_eth::devnet::Devnet;
 use phalanx_eth::{ForkName, PublicKeyBytes, Root};
-use phalanx_sim::beacon::{
-    devnet_network, BeaconMock, BeaconMockConfig, Submission, SubmissionKind,
-};
+use phalanx_sim::beacon::{BeaconMock, BeaconMockConfig, Submission, SubmissionKind};
 use phalanx_sim::cluster::{sleep_until_ms, unix_ms};
 use phalanx_sim::vc::{Duty, Misbehaviour, VcMock, VcMockConfig, VcStats};
 use rand::SeedableRng;
@@ -32,7 +31,9 @@ const SLOTS_PER_EPOCH: u64 = 8;
 /// A minimal-preset network, every fork up to Electra from genesis,
 /// 1-second slots.
 fn network() -> NetworkConfig {
-    devnet_network(PresetBase::Minimal, 1000, ForkName::Electra, &[])
+    Devnet::new(ForkName::Electra, 1000)
+        .preset(PresetBase::Minimal)
+        .build()
 }
 
 struct Run {

@@ -24,6 +24,8 @@
 //! and its slot ticker) and `http` (router, handlers, query parsing, error
 //! responses). This module holds the handle, its configuration and what a
 //! submission records.
+//!
+//! [`Devnet`]: phalanx_eth::devnet::Devnet
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -34,10 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use phalanx_crypto::Signature;
 use phalanx_eth::config::{NetworkConfig, PresetBase};
-use phalanx_eth::devnet::Devnet;
-use phalanx_eth::{
-    Epoch, ForkName, MainnetEthSpec, MinimalEthSpec, PublicKeyBytes, Root, SignatureBytes,
-};
+use phalanx_eth::{MainnetEthSpec, MinimalEthSpec, PublicKeyBytes, Root, SignatureBytes};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -77,21 +76,6 @@ pub struct BeaconMockConfig {
     pub record: Option<PathBuf>,
     /// Where to listen (`127.0.0.1:0` in tests).
     pub listen: SocketAddr,
-}
-
-/// A devnet on either preset, with `upgrades` scheduled: every fork up to
-/// `genesis_fork` from genesis, each listed later fork at its epoch, the
-/// rest never. The same as [`Devnet`], which new code uses directly.
-pub fn devnet_network(
-    preset: PresetBase,
-    slot_duration_ms: u64,
-    genesis_fork: ForkName,
-    upgrades: &[(ForkName, Epoch)],
-) -> NetworkConfig {
-    Devnet::new(genesis_fork, slot_duration_ms)
-        .preset(preset)
-        .upgrades(upgrades)
-        .build()
 }
 
 /// What kind of message a [`Submission`] carried.
