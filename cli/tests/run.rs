@@ -492,20 +492,29 @@ async fn beacon_node_fallback_readiness_and_malformed_requests() {
     }
     assert!(known, "the node never learnt its validators' indices");
     // Every beacon-node call is in the metrics, by endpoint and outcome,
-    // with its latency.
-    let text = http
-        .get(&metrics)
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    for expected in [
+    // with its latency. The duties are asked for a tick after the indices
+    // are known, so a loaded machine may not have asked yet: wait for them.
+    let expected = [
         "phalanx_beacon_node_calls_total{",
         "endpoint=\"attester_duties\",outcome=\"ok\"",
         "phalanx_beacon_node_latency_seconds_count{endpoint=",
-    ] {
+    ];
+    let mut text = String::new();
+    for _ in 0..60 {
+        text = http
+            .get(&metrics)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        if expected.iter().all(|e| text.contains(e)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for expected in expected {
         assert!(text.contains(expected), "{expected} missing from\n{text}");
     }
     // Alone, it is not ready for want of peers, and says so.
