@@ -129,6 +129,30 @@ pub(super) const UNSIGNED_POSTS: &[&str] = &[
     "/eth/v1/validator/liveness/",
 ];
 
+/// Whether `method` on `path` is proxied to the beacon node unchanged:
+/// only a path in normal form, which the beacon-node client's URL joining
+/// leaves as it is, so that the prefix matched is the endpoint reached.
+fn proxied(method: &Method, path: &str) -> bool {
+    normal_path(path)
+        && ((method == Method::GET && READ_ONLY.iter().any(|p| path.starts_with(p)))
+            || (method == Method::POST && UNSIGNED_POSTS.iter().any(|p| path.starts_with(p))))
+}
+
+/// A path without dot segments (`.`, `..`), empty segments, backslashes or
+/// percent-escapes: URL resolution would turn any of those into another
+/// path (`%2e%2e` is `..`). No beacon-API path needs them.
+fn normal_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    // A trailing slash leaves one empty last segment, which is harmless.
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    !path.contains(['%', '\\'])
+        && rest
+            .split('/')
+            .all(|segment| !matches!(segment, "" | "." | ".."))
+}
+
 pub(super) async fn fallback<E: EthSpec>(
     State(state): State<Shared<E>>,
     method: Method,
@@ -138,9 +162,13 @@ pub(super) async fn fallback<E: EthSpec>(
 ) -> Response {
     let path = uri.path();
     let path_and_query = uri.path_and_query().map_or(path, |p| p.as_str());
-    let allowed = (method == Method::GET && READ_ONLY.iter().any(|p| path.starts_with(p)))
-        || (method == Method::POST && UNSIGNED_POSTS.iter().any(|p| path.starts_with(p)));
-    if !allowed {
+    if !normal_path(path) {
+        return error(
+            400,
+            format!("{path}: dot segments, empty segments, backslashes and percent-escapes are refused in paths"),
+        );
+    }
+    if !proxied(&method, path) {
         return error(
             404,
             format!(
@@ -164,5 +192,74 @@ pub(super) async fn fallback<E: EthSpec>(
                 .unwrap_or_else(|e| error(502, e.to_string()))
         }
         Err(response) => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the beacon-node client sends a proxied path: joined to the
+    /// beacon node's base URL, which resolves dot segments.
+    fn reached(path: &str) -> String {
+        let base = reqwest::Url::parse("http://beacon.example:5052/").expect("base");
+        base.join(path.trim_start_matches('/'))
+            .expect("joins")
+            .path()
+            .to_string()
+    }
+
+    #[test]
+    fn dot_segments_cannot_leave_the_allow_list() {
+        let escapes = [
+            "/eth/v1/validator/liveness/../../beacon/pool/voluntary_exits",
+            "/eth/v1/validator/liveness/%2e%2e/%2E%2E/beacon/pool/voluntary_exits",
+            "/eth/v1/validator/liveness/.%2e/.%2E/beacon/pool/attester_slashings",
+            "/eth/v1/validator/prepare_beacon_proposer/../../beacon/pool/bls_to_execution_changes",
+            "/eth/v1/validator/liveness/..%2f..%2fbeacon/pool/voluntary_exits",
+            "/eth/v1/validator/liveness/..\\..\\beacon/pool/voluntary_exits",
+            "/eth/v1/validator/liveness/./../../beacon/pool/voluntary_exits",
+        ];
+        for path in escapes {
+            assert!(
+                !proxied(&Method::POST, path),
+                "{path} reaches {} on the beacon node",
+                reached(path)
+            );
+        }
+        for path in [
+            "/eth/v1/node/../../eth/v1/beacon/pool/attestations",
+            "/eth/v1/config/%2e%2e/%2e%2e/v1/beacon/pool/voluntary_exits",
+            "/eth/v1/beacon/states/head/./validators",
+        ] {
+            assert!(
+                !proxied(&Method::GET, path),
+                "{path} reaches {}",
+                reached(path)
+            );
+        }
+    }
+
+    #[test]
+    fn every_proxied_path_reaches_what_it_names() {
+        let allowed = [
+            (Method::GET, "/eth/v1/beacon/genesis"),
+            (Method::GET, "/eth/v1/config/spec"),
+            (Method::GET, "/eth/v1/node/syncing"),
+            (Method::GET, "/eth/v1/beacon/states/head/validators"),
+            (Method::GET, "/eth/v2/debug/beacon/states/0x1234"),
+            (Method::GET, "/eth/v1/events"),
+            (Method::POST, "/eth/v1/validator/liveness/12"),
+            (Method::POST, "/eth/v1/validator/prepare_beacon_proposer"),
+        ];
+        for (method, path) in allowed {
+            assert!(proxied(&method, path), "{method} {path} is refused");
+            assert_eq!(reached(path), path);
+        }
+        assert!(!proxied(
+            &Method::POST,
+            "/eth/v1/beacon/pool/voluntary_exits"
+        ));
+        assert!(!proxied(&Method::GET, "/eth/v1/keystores"));
     }
 }
