@@ -127,7 +127,7 @@ impl Metrics {
         );
         sub.register(
             "peer_version",
-            "1 for the version each peer reported",
+            "1 on the series of the version each peer reported: ours, or `other` (the version itself is logged)",
             metrics.peer_version.clone(),
         );
         metrics

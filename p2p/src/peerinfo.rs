@@ -95,14 +95,19 @@ fn judge(shared: &Shared, peer: PeerId, theirs: &PeerInfo, round_trip: Duration)
         })
         .set(offset_ms / 1000.0);
     let version: String = theirs.version.chars().take(64).collect();
-    shared
-        .metrics
-        .peer_version
-        .get_or_create(&VersionLabel {
-            peer: peer.to_string(),
-            version: version.clone(),
-        })
-        .set(1);
+    // The label takes our own version or `other`, never the peer's text:
+    // two series per operator at most, whatever it reports.
+    let same = version == shared.version;
+    for (label, current) in [(shared.version.as_str(), same), ("other", !same)] {
+        shared
+            .metrics
+            .peer_version
+            .get_or_create(&VersionLabel {
+                peer: peer.to_string(),
+                version: label.to_string(),
+            })
+            .set(i64::from(current));
+    }
     if version != shared.version {
         tracing::warn!(%peer, theirs = %version, ours = %shared.version, "operator runs another version");
     }
@@ -111,4 +116,50 @@ fn judge(shared: &Shared, peer: PeerId, theirs: &PeerInfo, round_trip: Duration)
     }
     shared.peers().entry(peer).or_default().version = Some(version);
     Verdict::Verified
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use prometheus_client::registry::Registry;
+
+    #[test]
+    fn a_peer_cannot_grow_the_version_metric() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let peer = PeerId::random();
+        let shared = Shared::new(
+            PeerId::random(),
+            [peer].into_iter().collect(),
+            Default::default(),
+            [1; 32],
+            "phalanx/0.1.0".into(),
+            metrics,
+        );
+        for i in 0..100 {
+            let theirs = PeerInfo {
+                version: format!("phalanx/{i}"),
+                lock_hash: [1; 32],
+                unix_millis: unix_millis(),
+            };
+            assert_eq!(judge(&shared, peer, &theirs, Duration::ZERO), Verdict::Verified);
+        }
+        let same = PeerInfo {
+            version: "phalanx/0.1.0".into(),
+            lock_hash: [1; 32],
+            unix_millis: unix_millis(),
+        };
+        judge(&shared, peer, &same, Duration::ZERO);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("phalanx_p2p_peer_version{"))
+            .collect();
+        assert!(series.len() <= 2, "{} series", series.len());
+        let current: Vec<&&str> = series.iter().filter(|l| l.ends_with(" 1")).collect();
+        assert_eq!(current.len(), 1, "{series:?}");
+        assert!(current[0].contains("version=\"phalanx/0.1.0\""), "{series:?}");
+    }
 }
