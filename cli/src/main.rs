@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use phalanx_p2p::{Enr, Multiaddr, NodeKey, RelayLimits, RelayServer, NODE_KEY_FILE};
+use phalanx_p2p::{Enr, Multiaddr, NodeKey, RelayAccess, RelayLimits, RelayServer, NODE_KEY_FILE};
 use prometheus_client::registry::Registry;
 
 mod cluster;
@@ -135,6 +135,16 @@ struct RelayArgs {
     /// Circuits per peer.
     #[arg(long, env = "PHALANX_RELAY_MAX_CIRCUITS_PER_PEER", default_value_t = RelayLimits::default().max_circuits_per_peer)]
     max_circuits_per_peer: usize,
+    /// Bytes a circuit may carry before it is closed (the peers open another).
+    #[arg(long, env = "PHALANX_RELAY_MAX_CIRCUIT_BYTES", default_value_t = RelayLimits::default().max_circuit_bytes)]
+    max_circuit_bytes: u64,
+    /// Serve only the operators of this cluster lock (repeatable); with
+    /// neither this nor --serve-peer the relay serves any peer.
+    #[arg(long, env = "PHALANX_RELAY_SERVE_LOCKS", value_delimiter = ',')]
+    serve_lock: Vec<PathBuf>,
+    /// Serve only this peer id, e.g. an operator's (repeatable).
+    #[arg(long, env = "PHALANX_RELAY_SERVE_PEERS", value_delimiter = ',')]
+    serve_peer: Vec<phalanx_p2p::PeerId>,
     /// Prometheus metrics at http://<address>/metrics.
     #[arg(
         long,
@@ -295,6 +305,26 @@ pub(crate) fn socket_multiaddr(address: SocketAddr, quic: bool) -> Multiaddr {
         .unwrap_or_else(|_| unreachable!("a socket address always makes a multiaddr"))
 }
 
+/// The peers a relay serves: the operators of the given locks and the
+/// given peers, or anyone if neither is given.
+fn relay_access(locks: &[PathBuf], peers: &[phalanx_p2p::PeerId]) -> Result<RelayAccess> {
+    if locks.is_empty() && peers.is_empty() {
+        return Ok(RelayAccess::Anyone);
+    }
+    let mut served: std::collections::BTreeSet<phalanx_p2p::PeerId> =
+        peers.iter().copied().collect();
+    for path in locks {
+        let lock = phalanx_dkg::ClusterLock::load(path)
+            .with_context(|| format!("reading the cluster lock {}", path.display()))?;
+        let enrs = lock
+            .definition
+            .enrs()
+            .with_context(|| format!("the operators of {}", path.display()))?;
+        served.extend(enrs.iter().map(Enr::peer_id));
+    }
+    Ok(RelayAccess::Only(served))
+}
+
 async fn relay(args: RelayArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
@@ -313,11 +343,28 @@ async fn relay(args: RelayArgs) -> Result<()> {
         max_reservations_per_peer: args.max_reservations_per_peer,
         max_circuits: args.max_circuits,
         max_circuits_per_peer: args.max_circuits_per_peer,
+        max_circuit_bytes: args.max_circuit_bytes,
         ..RelayLimits::default()
     };
+    let access = relay_access(&args.serve_lock, &args.serve_peer)?;
+    match &access {
+        RelayAccess::Anyone => {
+            tracing::info!("serving any peer (--serve-lock or --serve-peer limit it)")
+        }
+        RelayAccess::Only(peers) => {
+            tracing::info!(peers = peers.len(), "serving only the given peers")
+        }
+    }
     let mut registry = Registry::default();
-    let server = RelayServer::start(&key, &listen, &args.external_address, limits, &mut registry)
-        .context("starting the relay")?;
+    let server = RelayServer::start(
+        &key,
+        &listen,
+        &args.external_address,
+        limits,
+        access,
+        &mut registry,
+    )
+    .context("starting the relay")?;
     let monitoring = monitoring::serve(args.monitoring_address, registry)
         .await
         .with_context(|| format!("serving metrics on {}", args.monitoring_address))?;

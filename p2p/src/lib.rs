@@ -33,5 +33,5 @@ pub use identity::{peer_id_of, verify, NodeKey, NODE_KEY_FILE};
 pub use libp2p::{Multiaddr, PeerId};
 pub use network::{Inbound, Inbox, Network, NetworkConfig, Protocol};
 pub use peerinfo::PeerInfo;
-pub use relay::{RelayLimits, RelayServer};
+pub use relay::{RelayAccess, RelayLimits, RelayServer};
 pub use rlp::RlpError;

@@ -143,7 +143,10 @@ mod tests {
                 lock_hash: [1; 32],
                 unix_millis: unix_millis(),
             };
-            assert_eq!(judge(&shared, peer, &theirs, Duration::ZERO), Verdict::Verified);
+            assert_eq!(
+                judge(&shared, peer, &theirs, Duration::ZERO),
+                Verdict::Verified
+            );
         }
         let same = PeerInfo {
             version: "phalanx/0.1.0".into(),
@@ -160,6 +163,9 @@ mod tests {
         assert!(series.len() <= 2, "{} series", series.len());
         let current: Vec<&&str> = series.iter().filter(|l| l.ends_with(" 1")).collect();
         assert_eq!(current.len(), 1, "{series:?}");
-        assert!(current[0].contains("version=\"phalanx/0.1.0\""), "{series:?}");
+        assert!(
+            current[0].contains("version=\"phalanx/0.1.0\""),
+            "{series:?}"
+        );
     }
 }

@@ -1,12 +1,22 @@
 //! `phalanx relay`: a circuit-relay v2 server that operators behind NAT
 //! reserve a slot on and reach each other through (then upgrade to a direct
-//! connection by hole punching where their NATs allow). Any peer may use
-//! it, within limits on reservations and circuits.
+//! connection by hole punching where their NATs allow). It serves the
+//! peers it is given (the operators of given clusters) or, if told to,
+//! anyone, always within limits on reservations, circuits and the bytes
+//! and time each circuit may take.
 
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::core::transport::PortUse;
+use libp2p::core::Endpoint;
+use libp2p::swarm::{
+    dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, SwarmEvent, THandler,
+    THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
 use libp2p::{identify, noise, ping, relay, tcp, yamux, Multiaddr, PeerId};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
@@ -33,7 +43,11 @@ pub struct RelayLimits {
 
 impl Default for RelayLimits {
     /// Sized for a few clusters: a cluster keeps at most one circuit per
-    /// pair of operators, and consensus traffic is small.
+    /// pair of operators (32 covers a 33-operator cluster), and a circuit
+    /// only carries a pair's traffic until hole punching replaces it or it
+    /// is opened again: 256 MiB is about 13 blocks with blobs at the
+    /// largest, far more than an hour of a pair's consensus and partial
+    /// signatures for a few hundred validators.
     fn default() -> Self {
         RelayLimits {
             max_reservations: 512,
@@ -41,14 +55,114 @@ impl Default for RelayLimits {
             max_circuits: 1024,
             max_circuits_per_peer: 32,
             max_circuit_duration: Duration::from_secs(3600),
-            max_circuit_bytes: 1 << 30,
+            max_circuit_bytes: 256 << 20,
         }
+    }
+}
+
+/// Who may connect to a relay, and so reserve a slot or open a circuit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayAccess {
+    /// Any peer (a public relay), within the limits.
+    Anyone,
+    /// Only these peers, e.g. the operators of the clusters it serves;
+    /// every other peer is refused as soon as the handshake names it.
+    Only(BTreeSet<PeerId>),
+}
+
+impl RelayAccess {
+    fn allows(&self, peer: &PeerId) -> bool {
+        match self {
+            RelayAccess::Anyone => true,
+            RelayAccess::Only(peers) => peers.contains(peer),
+        }
+    }
+}
+
+/// How many refused peers are remembered, to log each only once.
+const REFUSALS_LOGGED: usize = 4096;
+
+/// Refuses connections of peers the relay does not serve.
+struct AccessGate {
+    access: RelayAccess,
+    logged: BTreeSet<PeerId>,
+    refused: prometheus_client::metrics::counter::Counter,
+}
+
+impl AccessGate {
+    fn check(&mut self, peer: PeerId, address: &Multiaddr) -> Result<(), ConnectionDenied> {
+        if self.access.allows(&peer) {
+            return Ok(());
+        }
+        self.refused.inc();
+        if self.logged.len() < REFUSALS_LOGGED && self.logged.insert(peer) {
+            tracing::info!(%peer, %address, "refused a peer the relay does not serve");
+        }
+        Err(ConnectionDenied::new(NotServed))
+    }
+}
+
+#[derive(Debug)]
+struct NotServed;
+
+impl std::fmt::Display for NotServed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the relay does not serve this peer")
+    }
+}
+
+impl std::error::Error for NotServed {}
+
+impl NetworkBehaviour for AccessGate {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Infallible;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        peer: PeerId,
+        _local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.check(peer, remote_addr)?;
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        _role_override: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.check(peer, addr)?;
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, _event: FromSwarm<'_>) {}
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer_id: PeerId,
+        _connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(
+        &mut self,
+        _cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        Poll::Pending
     }
 }
 
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 struct RelayBehaviour {
+    gate: AccessGate,
     relay: relay::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -62,17 +176,24 @@ pub struct RelayServer {
 }
 
 impl RelayServer {
-    /// Starts a relay in the current tokio runtime. A relay serves
-    /// circuits only on addresses it knows to be reachable: `external`
-    /// (its public addresses), or, if none are given, every address it
-    /// listens on.
+    /// Starts a relay in the current tokio runtime, serving the peers
+    /// `access` names. A relay serves circuits only on addresses it knows
+    /// to be reachable: `external` (its public addresses), or, if none are
+    /// given, every address it listens on.
     pub fn start(
         key: &NodeKey,
         listen: &[Multiaddr],
         external: &[Multiaddr],
         limits: RelayLimits,
+        access: RelayAccess,
         registry: &mut Registry,
     ) -> Result<RelayServer, StartError> {
+        let refused = prometheus_client::metrics::counter::Counter::default();
+        registry.register(
+            "phalanx_relay_refused_peers",
+            "Connections refused because the relay does not serve the peer",
+            refused.clone(),
+        );
         let transport = |e: &dyn std::fmt::Display| StartError::Transport(e.to_string());
         let peer_id = key.peer_id();
         let config = relay::Config {
@@ -95,6 +216,11 @@ impl RelayServer {
             .with_quic()
             .with_bandwidth_metrics(registry)
             .with_behaviour(|key| RelayBehaviour {
+                gate: AccessGate {
+                    access,
+                    logged: BTreeSet::new(),
+                    refused,
+                },
                 relay: relay::Behaviour::new(key.public().to_peer_id(), config),
                 identify: identify::Behaviour::new(identify::Config::new(
                     "/phalanx/relay".to_string(),

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use phalanx_p2p::{
-    Inbox, Multiaddr, Network, NetworkConfig, NodeKey, PeerId, Protocol, RelayLimits, RelayServer,
-    SendError,
+    Inbox, Multiaddr, Network, NetworkConfig, NodeKey, PeerId, Protocol, RelayAccess, RelayLimits,
+    RelayServer, SendError,
 };
 use prometheus_client::registry::Registry;
 
@@ -366,6 +366,7 @@ async fn operators_reach_each_other_through_a_relay() {
         &["/ip4/127.0.0.1/tcp/0".parse().expect("addr")],
         &[],
         RelayLimits::default(),
+        RelayAccess::Anyone,
         &mut relay_registry,
     )
     .expect("relay starts");
