@@ -100,7 +100,7 @@ pub(crate) async fn read_frame_body<S: AsyncRead + Unpin>(
 }
 
 /// Reads a whole frame of at most `limit` bytes.
-pub(crate) async fn read_frame<S: AsyncRead + Unpin>(
+pub async fn read_frame<S: AsyncRead + Unpin>(
     stream: &mut S,
     limit: usize,
 ) -> Result<Vec<u8>, CodecError> {

@@ -26,6 +26,8 @@ mod attestations;
 mod blocks;
 mod duties;
 mod exits_and_registrations;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod media;
 mod proxy;
 mod sync_committee;
