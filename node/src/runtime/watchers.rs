@@ -49,7 +49,7 @@ impl<E: EthSpec> Inboxes<E> {
     /// Consensus messages from operators become events; others' are ignored.
     pub(super) fn watch_consensus(
         self,
-        mut rx: mpsc::UnboundedReceiver<Inbound>,
+        mut rx: mpsc::Receiver<Inbound>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             while let Some(inbound) = rx.recv().await {
@@ -72,7 +72,7 @@ impl<E: EthSpec> Inboxes<E> {
     /// Partial signatures from operators become events, counted by sender.
     pub(super) fn watch_partials(
         self,
-        mut rx: mpsc::UnboundedReceiver<Inbound>,
+        mut rx: mpsc::Receiver<Inbound>,
         received: Family<PeerLabels, Counter>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {

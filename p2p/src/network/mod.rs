@@ -15,13 +15,13 @@
 //! connection and applies its verdict; [`send`] delivers a message and
 //! waits for its acknowledgement; [`receive`] accepts and queues them.
 
+mod budget;
 mod receive;
 mod send;
 mod swarm;
 mod verification;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,11 +38,20 @@ use crate::identity::NodeKey;
 use crate::metrics::Metrics;
 use crate::peerinfo;
 
+pub use budget::QueueSlot;
 use receive::receive_loop;
 use swarm::{build_swarm, DialState, Driver};
 use verification::peerinfo_loop;
 
 /// A messaging protocol another crate registers: `/phalanx/<name>/<version>`.
+///
+/// What one peer may hold of this node on it, whatever it sends: at most
+/// [`Protocol::streams_per_peer`] inbound streams open, and at most
+/// `queue_per_peer` messages read or waiting for the consumer, whose
+/// lengths add up to at most [`Protocol::bytes_per_peer`]. A message's
+/// place is taken after its length is read and before its body is, and
+/// held until the consumer drops its [`QueueSlot`]; a message that finds
+/// no room is refused unread (`queue_full`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Protocol {
     /// Short name, e.g. `qbft`.
@@ -51,14 +60,34 @@ pub struct Protocol {
     pub version: &'static str,
     /// The largest encoded message; larger ones are refused unread.
     pub max_size: usize,
-    /// Messages queued per peer before more are dropped.
+    /// Messages queued per peer before more are refused.
     pub queue_per_peer: usize,
 }
+
+/// How many of the largest messages one peer may have in flight at once
+/// (being read or waiting for the consumer): room for a largest message
+/// (a block proposal) in each of a few rounds or duties at a time, while
+/// one peer's share of memory stays a small multiple of `max_size`.
+pub const LARGEST_MESSAGES_PER_PEER: usize = 4;
 
 impl Protocol {
     /// The libp2p protocol id.
     pub fn id(&self) -> String {
         format!("/phalanx/{}/{}", self.name, self.version)
+    }
+
+    /// The bytes one peer's messages in flight may announce in all:
+    /// [`LARGEST_MESSAGES_PER_PEER`] times `max_size`.
+    pub fn bytes_per_peer(&self) -> usize {
+        self.max_size.saturating_mul(LARGEST_MESSAGES_PER_PEER)
+    }
+
+    /// The inbound streams one peer may have open at once: one per
+    /// message it may have queued (a stream is answered as soon as its
+    /// message is queued or refused, so an honest burst needs no more).
+    /// Streams beyond are reset unread.
+    pub fn streams_per_peer(&self) -> usize {
+        self.queue_per_peer.max(1)
     }
 }
 
@@ -85,7 +114,8 @@ pub struct NetworkConfig {
     pub send_timeout: Duration,
 }
 
-/// A received message, holding its slot in the sender's queue until dropped.
+/// A received message, holding its place in the sender's share of this
+/// node's queue until dropped (or until its [`QueueSlot`] is).
 #[derive(Debug)]
 pub struct Inbound {
     /// The operator that sent it.
@@ -93,7 +123,7 @@ pub struct Inbound {
     /// The encoded message (at most the protocol's limit).
     pub bytes: Vec<u8>,
     limit: usize,
-    _slot: QueueSlot,
+    slot: QueueSlot,
 }
 
 impl Inbound {
@@ -101,29 +131,28 @@ impl Inbound {
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
         codec::decode(&self.bytes, self.limit)
     }
-}
 
-#[derive(Debug)]
-struct QueueSlot(Arc<AtomicUsize>);
-
-impl Drop for QueueSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+    /// Frees the bytes but keeps the message's place: a consumer that
+    /// hands the decoded message on holds the slot until it is handled.
+    pub fn into_slot(self) -> QueueSlot {
+        self.slot
     }
 }
 
-/// The receiving ends of the registered protocols.
+/// The receiving ends of the registered protocols. Each is bounded by
+/// the operators' shares: every message in it holds a [`QueueSlot`].
 #[derive(Debug, Default)]
 pub struct Inbox {
-    receivers: BTreeMap<&'static str, mpsc::UnboundedReceiver<Inbound>>,
+    receivers: BTreeMap<&'static str, mpsc::Receiver<Inbound>>,
 }
 
 impl Inbox {
     /// Takes the receiver of a protocol (once).
-    pub fn take(&mut self, name: &str) -> Option<mpsc::UnboundedReceiver<Inbound>> {
+    pub fn take(&mut self, name: &str) -> Option<mpsc::Receiver<Inbound>> {
         self.receivers.remove(name)
     }
 }
+
 enum Command {
     AddAddress(PeerId, Multiaddr),
     Disconnect(PeerId),
@@ -185,7 +214,13 @@ impl Network {
             let incoming = control
                 .accept(id)
                 .map_err(|_| StartError::Config(format!("protocol {} twice", protocol.id())))?;
-            let (tx, rx) = mpsc::unbounded_channel();
+            // Never full: a message enters holding one of its sender's
+            // `queue_per_peer` places.
+            let capacity = operators
+                .len()
+                .saturating_mul(protocol.queue_per_peer)
+                .max(1);
+            let (tx, rx) = mpsc::channel(capacity);
             inbox.receivers.insert(protocol.name, rx);
             protocols.insert(protocol.name, protocol.clone());
             tokio::spawn(receive_loop(shared.clone(), protocol.clone(), incoming, tx));

@@ -1,42 +1,44 @@
-//! Receiving: per protocol, accept streams, check each frame's length
-//! against the protocol's limit before reading it, queue it for the
-//! consumer while the sender's queue has room, and answer with a status.
+//! Receiving: per protocol, accept streams (within the sender's share of
+//! open streams), check each frame's length against the protocol's limit,
+//! reserve its place in the sender's share of the queue before reading
+//! its body, queue it for the consumer and answer with a status.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{AsyncWriteExt, StreamExt};
+use futures::{AsyncRead, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
-use super::{Inbound, Protocol, QueueSlot};
+use super::budget::Budgets;
+use super::{Inbound, Protocol};
 use crate::codec::{self, CodecError, Status};
 use crate::gate::Shared;
 use crate::metrics::ProtocolLabel;
+
+/// How long a stream may take to deliver its frame.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Per protocol: accepts streams, checks each frame and queues it.
 pub(super) async fn receive_loop(
     shared: Arc<Shared>,
     protocol: Protocol,
     mut incoming: libp2p_stream::IncomingStreams,
-    queue: mpsc::UnboundedSender<Inbound>,
+    queue: mpsc::Sender<Inbound>,
 ) {
-    let counts: Arc<Mutex<BTreeMap<PeerId, Arc<AtomicUsize>>>> = Arc::default();
+    let budgets = Budgets::new(&protocol);
     while let Some((peer, mut stream)) = incoming.next().await {
+        let Some(permit) = budgets.open_stream(peer) else {
+            // More streams open than messages it may queue: reset unread.
+            shared.metrics.drop(protocol.name, "too_many_streams");
+            continue;
+        };
         let shared = shared.clone();
         let protocol = protocol.clone();
         let queue = queue.clone();
-        let counts = counts.clone();
+        let budgets = budgets.clone();
         tokio::spawn(async move {
-            let count = counts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(peer)
-                .or_default()
-                .clone();
-            let status = receive_one(&shared, &protocol, peer, &mut stream, &queue, count).await;
+            let status = receive_one(&shared, &protocol, &budgets, peer, &mut stream, &queue).await;
             if let Some(status) = status {
                 if status != Status::Accepted {
                     shared.metrics.drop(protocol.name, status.reason());
@@ -44,30 +46,41 @@ pub(super) async fn receive_loop(
                 let _ = stream.write_all(&[status as u8]).await;
                 let _ = stream.close().await;
             }
+            drop(permit);
         });
     }
 }
 
-async fn receive_one(
+/// Reads one frame and queues it; the status to answer, or none when the
+/// stream failed.
+async fn receive_one<S: AsyncRead + Unpin>(
     shared: &Shared,
     protocol: &Protocol,
+    budgets: &Arc<Budgets>,
     peer: PeerId,
-    stream: &mut libp2p::Stream,
-    queue: &mpsc::UnboundedSender<Inbound>,
-    count: Arc<AtomicUsize>,
+    stream: &mut S,
+    queue: &mpsc::Sender<Inbound>,
 ) -> Option<Status> {
     let read = async {
         let len = codec::read_frame_len(stream, protocol.max_size).await?;
         if !shared.operators.contains(&peer) || !shared.is_verified(&peer) {
             return Ok(Err(Status::Unverified));
         }
-        if count.load(Ordering::Acquire) >= protocol.queue_per_peer {
+        // The place is taken before the body is read, and freed if the
+        // read fails (the slot is dropped with it).
+        let Some(slot) = budgets.reserve(peer, len) else {
             return Ok(Err(Status::QueueFull));
-        }
-        codec::read_frame_body(stream, len).await.map(Ok)
+        };
+        let body = codec::read_frame_body(stream, len).await?;
+        Ok(Ok(Inbound {
+            peer,
+            bytes: body,
+            limit: protocol.max_size,
+            slot,
+        }))
     };
-    let body = match tokio::time::timeout(Duration::from_secs(30), read).await {
-        Ok(Ok(Ok(body))) => body,
+    let inbound = match tokio::time::timeout(READ_TIMEOUT, read).await {
+        Ok(Ok(Ok(inbound))) => inbound,
         Ok(Ok(Err(status))) => return Some(status),
         Ok(Err(CodecError::TooLarge { len, .. })) => {
             tracing::debug!(%peer, protocol = protocol.name, len, "refused an oversized message unread");
@@ -78,14 +91,7 @@ async fn receive_one(
             return None;
         }
     };
-    count.fetch_add(1, Ordering::AcqRel);
-    let inbound = Inbound {
-        peer,
-        bytes: body,
-        limit: protocol.max_size,
-        _slot: QueueSlot(count),
-    };
-    if queue.send(inbound).is_err() {
+    if queue.try_send(inbound).is_err() {
         return Some(Status::QueueFull);
     }
     shared
@@ -96,4 +102,172 @@ async fn receive_one(
         })
         .inc();
     Some(Status::Accepted)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures::channel::mpsc as chunks;
+
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::network::LARGEST_MESSAGES_PER_PEER;
+
+    /// An inbound stream whose bytes the test hands over chunk by chunk;
+    /// a read waits while no chunk is there.
+    struct Feed {
+        chunks: chunks::UnboundedReceiver<Vec<u8>>,
+        pending: Vec<u8>,
+    }
+
+    impl AsyncRead for Feed {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<std::io::Result<usize>> {
+            while self.pending.is_empty() {
+                match self.chunks.poll_next_unpin(cx) {
+                    Poll::Ready(Some(chunk)) => self.pending = chunk,
+                    Poll::Ready(None) => return Poll::Ready(Ok(0)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    fn feed() -> (chunks::UnboundedSender<Vec<u8>>, Feed) {
+        let (tx, rx) = chunks::unbounded();
+        (
+            tx,
+            Feed {
+                chunks: rx,
+                pending: Vec::new(),
+            },
+        )
+    }
+
+    fn verified(peer: PeerId) -> Arc<Shared> {
+        let shared = Shared::new(
+            PeerId::random(),
+            BTreeSet::from([peer]),
+            BTreeSet::new(),
+            [0; 32],
+            "test".into(),
+            Metrics::default(),
+        );
+        shared.connection_changed(peer, true);
+        shared.set_verified(peer);
+        Arc::new(shared)
+    }
+
+    fn protocol(max_size: usize, queue_per_peer: usize) -> Protocol {
+        Protocol {
+            name: "chat",
+            version: "1.0.0",
+            max_size,
+            queue_per_peer,
+        }
+    }
+
+    /// Many streams of one peer whose lengths all arrive before any body:
+    /// no more than `queue_per_peer` of them may be read.
+    #[tokio::test]
+    async fn concurrent_streams_of_one_peer_get_no_more_than_its_queue() {
+        const QUEUE: usize = 2;
+        const STREAMS: usize = 6;
+        let peer = PeerId::random();
+        let shared = verified(peer);
+        let protocol = protocol(1024, QUEUE);
+        let (queue, mut consumer) = mpsc::channel(64);
+        let budgets = Budgets::new(&protocol);
+        let mut feeds = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..STREAMS {
+            let (tx, mut stream) = feed();
+            tx.unbounded_send(100u32.to_be_bytes().to_vec())
+                .expect("feed");
+            feeds.push(tx);
+            let (shared, protocol, queue, budgets) = (
+                shared.clone(),
+                protocol.clone(),
+                queue.clone(),
+                budgets.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                receive_one(&shared, &protocol, &budgets, peer, &mut stream, &queue).await
+            }));
+        }
+        // Every stream has read its length and waits for its body (or was
+        // refused already).
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        for tx in &feeds {
+            let _ = tx.unbounded_send(vec![7u8; 100]);
+        }
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.expect("task"));
+        }
+        let accepted = statuses
+            .iter()
+            .filter(|s| **s == Some(Status::Accepted))
+            .count();
+        let mut queued = 0;
+        while consumer.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(accepted, QUEUE, "{statuses:?}");
+        assert_eq!(queued, QUEUE);
+    }
+
+    /// A stream that ends before its body frees its place; lengths that
+    /// would exceed the peer's bytes are refused before their bodies.
+    #[tokio::test]
+    async fn failed_reads_free_their_place_and_bytes_are_bounded() {
+        let peer = PeerId::random();
+        let shared = verified(peer);
+        let protocol = protocol(1000, 16);
+        let (queue, _consumer) = mpsc::channel(64);
+        let budgets = Budgets::new(&protocol);
+        let (tx, mut cut) = feed();
+        tx.unbounded_send(500u32.to_be_bytes().to_vec())
+            .expect("feed");
+        tx.unbounded_send(vec![1; 10]).expect("feed");
+        drop(tx);
+        let status = receive_one(&shared, &protocol, &budgets, peer, &mut cut, &queue).await;
+        assert_eq!(status, None, "the stream failed");
+        assert_eq!(budgets.in_flight(&peer), (0, 0, 0), "its place is free");
+
+        // Four of the largest fill the peer's bytes; a fifth is refused unread.
+        let mut statuses = Vec::new();
+        for _ in 0..=LARGEST_MESSAGES_PER_PEER {
+            let (tx, mut stream) = feed();
+            tx.unbounded_send(1000u32.to_be_bytes().to_vec())
+                .expect("feed");
+            tx.unbounded_send(vec![1; 1000]).expect("feed");
+            statuses
+                .push(receive_one(&shared, &protocol, &budgets, peer, &mut stream, &queue).await);
+        }
+        assert_eq!(
+            statuses
+                .iter()
+                .filter(|s| **s == Some(Status::Accepted))
+                .count(),
+            LARGEST_MESSAGES_PER_PEER
+        );
+        assert_eq!(statuses.last(), Some(&Some(Status::QueueFull)));
+        assert_eq!(
+            budgets.in_flight(&peer),
+            (0, LARGEST_MESSAGES_PER_PEER, protocol.bytes_per_peer())
+        );
+    }
 }
