@@ -236,10 +236,23 @@ async fn run_with<E: EthSpec>(
     })?;
     tracing::info!(address = %bound, operator = me.0, validators = lock.validators.len(), "validator API listening");
 
-    // Peers' messages become events.
+    // The runtime's own events (answers, timers, reorgs), and peers'
+    // messages as events, each holding its place in its sender's share of
+    // the queue until the core has handled it. The bound only sizes the
+    // buffer: the places bound what waits.
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event<E>>();
+    let peer_capacity = peers
+        .len()
+        .saturating_mul(
+            consensus
+                .queue_per_peer
+                .saturating_add(parsigex.queue_per_peer),
+        )
+        .max(1);
+    let (peer_events_tx, mut peer_events_rx) =
+        mpsc::channel::<watchers::PeerEvent<E>>(peer_capacity);
     let inboxes = Inboxes {
-        events: events_tx.clone(),
+        events: peer_events_tx,
         index_of: Arc::new(
             peers
                 .iter()
@@ -307,21 +320,24 @@ async fn run_with<E: EthSpec>(
     tokio::pin!(tick);
     tokio::pin!(shutdown);
     loop {
-        let event = tokio::select! {
+        let (event, slot) = tokio::select! {
             _ = &mut shutdown => break,
             _ = &mut tick => {
                 let now = now_ms();
                 let wait = core.next_tick_ms(now).saturating_sub(now);
                 tick.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(wait));
-                Event::Tick
+                (Event::Tick, None)
             }
             Some(CoreRequest { request, reply }) = api_rx.recv() => {
                 let id = driver.register_reply(reply);
-                Event::Vc { id, request }
+                (Event::Vc { id, request }, None)
             }
-            Some(event) = events_rx.recv() => event,
+            Some(event) = events_rx.recv() => (event, None),
+            Some((event, slot)) = peer_events_rx.recv() => (event, Some(slot)),
         };
         let actions = core.handle(now_ms(), event);
+        // Handled: the sender's place is free again.
+        drop(slot);
         driver.execute(actions);
     }
     for task in tasks {

@@ -11,7 +11,7 @@ use phalanx_consensus::{OperatorIndex, Wire};
 use phalanx_eth::api::Event as BnEvent;
 use phalanx_eth::client::BeaconNodeClient;
 use phalanx_eth::{Epoch, EthSpec, Root};
-use phalanx_p2p::{Inbound, Network, PeerId};
+use phalanx_p2p::{Inbound, Network, PeerId, QueueSlot};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tokio::sync::mpsc;
@@ -23,11 +23,17 @@ use crate::duty::Duty;
 use crate::parsigex::PartialBatch;
 use crate::value::DutyValue;
 
+/// A peer's message as the core's event, with the message's place in its
+/// sender's share of the node's queue: the runtime drops the slot once
+/// the core has handled the event, so a peer whose messages wait anywhere
+/// in the node (decoded, in this channel or in p2p's) is refused more.
+pub(super) type PeerEvent<E> = (Event<E>, QueueSlot);
+
 /// Where peers' messages go, and what is counted when one is dropped.
 #[derive(Clone)]
 pub(super) struct Inboxes<E: EthSpec> {
-    /// The core's events.
-    pub(super) events: mpsc::UnboundedSender<Event<E>>,
+    /// The core's events from peers (bounded).
+    pub(super) events: mpsc::Sender<PeerEvent<E>>,
     /// Operators by peer id.
     pub(super) index_of: Arc<HashMap<PeerId, OperatorIndex>>,
     /// Dropped messages, by peer, kind and reason.
@@ -47,10 +53,7 @@ impl<E: EthSpec> Inboxes<E> {
     }
 
     /// Consensus messages from operators become events; others' are ignored.
-    pub(super) fn watch_consensus(
-        self,
-        mut rx: mpsc::Receiver<Inbound>,
-    ) -> JoinHandle<()> {
+    pub(super) fn watch_consensus(self, mut rx: mpsc::Receiver<Inbound>) -> JoinHandle<()> {
         tokio::spawn(async move {
             while let Some(inbound) = rx.recv().await {
                 let Some(&from) = self.index_of.get(&inbound.peer) else {
@@ -58,7 +61,15 @@ impl<E: EthSpec> Inboxes<E> {
                 };
                 match inbound.decode::<Wire<Duty, DutyValue>>() {
                     Ok(message) => {
-                        let _ = self.events.send(Event::Consensus { from, message });
+                        let event = Event::Consensus { from, message };
+                        if self
+                            .events
+                            .send((event, inbound.into_slot()))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(peer = from.0, error = %e, "malformed consensus message dropped");
@@ -87,7 +98,15 @@ impl<E: EthSpec> Inboxes<E> {
                                 peer: from.to_string(),
                             })
                             .inc_by(partials.len() as u64);
-                        let _ = self.events.send(Event::Partials { from, partials });
+                        let event = Event::Partials { from, partials };
+                        if self
+                            .events
+                            .send((event, inbound.into_slot()))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(peer = from.0, error = %e, "malformed partial signatures dropped");
@@ -211,6 +230,92 @@ pub(super) fn watch_reachability<E: EthSpec>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use phalanx_eth::MinimalEthSpec;
+    use phalanx_p2p::{NetworkConfig, NodeKey, Protocol, SendError};
+    use prometheus_client::registry::Registry;
+
+    /// Two operators on loopback speaking `partials`, with a queue of `queue`.
+    async fn pair(queue: usize) -> (Network, Network, phalanx_p2p::Inbox) {
+        let keys: Vec<NodeKey> = (0..2).map(|_| NodeKey::generate()).collect();
+        let operators: Vec<PeerId> = keys.iter().map(NodeKey::peer_id).collect();
+        let start = |key: &NodeKey| {
+            Network::start(
+                NetworkConfig {
+                    key: key.clone(),
+                    operators: operators.clone(),
+                    addresses: Vec::new(),
+                    relays: Vec::new(),
+                    listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")],
+                    lock_hash: [1; 32],
+                    version: "test".into(),
+                    protocols: vec![Protocol {
+                        name: "partials",
+                        version: "1.0.0",
+                        max_size: 1024,
+                        queue_per_peer: queue,
+                    }],
+                    send_timeout: Duration::from_secs(5),
+                },
+                &mut Registry::default(),
+            )
+            .expect("starts")
+        };
+        let (sender, _) = start(&keys[0]);
+        let (receiver, inbox) = start(&keys[1]);
+        for address in receiver.listen_addresses(1).await {
+            sender.add_address(keys[1].peer_id(), address);
+        }
+        assert!(sender.wait_for_peers(1, Duration::from_secs(20)).await);
+        assert!(receiver.wait_for_peers(1, Duration::from_secs(20)).await);
+        (sender, receiver, inbox)
+    }
+
+    /// The core stalls: a peer's messages wait as events, and it may have
+    /// no more than its queue of them anywhere in the node.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_has_no_more_than_its_queue_waiting_for_a_stalled_core() {
+        const QUEUE: usize = 4;
+        let (sender, receiver, mut inbox) = pair(QUEUE).await;
+        let (events, mut core) = mpsc::channel::<PeerEvent<MinimalEthSpec>>(1024);
+        let inboxes = Inboxes {
+            events,
+            index_of: Arc::new(HashMap::from([(sender.local_peer_id(), OperatorIndex(0))])),
+            dropped: Family::default(),
+        };
+        let _watcher =
+            inboxes.watch_partials(inbox.take("partials").expect("inbox"), Family::default());
+        let to = receiver.local_peer_id();
+        let mut results = Vec::new();
+        for _ in 0..QUEUE + 3 {
+            results.push(
+                sender
+                    .send_message(to, "partials", &PartialBatch(Vec::new()))
+                    .await,
+            );
+        }
+        let accepted = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(accepted, QUEUE, "{results:?}");
+        assert!(results[QUEUE..].iter().all(|r| matches!(
+            r,
+            Err(SendError::Refused { reason, .. }) if reason == "queue_full"
+        )));
+        // The core handles one: the place is free again.
+        let (event, slot) = core.recv().await.expect("an event");
+        assert!(matches!(
+            event,
+            Event::Partials {
+                from: OperatorIndex(0),
+                ..
+            }
+        ));
+        drop((event, slot));
+        sender
+            .send_message(to, "partials", &PartialBatch(Vec::new()))
+            .await
+            .expect("room again");
+        sender.shutdown();
+        receiver.shutdown();
+    }
 
     #[test]
     fn unreachable_operators_are_named_by_index_without_this_node() {
