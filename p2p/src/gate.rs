@@ -1,6 +1,8 @@
-//! Who may connect: the cluster's operators and the configured relays, and
-//! no operator whose peerinfo showed another cluster (for a while). Every
-//! other peer id is refused as soon as the handshake reveals it.
+//! Who may connect: the cluster's operators and the configured relays, at
+//! most [`MAX_CONNECTIONS_PER_PEER`] connections each, and no operator
+//! whose peerinfo showed another cluster or that the node penalised (for
+//! a while). Every other peer id is refused as soon as the handshake
+//! reveals it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
@@ -19,6 +21,13 @@ use tokio::time::Instant;
 
 use crate::metrics::{Metrics, ReasonLabel};
 
+/// Connections one peer may have established at once: both operators
+/// dial each other (TCP and QUIC), and a relayed connection may coexist
+/// with a direct one until the direct one wins, so an honest pair needs
+/// up to three for a moment. More are refused at the handshake: each costs
+/// memory (yamux buffers, up to 512 streams) the peer would choose.
+pub(crate) const MAX_CONNECTIONS_PER_PEER: usize = 4;
+
 /// How many refused peer ids are remembered to log each only once.
 const REFUSALS_REMEMBERED: usize = 4096;
 
@@ -31,6 +40,8 @@ pub(crate) struct PeerState {
     pub(crate) verified: bool,
     /// Refused until then: its peerinfo named another cluster.
     pub(crate) denied_until: Option<Instant>,
+    /// Refused until then: the node penalised its messages.
+    pub(crate) penalised_until: Option<Instant>,
     /// Its last peerinfo named another cluster lock (cleared when one names
     /// ours).
     pub(crate) other_lock: bool,
@@ -122,11 +133,29 @@ impl Shared {
         self.changes.send_modify(|n| *n += 1);
     }
 
-    fn is_denied(&self, peer: &PeerId) -> bool {
-        self.peers()
-            .get(peer)
-            .and_then(|p| p.denied_until)
-            .is_some_and(|until| until > Instant::now())
+    /// Refuses the peer until `until` (its connections are closed by the
+    /// caller).
+    pub(crate) fn penalise(&self, peer: PeerId, until: Instant) {
+        let mut peers = self.peers();
+        let state = peers.entry(peer).or_default();
+        state.verified = false;
+        state.penalised_until = Some(until.max(state.penalised_until.unwrap_or(until)));
+        drop(peers);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Why the peer is refused now, if it is.
+    pub(crate) fn refusal(&self, peer: &PeerId) -> Option<&'static str> {
+        let now = Instant::now();
+        let peers = self.peers();
+        let state = peers.get(peer)?;
+        if state.denied_until.is_some_and(|until| until > now) {
+            Some("lock_mismatch")
+        } else if state.penalised_until.is_some_and(|until| until > now) {
+            Some("penalised")
+        } else {
+            None
+        }
     }
 }
 
@@ -134,6 +163,9 @@ impl Shared {
 pub(crate) struct Gate {
     shared: Arc<Shared>,
     logged: BTreeSet<PeerId>,
+    /// The established connections of each allowed peer (the swarm reports
+    /// one established right after every behaviour took it).
+    established: BTreeMap<PeerId, BTreeSet<ConnectionId>>,
 }
 
 impl Gate {
@@ -141,16 +173,31 @@ impl Gate {
         Gate {
             shared,
             logged: BTreeSet::new(),
+            established: BTreeMap::new(),
         }
     }
 
     fn check(&mut self, peer: PeerId, address: &Multiaddr) -> Result<(), ConnectionDenied> {
         let reason = if self.shared.operators.contains(&peer) || self.shared.relays.contains(&peer)
         {
-            if !self.shared.is_denied(&peer) {
-                return Ok(());
+            let open = self.established.get(&peer).map_or(0, BTreeSet::len);
+            match self.shared.refusal(&peer) {
+                None if open < MAX_CONNECTIONS_PER_PEER => return Ok(()),
+                None => {
+                    // An allowed peer with enough connections: counted, not
+                    // logged as a stranger.
+                    self.shared
+                        .metrics
+                        .refused_peers
+                        .get_or_create(&ReasonLabel {
+                            reason: "too_many_connections".to_string(),
+                        })
+                        .inc();
+                    tracing::debug!(%peer, %address, open, "refused a connection: enough are open");
+                    return Err(ConnectionDenied::new(Refused("too_many_connections")));
+                }
+                Some(reason) => reason,
             }
-            "lock_mismatch"
         } else {
             "not_in_lock"
         };
@@ -206,7 +253,25 @@ impl NetworkBehaviour for Gate {
         Ok(dummy::ConnectionHandler)
     }
 
-    fn on_swarm_event(&mut self, _event: FromSwarm<'_>) {}
+    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
+        match event {
+            FromSwarm::ConnectionEstablished(e) => {
+                self.established
+                    .entry(e.peer_id)
+                    .or_default()
+                    .insert(e.connection_id);
+            }
+            FromSwarm::ConnectionClosed(e) => {
+                if let Some(open) = self.established.get_mut(&e.peer_id) {
+                    open.remove(&e.connection_id);
+                    if open.is_empty() {
+                        self.established.remove(&e.peer_id);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 
     fn on_connection_handler_event(
         &mut self,
@@ -222,5 +287,97 @@ impl NetworkBehaviour for Gate {
         _cx: &mut Context<'_>,
     ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::core::ConnectedPoint;
+    use libp2p::swarm::behaviour::{ConnectionClosed, ConnectionEstablished};
+
+    use super::*;
+
+    fn gate(operator: PeerId) -> Gate {
+        Gate::new(Arc::new(Shared::new(
+            PeerId::random(),
+            BTreeSet::from([operator]),
+            BTreeSet::new(),
+            [0; 32],
+            "test".into(),
+            Metrics::default(),
+        )))
+    }
+
+    fn listener() -> ConnectedPoint {
+        ConnectedPoint::Listener {
+            local_addr: "/ip4/127.0.0.1/tcp/1".parse().expect("address"),
+            send_back_addr: "/ip4/127.0.0.1/tcp/2".parse().expect("address"),
+        }
+    }
+
+    /// Offers an inbound connection; the swarm reports it established if
+    /// every behaviour took it.
+    fn offer(gate: &mut Gate, peer: PeerId, id: ConnectionId) -> bool {
+        let endpoint = listener();
+        let (local, remote) = match &endpoint {
+            ConnectedPoint::Listener {
+                local_addr,
+                send_back_addr,
+            } => (local_addr.clone(), send_back_addr.clone()),
+            ConnectedPoint::Dialer { .. } => unreachable!(),
+        };
+        let taken = gate
+            .handle_established_inbound_connection(id, peer, &local, &remote)
+            .is_ok();
+        if taken {
+            gate.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+                peer_id: peer,
+                connection_id: id,
+                endpoint: &endpoint,
+                failed_addresses: &[],
+                other_established: 0,
+            }));
+        }
+        taken
+    }
+
+    fn close(gate: &mut Gate, peer: PeerId, id: ConnectionId) {
+        gate.on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
+            peer_id: peer,
+            connection_id: id,
+            endpoint: &listener(),
+            cause: None,
+            remaining_established: 0,
+        }));
+    }
+
+    #[test]
+    fn an_operator_has_a_bounded_number_of_connections() {
+        let operator = PeerId::random();
+        let mut gate = gate(operator);
+        let ids: Vec<ConnectionId> = (0..MAX_CONNECTIONS_PER_PEER + 3)
+            .map(ConnectionId::new_unchecked)
+            .collect();
+        let taken: Vec<bool> = ids
+            .iter()
+            .map(|id| offer(&mut gate, operator, *id))
+            .collect();
+        assert_eq!(
+            taken.iter().filter(|t| **t).count(),
+            MAX_CONNECTIONS_PER_PEER,
+            "{taken:?}"
+        );
+        // One closes: room for one more.
+        close(&mut gate, operator, ids[0]);
+        assert!(offer(
+            &mut gate,
+            operator,
+            ConnectionId::new_unchecked(1 << 40)
+        ));
+        assert!(!offer(
+            &mut gate,
+            operator,
+            ConnectionId::new_unchecked(1 << 41)
+        ));
     }
 }

@@ -475,3 +475,52 @@ async fn a_burst_of_messages_from_every_operator_all_arrive() {
         node.network.shutdown();
     }
 }
+
+/// A penalised operator is disconnected at once, refused while the
+/// penalty lasts (its own dials included) and connected again after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_penalised_operator_is_refused_for_a_while_then_reconnected() {
+    let nodes = cluster(2).await;
+    for node in &nodes {
+        assert!(
+            node.network
+                .wait_for_peers(1, Duration::from_secs(20))
+                .await
+        );
+    }
+    let offender = nodes[1].key.peer_id();
+    let penalty = Duration::from_secs(3);
+    let started = tokio::time::Instant::now();
+    nodes[0].network.penalise(offender, penalty);
+    assert!(nodes[0].network.verified_peers().is_empty());
+    // It dials back at once and is refused at the handshake.
+    let mut refused = 0.0;
+    while refused < 1.0 && started.elapsed() < penalty {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        refused = metric_value(
+            &metrics(&nodes[0].registry),
+            "phalanx_p2p_refused_peers_total{reason=\"penalised\"}",
+        );
+    }
+    assert!(refused >= 1.0, "its dials are refused");
+    assert!(
+        nodes[0].network.verified_peers().is_empty(),
+        "still refused"
+    );
+    assert!(
+        nodes[0]
+            .network
+            .wait_for_peers(1, Duration::from_secs(15))
+            .await,
+        "connected again after the penalty"
+    );
+    assert!(started.elapsed() >= penalty, "{:?}", started.elapsed());
+    nodes[0]
+        .network
+        .send(offender, "chat", b"welcome back".to_vec())
+        .await
+        .expect("delivered after the penalty");
+    for node in &nodes {
+        node.network.shutdown();
+    }
+}

@@ -322,6 +322,20 @@ impl Network {
         tokio::time::timeout(timeout, wait).await.is_ok() && self.verified_peers().len() >= count
     }
 
+    /// Refuses an operator for `duration` and closes its connections now:
+    /// the node's answer to a peer whose messages show it faulty. Its
+    /// messages being read are refused (it is no longer verified), the gate
+    /// refuses its connections in both directions until then, and it is
+    /// dialled again afterwards.
+    pub fn penalise(&self, peer: PeerId, duration: Duration) {
+        if !self.shared.operators.contains(&peer) || peer == self.shared.local {
+            return;
+        }
+        self.shared
+            .penalise(peer, tokio::time::Instant::now() + duration);
+        let _ = self.commands.send(Command::Disconnect(peer));
+    }
+
     /// Stops the network; connections close.
     pub fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown);

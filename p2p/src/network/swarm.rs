@@ -170,7 +170,13 @@ impl Driver {
         let due: Vec<PeerId> = self
             .dial
             .iter()
-            .filter(|(peer, state)| state.next <= now && !self.swarm.is_connected(peer))
+            // A refused peer (penalised, another lock) is dialled once
+            // the refusal ends: the gate would close the connection.
+            .filter(|(peer, state)| {
+                state.next <= now
+                    && !self.swarm.is_connected(peer)
+                    && self.shared.refusal(peer).is_none()
+            })
             .map(|(peer, _)| *peer)
             .collect();
         for peer in due {
