@@ -26,6 +26,13 @@ pub(super) struct DropLabels {
     pub(super) reason: String,
 }
 
+/// An operator (its index in the lock) and a fault reason (a fixed label).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct PenaltyLabels {
+    pub(super) peer: String,
+    pub(super) reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct TypeLabels {
     pub(super) duty: String,
@@ -53,6 +60,9 @@ pub(super) struct Metrics {
     pub(super) duties: Family<DutyLabels, Counter>,
     /// Messages from peers dropped, by peer, kind and reason.
     pub(super) dropped: Family<DropLabels, Counter>,
+    /// Penalty points peers earned, by peer and fault reason: one per run
+    /// of the core that dropped any of the peer's messages for it.
+    pub(super) peer_penalties: Family<PenaltyLabels, Counter>,
     /// The consensus round in which duties were decided.
     pub(super) decided_round: Family<TypeLabels, Histogram>,
     /// Consensus rounds that timed out, by duty type.
@@ -77,6 +87,7 @@ impl Metrics {
         let metrics = Metrics {
             duties: Family::default(),
             dropped: Family::default(),
+            peer_penalties: Family::default(),
             decided_round: Family::new_with_constructor(|| {
                 Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0])
             }),
@@ -101,6 +112,11 @@ impl Metrics {
             "phalanx_peer_dropped_messages",
             "Messages from peers dropped, by peer, kind and reason",
             metrics.dropped.clone(),
+        );
+        registry.register(
+            "phalanx_peer_penalties",
+            "Penalty points peers earned for faulty messages, by peer and reason",
+            metrics.peer_penalties.clone(),
         );
         registry.register(
             "phalanx_consensus_decided_round",

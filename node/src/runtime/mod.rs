@@ -17,6 +17,7 @@
 mod driver;
 mod health;
 mod metrics;
+mod penalties;
 mod persistence;
 mod startup;
 mod submit;
@@ -293,6 +294,8 @@ async fn run_with<E: EthSpec>(
     let mut driver = Driver {
         client: client.clone(),
         net: net.clone(),
+        scores: penalties::Scores::new(peers.len()),
+        drop_log: penalties::DropLog::default(),
         peers,
         events: events_tx.clone(),
         replies: HashMap::new(),

@@ -14,7 +14,7 @@ mod fetch;
 mod peers;
 mod report;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -28,9 +28,11 @@ use tokio::task::JoinHandle;
 use self::report::refused;
 use super::metrics::{Metrics, TypeLabels};
 use super::now_ms;
+use super::penalties::{DropLog, Scores};
 use super::submit::{Batches, Submitter};
 use crate::core::{Action, ApiFailure, Event, VcResponse};
 use crate::duty::Duty;
+use phalanx_consensus::OperatorIndex;
 
 /// Where the answer to a validator client's request goes.
 pub(super) type Reply<E> = oneshot::Sender<Result<VcResponse<E>, ApiFailure>>;
@@ -55,6 +57,10 @@ pub(super) struct Driver<E: EthSpec> {
     pub(super) data_dir: PathBuf,
     pub(super) submitter: Submitter<E>,
     pub(super) protocols: ProtocolNames,
+    /// Every operator's penalty score.
+    pub(super) scores: Scores,
+    /// When each peer's dropped messages were last logged.
+    pub(super) drop_log: DropLog,
 }
 
 /// The p2p protocols the driver sends on, named as the network registered
@@ -83,6 +89,8 @@ impl<E: EthSpec> Driver<E> {
     /// the beacon node are batched.
     pub(super) fn execute(&mut self, actions: Vec<Action<E>>) {
         let mut batches = Batches::default();
+        // Each peer is penalised once per fault reason per run.
+        let mut faults: BTreeSet<(OperatorIndex, &'static str)> = BTreeSet::new();
         for action in actions {
             match action {
                 Action::ResolveIndices(keys) => self.resolve_indices(keys),
@@ -124,7 +132,12 @@ impl<E: EthSpec> Driver<E> {
                 Action::Reply { id, result } => self.reply(id, result),
                 Action::Decided { duty, round, .. } => self.decided(duty, round),
                 Action::Outcome { duty, outcome } => self.outcome(duty, outcome),
-                Action::Dropped { from, reason } => self.dropped(from, &reason),
+                Action::Dropped { from, reason } => {
+                    if reason.is_fault() {
+                        faults.insert((from, reason.label()));
+                    }
+                    self.dropped(from, &reason);
+                }
                 Action::Registered(registration) => self.registered(&registration),
                 Action::Refused {
                     duty,
@@ -134,6 +147,9 @@ impl<E: EthSpec> Driver<E> {
             }
         }
         self.submitter.flush(batches);
+        for (from, reason) in faults {
+            self.penalise(from, reason);
+        }
     }
 
     /// Records when into its slot a combined object went to the beacon node.

@@ -10,7 +10,9 @@ use super::Driver;
 use crate::core::{ApiFailure, VcResponse};
 use crate::duty::Duty;
 use crate::error::DropReason;
-use crate::runtime::metrics::{outcome_label, DropLabels, DutyLabels, TypeLabels};
+use crate::runtime::metrics::{outcome_label, DropLabels, DutyLabels, PenaltyLabels, TypeLabels};
+use crate::runtime::now_ms;
+use crate::runtime::penalties::PENALTY;
 use crate::runtime::persistence::save_registration;
 use crate::tracker::Outcome;
 
@@ -61,15 +63,20 @@ impl<E: EthSpec> Driver<E> {
             .inc();
     }
 
-    /// The core dropped a peer's message.
-    pub(super) fn dropped(&self, from: OperatorIndex, reason: &DropReason) {
+    /// The core dropped a peer's message: logged once per peer and reason
+    /// in a window (a flood must not become a flood of lines), counted
+    /// always.
+    pub(super) fn dropped(&mut self, from: OperatorIndex, reason: &DropReason) {
         let (what, label) = (reason.what(), reason.label());
-        tracing::warn!(
-            peer = from.0,
-            what,
-            reason = label,
-            "dropped a peer's message"
-        );
+        if let Some(not_logged) = self.drop_log.admit(from, label, now_ms()) {
+            tracing::warn!(
+                peer = from.0,
+                what,
+                reason = label,
+                not_logged,
+                "dropped a peer's message (the same since the last line: not_logged)"
+            );
+        }
         self.metrics
             .dropped
             .get_or_create(&DropLabels {
@@ -78,6 +85,33 @@ impl<E: EthSpec> Driver<E> {
                 reason: label.into(),
             })
             .inc();
+    }
+
+    /// A peer's message was dropped as a fault: a penalty point, and past
+    /// the threshold a disconnection (see [`crate::runtime::penalties`]).
+    pub(super) fn penalise(&mut self, from: OperatorIndex, reason: &'static str) {
+        self.metrics
+            .peer_penalties
+            .get_or_create(&PenaltyLabels {
+                peer: from.to_string(),
+                reason: reason.into(),
+            })
+            .inc();
+        let Some(score) = self.scores.fault(from, now_ms()) else {
+            return;
+        };
+        let Some(peer) = self.peers.get(from.as_usize()).copied() else {
+            return;
+        };
+        tracing::warn!(
+            peer = from.0,
+            %peer,
+            score,
+            reason,
+            penalty_secs = PENALTY.as_secs(),
+            "an operator keeps sending faulty messages: disconnecting it for a while"
+        );
+        self.net.penalise(peer, PENALTY);
     }
 
     /// Keeps a registration the cluster combined: it outlives a restart.
