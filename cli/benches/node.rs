@@ -35,7 +35,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -55,6 +54,9 @@ use phalanx_sim::cluster::{
     OtherValidators,
 };
 use phalanx_sim::vc::{SentKind, SentPartial, VcMock, FEE_RECIPIENT, GAS_LIMIT};
+
+mod support;
+use support::{clock_ticks, cpu_ticks, instant, machine_busy_ticks, status_kib};
 
 const OPERATORS: usize = 4;
 const THRESHOLD: u32 = 3;
@@ -89,67 +91,6 @@ struct Args {
     /// Passed by `cargo bench`; without it (`cargo test`) nothing runs.
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-#[expect(clippy::disallowed_methods, reason = "a benchmark reads the clock")]
-fn instant() -> std::time::Instant {
-    std::time::Instant::now()
-}
-
-// ---------------------------------------------------------------------------
-// /proc
-// ---------------------------------------------------------------------------
-
-/// Clock ticks per second of /proc/<pid>/stat.
-fn clock_ticks() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
-}
-
-/// utime + stime of a process (all its threads), in clock ticks.
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// Busy time of the whole machine (all cores, every process), in clock
-/// ticks: what else ran beside the cluster shows up here.
-fn machine_busy_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return 0;
-    };
-    let fields: Vec<u64> = cpu
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest is in user).
-    let total: u64 = fields.iter().take(8).sum();
-    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-    total.saturating_sub(idle)
-}
-
-/// A `Vm…:` line of /proc/<pid>/status, in KiB.
-fn status_kib(pid: &str, key: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 // ---------------------------------------------------------------------------
