@@ -177,20 +177,53 @@ pub enum PartialRejection {
     /// or the duty it comes with.
     #[error("the builder registration does not match its partial")]
     RegistrationMismatch,
-    /// The signature does not verify under the operator's share.
-    #[error("the partial signature does not verify")]
-    InvalidPartial,
+    /// A partial for a duty already past every deadline (slot-bound
+    /// duties two slots old, exits and registrations UNBOUND_EPOCHS old):
+    /// it could no longer combine. Not a fault: an honest peer whose
+    /// validator client signed late sends such partials.
+    #[error("the duty has expired")]
+    DutyExpired,
+    /// A root other than the one this node computes from the value it
+    /// decided for the duty.
+    #[error("the root is not the decided value's")]
+    DecidedRootMismatch,
+    /// An exit over another root than the voluntary exit its duty and
+    /// validator give (or a duty not at an epoch's first slot).
+    #[error("the exit root is not the duty's")]
+    ExitRootMismatch,
+    /// A root beyond the ones a share may sign for one duty and validator
+    /// (see [`crate::parsigdb::roots_per_duty`]).
+    #[error("more roots for one duty and validator than the duty has")]
+    TooManyRoots,
+    /// The batch's signatures do not all verify under the sender's
+    /// shares. Honest nodes verify their own partials before sending them,
+    /// so the whole batch is dropped, without looking for the bad ones.
+    #[error("the batch of partial signatures does not verify")]
+    InvalidBatch,
+    /// More partials in one batch, or of one duty type, than the cluster's
+    /// duties can carry (see [`crate::parsigex::BatchLimits`]); refused
+    /// before any signature is decoded.
+    #[error("more partials in the batch than the cluster's duties carry")]
+    BatchTooLarge,
+    /// The sender's partials to verify this slot exceed its budget (see
+    /// [`crate::parsigex::BatchLimits::budget`]); the batch is dropped
+    /// unverified.
+    #[error("the sender's verification budget for the slot is spent")]
+    OverBudget,
     /// A second, different partial for the same duty, validator and root.
     #[error("a second, different partial for the same root")]
     EquivocatingPartial,
 }
 
 impl PartialRejection {
-    /// Whether only a faulty or malicious peer sends such a partial. Every
-    /// reason is one today: an honest peer in step with the cluster signs
-    /// only what decodes, verifies and lies within the window.
+    /// Whether only a faulty or malicious peer sends such a partial: an
+    /// honest peer in step with the cluster signs only what decodes,
+    /// verifies, lies within the window and matches the decided value, at
+    /// most the roots a duty has, within the batch bounds and the budget.
+    /// A partial for an expired duty is the one exception: it is late.
     pub fn is_fault(&self) -> bool {
         match self {
+            PartialRejection::DutyExpired => false,
             PartialRejection::MalformedValidator
             | PartialRejection::UnknownValidator
             | PartialRejection::MalformedSignature
@@ -200,7 +233,12 @@ impl PartialRejection {
             | PartialRejection::RandaoRootMismatch
             | PartialRejection::SelectionRootMismatch
             | PartialRejection::RegistrationMismatch
-            | PartialRejection::InvalidPartial
+            | PartialRejection::DecidedRootMismatch
+            | PartialRejection::ExitRootMismatch
+            | PartialRejection::TooManyRoots
+            | PartialRejection::InvalidBatch
+            | PartialRejection::BatchTooLarge
+            | PartialRejection::OverBudget
             | PartialRejection::EquivocatingPartial => true,
         }
     }
@@ -217,7 +255,13 @@ impl PartialRejection {
             PartialRejection::RandaoRootMismatch => "randao_root_mismatch",
             PartialRejection::SelectionRootMismatch => "selection_root_mismatch",
             PartialRejection::RegistrationMismatch => "registration_mismatch",
-            PartialRejection::InvalidPartial => "invalid_partial",
+            PartialRejection::DutyExpired => "duty_expired",
+            PartialRejection::DecidedRootMismatch => "decided_root_mismatch",
+            PartialRejection::ExitRootMismatch => "exit_root_mismatch",
+            PartialRejection::TooManyRoots => "too_many_roots",
+            PartialRejection::InvalidBatch => "invalid_batch",
+            PartialRejection::BatchTooLarge => "batch_too_large",
+            PartialRejection::OverBudget => "over_budget",
             PartialRejection::EquivocatingPartial => "equivocating_partial",
         }
     }
@@ -437,12 +481,23 @@ mod tests {
 
     #[test]
     fn drop_labels_are_the_metrics_labels() {
-        let invalid = DropReason::Partial(PartialRejection::InvalidPartial);
+        let invalid = DropReason::Partial(PartialRejection::InvalidBatch);
         assert_eq!(
             (invalid.what(), invalid.label()),
-            ("partial", "invalid_partial")
+            ("partial", "invalid_batch")
         );
         assert!(invalid.is_fault());
+        // A late partial is not a fault; an excess one is.
+        assert!(!PartialRejection::DutyExpired.is_fault());
+        for fault in [
+            PartialRejection::BatchTooLarge,
+            PartialRejection::OverBudget,
+            PartialRejection::TooManyRoots,
+            PartialRejection::DecidedRootMismatch,
+            PartialRejection::ExitRootMismatch,
+        ] {
+            assert!(fault.is_fault(), "{fault}");
+        }
         let late = DropReason::Consensus(phalanx_consensus::RejectReason::AlreadyDecided);
         assert_eq!(
             (late.what(), late.label()),

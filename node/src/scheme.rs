@@ -66,6 +66,15 @@ pub trait SignatureScheme: Clone + Debug + Send + Sync + 'static {
     /// together where the scheme allows; `rng` draws the batch weights).
     fn find_invalid<R: RngCore + CryptoRng>(checks: &[Check<'_, Self>], rng: &mut R) -> Vec<usize>;
 
+    /// Whether every signature in `checks` verifies, checked together
+    /// (false for none). Unlike [`Self::find_invalid`] it never bisects: a
+    /// failing batch costs what a passing one does, so a peer's batch is
+    /// checked with it and refused whole. The default asks `find_invalid`;
+    /// a scheme whose bisection costs more than one check overrides it.
+    fn verify_all<R: RngCore + CryptoRng>(checks: &[Check<'_, Self>], rng: &mut R) -> bool {
+        !checks.is_empty() && Self::find_invalid(checks, rng).is_empty()
+    }
+
     /// Combines the first `threshold` partials into the group signature,
     /// without verifying it.
     fn combine(
@@ -105,6 +114,14 @@ impl SignatureScheme for Bls {
             .map(|c| SignatureSet::new(c.message, c.public_key, c.signature))
             .collect();
         phalanx_crypto::batch::find_invalid(&sets, rng)
+    }
+
+    fn verify_all<R: RngCore + CryptoRng>(checks: &[Check<'_, Self>], rng: &mut R) -> bool {
+        let sets: Vec<SignatureSet<'_>> = checks
+            .iter()
+            .map(|c| SignatureSet::new(c.message, c.public_key, c.signature))
+            .collect();
+        phalanx_crypto::batch::verify_signature_sets(&sets, rng)
     }
 
     fn combine(partials: &[Partial<Signature>], threshold: usize) -> Result<Signature, String> {

@@ -10,17 +10,20 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use phalanx_consensus::OperatorIndex;
 use phalanx_crypto::threshold::ShareIndex;
-use phalanx_eth::validator::ValidatorRegistration;
+use phalanx_eth::selection::SYNC_COMMITTEE_SUBNET_COUNT;
+use phalanx_eth::validator::{ValidatorRegistration, VoluntaryExit};
 use phalanx_eth::{EthSpec, PublicKeyBytes, Root, SignatureBytes, Slot};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use super::types::{Action, Defects};
+use super::proposer::facts;
+use super::scheduler::unbound_kept;
+use super::types::{Action, Defects, UNBOUND_EPOCHS};
 use super::Core;
 use crate::duty::{Duty, DutyType};
 use crate::error::{DropReason, PartialRejection};
-use crate::parsigdb::ParSigDb;
-use crate::parsigex::PartialMessage;
+use crate::parsigdb::{ParSigDb, ParSigError};
+use crate::parsigex::{BatchLimits, PartialMessage};
 use crate::scheme::{Check, Partial, SignatureScheme};
 use crate::sigagg::{self, Combination};
 
@@ -37,6 +40,9 @@ pub(super) struct Partials<S: SignatureScheme> {
     /// The head each sync-committee partial signs, by duty, validator and
     /// signing root.
     pub(super) block_roots: BTreeMap<(Duty, PublicKeyBytes, Root), Root>,
+    /// Per peer: the slot of its verification budget and the partials of
+    /// that slot taken to verification (see [`BatchLimits::budget`]).
+    spent: BTreeMap<OperatorIndex, (Slot, usize)>,
 }
 
 impl<S: SignatureScheme> Partials<S> {
@@ -47,6 +53,23 @@ impl<S: SignatureScheme> Partials<S> {
             threshold,
             rng: ChaCha20Rng::from_seed(seed),
             block_roots: BTreeMap::new(),
+            spent: BTreeMap::new(),
+        }
+    }
+
+    /// Charges `partials` to `from`'s budget of `slot`: false, and nothing
+    /// charged, when they would exceed `budget`.
+    fn charge(&mut self, from: OperatorIndex, slot: Slot, partials: usize, budget: usize) -> bool {
+        let spent = self.spent.entry(from).or_insert((slot, 0));
+        if spent.0 != slot {
+            *spent = (slot, 0);
+        }
+        match spent.1.checked_add(partials) {
+            Some(total) if total <= budget => {
+                spent.1 = total;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -243,6 +266,16 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         }
     }
 
+    /// A peer's batch of partials. Each is checked on its own for what is
+    /// cheap (its validator, duty window, and its root against what the
+    /// duty gives or what this node decided), then the rest are verified
+    /// together under the sender's shares. An honest node verifies its own
+    /// partials before it sends them, so a batch that does not verify
+    /// comes from a faulty peer and is dropped whole, with one rejection:
+    /// finding the bad partials would cost the receiver a bisection of
+    /// the sender's choosing. The batch is refused unread beyond the
+    /// cluster's bounds ([`BatchLimits`]), and unverified once the sender's
+    /// budget for the slot is spent.
     pub(super) fn on_peer_partials(
         &mut self,
         from: OperatorIndex,
@@ -262,99 +295,149 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let Ok(share_index) = ShareIndex::new(u64::from(from.0) + 1) else {
             return;
         };
-        // Decode everything first, then verify the batch at once.
-        struct Decoded<G> {
-            duty: Duty,
-            validator: PublicKeyBytes,
-            cluster_index: usize,
-            root: Root,
-            signature: G,
-            block_root: Option<Root>,
-            registration: Option<ValidatorRegistration>,
+        let limits = BatchLimits::new(self.cluster.validators.len(), self.cluster.slots_per_epoch);
+        if !limits.admits(&partials) {
+            actions.push(dropped(from, PartialRejection::BatchTooLarge));
+            return;
         }
-        let mut decoded = Vec::with_capacity(partials.len());
+        let mut candidates = Vec::with_capacity(partials.len());
         for message in partials {
-            let validator = match <[u8; 48]>::try_from(message.validator.as_slice()) {
-                Ok(bytes) => PublicKeyBytes::from(bytes),
-                Err(_) => {
-                    actions.push(dropped(from, PartialRejection::MalformedValidator));
-                    continue;
-                }
-            };
-            let Some(&cluster_index) = self.cluster.by_group.get(&validator) else {
-                actions.push(dropped(from, PartialRejection::UnknownValidator));
-                continue;
-            };
-            let Ok(signature) = S::decode_signature(&message.signature) else {
-                actions.push(dropped(from, PartialRejection::MalformedSignature));
-                continue;
-            };
-            if !matches!(
-                message.duty.kind,
-                DutyType::Attester
-                    | DutyType::SyncMessage
-                    | DutyType::PrepareAggregator
-                    | DutyType::PrepareSyncContribution
-                    | DutyType::Aggregator
-                    | DutyType::SyncContribution
-                    | DutyType::Randao
-                    | DutyType::Proposer
-                    | DutyType::Exit
-                    | DutyType::BuilderRegistration
-            ) {
-                actions.push(dropped(from, PartialRejection::UnsupportedDuty));
-                continue;
+            match self.check_peer_partial(&message) {
+                Ok(checked) => candidates.push((checked, message.signature)),
+                Err(reason) => actions.push(dropped(from, reason)),
             }
-            // Nothing is signed for slots more than two epochs ahead: kept,
-            // such partials would only pile up until then.
-            let horizon = self
-                .scheduler
-                .current_slot
-                .map(|slot| slot.0.saturating_add(2 * self.cluster.slots_per_epoch));
-            if horizon.is_some_and(|horizon| message.duty.slot.0 > horizon) {
-                actions.push(dropped(from, PartialRejection::DutyOutOfWindow));
-                continue;
+        }
+        if candidates.is_empty() {
+            return;
+        }
+        if !self.partials.charge(
+            from,
+            self.scheduler.current_slot.unwrap_or(Slot(0)),
+            candidates.len(),
+            limits.budget(),
+        ) {
+            actions.push(dropped(from, PartialRejection::OverBudget));
+            return;
+        }
+        let mut decoded = Vec::with_capacity(candidates.len());
+        for (checked, signature) in candidates {
+            match S::decode_signature(&signature) {
+                Ok(signature) => decoded.push((checked, signature)),
+                Err(_) => actions.push(dropped(from, PartialRejection::MalformedSignature)),
             }
-            let root = Root::from(message.signing_root);
-            let block_root = message.block_root.map(Root::from);
-            if message.duty.kind == DutyType::SyncMessage {
-                // The root must be what the block root it names gives.
-                match block_root {
-                    Some(block)
-                        if roots::sync_committee_message(
-                            &self.cluster.network,
-                            self.cluster.genesis_validators_root,
-                            message.duty.slot,
-                            block,
-                        ) == root => {}
-                    _ => {
-                        actions.push(dropped(from, PartialRejection::SyncRootMismatch));
-                        continue;
+        }
+        if decoded.is_empty() {
+            return;
+        }
+        let checks: Vec<Check<'_, S>> = decoded
+            .iter()
+            .map(|(d, signature)| Check {
+                message: d.root.as_slice(),
+                public_key: &self.cluster.validators[d.cluster_index].shares[from.as_usize()],
+                signature,
+            })
+            .collect();
+        let verified = self.cluster.defects.skips_partial_checks()
+            || S::verify_all(&checks, &mut self.partials.rng);
+        drop(checks);
+        if !verified {
+            actions.push(dropped(from, PartialRejection::InvalidBatch));
+            return;
+        }
+        for (d, signature) in decoded {
+            let partial = Partial {
+                index: share_index,
+                signature,
+            };
+            match self.store_partial(d.duty, d.validator, d.root, partial, from) {
+                Ok(()) => {
+                    if let Some(block_root) = d.block_root {
+                        self.partials
+                            .block_roots
+                            .insert((d.duty, d.validator, d.root), block_root);
+                    }
+                    if let Some(registration) = d.registration {
+                        self.registrations
+                            .messages
+                            .insert((d.duty, d.root), registration);
                     }
                 }
+                Err(ParSigError::Equivocation { .. }) => {
+                    actions.push(dropped(from, PartialRejection::EquivocatingPartial))
+                }
+                Err(ParSigError::TooManyRoots { .. }) => {
+                    actions.push(dropped(from, PartialRejection::TooManyRoots))
+                }
             }
-            if message.duty.kind == DutyType::Randao
-                && roots::randao(
-                    &self.cluster.network,
-                    self.cluster.genesis_validators_root,
-                    message.duty.slot.epoch(self.cluster.slots_per_epoch),
-                ) != root
-            {
-                actions.push(dropped(from, PartialRejection::RandaoRootMismatch));
-                continue;
+        }
+        self.combine_ready(actions);
+    }
+
+    /// The checks of a peer's partial that need no signature decoded: its
+    /// validator and duty window, and its root against what the duty gives
+    /// or what this node decided for it.
+    fn check_peer_partial(&self, message: &PartialMessage) -> Result<Checked, PartialRejection> {
+        let validator = <[u8; 48]>::try_from(message.validator.as_slice())
+            .map(PublicKeyBytes::from)
+            .map_err(|_| PartialRejection::MalformedValidator)?;
+        let &cluster_index = self
+            .cluster
+            .by_group
+            .get(&validator)
+            .ok_or(PartialRejection::UnknownValidator)?;
+        let duty = message.duty;
+        let spe = self.cluster.slots_per_epoch;
+        let network = &self.cluster.network;
+        let gvr = self.cluster.genesis_validators_root;
+        if let Some(current) = self.scheduler.current_slot {
+            // Nothing is signed for slots more than two epochs ahead: kept,
+            // such partials would only pile up until then. Partials of
+            // duties this node already forgot could never combine.
+            if duty.slot.0 > current.0.saturating_add(2 * spe) {
+                return Err(PartialRejection::DutyOutOfWindow);
             }
-            if message.duty.kind == DutyType::PrepareAggregator
-                && roots::selection_proof(
-                    &self.cluster.network,
-                    self.cluster.genesis_validators_root,
-                    message.duty.slot,
-                ) != root
-            {
-                actions.push(dropped(from, PartialRejection::SelectionRootMismatch));
-                continue;
+            let keep = Slot(current.0.saturating_sub(2));
+            let keep_unbound = Slot(current.0.saturating_sub(UNBOUND_EPOCHS * spe));
+            if !unbound_kept(&duty, keep, keep_unbound) {
+                return Err(PartialRejection::DutyExpired);
             }
-            let mut registration = None;
-            if message.duty.kind == DutyType::BuilderRegistration {
+        }
+        let root = Root::from(message.signing_root);
+        let block_root = message.block_root.map(Root::from);
+        let mut registration = None;
+        match duty.kind {
+            DutyType::SyncMessage => {
+                // The root must be what the block root it names gives.
+                let given = block_root
+                    .map(|block| roots::sync_committee_message(network, gvr, duty.slot, block));
+                if given != Some(root) {
+                    return Err(PartialRejection::SyncRootMismatch);
+                }
+            }
+            DutyType::Randao => {
+                if roots::randao(network, gvr, duty.slot.epoch(spe)) != root {
+                    return Err(PartialRejection::RandaoRootMismatch);
+                }
+            }
+            DutyType::PrepareAggregator => {
+                if roots::selection_proof(network, gvr, duty.slot) != root {
+                    return Err(PartialRejection::SelectionRootMismatch);
+                }
+            }
+            DutyType::PrepareSyncContribution => {
+                // One selection proof per subcommittee, each over its root.
+                if !(0..SYNC_COMMITTEE_SUBNET_COUNT).any(|subcommittee| {
+                    roots::sync_selection_proof(network, gvr, duty.slot, subcommittee) == root
+                }) {
+                    return Err(PartialRejection::SelectionRootMismatch);
+                }
+            }
+            DutyType::Exit => {
+                if !self.exit_root_matches(duty, validator, root) {
+                    return Err(PartialRejection::ExitRootMismatch);
+                }
+            }
+            DutyType::BuilderRegistration => {
                 // The message must name the validator and give the root.
                 match message
                     .registration
@@ -363,67 +446,111 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 {
                     Some(Ok(r))
                         if r.pubkey == validator
-                            && roots::validator_registration(&self.cluster.network, &r) == root
-                            && self.registration_duty(&r) == message.duty =>
+                            && roots::validator_registration(network, &r) == root
+                            && self.registration_duty(&r) == duty =>
                     {
                         registration = Some(r);
                     }
-                    _ => {
-                        actions.push(dropped(from, PartialRejection::RegistrationMismatch));
-                        continue;
-                    }
+                    _ => return Err(PartialRejection::RegistrationMismatch),
                 }
             }
-            decoded.push(Decoded {
-                duty: message.duty,
-                validator,
-                cluster_index,
-                root,
-                signature,
-                block_root,
-                registration,
-            });
-        }
-        if decoded.is_empty() {
-            return;
-        }
-        let checks: Vec<Check<'_, S>> = decoded
-            .iter()
-            .map(|d| Check {
-                message: d.root.as_slice(),
-                public_key: &self.cluster.validators[d.cluster_index].shares[from.as_usize()],
-                signature: &d.signature,
-            })
-            .collect();
-        let invalid = invalid_partials(&checks, self.cluster.defects, &mut self.partials.rng);
-        drop(checks);
-        for (i, d) in decoded.into_iter().enumerate() {
-            if invalid.contains(&i) {
-                actions.push(dropped(from, PartialRejection::InvalidPartial));
-                continue;
-            }
-            if let Some(block_root) = d.block_root {
-                self.partials
-                    .block_roots
-                    .insert((d.duty, d.validator, d.root), block_root);
-            }
-            let partial = Partial {
-                index: share_index,
-                signature: d.signature,
-            };
-            if self
-                .store_partial(d.duty, d.validator, d.root, partial, from)
-                .is_err()
-            {
-                actions.push(dropped(from, PartialRejection::EquivocatingPartial));
-            } else if let Some(registration) = d.registration {
-                self.registrations
-                    .messages
-                    .insert((d.duty, d.root), registration);
+            DutyType::Attester
+            | DutyType::Aggregator
+            | DutyType::Proposer
+            | DutyType::SyncContribution => {
+                if self
+                    .decided_root(duty, validator)
+                    .is_some_and(|decided| decided != root)
+                {
+                    return Err(PartialRejection::DecidedRootMismatch);
+                }
             }
         }
-        self.combine_ready(actions);
+        Ok(Checked {
+            duty,
+            validator,
+            cluster_index,
+            root,
+            block_root,
+            registration,
+        })
     }
+
+    /// The root a partial of `duty` must sign for `validator`, once this
+    /// node decided the duty's value and can tell: the decided attestation
+    /// data's, the decided block's, the aggregate and proof of the decided
+    /// aggregate. Sync contributions (a validator may aggregate several
+    /// subcommittees) are bounded by the roots a duty has instead.
+    fn decided_root(&self, duty: Duty, validator: PublicKeyBytes) -> Option<Root> {
+        let network = &self.cluster.network;
+        let gvr = self.cluster.genesis_validators_root;
+        match duty.kind {
+            DutyType::Attester => self
+                .dutydb
+                .attester(&duty, &validator)
+                .map(|data| roots::attestation(network, gvr, data)),
+            DutyType::Proposer => self
+                .dutydb
+                .block(duty.slot)
+                .map(|block| roots::block(network, gvr, duty.slot, facts(block).root)),
+            DutyType::Aggregator => self
+                .aggregate_and_proof(duty.slot, validator)
+                .ok()
+                .map(|message| roots::aggregate_and_proof(network, gvr, &message, duty.slot)),
+            _ => None,
+        }
+    }
+
+    /// Whether an exit partial's root is the voluntary exit its duty (the
+    /// first slot of the exit's epoch) and validator give; when the
+    /// validator's index is not known yet only the duty is checked. The
+    /// exit's domain follows the current slot's fork, so the roots of the
+    /// slots either side of this node's are taken too: a peer's clock may
+    /// be a slot off at a fork.
+    fn exit_root_matches(&self, duty: Duty, validator: PublicKeyBytes, root: Root) -> bool {
+        let spe = self.cluster.slots_per_epoch;
+        if !duty.slot.0.is_multiple_of(spe) {
+            return false;
+        }
+        let Some(&validator_index) = self.scheduler.index_of.get(&validator) else {
+            return true;
+        };
+        let exit = VoluntaryExit {
+            epoch: duty.slot.epoch(spe),
+            validator_index,
+        };
+        let current = self.scheduler.current_slot.unwrap_or(Slot(0)).0;
+        [
+            current.saturating_sub(1),
+            current,
+            current.saturating_add(1),
+        ]
+        .into_iter()
+        .any(|slot| {
+            roots::voluntary_exit(
+                &self.cluster.network,
+                self.cluster.genesis_validators_root,
+                &exit,
+                Slot(slot),
+            ) == root
+        })
+    }
+
+    /// The partials this node holds, its own and its peers', of the duties
+    /// not yet expired.
+    pub fn stored_partials(&self) -> usize {
+        self.partials.parsigs.len()
+    }
+}
+
+/// A peer's partial that passed the checks needing no signature decoded.
+struct Checked {
+    duty: Duty,
+    validator: PublicKeyBytes,
+    cluster_index: usize,
+    root: Root,
+    block_root: Option<Root>,
+    registration: Option<ValidatorRegistration>,
 }
 
 /// The indices in `checks` of the partials that do not verify, checked

@@ -311,13 +311,43 @@ fn bad_partials_are_refused_or_dropped_and_named() {
         now,
         Event::Partials {
             from: phalanx_consensus::OperatorIndex(1),
-            partials: vec![forged],
+            partials: vec![forged.clone()],
         },
     );
     assert!(actions.iter().any(|a| matches!(
         a,
-        Action::Dropped { from: phalanx_consensus::OperatorIndex(1), reason, .. } if reason.label() == "invalid_partial"
+        Action::Dropped { from: phalanx_consensus::OperatorIndex(1), reason, .. } if reason.label() == "invalid_batch"
     )));
+    let forged_copy = forged;
+    // A valid signature over another root than the decided data's is
+    // dropped before it is verified or stored.
+    let other_root = roots::attestation(&cluster.network, cluster.gvr, &other_data);
+    let contradicting = phalanx_node::parsigex::PartialMessage {
+        signing_root: other_root.0,
+        signature: cluster.shares[1][1]
+            .sign(other_root.as_slice())
+            .signature
+            .to_bytes()
+            .to_vec(),
+        ..forged_copy
+    };
+    let stored = cluster.cores[0].stored_partials();
+    let actions = cluster.cores[0].handle(
+        now,
+        Event::Partials {
+            from: phalanx_consensus::OperatorIndex(1),
+            partials: vec![contradicting],
+        },
+    );
+    let dropped: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Dropped { reason, .. } => Some(reason.label()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped, vec!["decided_root_mismatch"]);
+    assert_eq!(cluster.cores[0].stored_partials(), stored);
 }
 
 #[test]

@@ -179,7 +179,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
 
     /// The aggregate and proof the cluster signs for an aggregator: the
     /// decided aggregate of its committee and its combined selection proof.
-    pub(super) fn aggregate_and_proof(
+    pub(in crate::core) fn aggregate_and_proof(
         &self,
         slot: Slot,
         validator: PublicKeyBytes,

@@ -1,0 +1,318 @@
+//! What a peer's batch of partial signatures costs the node that receives
+//! it: the core runs with a signature scheme that is BLS but counts the
+//! signature sets its batch checks cover, so a byzantine operator's batch
+//! can be priced in verification work.
+
+use std::cell::Cell;
+
+use phalanx_crypto::batch::{
+    find_invalid_metered, verify_signature_sets_metered, SignatureSet, Work,
+};
+use phalanx_crypto::threshold::{split, SecretShare};
+use phalanx_crypto::{PublicKey, SecretKey, Signature};
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::{ForkName, MinimalEthSpec, PublicKeyBytes, Root, SignatureBytes, Slot};
+use phalanx_node::core::{Action, Core, CoreConfig, Defects, Event, ValidatorKeys};
+use phalanx_node::duty::{Duty, DutyType};
+use phalanx_node::parsigex::PartialMessage;
+use phalanx_node::qbft::{LockVerifier, NodeSigner};
+use phalanx_node::scheme::{Bls, Check, Partial, SignatureScheme};
+use phalanx_node::slashing::SlashingDb;
+use phalanx_p2p::NodeKey;
+use rand::{CryptoRng, RngCore};
+
+thread_local! {
+    /// The work this thread's batch checks did.
+    static WORK: Cell<Work> = Cell::new(Work::default());
+}
+
+fn take_work() -> Work {
+    WORK.with(|w| w.replace(Work::default()))
+}
+
+fn add_work(more: Work) {
+    WORK.with(|w| {
+        let mut work = w.get();
+        work.checks += more.checks;
+        work.sets += more.sets;
+        w.set(work);
+    });
+}
+
+/// BLS, with every check counted.
+#[derive(Clone, Copy, Debug)]
+struct Metered;
+
+fn sets<'a>(checks: &'a [Check<'_, Metered>]) -> Vec<SignatureSet<'a>> {
+    checks
+        .iter()
+        .map(|c| SignatureSet::new(c.message, c.public_key, c.signature))
+        .collect()
+}
+
+impl SignatureScheme for Metered {
+    type PublicKey = PublicKey;
+    type Signature = Signature;
+
+    fn public_key_bytes(key: &PublicKey) -> PublicKeyBytes {
+        Bls::public_key_bytes(key)
+    }
+
+    fn decode_signature(bytes: &[u8]) -> Result<Signature, String> {
+        Bls::decode_signature(bytes)
+    }
+
+    fn signature_bytes(signature: &Signature) -> SignatureBytes {
+        Bls::signature_bytes(signature)
+    }
+
+    fn verify(key: &PublicKey, message: &[u8], signature: &Signature) -> bool {
+        add_work(Work { checks: 1, sets: 1 });
+        Bls::verify(key, message, signature)
+    }
+
+    fn find_invalid<R: RngCore + CryptoRng>(checks: &[Check<'_, Self>], rng: &mut R) -> Vec<usize> {
+        let mut work = Work::default();
+        let invalid = find_invalid_metered(&sets(checks), rng, &mut work);
+        add_work(work);
+        invalid
+    }
+
+    fn verify_all<R: RngCore + CryptoRng>(checks: &[Check<'_, Self>], rng: &mut R) -> bool {
+        let mut work = Work::default();
+        let verified = verify_signature_sets_metered(&sets(checks), rng, &mut work);
+        add_work(work);
+        verified
+    }
+
+    fn combine(partials: &[Partial<Signature>], threshold: usize) -> Result<Signature, String> {
+        Bls::combine(partials, threshold)
+    }
+}
+
+const SLOT_MS: u64 = 1200;
+const GENESIS_MS: u64 = 1_000_000;
+const OPERATORS: usize = 4;
+const THRESHOLD: usize = 3;
+
+/// Operator 0's core of a cluster of `validators`, and every operator's
+/// shares (by operator, then validator).
+struct Node {
+    core: Core<MinimalEthSpec, Metered>,
+    shares: Vec<Vec<SecretShare>>,
+    groups: Vec<PublicKeyBytes>,
+    now: u64,
+    _dir: tempfile::TempDir,
+}
+
+fn node(validators: usize) -> Node {
+    let mut rng = rand::rngs::OsRng;
+    let network = NetworkConfig::devnet(ForkName::Electra, SLOT_MS);
+    let gvr = Root::repeat_byte(7);
+    let secrets: Vec<SecretKey> = (0..validators)
+        .map(|_| SecretKey::random(&mut rng))
+        .collect();
+    let splits: Vec<_> = secrets
+        .iter()
+        .map(|s| split(s, THRESHOLD, OPERATORS, &mut rng).expect("split"))
+        .collect();
+    let keys: Vec<ValidatorKeys<Metered>> = secrets
+        .iter()
+        .zip(&splits)
+        .map(|(s, k)| ValidatorKeys {
+            group: s.public_key(),
+            shares: k
+                .secret_shares
+                .iter()
+                .map(|x| x.public_share().key)
+                .collect(),
+            fee_recipient: None,
+            registration: None,
+        })
+        .collect();
+    let node_keys: Vec<NodeKey> = (0..OPERATORS).map(|_| NodeKey::generate()).collect();
+    let publics: Vec<[u8; 33]> = node_keys.iter().map(NodeKey::public_key).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slashing = SlashingDb::open(&dir.path().join("slashing.jsonl"), gvr).expect("db");
+    let mut core = Core::new(
+        CoreConfig {
+            me: phalanx_consensus::OperatorIndex(0),
+            threshold: THRESHOLD,
+            validators: keys,
+            network,
+            genesis_time_ms: GENESIS_MS,
+            genesis_validators_root: gvr,
+            seed: [9; 32],
+            graffiti: None,
+            builder_api: false,
+            defects: Defects::default(),
+        },
+        Box::new(NodeSigner(node_keys[0].clone())),
+        Box::new(LockVerifier::new(publics)),
+        slashing,
+    )
+    .expect("core");
+    let now = GENESIS_MS + SLOT_MS + 10;
+    core.handle(now, Event::Tick);
+    Node {
+        core,
+        shares: (0..OPERATORS)
+            .map(|op| splits.iter().map(|k| k.secret_shares[op].clone()).collect())
+            .collect(),
+        groups: secrets
+            .iter()
+            .map(|s| PublicKeyBytes::from(s.public_key().to_bytes()))
+            .collect(),
+        now,
+        _dir: dir,
+    }
+}
+
+impl Node {
+    /// Operator `from`'s attester partial of validator `v` at slot 1 over
+    /// `root`, signed over `signed` by the operator's share.
+    fn partial(&self, from: usize, v: usize, root: Root, signed: Root) -> PartialMessage {
+        PartialMessage {
+            duty: Duty::new(Slot(1), DutyType::Attester),
+            validator: self.groups[v].to_vec(),
+            signing_root: root.0,
+            signature: self.shares[from][v]
+                .sign(signed.as_slice())
+                .signature
+                .to_bytes()
+                .to_vec(),
+            block_root: None,
+            registration: None,
+        }
+    }
+
+    fn receive(&mut self, from: usize, partials: Vec<PartialMessage>) -> Vec<String> {
+        let actions = self.core.handle(
+            self.now,
+            Event::Partials {
+                from: phalanx_consensus::OperatorIndex(from as u32),
+                partials,
+            },
+        );
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Dropped { reason, .. } => {
+                    assert!(reason.is_fault(), "{reason}");
+                    Some(reason.label().to_string())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A distinct root per validator.
+fn root(v: usize) -> Root {
+    let mut bytes = [0xa0; 32];
+    bytes[..8].copy_from_slice(&(v as u64).to_le_bytes());
+    Root::from(bytes)
+}
+
+#[test]
+fn a_peer_batch_where_every_partial_is_bad_costs_one_check() {
+    let validators = 32;
+    let mut node = node(validators);
+    // Each partial claims a root of the sender's choice and signs another.
+    let batch: Vec<PartialMessage> = (0..validators)
+        .map(|v| node.partial(1, v, root(v), Root::repeat_byte(0xee)))
+        .collect();
+    take_work();
+    let dropped = node.receive(1, batch);
+    let work = take_work();
+    // Bisection would check every node of the tree: n·(log2 n + 1) sets.
+    assert!(
+        work.sets <= validators,
+        "{} sets checked for a batch of {validators}: {work:?}",
+        work.sets
+    );
+    assert_eq!(dropped, vec!["invalid_batch".to_string()]);
+
+    // An honest batch costs one check too, and counts.
+    let batch: Vec<PartialMessage> = (0..validators)
+        .map(|v| node.partial(2, v, root(v), root(v)))
+        .collect();
+    let dropped = node.receive(2, batch);
+    let work = take_work();
+    assert!(dropped.is_empty(), "{dropped:?}");
+    assert_eq!(
+        work,
+        Work {
+            checks: 1,
+            sets: validators
+        }
+    );
+}
+
+#[test]
+fn a_batch_beyond_what_the_duties_carry_is_refused_unread() {
+    // Four validators, one attester duty each per epoch, and a batch
+    // spans at most three epochs: twelve attester partials at most.
+    let mut node = node(4);
+    let batch: Vec<PartialMessage> = (0..13)
+        .map(|i| node.partial(1, i % 4, root(i), root(i)))
+        .collect();
+    take_work();
+    assert_eq!(node.receive(1, batch), vec!["batch_too_large".to_string()]);
+    assert_eq!(take_work(), Work::default());
+    assert_eq!(node.core.stored_partials(), 0);
+}
+
+#[test]
+fn a_sender_over_its_budget_for_the_slot_is_dropped_unverified() {
+    let mut node = node(4);
+    // Per validator, on the minimal preset (8 slots per epoch, a batch
+    // spans 10 slots): 10 sync messages, randao reveals and proposals,
+    // 40 sync selection proofs and contributions, 3 of each per-epoch
+    // kind; a full batch of each kind for four validators.
+    let budget = 4 * (3 * 10 + 2 * 40 + 5 * 3);
+    let batch: Vec<PartialMessage> = (0..12)
+        .map(|i| node.partial(1, i % 4, root(i), Root::repeat_byte(0xee)))
+        .collect();
+    take_work();
+    let mut refused = 0;
+    for _ in 0..(budget / 12) {
+        assert_eq!(
+            node.receive(1, batch.clone()),
+            vec!["invalid_batch".to_string()]
+        );
+    }
+    assert_eq!(take_work().sets, budget / 12 * 12);
+    for _ in 0..5 {
+        let dropped = node.receive(1, batch.clone());
+        assert_eq!(dropped, vec!["over_budget".to_string()]);
+        refused += 1;
+    }
+    assert_eq!(
+        take_work(),
+        Work::default(),
+        "{refused} batches over budget"
+    );
+    // Other senders have their own budgets, and the next slot a new one.
+    assert_eq!(
+        node.receive(2, batch[..1].to_vec()),
+        vec!["invalid_batch".to_string()]
+    );
+    node.now += SLOT_MS;
+    node.core.handle(node.now, Event::Tick);
+    assert_eq!(node.receive(1, batch), vec!["invalid_batch".to_string()]);
+}
+
+#[test]
+fn a_sender_keeps_one_root_per_duty_and_validator() {
+    let mut node = node(4);
+    let roots = 24;
+    let mut dropped = Vec::new();
+    for i in 0..roots {
+        // Each signed validly over a root of the sender's choice, for a
+        // duty this node has not decided.
+        dropped.extend(node.receive(1, vec![node.partial(1, 0, root(i), root(i))]));
+    }
+    assert_eq!(node.core.stored_partials(), 1);
+    assert_eq!(dropped, vec!["too_many_roots".to_string(); roots - 1]);
+}
