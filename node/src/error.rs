@@ -303,6 +303,18 @@ impl DropReason {
             DropReason::Partial(reason) => reason.is_fault(),
         }
     }
+
+    /// The penalty points a fault of this kind earns (see the runtime's
+    /// penalties): one, but 120 for a batch of partials that does
+    /// not verify. An honest node verifies its own partials before it
+    /// sends them, so no honest batch ever fails, and each one that does
+    /// cost this node a batch check: three disconnect the sender.
+    pub fn penalty_points(&self) -> f64 {
+        match self {
+            DropReason::Partial(PartialRejection::InvalidBatch) => 120.0,
+            _ => 1.0,
+        }
+    }
 }
 
 /// Why consensus must not agree on a proposed value: what is objectively

@@ -24,7 +24,10 @@ use std::time::Duration;
 use phalanx_consensus::OperatorIndex;
 
 /// Points a peer earns per run of the core in which one or more of its
-/// messages were dropped for one fault reason.
+/// messages were dropped for one fault reason, for most reasons (see
+/// `DropReason::penalty_points`: a batch of partials that fails its check
+/// weighs 120).
+#[cfg(test)]
 pub(super) const POINTS_PER_FAULT: f64 = 1.0;
 /// The time in which a score halves.
 pub(super) const HALF_LIFE_MS: u64 = 60_000;
@@ -74,12 +77,12 @@ impl Scores {
     /// Counts a fault; the score reached if it crosses the threshold now
     /// (the caller disconnects the operator: once, its score starts again
     /// from zero and faults are not counted while it is penalised).
-    pub(super) fn fault(&mut self, peer: OperatorIndex, now_ms: u64) -> Option<f64> {
+    pub(super) fn fault(&mut self, peer: OperatorIndex, points: f64, now_ms: u64) -> Option<f64> {
         let score = self.scores.get_mut(peer.as_usize())?;
         if now_ms < score.penalised_until_ms {
             return None;
         }
-        let points = score.decayed(now_ms) + POINTS_PER_FAULT;
+        let points = score.decayed(now_ms) + points;
         if points > THRESHOLD {
             *score = Score {
                 points: 0.0,
@@ -140,25 +143,28 @@ mod tests {
         let mut scores = Scores::new(4);
         let t = 1_000_000;
         let crossed: Vec<u64> = (0..1_000u64)
-            .filter(|i| scores.fault(PEER, t + i).is_some())
+            .filter(|i| scores.fault(PEER, POINTS_PER_FAULT, t + i).is_some())
             .collect();
         // Crossed at the 301st fault, then not counted while penalised.
         assert_eq!(crossed, vec![300]);
         assert_eq!(scores.score(PEER, t + 1_000), 0.0);
         // After the penalty it starts again from zero.
         let after = t + 300 + PENALTY.as_millis() as u64;
-        assert_eq!(scores.fault(PEER, after), None);
+        assert_eq!(scores.fault(PEER, POINTS_PER_FAULT, after), None);
         assert_eq!(scores.score(PEER, after), POINTS_PER_FAULT);
         // Other operators are untouched; unknown ones are ignored.
         assert_eq!(scores.score(OperatorIndex(1), after), 0.0);
-        assert_eq!(scores.fault(OperatorIndex(9), after), None);
+        assert_eq!(
+            scores.fault(OperatorIndex(9), POINTS_PER_FAULT, after),
+            None
+        );
     }
 
     #[test]
     fn scores_halve_every_half_life() {
         let mut scores = Scores::new(4);
         for _ in 0..100 {
-            scores.fault(PEER, 0);
+            scores.fault(PEER, POINTS_PER_FAULT, 0);
         }
         assert_eq!(scores.score(PEER, 0), 100.0);
         assert!((scores.score(PEER, HALF_LIFE_MS) - 50.0).abs() < 1e-9);
@@ -174,7 +180,11 @@ mod tests {
         for slot in 0..7_200u64 {
             for i in 0..40 {
                 let at = slot * 12_000 + i * 300;
-                assert_eq!(scores.fault(PEER, at), None, "slot {slot}");
+                assert_eq!(
+                    scores.fault(PEER, POINTS_PER_FAULT, at),
+                    None,
+                    "slot {slot}"
+                );
                 highest = highest.max(scores.score(PEER, at));
             }
         }
@@ -199,5 +209,15 @@ mod tests {
         assert_eq!(log.admit(PEER, "bad_signature", LOG_WINDOW_MS), Some(500));
         assert_eq!(log.admit(PEER, "bad_signature", LOG_WINDOW_MS + 1), None);
         assert_eq!(log.admit(PEER, "bad_signature", 3 * LOG_WINDOW_MS), Some(1));
+    }
+
+    #[test]
+    fn three_failed_batches_disconnect_at_once() {
+        let mut scores = Scores::new(4);
+        let batch = crate::error::DropReason::Partial(crate::error::PartialRejection::InvalidBatch)
+            .penalty_points();
+        assert_eq!(scores.fault(PEER, batch, 0), None);
+        assert_eq!(scores.fault(PEER, batch, 1), None);
+        assert!(scores.fault(PEER, batch, 2).is_some());
     }
 }

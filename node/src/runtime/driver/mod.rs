@@ -14,7 +14,7 @@ mod fetch;
 mod peers;
 mod report;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -90,7 +90,7 @@ impl<E: EthSpec> Driver<E> {
     pub(super) fn execute(&mut self, actions: Vec<Action<E>>) {
         let mut batches = Batches::default();
         // Each peer is penalised once per fault reason per run.
-        let mut faults: BTreeSet<(OperatorIndex, &'static str)> = BTreeSet::new();
+        let mut faults: BTreeMap<(OperatorIndex, &'static str), f64> = BTreeMap::new();
         for action in actions {
             match action {
                 Action::ResolveIndices(keys) => self.resolve_indices(keys),
@@ -134,7 +134,8 @@ impl<E: EthSpec> Driver<E> {
                 Action::Outcome { duty, outcome } => self.outcome(duty, outcome),
                 Action::Dropped { from, reason } => {
                     if reason.is_fault() {
-                        faults.insert((from, reason.label()));
+                        let points = faults.entry((from, reason.label())).or_default();
+                        *points = points.max(reason.penalty_points());
                     }
                     self.dropped(from, &reason);
                 }
@@ -147,8 +148,8 @@ impl<E: EthSpec> Driver<E> {
             }
         }
         self.submitter.flush(batches);
-        for (from, reason) in faults {
-            self.penalise(from, reason);
+        for ((from, reason), points) in faults {
+            self.penalise(from, reason, points);
         }
     }
 

@@ -89,7 +89,7 @@ impl<E: EthSpec> Driver<E> {
 
     /// A peer's message was dropped as a fault: a penalty point, and past
     /// the threshold a disconnection (see [`crate::runtime::penalties`]).
-    pub(super) fn penalise(&mut self, from: OperatorIndex, reason: &'static str) {
+    pub(super) fn penalise(&mut self, from: OperatorIndex, reason: &'static str, points: f64) {
         self.metrics
             .peer_penalties
             .get_or_create(&PenaltyLabels {
@@ -97,7 +97,7 @@ impl<E: EthSpec> Driver<E> {
                 reason: reason.into(),
             })
             .inc();
-        let Some(score) = self.scores.fault(from, now_ms()) else {
+        let Some(score) = self.scores.fault(from, points, now_ms()) else {
             return;
         };
         let Some(peer) = self.peers.get(from.as_usize()).copied() else {
