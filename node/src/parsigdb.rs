@@ -163,6 +163,20 @@ impl<G: Copy + PartialEq> ParSigDb<G> {
         Ok(None)
     }
 
+    /// The roots share `index` has partials over for a duty and validator.
+    pub fn roots_of(&self, duty: &Duty, validator: &PublicKeyBytes, index: u64) -> Vec<Root> {
+        self.partials
+            .get(&(*duty, *validator))
+            .map(|roots| {
+                roots
+                    .iter()
+                    .filter(|(_, by_index)| by_index.contains_key(&index))
+                    .map(|(root, _)| *root)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Forgets one share's partial, and what is left empty.
     fn remove(&mut self, duty: Duty, validator: PublicKeyBytes, root: Root, index: u64) {
         let key = (duty, validator);

@@ -101,17 +101,46 @@ impl BatchLimits {
             .unwrap_or(0)
     }
 
-    /// The partials of one sender a receiver verifies per slot: one full
-    /// batch of every kind. An honest operator sends each partial once,
-    /// and in one slot it signs at most one window's duties of each kind,
-    /// so it never reaches the budget; a faulty one is held to verifying
-    /// work linear in the budget per slot (each partial is decoded and
-    /// checked once, in one batch check, never bisected).
-    pub fn budget(&self) -> usize {
-        DutyType::ALL
-            .into_iter()
-            .map(|kind| self.of_kind(kind))
-            .sum()
+    /// The partials an honest operator sends in one epoch, at most: per
+    /// validator one attestation, selection proof, aggregate, exit,
+    /// registration, randao reveal and proposal, and per sync-committee
+    /// seat (at most [`SYNC_COMMITTEE_SEATS`] in a cluster) one message,
+    /// selection proof and contribution a slot.
+    pub fn partials_per_epoch(&self) -> usize {
+        let seats = self.validators.min(SYNC_COMMITTEE_SEATS);
+        let slots = usize::try_from(self.slots_per_epoch).unwrap_or(usize::MAX);
+        self.validators
+            .saturating_mul(7)
+            .saturating_add(seats.saturating_mul(3).saturating_mul(slots))
+    }
+
+    /// The distinct signing roots an honest operator sends in one epoch,
+    /// at most (each distinct root costs the receiver a hash to the curve
+    /// and a Miller loop): per validator an attestation's committee, an
+    /// aggregate, an exit and a registration; per slot the selection
+    /// proofs' and the sync messages' few; per sync-committee seat a
+    /// contribution a slot.
+    pub fn roots_per_epoch(&self) -> usize {
+        let seats = self.validators.min(SYNC_COMMITTEE_SEATS);
+        let slots = usize::try_from(self.slots_per_epoch).unwrap_or(usize::MAX);
+        self.validators
+            .saturating_mul(4)
+            .saturating_add(slots.saturating_mul(8))
+            .saturating_add(seats.saturating_mul(slots))
+    }
+
+    /// A sender's verification budget: what it may have verified at once
+    /// (two epochs' worth of partials and of distinct roots, so that an
+    /// honest operator catching up never runs out) and what comes back
+    /// each slot (one epoch's worth spread over its slots).
+    pub fn budget(&self) -> Budget {
+        let slots = usize::try_from(self.slots_per_epoch.max(1)).unwrap_or(usize::MAX);
+        Budget {
+            partials: self.partials_per_epoch().saturating_mul(2),
+            roots: self.roots_per_epoch().saturating_mul(2),
+            partials_per_slot: self.partials_per_epoch().div_ceil(slots),
+            roots_per_slot: self.roots_per_epoch().div_ceil(slots),
+        }
     }
 
     /// Whether `batch` is within the bounds, as a whole and per kind;
@@ -132,6 +161,74 @@ impl BatchLimits {
             .into_iter()
             .zip(counts)
             .all(|(kind, count)| count <= self.of_kind(kind))
+    }
+}
+
+/// The seats of the sync committee (mainnet's SYNC_COMMITTEE_SIZE): a
+/// cluster holds at most so many.
+pub const SYNC_COMMITTEE_SEATS: usize = 512;
+
+/// A sender's verification budget ([`BatchLimits::budget`]): how many
+/// partials and distinct roots it may have verified at once, and how many
+/// of each come back per slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Partials at most at once.
+    pub partials: usize,
+    /// Distinct roots at most at once.
+    pub roots: usize,
+    /// Partials back per slot.
+    pub partials_per_slot: usize,
+    /// Distinct roots back per slot.
+    pub roots_per_slot: usize,
+}
+
+/// What is left of one sender's [`Budget`], as of a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allowance {
+    slot: u64,
+    partials: usize,
+    roots: usize,
+}
+
+impl Allowance {
+    /// A full allowance at `slot`.
+    pub fn full(budget: &Budget, slot: u64) -> Allowance {
+        Allowance {
+            slot,
+            partials: budget.partials,
+            roots: budget.roots,
+        }
+    }
+
+    /// Takes `partials` and `roots` at `slot` (after what came back since
+    /// the last take): false, and nothing taken, if there is not enough.
+    pub fn take(&mut self, budget: &Budget, slot: u64, partials: usize, roots: usize) -> bool {
+        let slots = usize::try_from(slot.saturating_sub(self.slot)).unwrap_or(usize::MAX);
+        if slot > self.slot {
+            self.slot = slot;
+        }
+        self.partials = self
+            .partials
+            .saturating_add(slots.saturating_mul(budget.partials_per_slot))
+            .min(budget.partials);
+        self.roots = self
+            .roots
+            .saturating_add(slots.saturating_mul(budget.roots_per_slot))
+            .min(budget.roots);
+        if partials > self.partials || roots > self.roots {
+            return false;
+        }
+        self.partials -= partials;
+        self.roots -= roots;
+        true
+    }
+
+    /// Spends everything left: a sender whose batch did not verify waits
+    /// for its budget to come back before anything of it is verified again.
+    pub fn exhaust(&mut self) {
+        self.partials = 0;
+        self.roots = 0;
     }
 }
 
@@ -180,11 +277,10 @@ mod tests {
             4 * 34
         );
         assert_eq!(limits.batch(), 10 * 4 * 34);
-        assert_eq!(
-            limits.budget(),
-            10 * (2 * 4 * 34 + 3 * 34 + 5 * 3),
-            "one full batch of each kind"
-        );
+        let budget = limits.budget();
+        assert_eq!(budget.partials, 2 * (10 * 7 + 10 * 3 * 32));
+        assert_eq!(budget.roots, 2 * (10 * 4 + 32 * 8 + 10 * 32));
+        assert!(budget.partials >= limits.batch(), "an honest batch fits");
         assert!(limits.admits(&vec![partial(DutyType::Attester); 30]));
         assert!(!limits.admits(&vec![partial(DutyType::Attester); 31]));
         assert!(limits.admits(&vec![partial(DutyType::SyncContribution); 1360]));
@@ -193,7 +289,35 @@ mod tests {
         let large = BatchLimits::new(10_000, 32);
         assert_eq!(large.batch(), MAX_PARTIALS_PER_BATCH);
         assert_eq!(large.of_kind(DutyType::Exit), MAX_PARTIALS_PER_BATCH);
-        assert!(large.budget() <= DutyType::ALL.len() * MAX_PARTIALS_PER_BATCH);
+        let budget = large.budget();
+        assert!(budget.partials >= large.batch(), "an honest batch fits");
+        // The distinct roots of an epoch: 40,000 for the validators, 256
+        // for the slots, 16,384 for a full sync committee's contributions.
+        assert_eq!(budget.roots_per_slot, (40_000 + 256 + 512 * 32) / 32);
+    }
+
+    #[test]
+    fn an_allowance_is_taken_comes_back_by_the_slot_and_can_be_exhausted() {
+        let budget = Budget {
+            partials: 100,
+            roots: 10,
+            partials_per_slot: 30,
+            roots_per_slot: 3,
+        };
+        let mut allowance = Allowance::full(&budget, 5);
+        assert!(allowance.take(&budget, 5, 90, 9));
+        assert!(!allowance.take(&budget, 5, 20, 1), "10 partials left");
+        assert!(!allowance.take(&budget, 5, 1, 2), "1 root left");
+        assert!(allowance.take(&budget, 5, 10, 1));
+        // Two slots later 60 partials and 6 roots are back.
+        assert!(!allowance.take(&budget, 7, 61, 1));
+        assert!(allowance.take(&budget, 7, 60, 6));
+        // Never more than the budget comes back.
+        assert!(!allowance.take(&budget, 100, 101, 0));
+        assert!(allowance.take(&budget, 100, 100, 10));
+        allowance.exhaust();
+        assert!(!allowance.take(&budget, 100, 1, 0));
+        assert!(allowance.take(&budget, 101, 30, 3));
     }
 
     #[test]

@@ -264,43 +264,88 @@ fn a_batch_beyond_what_the_duties_carry_is_refused_unread() {
 }
 
 #[test]
-fn a_sender_over_its_budget_for_the_slot_is_dropped_unverified() {
+fn a_sender_whose_batch_fails_is_not_verified_again_until_its_budget_is_back() {
     let mut node = node(4);
-    // Per validator, on the minimal preset (8 slots per epoch, a batch
-    // spans 10 slots): 10 sync messages, randao reveals and proposals,
-    // 40 sync selection proofs and contributions, 3 of each per-epoch
-    // kind; a full batch of each kind for four validators.
-    let budget = 4 * (3 * 10 + 2 * 40 + 5 * 3);
-    let batch: Vec<PartialMessage> = (0..12)
-        .map(|i| node.partial(1, i % 4, root(i), Root::repeat_byte(0xee)))
+    let bad: Vec<PartialMessage> = (0..4)
+        .map(|v| node.partial(1, v, root(v), Root::repeat_byte(0xee)))
         .collect();
     take_work();
-    let mut refused = 0;
-    for _ in 0..(budget / 12) {
-        assert_eq!(
-            node.receive(1, batch.clone()),
-            vec!["invalid_batch".to_string()]
-        );
-    }
-    assert_eq!(take_work().sets, budget / 12 * 12);
-    for _ in 0..5 {
-        let dropped = node.receive(1, batch.clone());
-        assert_eq!(dropped, vec!["over_budget".to_string()]);
-        refused += 1;
-    }
     assert_eq!(
-        take_work(),
-        Work::default(),
-        "{refused} batches over budget"
-    );
-    // Other senders have their own budgets, and the next slot a new one.
-    assert_eq!(
-        node.receive(2, batch[..1].to_vec()),
+        node.receive(1, bad.clone()),
         vec!["invalid_batch".to_string()]
     );
+    assert_eq!(take_work().sets, 4);
+    // The failed batch spent the sender's whole allowance: in the same
+    // slot nothing more of it is verified, bad or good.
+    for _ in 0..5 {
+        assert_eq!(
+            node.receive(1, bad.clone()),
+            vec!["over_budget".to_string()]
+        );
+    }
+    let good: Vec<PartialMessage> = (0..4)
+        .map(|v| node.partial(1, v, root(v), root(v)))
+        .collect();
+    assert_eq!(
+        node.receive(1, good.clone()),
+        vec!["over_budget".to_string()]
+    );
+    assert_eq!(take_work(), Work::default());
+    // Other senders have their own budgets.
+    assert_eq!(
+        node.receive(2, bad[..1].to_vec()),
+        vec!["invalid_batch".to_string()]
+    );
+    // A slot later a slot's share of the budget is back (on the minimal
+    // preset, 4 validators: 16 partials and 14 distinct roots a slot).
     node.now += SLOT_MS;
     node.core.handle(node.now, Event::Tick);
-    assert_eq!(node.receive(1, batch), vec!["invalid_batch".to_string()]);
+    take_work();
+    assert!(node.receive(1, good).is_empty());
+    assert_eq!(take_work().sets, 4);
+}
+
+#[test]
+fn distinct_roots_are_budgeted_per_sender() {
+    // Valid partials over a new root each (the sender holds its shares),
+    // one per duty and validator as the store allows, over every slot of
+    // the window and duty types whose root this node cannot check before
+    // it decides: each distinct root costs a hash to the curve and a
+    // Miller loop. On the minimal preset four validators have 2 × 112
+    // distinct roots in their budget.
+    let mut node = node(4);
+    take_work();
+    let (mut verified, mut over, mut sent) = (0, 0, 0);
+    for slot in 1..18u64 {
+        let kinds = [
+            DutyType::Attester,
+            DutyType::Aggregator,
+            DutyType::Proposer,
+            DutyType::SyncContribution,
+            DutyType::SyncContribution,
+            DutyType::SyncContribution,
+            DutyType::SyncContribution,
+        ];
+        for kind in kinds {
+            let batch: Vec<PartialMessage> = (0..4)
+                .map(|v| {
+                    sent += 1;
+                    let r = root(sent);
+                    let mut partial = node.partial(1, v, r, r);
+                    partial.duty = Duty::new(Slot(slot), kind);
+                    partial
+                })
+                .collect();
+            for label in node.receive(1, batch) {
+                assert_eq!(label, "over_budget");
+                over += 1;
+            }
+            verified += take_work().sets;
+        }
+    }
+    assert_eq!(sent, 17 * 7 * 4);
+    assert!(verified <= 2 * 112, "{verified} roots verified in one slot");
+    assert!(over > 0);
 }
 
 #[test]
@@ -308,11 +353,14 @@ fn a_sender_keeps_one_root_per_duty_and_validator() {
     let mut node = node(4);
     let roots = 24;
     let mut dropped = Vec::new();
+    take_work();
     for i in 0..roots {
         // Each signed validly over a root of the sender's choice, for a
         // duty this node has not decided.
         dropped.extend(node.receive(1, vec![node.partial(1, 0, root(i), root(i))]));
     }
     assert_eq!(node.core.stored_partials(), 1);
+    // Only the first was verified: the others were refused before.
+    assert_eq!(take_work().sets, 1);
     assert_eq!(dropped, vec!["too_many_roots".to_string(); roots - 1]);
 }

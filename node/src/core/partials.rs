@@ -22,8 +22,8 @@ use super::types::{Action, Defects, UNBOUND_EPOCHS};
 use super::Core;
 use crate::duty::{Duty, DutyType};
 use crate::error::{DropReason, PartialRejection};
-use crate::parsigdb::{ParSigDb, ParSigError};
-use crate::parsigex::{BatchLimits, PartialMessage};
+use crate::parsigdb::{replaces_older, roots_per_duty, ParSigDb, ParSigError};
+use crate::parsigex::{Allowance, BatchLimits, Budget, PartialMessage};
 use crate::scheme::{Check, Partial, SignatureScheme};
 use crate::sigagg::{self, Combination};
 
@@ -40,9 +40,9 @@ pub(super) struct Partials<S: SignatureScheme> {
     /// The head each sync-committee partial signs, by duty, validator and
     /// signing root.
     pub(super) block_roots: BTreeMap<(Duty, PublicKeyBytes, Root), Root>,
-    /// Per peer: the slot of its verification budget and the partials of
-    /// that slot taken to verification (see [`BatchLimits::budget`]).
-    spent: BTreeMap<OperatorIndex, (Slot, usize)>,
+    /// Per peer: what is left of its verification budget
+    /// ([`BatchLimits::budget`]).
+    allowances: BTreeMap<OperatorIndex, Allowance>,
 }
 
 impl<S: SignatureScheme> Partials<S> {
@@ -53,24 +53,25 @@ impl<S: SignatureScheme> Partials<S> {
             threshold,
             rng: ChaCha20Rng::from_seed(seed),
             block_roots: BTreeMap::new(),
-            spent: BTreeMap::new(),
+            allowances: BTreeMap::new(),
         }
     }
 
-    /// Charges `partials` to `from`'s budget of `slot`: false, and nothing
-    /// charged, when they would exceed `budget`.
-    fn charge(&mut self, from: OperatorIndex, slot: Slot, partials: usize, budget: usize) -> bool {
-        let spent = self.spent.entry(from).or_insert((slot, 0));
-        if spent.0 != slot {
-            *spent = (slot, 0);
-        }
-        match spent.1.checked_add(partials) {
-            Some(total) if total <= budget => {
-                spent.1 = total;
-                true
-            }
-            _ => false,
-        }
+    /// Takes `partials` with `roots` distinct roots from `from`'s
+    /// allowance at `slot`: false, and nothing taken, when it has not
+    /// enough left.
+    fn charge(
+        &mut self,
+        from: OperatorIndex,
+        slot: Slot,
+        partials: usize,
+        roots: usize,
+        budget: &Budget,
+    ) -> bool {
+        self.allowances
+            .entry(from)
+            .or_insert_with(|| Allowance::full(budget, slot.0))
+            .take(budget, slot.0, partials, roots)
     }
 
     /// Forgets duties before `keep`, exits and registrations before
@@ -301,20 +302,47 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             return;
         }
         let mut candidates = Vec::with_capacity(partials.len());
+        // The roots each (duty, validator) has from this sender, stored and
+        // in this batch: a root beyond what the duty has is refused here,
+        // before it costs any verification.
+        let mut roots_by_duty: BTreeMap<(Duty, PublicKeyBytes), Vec<Root>> = BTreeMap::new();
         for message in partials {
             match self.check_peer_partial(&message) {
-                Ok(checked) => candidates.push((checked, message.signature)),
+                Ok(checked) => {
+                    if !replaces_older(checked.duty.kind) {
+                        let held = roots_by_duty
+                            .entry((checked.duty, checked.validator))
+                            .or_insert_with(|| {
+                                self.partials.parsigs.roots_of(
+                                    &checked.duty,
+                                    &checked.validator,
+                                    share_index.get(),
+                                )
+                            });
+                        if !held.contains(&checked.root) {
+                            if held.len() >= roots_per_duty(checked.duty.kind) {
+                                actions.push(dropped(from, PartialRejection::TooManyRoots));
+                                continue;
+                            }
+                            held.push(checked.root);
+                        }
+                    }
+                    candidates.push((checked, message.signature));
+                }
                 Err(reason) => actions.push(dropped(from, reason)),
             }
         }
         if candidates.is_empty() {
             return;
         }
+        let roots: BTreeSet<&Root> = candidates.iter().map(|(c, _)| &c.root).collect();
+        let roots = roots.len();
         if !self.partials.charge(
             from,
             self.scheduler.current_slot.unwrap_or(Slot(0)),
             candidates.len(),
-            limits.budget(),
+            roots,
+            &limits.budget(),
         ) {
             actions.push(dropped(from, PartialRejection::OverBudget));
             return;
@@ -341,6 +369,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             || S::verify_all(&checks, &mut self.partials.rng);
         drop(checks);
         if !verified {
+            // Nothing of this sender is verified again until its budget
+            // has come back: a flood of bad batches costs one budget.
+            if let Some(allowance) = self.partials.allowances.get_mut(&from) {
+                allowance.exhaust();
+            }
             actions.push(dropped(from, PartialRejection::InvalidBatch));
             return;
         }
