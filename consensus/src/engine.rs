@@ -649,7 +649,14 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
         }
         if let Some(state) = self.instances.get_mut(&key) {
             if state.is_decided() {
-                return state.answer_when_decided(from, &message, actions);
+                // Only a round change that would be answered is worth a
+                // signature check; it is checked before it is answered.
+                let max_round = self.ctx.config.max_round;
+                if !state.answers(from, &message, max_round) {
+                    return Err(RejectReason::AlreadyDecided);
+                }
+                self.ctx.verify(&key, &message, None)?;
+                return state.answer_when_decided(from, &message, max_round, actions);
             }
             self.ctx.verify(&key, &message, Some(state))?;
             let step = Step {

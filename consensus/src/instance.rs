@@ -31,7 +31,7 @@ struct PreparedState<K> {
 struct DecidedState<K, V> {
     value: V,
     commits: Vec<SignedMessage<K>>,
-    /// Per peer, the highest round change answered with the decision.
+    /// Per peer, the round of the last round change answered with the decision.
     answered: BTreeMap<OperatorIndex, Round>,
 }
 
@@ -133,32 +133,69 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
         }
     }
 
-    /// A message for a decided instance: a peer still changing rounds gets
-    /// the decision (once per round it tries), everything else is moot.
+    /// Whether a message for a decided instance would be answered with the
+    /// decision: a round change the peer signed itself, the first from that
+    /// peer or one whose round at least doubled since the peer's last
+    /// answer (or reached `max_round`). The engine asks before it verifies
+    /// anything, so that messages never answered cost no signature check,
+    /// and verifies (`max_round` and signatures included) before answering.
+    ///
+    /// The answer can be 20 MB (a block with its blobs), so a peer gets at
+    /// most 1 + log2(`max_round`) answers per instance (7 for the default
+    /// 64): rounds 1 or 2, then 4, 8, 16, 32, 64. Once per peer and instance
+    /// is too few: an honest node that lost its answers while the network
+    /// was unstable would change rounds forever once every other node had
+    /// decided. Doubling keeps the number constant yet answers such a node
+    /// again after it waited, round for round, as long again as it already
+    /// had, and at `max_round` at the latest.
+    pub(crate) fn answers(
+        &self,
+        from: OperatorIndex,
+        message: &Wire<K, V>,
+        max_round: u64,
+    ) -> bool {
+        let Some(decided) = &self.decided else {
+            return false;
+        };
+        match message {
+            Wire::RoundChange { round_change, .. } => {
+                round_change.sender() == from
+                    && decided.answered.get(&from).is_none_or(|last| {
+                        round_change.round().0 > last.0
+                            && round_change.round().0 >= last.0.saturating_mul(2).min(max_round)
+                    })
+            }
+            _ => false,
+        }
+    }
+
+    /// A verified message for a decided instance: a peer still changing
+    /// rounds gets the decision (see [`Instance::answers`]), everything else
+    /// is moot.
     pub(crate) fn answer_when_decided(
         &mut self,
         from: OperatorIndex,
         message: &Wire<K, V>,
+        max_round: u64,
         actions: &mut Vec<Action<K, V>>,
     ) -> Result<(), RejectReason> {
+        if !self.answers(from, message, max_round) {
+            return Err(RejectReason::AlreadyDecided);
+        }
         let Some(decided) = &mut self.decided else {
-            return Ok(());
+            return Err(RejectReason::AlreadyDecided);
         };
         if let Wire::RoundChange { round_change, .. } = message {
-            let round = round_change.round();
-            if decided.answered.get(&from).is_none_or(|&r| round > r) {
-                decided.answered.insert(from, round);
-                actions.push(Action::Send {
-                    to: from,
-                    message: Wire::Decided {
-                        value: decided.value.clone(),
-                        commits: decided.commits.clone(),
-                    },
-                });
-                return Ok(());
-            }
+            decided.answered.insert(from, round_change.round());
         }
-        Err(RejectReason::AlreadyDecided)
+        actions.push(Action::Send {
+            to: from,
+            message: Wire::Decided {
+                value: decided.value.clone(),
+                commits: decided.commits.clone(),
+            },
+        });
+        Ok(())
     }
 
     /// Applies a verified message from a peer.
@@ -170,7 +207,7 @@ impl<K: InstanceKey, V: Value> Instance<K, V> {
         actions: &mut Vec<Action<K, V>>,
     ) -> Result<(), RejectReason> {
         if self.is_decided() {
-            return self.answer_when_decided(from, &message, actions);
+            return self.answer_when_decided(from, &message, ctx.config.max_round, actions);
         }
         match message {
             Wire::Proposal {
