@@ -5,7 +5,7 @@
 //! instance, or wait in a bounded per-peer buffer if the instance has not
 //! started here yet. Nothing that fails a check changes any state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::error::{Error, RejectReason};
@@ -30,6 +30,14 @@ pub struct Config {
     pub positions_behind: u64,
     /// Messages buffered per peer for instances not started yet.
     pub max_buffered_per_peer: usize,
+    /// Bytes ([`Wire::size`]) buffered per peer for instances not started
+    /// yet. It must hold a few of the largest messages of the protocol: an
+    /// honest peer sends at most one value per instance and round (its
+    /// proposal when it leads, or its round change with the value it
+    /// prepared). The default, 40 MiB, holds two of the node's largest
+    /// (a block with 21 blobs and their cell proofs, about 19.7 MB); the
+    /// node derives its own from its network's blob limit.
+    pub max_buffered_bytes_per_peer: usize,
 }
 
 impl Default for Config {
@@ -40,6 +48,7 @@ impl Default for Config {
             positions_ahead: 1,
             positions_behind: 2,
             max_buffered_per_peer: 256,
+            max_buffered_bytes_per_peer: 40 << 20,
         }
     }
 }
@@ -477,18 +486,64 @@ fn distinct_senders<'a, K: 'a>(
     Ok(())
 }
 
-/// Messages waiting for an instance this node has not started.
+/// A message waiting for an instance this node has not started.
 struct Buffered<K, V> {
     from: OperatorIndex,
     message: Wire<K, V>,
+    /// Its [`Wire::size`], counted against the peer's limit.
+    size: usize,
+}
+
+/// The messages waiting for one instance, in arrival order, and the slots
+/// (round, sender, kind) they fill.
+struct Pending<K, V> {
+    messages: Vec<Buffered<K, V>>,
+    slots: BTreeSet<(Round, OperatorIndex, &'static str)>,
+}
+
+impl<K, V> Default for Pending<K, V> {
+    fn default() -> Self {
+        Pending {
+            messages: Vec::new(),
+            slots: BTreeSet::new(),
+        }
+    }
+}
+
+/// What each peer has buffered, by message count and by bytes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    messages: usize,
+    bytes: usize,
+}
+
+impl Usage {
+    fn release(&mut self, size: usize) {
+        self.messages = self.messages.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(size);
+    }
 }
 
 /// Runs every QBFT instance of one operator.
+///
+/// Messages for instances not started here wait in a buffer, bounded per
+/// transport peer by [`Config::max_buffered_per_peer`] messages and
+/// [`Config::max_buffered_bytes_per_peer`] bytes, so that the whole buffer
+/// never holds more than n times both. Before anything is buffered (or
+/// verified), messages are refused for instance types that never run
+/// consensus ([`InstanceKey::runs_consensus`]), outside the window of
+/// positions, or for a slot (instance, round, sender, kind) that already
+/// holds a message. The slots and the window alone bound the count, not
+/// the bytes: (`positions_behind` + 1 + `positions_ahead`) positions × the
+/// instances per position (4 duty types for the node) × `max_round` rounds
+/// × 5 kinds × n senders — 4 × 4 × 64 × 5 × 4 = 20,480 slots by default for
+/// n = 4, some of which carry values of up to 20 MB (round changes with a
+/// prepared block and its blobs) — hence the byte limit.
 pub struct Engine<K, V> {
     ctx: Context<K>,
     instances: BTreeMap<K, Instance<K, V>>,
-    pending: BTreeMap<K, Vec<Buffered<K, V>>>,
-    buffered_per_peer: Vec<usize>,
+    pending: BTreeMap<K, Pending<K, V>>,
+    buffered_per_peer: Vec<Usage>,
     position: u64,
 }
 
@@ -507,7 +562,7 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
             return Err(Error::Config("max_round must be at least 1"));
         }
         Ok(Engine {
-            buffered_per_peer: vec![0; committee.size() as usize],
+            buffered_per_peer: vec![Usage::default(); committee.size() as usize],
             ctx: Context {
                 me,
                 committee,
@@ -545,7 +600,12 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
 
     /// Messages waiting for instances not started here.
     pub fn buffered_count(&self) -> usize {
-        self.buffered_per_peer.iter().sum()
+        self.buffered_per_peer.iter().map(|u| u.messages).sum()
+    }
+
+    /// Bytes ([`Wire::size`]) waiting for instances not started here.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_per_peer.iter().map(|u| u.bytes).sum()
     }
 
     /// The current round of a started, undecided instance.
@@ -598,9 +658,9 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
         }
         let mut state = Instance::new(key.clone(), input);
         state.start(&step, actions);
-        for buffered in self.pending.remove(&key).unwrap_or_default() {
-            let count = &mut self.buffered_per_peer[buffered.from.as_usize()];
-            *count = count.saturating_sub(1);
+        let pending = self.pending.remove(&key).unwrap_or_default();
+        for buffered in pending.messages {
+            self.buffered_per_peer[buffered.from.as_usize()].release(buffered.size);
             let kind = buffered.message.kind_name();
             if let Err(reason) = state.apply(buffered.from, buffered.message, &step, actions) {
                 actions.push(Action::Dropped {
@@ -640,6 +700,9 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
             .instance()
             .ok_or(RejectReason::Malformed("no instance named"))?
             .clone();
+        if !key.runs_consensus() {
+            return Err(RejectReason::NoConsensus);
+        }
         if key.position()
             < self
                 .position
@@ -672,15 +735,34 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
         {
             return Err(RejectReason::OutsideWindow);
         }
-        if self.buffered_per_peer[from.as_usize()] >= self.ctx.config.max_buffered_per_peer {
+        let slot = message
+            .slot(from)
+            .ok_or(RejectReason::Malformed("no instance named"))?;
+        if self
+            .pending
+            .get(&key)
+            .is_some_and(|pending| pending.slots.contains(&slot))
+        {
+            return Err(RejectReason::AlreadyBuffered(slot.2, slot.1 .0));
+        }
+        let size = message.size();
+        let usage = self.buffered_per_peer[from.as_usize()];
+        if usage.messages >= self.ctx.config.max_buffered_per_peer
+            || usage.bytes.saturating_add(size) > self.ctx.config.max_buffered_bytes_per_peer
+        {
             return Err(RejectReason::BufferFull(from.0));
         }
         self.ctx.verify(&key, &message, None)?;
-        self.buffered_per_peer[from.as_usize()] += 1;
-        self.pending
-            .entry(key)
-            .or_default()
-            .push(Buffered { from, message });
+        let usage = &mut self.buffered_per_peer[from.as_usize()];
+        usage.messages += 1;
+        usage.bytes = usage.bytes.saturating_add(size);
+        let pending = self.pending.entry(key).or_default();
+        pending.slots.insert(slot);
+        pending.messages.push(Buffered {
+            from,
+            message,
+            size,
+        });
         Ok(())
     }
 
@@ -691,12 +773,11 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
             .saturating_sub(self.ctx.config.positions_behind);
         self.instances.retain(|key, _| key.position() >= oldest);
         let counts = &mut self.buffered_per_peer;
-        self.pending.retain(|key, messages| {
+        self.pending.retain(|key, pending| {
             let keep = key.position() >= oldest;
             if !keep {
-                for message in messages.iter() {
-                    let count = &mut counts[message.from.as_usize()];
-                    *count = count.saturating_sub(1);
+                for message in &pending.messages {
+                    counts[message.from.as_usize()].release(message.size);
                 }
             }
             keep

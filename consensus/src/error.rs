@@ -63,9 +63,19 @@ pub enum RejectReason {
     /// (expired, or too far in the future).
     #[error("instance outside the accepted window")]
     OutsideWindow,
-    /// The per-peer buffer for instances not started yet is full.
+    /// The per-peer buffer for instances not started yet is full (in
+    /// messages or in bytes).
     #[error("buffer for operator {0} is full")]
     BufferFull(u32),
+    /// A message for an instance not started yet whose slot (instance,
+    /// round, sender and kind) already holds one: a network duplicate, or
+    /// an equivocation the instance would refuse anyway.
+    #[error("a {0} from operator {1} for this round is already buffered")]
+    AlreadyBuffered(&'static str, u32),
+    /// The instance's type never runs consensus (the node's randao or exit
+    /// duties, for instance): no honest node sends such a message.
+    #[error("instances of this type never run consensus")]
+    NoConsensus,
     /// The instance is decided; the message is not needed.
     #[error("instance already decided")]
     AlreadyDecided,
@@ -80,6 +90,7 @@ impl RejectReason {
                 | RejectReason::OldRound(_)
                 | RejectReason::OutsideWindow
                 | RejectReason::BufferFull(_)
+                | RejectReason::AlreadyBuffered(..)
                 | RejectReason::AlreadyDecided
         )
     }
@@ -99,6 +110,8 @@ impl RejectReason {
             RejectReason::OldRound(_) => "old_round",
             RejectReason::OutsideWindow => "outside_window",
             RejectReason::BufferFull(_) => "buffer_full",
+            RejectReason::AlreadyBuffered(..) => "already_buffered",
+            RejectReason::NoConsensus => "no_consensus",
             RejectReason::AlreadyDecided => "already_decided",
         }
     }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{OperatorIndex, Round, ValueHash};
+use crate::types::{OperatorIndex, Round, Value, ValueHash};
 
 /// Domain separation for the signed bytes, versioned with the wire format.
 const SIGNING_DOMAIN: &[u8] = b"phalanx/qbft/v1";
@@ -212,6 +212,22 @@ impl<K, V> Wire<K, V> {
         }
     }
 
+    /// The buffer slot of the message: its round, its sender (for a decided
+    /// message, which nobody signs as a whole, the transport peer `from`) and
+    /// its kind. An honest node sends at most one message per slot.
+    pub(crate) fn slot(&self, from: OperatorIndex) -> Option<(Round, OperatorIndex, &'static str)> {
+        let kind = self.kind_name();
+        match self {
+            Wire::Proposal { proposal: m, .. }
+            | Wire::Prepare(m)
+            | Wire::Commit(m)
+            | Wire::RoundChange {
+                round_change: m, ..
+            } => Some((m.round(), m.sender(), kind)),
+            Wire::Decided { commits, .. } => commits.first().map(|m| (m.round(), from, kind)),
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn kind_name(&self) -> &'static str {
         match self {
@@ -220,6 +236,41 @@ impl<K, V> Wire<K, V> {
             Wire::Commit(_) => "commit",
             Wire::RoundChange { .. } => "round_change",
             Wire::Decided { .. } => "decided",
+        }
+    }
+}
+
+impl<K, V: Value> Wire<K, V> {
+    /// The memory the message holds, near enough for limits: the bytes of
+    /// the values it carries ([`Value::byte_len`]) and each signed message
+    /// with its signature.
+    pub fn size(&self) -> usize {
+        let signed = |m: &SignedMessage<K>| {
+            std::mem::size_of::<SignedMessage<K>>().saturating_add(m.signature.0.len())
+        };
+        let all = |ms: &[SignedMessage<K>]| {
+            ms.iter()
+                .fold(0usize, |total, m| total.saturating_add(signed(m)))
+        };
+        match self {
+            Wire::Proposal {
+                proposal,
+                value,
+                justification,
+            } => signed(proposal)
+                .saturating_add(value.byte_len())
+                .saturating_add(all(&justification.round_changes))
+                .saturating_add(all(&justification.prepares)),
+            Wire::Prepare(m) | Wire::Commit(m) => signed(m),
+            Wire::RoundChange {
+                round_change,
+                prepared,
+            } => signed(round_change).saturating_add(
+                prepared
+                    .as_ref()
+                    .map_or(0, |p| p.value.byte_len().saturating_add(all(&p.prepares))),
+            ),
+            Wire::Decided { value, commits } => value.byte_len().saturating_add(all(commits)),
         }
     }
 }

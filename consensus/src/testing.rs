@@ -52,6 +52,10 @@ impl Value for TestValue {
         hash[..8].copy_from_slice(&self.0.to_le_bytes());
         ValueHash(hash)
     }
+
+    fn byte_len(&self) -> usize {
+        std::mem::size_of::<u64>()
+    }
 }
 
 /// Refuses values from [`INVALID_VALUES`] up: what a byzantine leader's

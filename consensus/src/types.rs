@@ -112,12 +112,22 @@ pub trait InstanceKey: Clone + Ord + fmt::Debug {
     fn write_bytes(&self, out: &mut Vec<u8>);
     /// The key's place in time (the node uses the slot).
     fn position(&self) -> u64;
+    /// Whether instances of this key's type ever run consensus. Messages
+    /// for keys that never do are refused before they are checked or
+    /// buffered: the node, for one, names duties such as randao reveals
+    /// that it signs without agreeing on anything.
+    fn runs_consensus(&self) -> bool {
+        true
+    }
 }
 
 /// A value the committee can agree on: anything with a collision-resistant hash.
 pub trait Value: Clone + fmt::Debug {
     /// The hash that stands for the value in prepares, commits and round changes.
     fn value_hash(&self) -> ValueHash;
+    /// The bytes the value holds (its encoded length, near enough): what
+    /// the engine counts against its per-peer buffer limit in bytes.
+    fn byte_len(&self) -> usize;
 }
 
 #[cfg(test)]

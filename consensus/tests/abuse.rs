@@ -6,10 +6,13 @@
 
 use std::time::Duration;
 
-use phalanx_consensus::testing::{sign_as, test_parts, TestKey, TestValidity, TestValue};
+use phalanx_consensus::testing::{
+    sign_as, test_parts, MacSigner, MacVerifier, TestKey, TestValidity, TestValue,
+};
 use phalanx_consensus::{
-    Action, Committee, Config, Engine, Event, Kind, LinearTimeout, Message, MessageSignature,
-    OperatorIndex, RejectReason, Round, SignedMessage, Value, Wire,
+    AcceptAll, Action, Committee, Config, Engine, Event, InstanceKey, Kind, LinearTimeout, Message,
+    MessageSignature, OperatorIndex, Parts, Prepared, PreparedCertificate, RejectReason,
+    RotatingLeader, Round, SignedMessage, Signer, Value, ValueHash, Wire,
 };
 
 type TestWire = Wire<TestKey, TestValue>;
@@ -180,4 +183,217 @@ fn a_decided_node_answers_a_peer_again_only_once_its_round_doubled() {
         .filter(|&round| sends(&deliver(&mut engine, peer, round_change(peer, round))) == 1)
         .collect();
     assert_eq!(answered, [4, 8, 16, 32, 64]);
+}
+
+/// A value of any size, to fill buffers by bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Blob(Vec<u8>);
+
+impl Value for Blob {
+    fn value_hash(&self) -> ValueHash {
+        let mut hash = [0u8; 32];
+        hash[..8].copy_from_slice(&(self.0.len() as u64).to_le_bytes());
+        for (i, byte) in self.0.iter().enumerate() {
+            hash[8 + i % 24] ^= byte.rotate_left(i as u32 % 8);
+        }
+        ValueHash(hash)
+    }
+
+    fn byte_len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+fn engine_of<K: InstanceKey, V: Value>(me: OperatorIndex, config: Config) -> Engine<K, V> {
+    let mut engine = Engine::new(
+        me,
+        committee(),
+        config,
+        Parts {
+            signer: Box::new(MacSigner::new(me)),
+            verifier: Box::new(MacVerifier),
+            leader: Box::new(RotatingLeader),
+            timeout: Box::new(timeout()),
+        },
+    )
+    .expect("engine");
+    engine.handle(Event::Advance { position: KEY.0 }, &AcceptAll);
+    engine
+}
+
+fn sign_any<K: InstanceKey>(message: Message<K>) -> SignedMessage<K> {
+    let signature = MacSigner::new(message.sender).sign(&message.signing_bytes());
+    SignedMessage { message, signature }
+}
+
+/// An instance key whose type may never run consensus, as the node's
+/// randao or exit duties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Typed {
+    position: u64,
+    agreed_on: bool,
+}
+
+impl InstanceKey for Typed {
+    fn write_bytes(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.position.to_be_bytes());
+        out.push(u8::from(self.agreed_on));
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+
+    fn runs_consensus(&self) -> bool {
+        self.agreed_on
+    }
+}
+
+#[test]
+fn instances_that_never_run_consensus_are_refused_before_any_check() {
+    let mut engine: Engine<Typed, TestValue> = engine_of(OperatorIndex(3), Config::default());
+    let peer = OperatorIndex(1);
+    let prepare = |agreed_on: bool| {
+        sign_any(Message {
+            instance: Typed {
+                position: KEY.0,
+                agreed_on,
+            },
+            round: Round(1),
+            sender: peer,
+            kind: Kind::Prepare(TestValue(1).value_hash()),
+        })
+    };
+    let mut forged = prepare(false);
+    forged.signature = MessageSignature(vec![1; 8]);
+    for message in [forged, prepare(false)] {
+        let actions = engine.handle(
+            Event::Message {
+                from: peer,
+                message: Wire::Prepare(message),
+            },
+            &AcceptAll,
+        );
+        let reason = actions.iter().find_map(|a| match a {
+            Action::Dropped { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        assert_eq!(reason, Some(RejectReason::NoConsensus), "{actions:?}");
+        assert!(RejectReason::NoConsensus.is_fault());
+    }
+    assert_eq!(engine.buffered_count(), 0);
+    let actions = engine.handle(
+        Event::Message {
+            from: peer,
+            message: Wire::Prepare(prepare(true)),
+        },
+        &AcceptAll,
+    );
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(engine.buffered_count(), 1);
+}
+
+#[test]
+fn a_second_message_for_a_buffered_slot_is_dropped() {
+    let mut engine = engine_with(OperatorIndex(3), Config::default());
+    let peer = OperatorIndex(1);
+    let prepare = msg(peer, 1, Kind::Prepare(TestValue(1).value_hash()));
+    assert!(deliver(&mut engine, peer, Wire::Prepare(prepare.clone())).is_empty());
+    let again = deliver(&mut engine, peer, Wire::Prepare(prepare));
+    assert_eq!(
+        rejection(&again),
+        Some(RejectReason::AlreadyBuffered("prepare", peer.0))
+    );
+    assert!(!RejectReason::AlreadyBuffered("prepare", peer.0).is_fault());
+    // Another prepare of the same sender and round: the slot is taken.
+    let other = msg(peer, 1, Kind::Prepare(TestValue(2).value_hash()));
+    let actions = deliver(&mut engine, peer, Wire::Prepare(other));
+    assert_eq!(
+        rejection(&actions),
+        Some(RejectReason::AlreadyBuffered("prepare", peer.0))
+    );
+    // The same slot relayed by another peer is taken too.
+    let relay = OperatorIndex(2);
+    let relayed = msg(peer, 1, Kind::Prepare(TestValue(1).value_hash()));
+    let actions = deliver(&mut engine, relay, Wire::Prepare(relayed));
+    assert_eq!(
+        rejection(&actions),
+        Some(RejectReason::AlreadyBuffered("prepare", peer.0))
+    );
+    assert_eq!(engine.buffered_count(), 1);
+    // Another kind or round is another slot.
+    let commit = msg(peer, 1, Kind::Commit(TestValue(1).value_hash()));
+    assert!(deliver(&mut engine, peer, Wire::Commit(commit)).is_empty());
+    let later = msg(peer, 2, Kind::Prepare(TestValue(1).value_hash()));
+    assert!(deliver(&mut engine, peer, Wire::Prepare(later)).is_empty());
+    assert_eq!(engine.buffered_count(), 3);
+}
+
+#[test]
+fn the_buffer_is_bounded_per_peer_in_bytes() {
+    let config = Config {
+        max_buffered_bytes_per_peer: 10_000,
+        ..Config::default()
+    };
+    let mut engine: Engine<TestKey, Blob> = engine_of(OperatorIndex(3), config);
+    let blob = Blob(vec![7; 4_000]);
+    let hash = blob.value_hash();
+    // A round change for each round, each carrying the value prepared in
+    // round 1 with its (valid) certificate.
+    let carrying = |sender: OperatorIndex, round: u64| Wire::RoundChange {
+        round_change: sign_any(Message {
+            instance: KEY,
+            round: Round(round),
+            sender,
+            kind: Kind::RoundChange(Some(Prepared {
+                round: Round(1),
+                value: hash,
+            })),
+        }),
+        prepared: Some(PreparedCertificate {
+            value: blob.clone(),
+            prepares: (0..3)
+                .map(|i| {
+                    sign_any(Message {
+                        instance: KEY,
+                        round: Round(1),
+                        sender: OperatorIndex(i),
+                        kind: Kind::Prepare(hash),
+                    })
+                })
+                .collect(),
+        }),
+    };
+    let peer = OperatorIndex(1);
+    let mut accepted = 0;
+    let mut full = None;
+    for round in 2..=10 {
+        let actions = engine.handle(
+            Event::Message {
+                from: peer,
+                message: carrying(peer, round),
+            },
+            &AcceptAll,
+        );
+        match actions.as_slice() {
+            [] => accepted += 1,
+            [Action::Dropped { reason, .. }] => {
+                full = Some(reason.clone());
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(accepted, 2, "two 4 kB values fit in 10 kB, not three");
+    assert_eq!(full, Some(RejectReason::BufferFull(peer.0)));
+    // Another peer still has room.
+    let other = OperatorIndex(2);
+    let actions = engine.handle(
+        Event::Message {
+            from: other,
+            message: carrying(other, 2),
+        },
+        &AcceptAll,
+    );
+    assert!(actions.is_empty(), "{actions:?}");
 }

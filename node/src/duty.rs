@@ -142,6 +142,13 @@ impl phalanx_consensus::InstanceKey for Duty {
     fn position(&self) -> u64 {
         self.slot.0
     }
+
+    /// Only the duty types whose data is agreed on: the validity predicate
+    /// refuses every other type's values (`InvalidValue::NotAgreedOn`), so
+    /// their messages are refused before they are checked or buffered.
+    fn runs_consensus(&self) -> bool {
+        self.kind.needs_consensus()
+    }
 }
 
 #[cfg(test)]
@@ -163,6 +170,21 @@ mod tests {
         assert_eq!(
             Duty::new(Slot(7), DutyType::Attester).to_string(),
             "7/attester"
+        );
+        let agreed: Vec<DutyType> = DutyType::ALL
+            .into_iter()
+            .filter(|&kind| {
+                phalanx_consensus::InstanceKey::runs_consensus(&Duty::new(Slot(7), kind))
+            })
+            .collect();
+        assert_eq!(
+            agreed,
+            [
+                DutyType::Proposer,
+                DutyType::Attester,
+                DutyType::Aggregator,
+                DutyType::SyncContribution
+            ]
         );
         let duty = Duty::new(Slot(9), DutyType::SyncMessage);
         let bytes = bincode::serialize(&duty).expect("encodes");

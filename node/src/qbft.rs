@@ -2,7 +2,7 @@
 //! node key and checked against the lock's ENR keys, and the size limit of
 //! the consensus protocol on p2p.
 
-use phalanx_consensus::{MessageSignature, OperatorIndex, Signer, Verifier};
+use phalanx_consensus::{Config, MessageSignature, OperatorIndex, Signer, Verifier};
 use phalanx_eth::block_contents::{BYTES_PER_BLOB, BYTES_PER_PROOF};
 use phalanx_p2p::{NodeKey, Protocol};
 
@@ -64,12 +64,36 @@ pub fn consensus_protocol(max_blobs_per_block: u64) -> Protocol {
     }
 }
 
+/// The largest messages of the consensus protocol a peer may have waiting
+/// for instances this node has not started yet.
+///
+/// An honest peer sends at most one value per instance and round (its
+/// proposal when it leads, or its round change with the value it
+/// prepared), and only the proposer duty carries large values, one
+/// instance per slot: two of the largest messages cover a peer's proposal
+/// and its next round change while this node's beacon node is still
+/// producing the block. Everything beyond is refused, and the instance
+/// still decides through round changes and the decided message.
+const BUFFERED_LARGEST_MESSAGES_PER_PEER: usize = 2;
+
+/// The consensus engine's limits for a network whose blocks carry at most
+/// `max_blobs_per_block` blobs: the defaults, with the per-peer buffer in
+/// bytes sized by [`consensus_protocol`]'s largest message.
+pub fn engine_config(max_blobs_per_block: u64) -> Config {
+    Config {
+        max_buffered_bytes_per_peer: consensus_protocol(max_blobs_per_block)
+            .max_size
+            .saturating_mul(BUFFERED_LARGEST_MESSAGES_PER_PEER),
+        ..Config::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use phalanx_consensus::testing::{TestKey, TestValidity, TestValue};
     use phalanx_consensus::{
-        Action, Committee, Config, Engine, Event, LinearTimeout, Parts, RotatingLeader, Wire,
+        Action, Committee, Engine, Event, LinearTimeout, Parts, RotatingLeader, Wire,
     };
     use std::collections::VecDeque;
     use std::time::Duration;
@@ -160,5 +184,19 @@ mod tests {
         assert!(protocol.max_size >= 21 * BYTES_PER_BLOB + (10 << 20));
         assert!(protocol.max_size < 64 << 20, "not unbounded");
         assert_eq!(protocol.id(), "/phalanx/qbft/1.0.0");
+    }
+
+    #[test]
+    fn the_engine_buffers_two_of_the_largest_messages_per_peer() {
+        let config = engine_config(21);
+        assert_eq!(
+            config.max_buffered_bytes_per_peer,
+            2 * consensus_protocol(21).max_size
+        );
+        assert!(config.max_buffered_bytes_per_peer < 64 << 20);
+        assert_eq!(
+            config.max_buffered_per_peer,
+            Config::default().max_buffered_per_peer
+        );
     }
 }

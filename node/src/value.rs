@@ -23,6 +23,10 @@ impl Value for DutyValue {
     fn value_hash(&self) -> ValueHash {
         ValueHash(Sha256::digest(&self.0).into())
     }
+
+    fn byte_len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 /// Bytes of one committee's entry: the committee index and its data.

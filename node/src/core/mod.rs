@@ -105,7 +105,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let engine = Engine::new(
             cluster.me,
             committee,
-            qbft::Config::default(),
+            crate::qbft::engine_config(cluster.network.max_blobs_per_block_ever()),
             Parts {
                 signer,
                 verifier,
