@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use libp2p_identity::secp256k1;
-use phalanx_consensus::testing::{run, Fault, Scenario, TestKey, TestValidity, TestValue};
+use phalanx_consensus::testing::{
+    run, Fault, Scenario, TestKey, TestValidity, TestValue, TEST_LOCK_HASH,
+};
 use phalanx_consensus::{
     Action, Committee, Config, Engine, Event, Kind, LeaderSelection, LinearTimeout, Message,
     MessageSignature, OperatorIndex, Parts, Prepared, ProposalJustification, RotatingLeader, Round,
@@ -68,6 +70,7 @@ fn timeout() -> LinearTimeout {
 
 fn parts(signer: Box<dyn Signer + Send>, verifier: Box<dyn Verifier + Send>) -> Parts<TestKey> {
     Parts {
+        lock_hash: TEST_LOCK_HASH,
         signer,
         verifier,
         leader: Box::new(RotatingLeader),
@@ -153,7 +156,7 @@ fn signed_round_two(keys: &[secp256k1::Keypair], committee: Committee) -> Wire<T
         signature: MessageSignature(
             keys[message.sender.as_usize()]
                 .secret()
-                .sign(&message.signing_bytes()),
+                .sign(&message.signing_bytes(&TEST_LOCK_HASH)),
         ),
         message,
     };
@@ -211,7 +214,7 @@ fn signatures(c: &mut Criterion) {
         sender: OperatorIndex(1),
         kind: Kind::Prepare(TestValue(1).value_hash()),
     };
-    let bytes = message.signing_bytes();
+    let bytes = message.signing_bytes(&TEST_LOCK_HASH);
     let signature = keys[1].secret().sign(&bytes);
     let mut group = c.benchmark_group("secp256k1");
     group.bench_function("sign a prepare", |b| {

@@ -159,6 +159,10 @@ pub enum Mutant {
 /// validity predicate is not among them: it comes with every event
 /// ([`Engine::handle`]).
 pub struct Parts<K> {
+    /// The cluster's lock hash, signed into every message
+    /// ([`Message::signing_bytes`]) so that messages of one cluster never
+    /// count in another.
+    pub lock_hash: [u8; 32],
     /// Signs this node's messages.
     pub signer: Box<dyn Signer + Send>,
     /// Checks other nodes' signatures.
@@ -200,7 +204,10 @@ impl<K: InstanceKey> Context<K> {
     }
 
     pub(crate) fn sign(&self, message: Message<K>) -> SignedMessage<K> {
-        let signature = self.parts.signer.sign(&message.signing_bytes());
+        let signature = self
+            .parts
+            .signer
+            .sign(&message.signing_bytes(&self.parts.lock_hash));
         SignedMessage { message, signature }
     }
 
@@ -413,7 +420,7 @@ impl<K: InstanceKey> Context<K> {
             if known.is_some_and(|instance| instance.knows(message)) {
                 continue;
             }
-            let bytes = message.message.signing_bytes();
+            let bytes = message.message.signing_bytes(&self.parts.lock_hash);
             if !self
                 .parts
                 .verifier

@@ -21,6 +21,8 @@
 //!   position in time such as the slot).
 //! - Messages are signed by the sender's node key through [`Signer`] and
 //!   checked with [`Verifier`]; the node plugs in secp256k1 from `p2p`.
+//!   The signed bytes include the cluster's lock hash ([`Parts::lock_hash`]),
+//!   so a message of one cluster never counts in another.
 //! - Policies are pluggable: which values are acceptable ([`Validity`]),
 //!   who leads each round ([`LeaderSelection`], default [`RotatingLeader`]),
 //!   and how long rounds last ([`RoundTimeout`]: [`LinearTimeout`],

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{OperatorIndex, Round, Value, ValueHash};
 
-/// Domain separation for the signed bytes, versioned with the wire format.
-const SIGNING_DOMAIN: &[u8] = b"phalanx/qbft/v1";
+/// Domain separation for the signed bytes, versioned with what they cover
+/// (v2: the cluster's lock hash).
+const SIGNING_DOMAIN: &[u8] = b"phalanx/qbft/v2";
 
 /// What a signed message says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,11 +68,16 @@ pub struct Message<K> {
 }
 
 impl<K: crate::InstanceKey> Message<K> {
-    /// The bytes the sender signs: a domain tag, the instance key, the round,
-    /// the sender and the kind with its hashes, at fixed widths.
-    pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(SIGNING_DOMAIN.len() + 128);
+    /// The bytes the sender signs: a domain tag, the cluster's lock hash,
+    /// the instance key, the round, the sender and the kind with its hashes,
+    /// at fixed widths. The lock hash binds every message to its cluster: an
+    /// operator in two clusters, at the same index with the same node key,
+    /// cannot carry messages (or a decided certificate) from one into the
+    /// other.
+    pub fn signing_bytes(&self, lock_hash: &[u8; 32]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SIGNING_DOMAIN.len() + 160);
         out.extend_from_slice(SIGNING_DOMAIN);
+        out.extend_from_slice(lock_hash);
         let key_start = out.len();
         out.extend_from_slice(&[0; 4]);
         self.instance.write_bytes(&mut out);

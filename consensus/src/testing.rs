@@ -128,9 +128,13 @@ impl Verifier for MacVerifier {
     }
 }
 
-/// The parts of a test engine for `me`.
+/// The lock hash of the test cluster.
+pub const TEST_LOCK_HASH: [u8; 32] = [0x7e; 32];
+
+/// The parts of a test engine for `me`, in the cluster of [`TEST_LOCK_HASH`].
 pub fn test_parts(me: OperatorIndex, timeout: LinearTimeout) -> Parts<TestKey> {
     Parts {
+        lock_hash: TEST_LOCK_HASH,
         signer: Box::new(MacSigner::new(me)),
         verifier: Box::new(MacVerifier),
         leader: Box::new(RotatingLeader),
@@ -138,9 +142,14 @@ pub fn test_parts(me: OperatorIndex, timeout: LinearTimeout) -> Parts<TestKey> {
     }
 }
 
-/// Signs a message as `sender` would.
-pub fn sign_as(message: Message<TestKey>) -> SignedMessage<TestKey> {
-    let signature = MacSigner::new(message.sender).sign(&message.signing_bytes());
+/// Signs a message as its sender would in the test cluster.
+pub fn sign_as<K: InstanceKey>(message: Message<K>) -> SignedMessage<K> {
+    sign_in(&TEST_LOCK_HASH, message)
+}
+
+/// Signs a message as its sender would in the cluster of `lock_hash`.
+pub fn sign_in<K: InstanceKey>(lock_hash: &[u8; 32], message: Message<K>) -> SignedMessage<K> {
+    let signature = MacSigner::new(message.sender).sign(&message.signing_bytes(lock_hash));
     SignedMessage { message, signature }
 }
 

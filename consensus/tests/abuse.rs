@@ -7,12 +7,13 @@
 use std::time::Duration;
 
 use phalanx_consensus::testing::{
-    sign_as, test_parts, MacSigner, MacVerifier, TestKey, TestValidity, TestValue,
+    sign_as, sign_in, test_parts, MacSigner, MacVerifier, TestKey, TestValidity, TestValue,
+    TEST_LOCK_HASH,
 };
 use phalanx_consensus::{
     AcceptAll, Action, Committee, Config, Engine, Event, InstanceKey, Kind, LinearTimeout, Message,
     MessageSignature, OperatorIndex, Parts, Prepared, PreparedCertificate, RejectReason,
-    RotatingLeader, Round, SignedMessage, Signer, Value, ValueHash, Wire,
+    RotatingLeader, Round, SignedMessage, Value, ValueHash, Wire,
 };
 
 type TestWire = Wire<TestKey, TestValue>;
@@ -210,6 +211,7 @@ fn engine_of<K: InstanceKey, V: Value>(me: OperatorIndex, config: Config) -> Eng
         committee(),
         config,
         Parts {
+            lock_hash: TEST_LOCK_HASH,
             signer: Box::new(MacSigner::new(me)),
             verifier: Box::new(MacVerifier),
             leader: Box::new(RotatingLeader),
@@ -219,11 +221,6 @@ fn engine_of<K: InstanceKey, V: Value>(me: OperatorIndex, config: Config) -> Eng
     .expect("engine");
     engine.handle(Event::Advance { position: KEY.0 }, &AcceptAll);
     engine
-}
-
-fn sign_any<K: InstanceKey>(message: Message<K>) -> SignedMessage<K> {
-    let signature = MacSigner::new(message.sender).sign(&message.signing_bytes());
-    SignedMessage { message, signature }
 }
 
 /// An instance key whose type may never run consensus, as the node's
@@ -254,7 +251,7 @@ fn instances_that_never_run_consensus_are_refused_before_any_check() {
     let mut engine: Engine<Typed, TestValue> = engine_of(OperatorIndex(3), Config::default());
     let peer = OperatorIndex(1);
     let prepare = |agreed_on: bool| {
-        sign_any(Message {
+        sign_as(Message {
             instance: Typed {
                 position: KEY.0,
                 agreed_on,
@@ -341,7 +338,7 @@ fn the_buffer_is_bounded_per_peer_in_bytes() {
     // A round change for each round, each carrying the value prepared in
     // round 1 with its (valid) certificate.
     let carrying = |sender: OperatorIndex, round: u64| Wire::RoundChange {
-        round_change: sign_any(Message {
+        round_change: sign_as(Message {
             instance: KEY,
             round: Round(round),
             sender,
@@ -354,7 +351,7 @@ fn the_buffer_is_bounded_per_peer_in_bytes() {
             value: blob.clone(),
             prepares: (0..3)
                 .map(|i| {
-                    sign_any(Message {
+                    sign_as(Message {
                         instance: KEY,
                         round: Round(1),
                         sender: OperatorIndex(i),
@@ -396,4 +393,69 @@ fn the_buffer_is_bounded_per_peer_in_bytes() {
         &AcceptAll,
     );
     assert!(actions.is_empty(), "{actions:?}");
+}
+
+#[test]
+fn messages_of_another_cluster_are_refused() {
+    let other_cluster = [0x0c; 32];
+    assert_ne!(other_cluster, TEST_LOCK_HASH);
+    let me = OperatorIndex(3);
+    let mut engine = Engine::new(
+        me,
+        committee(),
+        Config::default(),
+        Parts {
+            lock_hash: other_cluster,
+            ..test_parts(me, timeout())
+        },
+    )
+    .expect("engine");
+    engine.handle(Event::Advance { position: KEY.0 }, &TestValidity);
+    engine.handle(
+        Event::Propose {
+            instance: KEY,
+            value: TestValue(1),
+        },
+        &TestValidity,
+    );
+    // The same operators with the same keys, signing in the test cluster.
+    let peer = OperatorIndex(1);
+    let prepare = msg(peer, 1, Kind::Prepare(TestValue(2).value_hash()));
+    let actions = deliver(&mut engine, peer, Wire::Prepare(prepare));
+    assert_eq!(
+        rejection(&actions),
+        Some(RejectReason::BadSignature(peer.0))
+    );
+    let commits = |lock_hash: &[u8; 32]| -> Vec<SignedMessage<TestKey>> {
+        (0..3)
+            .map(|i| {
+                sign_in(
+                    lock_hash,
+                    Message {
+                        instance: KEY,
+                        round: Round(1),
+                        sender: OperatorIndex(i),
+                        kind: Kind::Commit(TestValue(4).value_hash()),
+                    },
+                )
+            })
+            .collect()
+    };
+    let replayed = Wire::Decided {
+        value: TestValue(4),
+        commits: commits(&TEST_LOCK_HASH),
+    };
+    let actions = deliver(&mut engine, peer, replayed);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Decide(_))),
+        "a decided certificate of another cluster: {actions:?}"
+    );
+    assert_eq!(rejection(&actions), Some(RejectReason::BadSignature(0)));
+    // The cluster's own certificate decides.
+    let own = Wire::Decided {
+        value: TestValue(4),
+        commits: commits(&other_cluster),
+    };
+    let actions = deliver(&mut engine, peer, own);
+    assert!(actions.iter().any(|a| matches!(a, Action::Decide(_))));
 }

@@ -37,9 +37,9 @@ impl Verifier for LockVerifier {
 
 /// The consensus protocol's name on p2p.
 pub const CONSENSUS_PROTOCOL_NAME: &str = "qbft";
-/// The consensus protocol's version; a change of its messages' encoding
-/// takes a new one.
-pub const CONSENSUS_PROTOCOL_VERSION: &str = "1.0.0";
+/// The consensus protocol's version; a change of its messages' encoding or
+/// of the bytes they sign takes a new one (2: the lock hash is signed).
+pub const CONSENSUS_PROTOCOL_VERSION: &str = "2.0.0";
 
 /// Fulu's cell proofs per blob (CELLS_PER_EXT_BLOB), 48 bytes each.
 const CELL_PROOFS_PER_BLOB: usize = 128;
@@ -115,6 +115,7 @@ mod tests {
                     committee,
                     Config::default(),
                     Parts {
+                        lock_hash: [0x4c; 32],
                         signer: Box::new(NodeSigner(key.clone())),
                         verifier: Box::new(LockVerifier::new(publics.clone())),
                         leader: Box::new(RotatingLeader),
@@ -183,7 +184,7 @@ mod tests {
         let protocol = consensus_protocol(21);
         assert!(protocol.max_size >= 21 * BYTES_PER_BLOB + (10 << 20));
         assert!(protocol.max_size < 64 << 20, "not unbounded");
-        assert_eq!(protocol.id(), "/phalanx/qbft/1.0.0");
+        assert_eq!(protocol.id(), "/phalanx/qbft/2.0.0");
     }
 
     #[test]

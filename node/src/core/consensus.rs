@@ -265,6 +265,7 @@ mod tests {
             committee,
             Config::default(),
             Parts {
+                lock_hash: [0; 32],
                 signer: Box::new(MacSigner::new(OperatorIndex(0))),
                 verifier: Box::new(MacVerifier),
                 leader: Box::new(RotatingLeader),

@@ -101,12 +101,14 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         verifier: Box<dyn Verifier + Send>,
         slashing: SlashingDb,
     ) -> Result<Core<E, S>, CoreError> {
+        let lock_hash = config.lock_hash;
         let (cluster, committee, rest) = Cluster::new(config)?;
         let engine = Engine::new(
             cluster.me,
             committee,
             crate::qbft::engine_config(cluster.network.max_blobs_per_block_ever()),
             Parts {
+                lock_hash,
                 signer,
                 verifier,
                 leader: Box::new(RotatingLeader),

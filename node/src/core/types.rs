@@ -50,6 +50,9 @@ pub struct ValidatorKeys<S: SignatureScheme = Bls> {
 pub struct CoreConfig<S: SignatureScheme = Bls> {
     /// This operator (its share index is the operator index + 1).
     pub me: OperatorIndex,
+    /// The cluster lock's hash: signed into every consensus message, so
+    /// that no message of another cluster counts in this one.
+    pub lock_hash: [u8; 32],
     /// Partials needed to combine.
     pub threshold: usize,
     /// The cluster's validators.

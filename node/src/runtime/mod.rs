@@ -204,6 +204,7 @@ async fn run_with<E: EthSpec>(
     let mut core: Core<E> = Core::new(
         CoreConfig {
             me,
+            lock_hash: lock.hash_bytes()?,
             threshold: lock.definition.threshold as usize,
             validators,
             network: network.clone(),

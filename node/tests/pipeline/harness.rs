@@ -40,6 +40,8 @@ const SLOTS_PER_EPOCH: u64 = 8;
 /// Operators of the cluster, and its threshold.
 const OPERATORS: usize = 4;
 const THRESHOLD: usize = 3;
+/// The cluster lock's hash, signed into every consensus message.
+const LOCK_HASH: [u8; 32] = [0x1c; 32];
 
 /// Four cores and what they did.
 pub(crate) struct Cluster {
@@ -113,6 +115,7 @@ pub(crate) fn cluster(fork: ForkName, validators: usize) -> Cluster {
             Core::new(
                 CoreConfig {
                     me: phalanx_consensus::OperatorIndex(me),
+                    lock_hash: LOCK_HASH,
                     threshold: THRESHOLD,
                     validators: keys.clone(),
                     network: network.clone(),

@@ -53,6 +53,10 @@ use queue::Scheduled;
 /// Virtual Unix milliseconds of slot 0 (any fixed instant will do).
 const GENESIS_MS: u64 = 1_700_000_000_000;
 
+/// The simulated cluster's lock hash, signed into every consensus message
+/// (any fixed value will do).
+const LOCK_HASH: [u8; 32] = [0x1c; 32];
+
 /// The simulated world of one run.
 pub(super) struct World<E: EthSpec, S: SimScheme> {
     scenario: Scenario,

@@ -14,7 +14,7 @@ use crate::sim::scenario::Fault;
 use crate::sim::signing::SimScheme;
 
 use super::queue::Happening;
-use super::World;
+use super::{World, LOCK_HASH};
 
 impl<E: EthSpec, S: SimScheme> World<E, S> {
     /// Whether a message from `from` reaches `to` now (partitions).
@@ -103,7 +103,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
             signed.message.kind = kind;
             let secrets: Vec<[u8; 32]> = world.nodes.iter().map(|n| n.node_secret).collect();
             let (signer, _) = S::consensus_keys(&secrets, from);
-            signed.signature = signer.sign(&signed.message.signing_bytes());
+            signed.signature = signer.sign(&signed.message.signing_bytes(&LOCK_HASH));
             signed
         };
         match message {

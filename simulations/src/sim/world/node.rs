@@ -24,7 +24,7 @@ use crate::sim::signing::SimScheme;
 use super::observed::Broadcast;
 use super::queue::Happening;
 use super::vc::VcWaiting;
-use super::{World, GENESIS_MS};
+use super::{World, GENESIS_MS, LOCK_HASH};
 
 /// How long a simulated beacon node takes to answer, at least and at most.
 const BN_DELAY_MS: (u64, u64) = (2, 20);
@@ -80,6 +80,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         let core = Core::new(
             CoreConfig {
                 me: OperatorIndex(node as u32),
+                lock_hash: LOCK_HASH,
                 threshold: self.scenario.threshold(),
                 validators: self.validators.clone(),
                 network: self.network.clone(),
