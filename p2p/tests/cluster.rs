@@ -524,3 +524,51 @@ async fn a_penalised_operator_is_refused_for_a_while_then_reconnected() {
         node.network.shutdown();
     }
 }
+
+/// A burst of 200 concurrent sends from one honest operator: every one is
+/// accepted on its first stream, none sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_one_operator_is_accepted_without_resends() {
+    const BURST: usize = 200;
+    let mut nodes = cluster(2).await;
+    for node in &nodes {
+        assert!(
+            node.network
+                .wait_for_peers(1, Duration::from_secs(20))
+                .await
+        );
+    }
+    let to = nodes[1].key.peer_id();
+    let mut inbox = nodes[1].inbox.take("chat").expect("inbox");
+    // The consumer keeps up; 200 exceed the queue of 64 otherwise.
+    let consumer = tokio::spawn(async move {
+        let mut received = 0;
+        while received < BURST {
+            if inbox.recv().await.is_none() {
+                break;
+            }
+            received += 1;
+        }
+        received
+    });
+    let sender = &nodes[0].network;
+    let sends = (0..BURST).map(|i| sender.send(to, "chat", vec![i as u8; 100]));
+    let results = futures::future::join_all(sends).await;
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert_eq!(consumer.await.expect("consumer"), BURST);
+    let text = metrics(&nodes[0].registry);
+    assert_eq!(
+        metric_value(&text, "phalanx_p2p_stream_retries_total"),
+        0.0,
+        "messages sent again after a reset stream"
+    );
+    for node in &mut nodes {
+        node.network.shutdown();
+    }
+}
