@@ -79,6 +79,11 @@ pub(crate) async fn read_frame_len<S: AsyncRead + Unpin>(
 ) -> Result<usize, CodecError> {
     let mut prefix = [0u8; 4];
     stream.read_exact(&mut prefix).await?;
+    frame_len(prefix, limit)
+}
+
+/// The length a frame's prefix announces, checked against `limit`.
+pub(crate) fn frame_len(prefix: [u8; 4], limit: usize) -> Result<usize, CodecError> {
     let len = u32::from_be_bytes(prefix);
     if len as usize > limit {
         return Err(CodecError::TooLarge {
@@ -97,6 +102,22 @@ pub(crate) async fn read_frame_body<S: AsyncRead + Unpin>(
     let mut body = vec![0u8; len];
     stream.read_exact(&mut body).await?;
     Ok(body)
+}
+
+/// Reads and drops a frame's body of a length already checked, a few
+/// KiB at a time: a refused message's bytes are never stored.
+pub(crate) async fn skip_frame_body<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    len: usize,
+) -> Result<(), CodecError> {
+    let mut scratch = [0u8; 4096];
+    let mut left = len;
+    while left > 0 {
+        let chunk = left.min(scratch.len());
+        stream.read_exact(&mut scratch[..chunk]).await?;
+        left -= chunk;
+    }
+    Ok(())
 }
 
 /// Reads a whole frame of at most `limit` bytes.

@@ -95,6 +95,16 @@ impl Shared {
         self.peers().get(peer).is_some_and(|p| p.verified)
     }
 
+    /// Waits until the peer's cluster is verified (callers bound the wait).
+    pub(crate) async fn wait_verified(&self, peer: &PeerId) {
+        let mut changes = self.changes.subscribe();
+        while !self.is_verified(peer) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Marks a peer verified; ignored if its connections closed meanwhile
     /// (an exchange can finish after the connection it ran on is gone).
     pub(crate) fn set_verified(&self, peer: PeerId) {

@@ -32,7 +32,8 @@ pub use error::{IdentityError, SendError, StartError};
 pub use identity::{peer_id_of, verify, NodeKey, NODE_KEY_FILE};
 pub use libp2p::{Multiaddr, PeerId};
 pub use network::{
-    Inbound, Inbox, Network, NetworkConfig, Protocol, QueueSlot, LARGEST_MESSAGES_PER_PEER,
+    Inbound, Inbox, Network, NetworkConfig, Protocol, QueueSlot, LANES_PER_PEER,
+    LARGEST_MESSAGES_PER_PEER,
 };
 pub use peerinfo::PeerInfo;
 pub use relay::{RelayAccess, RelayLimits, RelayServer};

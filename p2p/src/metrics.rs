@@ -60,8 +60,11 @@ pub(crate) struct Metrics {
     /// Sends that failed (timeout, refused, unreachable), by protocol.
     pub(crate) send_failures: Family<ProtocolLabel, Counter>,
     /// Messages sent again on a new stream after one failed before the
-    /// peer answered (its accept queue full, a replaced connection), by protocol.
+    /// peer answered (a closed connection), by protocol.
     pub(crate) stream_retries: Family<ProtocolLabel, Counter>,
+    /// Lane streams opened again after one was reset or refused before
+    /// carrying a message (the peer's accept queue full), by protocol.
+    pub(crate) stream_reopens: Family<ProtocolLabel, Counter>,
     /// Messages received and queued, by protocol.
     pub(crate) received: Family<ProtocolLabel, Counter>,
     /// Inbound messages dropped, by protocol and reason (`too_large`, `queue_full`, `unverified`, `malformed`).
@@ -99,6 +102,11 @@ impl Metrics {
             "stream_retries",
             "Messages sent again on a new stream after one failed before the peer answered, by protocol",
             metrics.stream_retries.clone(),
+        );
+        sub.register(
+            "stream_reopens",
+            "Lane streams opened again after one was reset or refused before carrying a message, by protocol",
+            metrics.stream_reopens.clone(),
         );
         sub.register(
             "messages_received",

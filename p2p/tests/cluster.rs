@@ -415,9 +415,9 @@ async fn operators_reach_each_other_through_a_relay() {
 }
 
 /// A burst, as at a duty's start when every operator broadcasts its
-/// consensus messages at once: libp2p hands a protocol's inbound streams
-/// over through a one-stream queue and resets those that find it full, so
-/// without sending again on a new stream some messages would be lost.
+/// consensus messages at once: every message arrives (they go on each
+/// operator's lanes; libp2p's one-stream accept queue is met only when a
+/// lane opens, and a lane reset then is opened again before carrying any).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_messages_from_every_operator_all_arrive() {
     const PER_NODE: usize = 40;

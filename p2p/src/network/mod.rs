@@ -4,18 +4,25 @@
 //!
 //! One task owns the swarm: it keeps connections to every operator up
 //! (dialling with backoff), runs `peerinfo` on each new connection and
-//! records metrics. Messaging runs beside it on `libp2p-stream`: a send
-//! opens a stream, writes one frame and waits for the receiver's one-byte
-//! status; each protocol's receiving task checks the frame's length
-//! against the protocol's limit before reading it and queues it for the
-//! consumer only while that peer's queue has room.
+//! records metrics. Messaging runs beside it on `libp2p-stream`: per
+//! operator and protocol a sender keeps [`LANES_PER_PEER`] long-lived
+//! streams ("lanes") and writes frame after frame on them, each answered
+//! in order by the receiver's one-byte status; the receiver checks each
+//! frame's length against the protocol's limit before reading it and
+//! queues it for the consumer only while that peer's queue has room.
+//! A lane is opened only when the last one failed, and the receiver greets
+//! it before the first frame is written, so that a stream libp2p resets on
+//! arrival (its accept queue holds one stream per protocol) carries no
+//! message: messages wait for a lane instead of being sent again.
 //!
 //! The parts: [`swarm`] builds the swarm and drives it (dialling, events,
 //! connection metrics); [`verification`] runs `peerinfo` on a new
 //! connection and applies its verdict; [`send`] delivers a message and
-//! waits for its acknowledgement; [`receive`] accepts and queues them.
+//! waits for its acknowledgement over a [`lane`]; [`receive`] serves the
+//! lanes and queues their messages.
 
 mod budget;
+mod lane;
 mod receive;
 mod send;
 mod swarm;
@@ -70,6 +77,12 @@ pub struct Protocol {
 /// one peer's share of memory stays a small multiple of `max_size`.
 pub const LARGEST_MESSAGES_PER_PEER: usize = 4;
 
+/// The long-lived streams a sender keeps per operator and protocol: two,
+/// so that a message waits behind at most one large one (a block
+/// proposal) being written, while each lane carries any number of
+/// messages one after another.
+pub const LANES_PER_PEER: usize = 2;
+
 impl Protocol {
     /// The libp2p protocol id.
     pub fn id(&self) -> String {
@@ -82,12 +95,12 @@ impl Protocol {
         self.max_size.saturating_mul(LARGEST_MESSAGES_PER_PEER)
     }
 
-    /// The inbound streams one peer may have open at once: one per
-    /// message it may have queued (a stream is answered as soon as its
-    /// message is queued or refused, so an honest burst needs no more).
-    /// Streams beyond are reset unread.
+    /// The inbound streams one peer may have open at once: its
+    /// [`LANES_PER_PEER`] lanes, and as many again for lanes it opened
+    /// anew while this node has not yet seen the old ones close. Streams
+    /// beyond are reset before a frame is read.
     pub fn streams_per_peer(&self) -> usize {
-        self.queue_per_peer.max(1)
+        2 * LANES_PER_PEER
     }
 }
 
@@ -163,7 +176,7 @@ enum Command {
 #[derive(Clone)]
 pub struct Network {
     shared: Arc<Shared>,
-    control: libp2p_stream::Control,
+    lanes: Arc<lane::Lanes>,
     commands: mpsc::UnboundedSender<Command>,
     protocols: Arc<BTreeMap<&'static str, Protocol>>,
     listening: watch::Receiver<Vec<Multiaddr>>,
@@ -258,8 +271,8 @@ impl Network {
 
         Ok((
             Network {
+                lanes: Arc::new(lane::Lanes::new(shared.clone(), control)),
                 shared,
-                control,
                 commands,
                 protocols: Arc::new(protocols),
                 listening,

@@ -1,12 +1,14 @@
 //! Receiving: per protocol, accept streams (within the sender's share of
-//! open streams), check each frame's length against the protocol's limit,
-//! reserve its place in the sender's share of the queue before reading
-//! its body, queue it for the consumer and answer with a status.
+//! open streams) and serve each for as long as the sender keeps it: greet
+//! it, then read frame after frame, checking each frame's length against
+//! the protocol's limit and reserving its place in the sender's share of
+//! the queue before reading its body, queue it for the consumer and
+//! answer each with a status, in order.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{AsyncRead, AsyncWriteExt, StreamExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
@@ -16,10 +18,11 @@ use crate::codec::{self, CodecError, Status};
 use crate::gate::Shared;
 use crate::metrics::ProtocolLabel;
 
-/// How long a stream may take to deliver its frame.
+/// How long a frame may take to arrive once its first byte has (a stream
+/// may stay idle between frames: the sender keeps it for the next one).
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Per protocol: accepts streams, checks each frame and queues it.
+/// Per protocol: accepts streams and serves each in its own task.
 pub(super) async fn receive_loop(
     shared: Arc<Shared>,
     protocol: Protocol,
@@ -29,7 +32,7 @@ pub(super) async fn receive_loop(
     let budgets = Budgets::new(&protocol);
     while let Some((peer, mut stream)) = incoming.next().await {
         let Some(permit) = budgets.open_stream(peer) else {
-            // More streams open than messages it may queue: reset unread.
+            // More streams open than a sender keeps: reset ungreeted.
             shared.metrics.drop(protocol.name, "too_many_streams");
             continue;
         };
@@ -38,21 +41,51 @@ pub(super) async fn receive_loop(
         let queue = queue.clone();
         let budgets = budgets.clone();
         tokio::spawn(async move {
-            let status = receive_one(&shared, &protocol, &budgets, peer, &mut stream, &queue).await;
-            if let Some(status) = status {
-                if status != Status::Accepted {
-                    shared.metrics.drop(protocol.name, status.reason());
-                }
-                let _ = stream.write_all(&[status as u8]).await;
-                let _ = stream.close().await;
-            }
+            serve_stream(&shared, &protocol, &budgets, peer, &mut stream, &queue).await;
+            let _ = stream.close().await;
             drop(permit);
         });
     }
 }
 
+/// Greets a stream (the sender waits for this before it writes a frame:
+/// a stream libp2p reset before this node took it carried nothing), then
+/// answers its frames in order until it ends, fails, or carries a frame
+/// that cannot be skipped (too large) or a sender no longer verified.
+async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Shared,
+    protocol: &Protocol,
+    budgets: &Arc<Budgets>,
+    peer: PeerId,
+    stream: &mut S,
+    queue: &mpsc::Sender<Inbound>,
+) {
+    if answer(stream, Status::Accepted).await.is_err() {
+        return;
+    }
+    while let Some(status) = receive_one(shared, protocol, budgets, peer, stream, queue).await {
+        if status != Status::Accepted {
+            shared.metrics.drop(protocol.name, status.reason());
+        }
+        if answer(stream, status).await.is_err() {
+            return;
+        }
+        if matches!(status, Status::TooLarge | Status::Unverified) {
+            return;
+        }
+    }
+}
+
+async fn answer<S: AsyncWrite + Unpin>(stream: &mut S, status: Status) -> std::io::Result<()> {
+    stream.write_all(&[status as u8]).await?;
+    stream.flush().await
+}
+
 /// Reads one frame and queues it; the status to answer, or none when the
-/// stream failed.
+/// stream ended or failed. A frame refused for want of room is read
+/// through without being stored, so that the next one can follow; one
+/// too large or from a sender no longer verified is left unread (the
+/// caller then ends the stream).
 async fn receive_one<S: AsyncRead + Unpin>(
     shared: &Shared,
     protocol: &Protocol,
@@ -61,14 +94,23 @@ async fn receive_one<S: AsyncRead + Unpin>(
     stream: &mut S,
     queue: &mpsc::Sender<Inbound>,
 ) -> Option<Status> {
+    // Between frames the stream may wait as long as the sender likes: it
+    // holds one of the peer's few streams, no place in the queue.
+    let mut prefix = [0u8; 4];
+    let started = match stream.read(&mut prefix).await {
+        Ok(0) | Err(_) => return None,
+        Ok(n) => n,
+    };
     let read = async {
-        let len = codec::read_frame_len(stream, protocol.max_size).await?;
+        stream.read_exact(&mut prefix[started..]).await?;
+        let len = codec::frame_len(prefix, protocol.max_size)?;
         if !shared.operators.contains(&peer) || !shared.is_verified(&peer) {
             return Ok(Err(Status::Unverified));
         }
         // The place is taken before the body is read, and freed if the
         // read fails (the slot is dropped with it).
         let Some(slot) = budgets.reserve(peer, len) else {
+            codec::skip_frame_body(stream, len).await?;
             return Ok(Err(Status::QueueFull));
         };
         let body = codec::read_frame_body(stream, len).await?;
@@ -152,6 +194,98 @@ mod tests {
                 pending: Vec::new(),
             },
         )
+    }
+
+    /// A stream whose reads come from a [`Feed`] and whose writes are kept.
+    struct Duplex {
+        feed: Feed,
+        written: Vec<u8>,
+    }
+
+    impl AsyncRead for Duplex {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.feed).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Duplex {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.written.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        frame
+    }
+
+    /// One stream carries frame after frame, greeted first and each
+    /// answered in order; a frame refused for want of room is read through
+    /// unstored and the next one follows it on the same stream.
+    #[tokio::test]
+    async fn a_stream_carries_frame_after_frame_within_the_peers_share() {
+        let peer = PeerId::random();
+        let shared = verified(peer);
+        let protocol = protocol(1000, 1);
+        let (queue, mut consumer) = mpsc::channel(64);
+        let budgets = Budgets::new(&protocol);
+        let (tx, input) = feed();
+        let mut stream = Duplex {
+            feed: input,
+            written: Vec::new(),
+        };
+        for body in [&[1u8; 10][..], &[2; 700], &[3; 5]] {
+            tx.unbounded_send(frame(body)).expect("feed");
+        }
+        drop(tx);
+        serve_stream(&shared, &protocol, &budgets, peer, &mut stream, &queue).await;
+        let (ok, full) = (Status::Accepted as u8, Status::QueueFull as u8);
+        // The greeting, then: the first queued, the others refused (the
+        // consumer still holds the first's place).
+        assert_eq!(stream.written, vec![ok, ok, full, full]);
+        let first = consumer.try_recv().expect("queued");
+        assert_eq!(first.bytes, vec![1; 10]);
+        assert!(consumer.try_recv().is_err(), "refused frames are not kept");
+        drop(first);
+        assert_eq!(budgets.in_flight(&peer), (0, 0, 0));
+
+        // With its place free, the next frame is taken; a frame above the
+        // limit is refused and ends the stream, the one behind it unread.
+        let (tx, input) = feed();
+        let mut stream = Duplex {
+            feed: input,
+            written: Vec::new(),
+        };
+        tx.unbounded_send(frame(&[4; 20])).expect("feed");
+        tx.unbounded_send(1001u32.to_be_bytes().to_vec())
+            .expect("feed");
+        tx.unbounded_send(frame(&[5; 20])).expect("feed");
+        serve_stream(&shared, &protocol, &budgets, peer, &mut stream, &queue).await;
+        assert_eq!(
+            stream.written,
+            vec![ok, ok, Status::TooLarge as u8],
+            "served until the oversized frame"
+        );
+        assert_eq!(consumer.try_recv().expect("queued").bytes, vec![4; 20]);
+        assert!(consumer.try_recv().is_err());
     }
 
     fn verified(peer: PeerId) -> Arc<Shared> {

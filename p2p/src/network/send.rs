@@ -1,16 +1,17 @@
-//! Sending: a message goes on a fresh stream as one frame, and the send
-//! waits for the receiver's one-byte status. A stream that fails before
-//! an answer is opened again after a jittered pause, within the caller's
+//! Sending: a message goes as one frame on one of the operator's lanes
+//! (long-lived streams, see [`super::lane`]), and the send waits for the
+//! receiver's one-byte status. A message whose stream failed before an
+//! answer is sent again after a jittered pause, within the caller's
 //! timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt};
-use libp2p::{PeerId, StreamProtocol};
+use libp2p::PeerId;
 use rand::Rng;
 use serde::Serialize;
 
+use super::lane::Answer;
 use super::{Network, Protocol};
 use crate::codec::{self, CodecError, Status};
 use crate::error::SendError;
@@ -123,41 +124,40 @@ impl Network {
         &self,
         peer: PeerId,
         protocol: &Protocol,
-        bytes: &[u8],
+        bytes: &Arc<Vec<u8>>,
     ) -> Result<(), SendError> {
-        self.wait_verified(peer).await;
+        self.shared.wait_verified(&peer).await;
         let failed = |reason: String| SendError::Failed {
             peer: peer.to_string(),
             reason,
         };
-        let id =
-            StreamProtocol::try_from_owned(protocol.id()).map_err(|e| failed(e.to_string()))?;
-        let mut control = self.control.clone();
-        // A stream can fail before the peer's handler has it: a request
-        // cancelled when the connection it was queued on closes while
-        // another replaces it (both operators dial each other), or an
-        // inbound stream the peer's libp2p dropped because its one-stream
-        // accept queue was full (a burst of consensus messages at a duty's
-        // start), which resets it. The peer never read such a message:
-        // open a new stream and send it again, within the caller's timeout.
+        // The message goes on one of the operator's lanes, which opens and
+        // has the receiver greet a stream before writing on it: a stream
+        // reset on arrival carries nothing. A greeted stream can still
+        // fail with messages on it unanswered (the connection it ran on
+        // closed, a stale stream): the peer may not have read them. Such a
+        // message is sent again on the lane's next stream, within the
+        // caller's timeout.
         let mut attempt = 0;
         loop {
-            let error = match control.open_stream(peer, id.clone()).await {
-                Ok(stream) => match exchange(stream, bytes).await {
-                    Ok(status) => {
-                        return match Status::from_byte(status) {
-                            Some(Status::Accepted) => Ok(()),
-                            Some(other) => Err(SendError::Refused {
-                                peer: peer.to_string(),
-                                reason: other.reason().to_string(),
-                            }),
-                            None => Err(failed(format!("unknown status {status}"))),
-                        }
+            let answer = self
+                .lanes
+                .submit(peer, protocol, bytes.clone())
+                .await
+                .map_err(failed)?;
+            let error = match answer.await {
+                Ok(Answer::Status(status)) => {
+                    return match Status::from_byte(status) {
+                        Some(Status::Accepted) => Ok(()),
+                        Some(other) => Err(SendError::Refused {
+                            peer: peer.to_string(),
+                            reason: other.reason().to_string(),
+                        }),
+                        None => Err(failed(format!("unknown status {status}"))),
                     }
-                    Err(e) => e.to_string(),
-                },
-                Err(libp2p_stream::OpenStreamError::Io(e)) => e.to_string(),
-                Err(e) => return Err(failed(format!("{e:?}"))),
+                }
+                Ok(Answer::Failed(reason)) => return Err(failed(reason)),
+                Err(_) => "stream failed before an answer".to_string(),
             };
             if attempt >= STREAM_RETRIES {
                 return Err(failed(error));
@@ -179,51 +179,18 @@ impl Network {
             tokio::time::sleep(pause).await;
         }
     }
-
-    /// Waits (within the caller's timeout) until the peer's cluster is verified.
-    async fn wait_verified(&self, peer: PeerId) {
-        let mut changes = self.shared.changes.subscribe();
-        while !self.shared.is_verified(&peer) {
-            if changes.changed().await.is_err() {
-                return;
-            }
-        }
-    }
 }
 
-/// Writes one framed message on a fresh stream and reads the peer's
-/// one-byte answer. An error means no answer came.
-async fn exchange(mut stream: libp2p::Stream, bytes: &[u8]) -> std::io::Result<u8> {
-    let written = codec::write_frame(&mut stream, bytes).await;
-    let mut status = [0u8; 1];
-    match written {
-        Ok(()) => stream.read_exact(&mut status).await?,
-        // A peer that refuses a message unread (too large, queue full)
-        // answers and stops reading: the write can fail while the answer
-        // is on its way. Its answer, if it comes, says why.
-        Err(write_error) => {
-            match tokio::time::timeout(REFUSAL_GRACE, stream.read_exact(&mut status)).await {
-                Ok(Ok(())) => {}
-                _ => return Err(write_error),
-            }
-        }
-    }
-    let _ = stream.close().await;
-    Ok(status[0])
-}
-
-/// How long a sender whose write failed waits for the peer's answer (a
-/// refusal sent before the peer stopped reading).
-const REFUSAL_GRACE: Duration = Duration::from_secs(1);
 /// How many times a message whose stream failed before an answer is sent
-/// again on a new stream: the pauses add up to about 630 ms.
-const STREAM_RETRIES: u32 = 6;
+/// again on a new stream: the pauses add up to about 630 ms. Also the
+/// longest pause between two attempts to open a lane's stream.
+pub(super) const STREAM_RETRIES: u32 = 6;
 
 /// The pause before sending again for the `attempt`th time: doubling from
 /// 10 ms, each drawn between half and one and a half times that, so that
 /// the senders of one burst, refused together, do not all come back at
 /// once into a queue that is still full.
-fn retry_pause(attempt: u32, rng: &mut impl Rng) -> Duration {
+pub(super) fn retry_pause(attempt: u32, rng: &mut impl Rng) -> Duration {
     let base = 10u64 << attempt.saturating_sub(1).min(10);
     Duration::from_millis(rng.gen_range(base / 2..=base + base / 2))
 }
