@@ -100,6 +100,10 @@ fn load_state(
 }
 
 const PROTOCOL_NAME: &str = "dkg";
+/// The ceremony protocol's version; a change of its envelopes' encoding or
+/// of the p2p framing takes a new one (2.0.0: long-lived streams, each
+/// greeted by the receiver before its first frame).
+const PROTOCOL_VERSION: &str = "2.0.0";
 
 /// Runs the ceremony to its end.
 pub async fn run_ceremony(config: RunConfig, registry: &mut Registry) -> Result<Outcome, DkgError> {
@@ -116,7 +120,7 @@ pub async fn run_ceremony(config: RunConfig, registry: &mut Registry) -> Result<
     addresses.extend(config.extra_addresses.iter().cloned());
     let protocol = Protocol {
         name: PROTOCOL_NAME,
-        version: "1.0.0",
+        version: PROTOCOL_VERSION,
         max_size: max_envelope_size(
             n,
             definition.threshold as usize,

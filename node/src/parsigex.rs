@@ -235,9 +235,10 @@ impl Allowance {
 /// The partial-signature protocol's name on p2p.
 pub const PARSIGEX_PROTOCOL_NAME: &str = "parsigex";
 /// The partial-signature protocol's version; a change of
-/// [`PartialMessage`]'s encoding takes a new one (1.1.0 added the
-/// registration).
-pub const PARSIGEX_PROTOCOL_VERSION: &str = "1.1.0";
+/// [`PartialMessage`]'s encoding or of the p2p framing takes a new one
+/// (1.1.0 added the registration; 2.0.0: long-lived streams, each greeted
+/// by the receiver before its first frame).
+pub const PARSIGEX_PROTOCOL_VERSION: &str = "2.0.0";
 
 /// The protocol, sized for [`MAX_PARTIALS_PER_BATCH`] partials of about
 /// 240 bytes each, or about 330 with a registration.

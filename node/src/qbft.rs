@@ -37,8 +37,10 @@ impl Verifier for LockVerifier {
 
 /// The consensus protocol's name on p2p.
 pub const CONSENSUS_PROTOCOL_NAME: &str = "qbft";
-/// The consensus protocol's version; a change of its messages' encoding or
-/// of the bytes they sign takes a new one (2: the lock hash is signed).
+/// The consensus protocol's version; a change of its messages' encoding,
+/// of the bytes they sign or of the p2p framing takes a new one (2.0.0:
+/// the lock hash is signed, and messages travel on long-lived streams,
+/// each greeted by the receiver before its first frame).
 pub const CONSENSUS_PROTOCOL_VERSION: &str = "2.0.0";
 
 /// Fulu's cell proofs per blob (CELLS_PER_EXT_BLOB), 48 bytes each.
