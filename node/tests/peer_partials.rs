@@ -146,6 +146,7 @@ fn node(validators: usize) -> Node {
             graffiti: None,
             builder_api: false,
             defects: Defects::default(),
+            lock_hash: [0x19; 32],
         },
         Box::new(NodeSigner(node_keys[0].clone())),
         Box::new(LockVerifier::new(publics)),
