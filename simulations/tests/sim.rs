@@ -3,7 +3,9 @@
 //! one trace.
 
 use phalanx_eth::ForkName;
-use phalanx_sim::sim::{run, DelayDistribution, Fault, LinkModel, RunReport, Scenario, Signatures};
+use phalanx_sim::sim::{
+    run, DelayDistribution, Fault, FloodStrategy, LinkModel, RunReport, Scenario, Signatures,
+};
 
 fn scenario(operators: usize, validators: usize, epochs: u64, seed: u64) -> Scenario {
     let mut scenario = Scenario::new(operators, validators, epochs);
@@ -146,6 +148,76 @@ fn a_byzantine_operator_is_blamed_and_changes_nothing() {
         "its bad partials are dropped and blamed on it: {report:#?}"
     );
     assert_eq!(report.dropped_by_sender.len(), 1, "{report:#?}");
+}
+
+/// One byzantine operator floods the others with every strategy at once,
+/// at a line rate: the honest nodes must not notice. Every duty on time,
+/// every invariant held, and the flood blamed on its sender.
+#[test]
+fn a_flooding_operator_cannot_hurt_the_honest_ones() {
+    let mut s = builtin("byzantine-flood");
+    s.seed = 71;
+    let report = run(&s).expect("runs");
+    for strategy in FloodStrategy::ALL {
+        let sent = report.flood.get(strategy.name());
+        assert!(
+            sent.is_some_and(|s| s.messages > 0),
+            "{strategy:?}: {sent:?}"
+        );
+    }
+    assert_all_on_time(&report);
+    assert!(report.dropped_by_sender.get(&1).copied().unwrap_or(0) > 0);
+    assert_eq!(report.dropped_by_sender.len(), 1, "{report:#?}");
+}
+
+/// Replayed messages of another cluster of the same operators, validly
+/// signed by them, must never make this cluster decide their value.
+#[test]
+fn another_clusters_messages_are_never_decided() {
+    let mut s = builtin("byzantine-flood");
+    s.seed = 72;
+    s.faults = vec![Fault::ByzantineFlood {
+        node: 1,
+        strategies: vec![FloodStrategy::CrossCluster],
+        per_slot: 12,
+        batch: 1,
+        proposal_bytes: 1,
+        from_slot: 0,
+        until_slot: None,
+    }];
+    let report = run(&s).expect("runs");
+    assert!(report.flood["cross_cluster"].messages > 0, "{report:#?}");
+    assert_all_on_time(&report);
+}
+
+/// Events wait for a busy node: on processors a hundred times slower than
+/// the benchmarked machine, the honest cluster's own work makes it late,
+/// and events wait longer for every node (which, late, gets less done).
+#[test]
+fn a_slow_processor_delays_the_node() {
+    let mut s = builtin("healthy");
+    s.epochs = 1;
+    s.seed = 73;
+    s.signatures = Signatures::Cheap;
+    let fast = run(&s).expect("runs");
+    assert_all_on_time(&fast);
+    s.node_speed = 0.01;
+    let slow = run(&s).expect("runs");
+    assert!(
+        slow.violations.iter().any(|v| v.starts_with("liveness")),
+        "{:#?}",
+        slow.violations
+    );
+    assert!(slow.worst_lateness_ms > 0);
+    for (node, cpu) in &fast.cpu {
+        assert!(cpu.busy_us > 0);
+        let slow = &slow.cpu[node];
+        assert!(slow.busy_us > 10 * cpu.busy_us, "{node}: {slow:?} {cpu:?}");
+        assert!(
+            slow.max_wait_ms > 10 * cpu.max_wait_ms,
+            "{node}: {slow:?} {cpu:?}"
+        );
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! builtin:NAME` runs one, with any flag overriding its fields.
 
 use super::scenario::{DelayDistribution, Fault, LinkModel, Scenario};
+use super::signing::Signatures;
 
 /// A built-in scenario: its name and what it shows.
 pub struct Builtin {
@@ -59,6 +60,11 @@ pub const BUILTINS: &[Builtin] = &[
         name: "byzantine-operator",
         about: "one operator sends invalid partials, equivocates, proposes wrong data and replays messages: it is blamed and nothing else changes",
         build: byzantine_operator,
+    },
+    Builtin {
+        name: "byzantine-flood",
+        about: "n = 4, one operator floods the others with every strategy of a byzantine flood (invalid and needless partials, oversized proposals, future instances, round changes, another cluster's messages): every duty on time",
+        build: byzantine_flood,
     },
     Builtin {
         name: "partition-heals",
@@ -146,6 +152,26 @@ fn byzantine_operator() -> Scenario {
     let mut scenario = base(4);
     scenario.epochs = 1;
     scenario.faults = vec![Fault::ByzantineNode { node: 1 }];
+    scenario
+}
+
+/// Operator 1 runs every flood strategy twelve times a slot, with batches
+/// of 256 and proposals of 512 KiB. On the cheap signatures: the node's
+/// processors are charged as for BLS (`sim::cost`) either way, and real
+/// BLS would spend minutes of this machine's time on the flood.
+fn byzantine_flood() -> Scenario {
+    let mut scenario = base(4);
+    scenario.epochs = 1;
+    scenario.signatures = Signatures::Cheap;
+    scenario.faults = vec![Fault::ByzantineFlood {
+        node: 1,
+        strategies: Vec::new(),
+        per_slot: 12,
+        batch: 256,
+        proposal_bytes: 512 << 10,
+        from_slot: 0,
+        until_slot: None,
+    }];
     scenario
 }
 

@@ -7,6 +7,8 @@
 //! same scenario gives the same trace hash, bit for bit.
 
 pub mod builtin;
+pub mod cost;
+pub mod flood;
 pub mod report;
 pub mod scenario;
 pub mod signing;
@@ -23,12 +25,13 @@ use serde::Serialize;
 
 pub use builtin::{builtin, BUILTINS};
 pub use scenario::{
-    DelayDistribution, Fault, Link, LinkModel, NetworkModel, Preset, RandomFaults, Scenario,
-    ScenarioError,
+    DelayDistribution, Fault, FloodStrategy, Link, LinkModel, NetworkModel, Preset, RandomFaults,
+    Scenario, ScenarioError,
 };
 pub use signing::{Cheap, Signatures, SimScheme};
-pub use world::{Broadcast, Observed, SubmissionCheck};
+pub use world::{Broadcast, FloodSent, NodeCpu, Observed, SubmissionCheck};
 
+use cost::Metered;
 use world::World;
 
 /// What a run found.
@@ -78,6 +81,13 @@ pub struct RunReport {
     pub partials_by_operator: BTreeMap<usize, u64>,
     /// The faults the run had, those drawn from the seed included.
     pub faults: Vec<Fault>,
+    /// The latest any duty was broadcast after its deadline, in ms (0 if
+    /// none was late).
+    pub worst_lateness_ms: u64,
+    /// Per node: how its processor was used (virtual time).
+    pub cpu: BTreeMap<usize, NodeCpu>,
+    /// Per flood strategy: what a flooding operator sent its peers.
+    pub flood: BTreeMap<String, FloodSent>,
 }
 
 /// One slot's duties.
@@ -138,13 +148,17 @@ fn run_checked(scenario: &Scenario, defects: Defects) -> Result<RunReport, Scena
     scenario.validate()?;
     let scenario = &scenario.with_drawn_faults();
     Ok(match (scenario.preset, scenario.signatures) {
-        (Preset::Minimal, Signatures::Bls) => run_with::<MinimalEthSpec, Bls>(scenario, defects),
-        (Preset::Minimal, Signatures::Cheap) => {
-            run_with::<MinimalEthSpec, Cheap>(scenario, defects)
+        (Preset::Minimal, Signatures::Bls) => {
+            run_with::<MinimalEthSpec, Metered<Bls>>(scenario, defects)
         }
-        (Preset::Mainnet, Signatures::Bls) => run_with::<MainnetEthSpec, Bls>(scenario, defects),
+        (Preset::Minimal, Signatures::Cheap) => {
+            run_with::<MinimalEthSpec, Metered<Cheap>>(scenario, defects)
+        }
+        (Preset::Mainnet, Signatures::Bls) => {
+            run_with::<MainnetEthSpec, Metered<Bls>>(scenario, defects)
+        }
         (Preset::Mainnet, Signatures::Cheap) => {
-            run_with::<MainnetEthSpec, Cheap>(scenario, defects)
+            run_with::<MainnetEthSpec, Metered<Cheap>>(scenario, defects)
         }
     })
 }
@@ -174,8 +188,17 @@ fn run_with<E: EthSpec, S: SimScheme>(scenario: &Scenario, defects: Defects) -> 
         latency_samples: BTreeMap::new(),
         partials_by_operator: world.observed.partials_by_operator.clone(),
         faults: scenario.faults.clone(),
+        worst_lateness_ms: 0,
+        cpu: world.observed.cpu.clone(),
+        flood: world
+            .observed
+            .flood
+            .iter()
+            .map(|(name, sent)| (name.to_string(), *sent))
+            .collect(),
     };
     check_agreement(&world, &mut report);
+    check_validity(&world, &mut report);
     check_signatures(&world, &mut report);
     check_slashing(&world, &mut report);
     check_liveness(&world, scenario, &mut report);
@@ -209,6 +232,21 @@ fn check_agreement<E: EthSpec, S: SimScheme>(world: &World<E, S>, report: &mut R
         }
         if let Some((_, round)) = by_node.values().next() {
             *report.rounds.entry(*round).or_default() += 1;
+        }
+    }
+}
+
+/// Every decided value was proposed by an operator of the cluster (QBFT's
+/// validity): a value from elsewhere, such as another cluster's, is never
+/// decided.
+fn check_validity<E: EthSpec, S: SimScheme>(world: &World<E, S>, report: &mut RunReport) {
+    for (duty, by_node) in &world.observed.decisions {
+        for (node, (hash, _)) in by_node {
+            if !world.observed.proposed.contains(&(*duty, *hash)) {
+                report.violations.push(format!(
+                    "validity: node {node} decided for {duty:?} a value no operator of the cluster proposed"
+                ));
+            }
         }
     }
 }
@@ -355,6 +393,7 @@ fn check_liveness<E: EthSpec, S: SimScheme>(
                 }
                 Some(&at) => {
                     counts.late += 1;
+                    report.worst_lateness_ms = report.worst_lateness_ms.max(at - deadline(kind));
                     latencies.entry(kind).or_default().push(at);
                     if beyond_tolerance {
                         counts.beyond_tolerance += 1;

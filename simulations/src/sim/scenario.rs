@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
+pub use super::flood::FloodStrategy;
 use super::signing::Signatures;
 
 /// One simulated run.
@@ -62,6 +63,15 @@ pub struct Scenario {
     /// threshold behaviour, for sweeps).
     #[serde(default)]
     pub signatures: Signatures,
+    /// How fast the nodes' processors are: the virtual time each event
+    /// keeps a node busy (see `sim::cost`) is divided by it. 1.0 (the
+    /// default) is the machine of `BENCHMARKS.md`; 2.0 twice as fast.
+    #[serde(default = "default_node_speed")]
+    pub node_speed: f64,
+}
+
+fn default_node_speed() -> f64 {
+    1.0
 }
 
 fn default_name() -> String {
@@ -397,6 +407,34 @@ pub enum Fault {
         /// The operator.
         node: usize,
     },
+    /// A byzantine operator (valid node key, valid share, any bytes at
+    /// line rate) floods its peers: from `from_slot` until `until_slot`,
+    /// `per_slot` times per slot (evenly spread), it runs each of its
+    /// strategies once against every peer. What it sent is counted in the
+    /// report, per strategy.
+    ByzantineFlood {
+        /// The operator.
+        node: usize,
+        /// What it does; every strategy if empty.
+        #[serde(default)]
+        strategies: Vec<FloodStrategy>,
+        /// Bursts per slot.
+        #[serde(default = "default_flood_per_slot")]
+        per_slot: u64,
+        /// Items per burst of one strategy: partials in a batch, consensus
+        /// messages of a kind.
+        #[serde(default = "default_flood_batch")]
+        batch: usize,
+        /// The size of its oversized proposals, in bytes.
+        #[serde(default = "default_proposal_bytes")]
+        proposal_bytes: usize,
+        /// From this slot.
+        #[serde(default)]
+        from_slot: u64,
+        /// Until this slot (to the end if not given).
+        #[serde(default)]
+        until_slot: Option<u64>,
+    },
     /// A node's clock runs ahead (positive) or behind.
     ClockSkew {
         /// The operator.
@@ -404,6 +442,18 @@ pub enum Fault {
         /// Milliseconds added to its view of the time.
         skew_ms: i64,
     },
+}
+
+fn default_flood_per_slot() -> u64 {
+    12
+}
+
+fn default_flood_batch() -> usize {
+    256
+}
+
+fn default_proposal_bytes() -> usize {
+    1 << 20
 }
 
 /// Faults drawn from the seed: each hits one of at most `operators`
@@ -466,6 +516,7 @@ impl Scenario {
             seed: 0,
             signatures: Signatures::Bls,
             random_faults: None,
+            node_speed: default_node_speed(),
         }
     }
 
@@ -643,6 +694,16 @@ impl Scenario {
                 | Fault::ClockSkew { node, .. } => {
                     faulty.insert(*node);
                 }
+                Fault::ByzantineFlood {
+                    node,
+                    from_slot,
+                    until_slot,
+                    ..
+                } => {
+                    if slot >= *from_slot && until_slot.is_none_or(|until| slot < until) {
+                        faulty.insert(*node);
+                    }
+                }
                 Fault::Partition {
                     groups,
                     from_slot,
@@ -691,6 +752,12 @@ impl Scenario {
         }
         if self.validators == 0 || self.epochs == 0 {
             return bad("at least one validator and one epoch".into());
+        }
+        if !(self.node_speed.is_finite() && self.node_speed > 0.0) {
+            return bad(format!(
+                "node speed {}: a positive factor (1.0: the benchmarked machine)",
+                self.node_speed
+            ));
         }
         if self.slot_ms < 300 {
             return bad(format!("{} ms slots are too short", self.slot_ms));
@@ -748,6 +815,7 @@ impl Scenario {
                 | Fault::DivergingBeaconNode { node, .. }
                 | Fault::DoubleSubmittingValidatorClient { node }
                 | Fault::ByzantineNode { node }
+                | Fault::ByzantineFlood { node, .. }
                 | Fault::ClockSkew { node, .. } => *node,
                 Fault::Partition { groups, .. } => {
                     match groups.iter().flatten().find(|n| **n >= self.operators) {
@@ -761,6 +829,26 @@ impl Scenario {
                     "a fault names node {node}; nodes are 0 to {}",
                     self.operators - 1
                 ));
+            }
+            if let Fault::ByzantineFlood {
+                per_slot,
+                batch,
+                proposal_bytes,
+                ..
+            } = fault
+            {
+                // A batch is one peer message: no more than the node takes
+                // in one (phalanx_node::parsigex::MAX_PARTIALS_PER_BATCH).
+                if !(1..=self.slot_ms).contains(per_slot)
+                    || !(1..=phalanx_node::parsigex::MAX_PARTIALS_PER_BATCH).contains(batch)
+                    || *proposal_bytes == 0
+                {
+                    return bad(format!(
+                        "a flood of 1 to {} bursts per slot, batches of 1 to {} and proposals of at least a byte",
+                        self.slot_ms,
+                        phalanx_node::parsigex::MAX_PARTIALS_PER_BATCH
+                    ));
+                }
             }
         }
         Ok(())

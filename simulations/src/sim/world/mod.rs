@@ -40,6 +40,8 @@ use super::scenario::Scenario;
 use super::signing::SimScheme;
 
 mod beacon;
+mod cpu;
+mod flood;
 mod network;
 mod node;
 mod observed;
@@ -47,7 +49,7 @@ mod queue;
 mod vc;
 
 use node::SimNode;
-pub use observed::{Broadcast, Observed, SubmissionCheck};
+pub use observed::{Broadcast, FloodSent, NodeCpu, Observed, SubmissionCheck};
 use queue::Scheduled;
 
 /// Virtual Unix milliseconds of slot 0 (any fixed instant will do).
@@ -159,6 +161,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                     sync_aggregators: BTreeMap::new(),
                     sync_pool: ContributionPool::new(),
                     pool: AttestationPool::new(),
+                    cpu: Default::default(),
                 }
             })
             .collect();

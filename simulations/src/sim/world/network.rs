@@ -39,7 +39,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
 
     /// The delays of one message's copies: none if it is lost, two if it
     /// is duplicated.
-    fn link_delays(&mut self, from: usize, to: usize) -> Vec<u64> {
+    pub(super) fn link_delays(&mut self, from: usize, to: usize) -> Vec<u64> {
         if !self.connected(from, to) {
             return Vec::new();
         }
@@ -114,6 +114,9 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
             } if proposal.message.round == Round(1) => {
                 let other = other_value(proposal.message.instance, &value);
                 let hash = other.value_hash();
+                self.observed
+                    .proposed
+                    .insert((proposal.message.instance, hash.0));
                 self.equivocations
                     .insert((proposal.message.instance, proposal.message.round), hash);
                 let proposal = resign(self, proposal, Kind::Proposal(hash));
@@ -138,6 +141,19 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                 }
             }
             other => other,
+        }
+    }
+
+    /// Notes the value of a proposal a node's core made: the values the
+    /// cluster may decide.
+    pub(super) fn note_proposal(&mut self, message: &Wire<Duty, DutyValue>) {
+        if let Wire::Proposal {
+            proposal, value, ..
+        } = message
+        {
+            self.observed
+                .proposed
+                .insert((proposal.message.instance, value.value_hash().0));
         }
     }
 

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::sim::scenario::Fault;
 use crate::sim::signing::SimScheme;
 
+use super::cpu::Cpu;
 use super::observed::Broadcast;
 use super::queue::Happening;
 use super::vc::VcWaiting;
@@ -59,6 +60,8 @@ pub(super) struct SimNode<E: EthSpec, S: SimScheme> {
     /// Its beacon node's pool of sync messages: by slot, head and
     /// subcommittee, each position's signature.
     pub(super) sync_pool: ContributionPool<S::Signature>,
+    /// Its processor: busy until, and the events waiting.
+    pub(super) cpu: Cpu<E>,
     /// Its beacon node's pool of the attestations it was sent: by slot,
     /// committee and data root, each member's signature by position.
     pub(super) pool: AttestationPool<S::Signature>,
@@ -100,6 +103,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         sim.timers.clear();
         sim.waiting.clear();
         sim.tick_at = None;
+        sim.cpu.reset();
         let now = self.now;
         self.schedule_tick(node, now);
     }
@@ -122,23 +126,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         }
     }
 
-    /// Hands an event to a running node's core and carries out its actions.
-    pub(super) fn deliver(&mut self, node: usize, event: Event<E>) {
-        let now = self.node_now(node);
-        let Some(core) = self.nodes[node].core.as_mut() else {
-            return;
-        };
-        let actions = core.handle(now, event);
-        let next_tick = core.next_tick_ms(now);
-        for action in actions {
-            self.act(node, action);
-        }
-        // The core's clock may be skewed; the queue runs on true time.
-        let at = (next_tick as i64 - self.clock_skew(node)).max(self.now as i64 + 1) as u64;
-        self.schedule_tick(node, at);
-    }
-
-    fn act(&mut self, node: usize, action: Action<E>) {
+    pub(super) fn act(&mut self, node: usize, action: Action<E>) {
         match action {
             Action::ResolveIndices(keys) => {
                 let found: Vec<(PublicKeyBytes, ValidatorIndex)> = keys
@@ -291,6 +279,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                 });
             }
             Action::ConsensusBroadcast(message) => {
+                self.note_proposal(&message);
                 for to in 0..self.nodes.len() {
                     if to != node {
                         self.send_consensus(node, to, message.clone());
@@ -298,6 +287,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                 }
             }
             Action::ConsensusSend { to, message } => {
+                self.note_proposal(&message);
                 self.send_consensus(node, to.as_usize(), message)
             }
             Action::SetTimer { duty, round, after } => {

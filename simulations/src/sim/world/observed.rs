@@ -46,6 +46,9 @@ pub struct SubmissionCheck {
 pub struct Observed {
     /// Every submission, in order.
     pub broadcasts: Vec<Broadcast>,
+    /// The values the operators of the cluster proposed (its nodes' cores,
+    /// and a byzantine node's other story), by duty.
+    pub proposed: std::collections::BTreeSet<(Duty, [u8; 32])>,
     /// Per duty: each node's decided value hash and round.
     pub decisions: BTreeMap<Duty, BTreeMap<usize, ([u8; 32], u64)>>,
     /// Per node: duty outcomes.
@@ -71,6 +74,37 @@ pub struct Observed {
     pub events: u64,
     /// Submissions of kinds the simulator does not check.
     pub unchecked: u64,
+    /// Per node: how its processor was used.
+    pub cpu: BTreeMap<usize, NodeCpu>,
+    /// Per flood strategy: what the byzantine operator sent.
+    pub flood: BTreeMap<&'static str, FloodSent>,
+}
+
+/// How one node's processor was used over a run (virtual time).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct NodeCpu {
+    /// Time spent handling events, in microseconds.
+    pub busy_us: u64,
+    /// The longest an event waited for the node to be free, in ms.
+    pub max_wait_ms: u64,
+    /// Events that had to wait.
+    pub waited: u64,
+    /// The most events waiting at once.
+    pub max_backlog: u64,
+    /// The work counted, summed.
+    #[serde(skip)]
+    pub work: crate::sim::cost::Work,
+}
+
+/// What one flood strategy sent, summed over its peers.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct FloodSent {
+    /// Peer messages.
+    pub messages: u64,
+    /// Items in them (partials or consensus messages).
+    pub items: u64,
+    /// Their bytes, as encoded on the wire.
+    pub bytes: u64,
 }
 
 impl<E: EthSpec, S: SimScheme> World<E, S> {

@@ -34,6 +34,17 @@ pub(super) enum Happening<E: EthSpec> {
         slot: Slot,
         moment: Moment,
     },
+    /// A busy node looks at its queue again (if it was not restarted
+    /// meanwhile: `starts` is its count of starts).
+    Wake { node: usize, starts: u64 },
+    /// What handling an event made a node do, once the handling is done.
+    Actions {
+        node: usize,
+        starts: u64,
+        actions: Vec<phalanx_node::core::Action<E>>,
+    },
+    /// A flooding node's burst (`fault` is its index in the faults).
+    Flood { fault: usize, burst: u64 },
     /// A scheduled fault starts or ends.
     Fault(FaultEdge),
 }
@@ -145,6 +156,12 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
     }
 
     pub(super) fn schedule_faults(&mut self) {
+        let floods: Vec<usize> = (0..self.scenario.faults.len())
+            .filter(|&i| matches!(self.scenario.faults[i], Fault::ByzantineFlood { .. }))
+            .collect();
+        for index in floods {
+            self.schedule_flood(index, 0);
+        }
         for fault in self.scenario.faults.clone() {
             if let Fault::Crash {
                 node,
@@ -189,6 +206,13 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                 self.deliver(node, Event::Timer { duty, round });
             }
             Happening::Vc { node, slot, moment } => self.validator_client(node, slot, moment),
+            Happening::Wake { node, starts } => self.wake(node, starts),
+            Happening::Actions {
+                node,
+                starts,
+                actions,
+            } => self.act_later(node, starts, actions),
+            Happening::Flood { fault, burst } => self.flood(fault, burst),
             Happening::Fault(FaultEdge::Crash { node, lose_disk }) => {
                 self.note(&[b"crash", &(node as u64).to_le_bytes()]);
                 let sim = &mut self.nodes[node];
@@ -196,6 +220,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
                 sim.timers.clear();
                 sim.waiting.clear();
                 sim.tick_at = None;
+                sim.cpu.reset();
                 if lose_disk {
                     sim.disk = MemoryDisk::new();
                 }
