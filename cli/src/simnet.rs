@@ -11,8 +11,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use phalanx_eth::ForkName;
 use phalanx_sim::sim::{
-    builtin, report, run, sweep_hash, DelayDistribution, Fault, Preset, RandomFaults, RunReport,
-    Scenario, Signatures, BUILTINS,
+    builtin, report, run, sweep_hash, DelayDistribution, Fault, FloodStrategy, Preset,
+    RandomFaults, RunReport, Scenario, Signatures, BUILTINS,
 };
 
 #[derive(Args)]
@@ -72,6 +72,16 @@ pub(crate) struct SimnetArgs {
     /// (0: none).
     #[arg(long, default_value_t = 10)]
     bls_every: u64,
+    /// How fast the nodes' processors are: 1.0 is the machine of
+    /// BENCHMARKS.md, 2.0 twice as fast (the virtual time each event keeps
+    /// a node busy is divided by it).
+    #[arg(long)]
+    node_speed: Option<f64>,
+    /// The strategies of the scenario's byzantine floods, comma-separated
+    /// (invalid_partials, random_roots, proposals, future_instances,
+    /// round_changes, cross_cluster), replacing theirs.
+    #[arg(long, value_delimiter = ',')]
+    flood_strategies: Option<Vec<FloodStrategy>>,
     /// Count failed duties in the report without failing the run (for
     /// scenarios whose faults exceed the tolerance).
     #[arg(long)]
@@ -171,6 +181,21 @@ impl SimnetArgs {
         }
         if let Some(name) = &self.signatures {
             scenario.signatures = parse_signatures(name)?;
+        }
+        if let Some(v) = self.node_speed {
+            scenario.node_speed = v;
+        }
+        if let Some(chosen) = &self.flood_strategies {
+            let mut floods = 0;
+            for fault in &mut scenario.faults {
+                if let Fault::ByzantineFlood { strategies, .. } = fault {
+                    strategies.clone_from(chosen);
+                    floods += 1;
+                }
+            }
+            if floods == 0 {
+                bail!("--flood-strategies: the scenario has no byzantine flood");
+            }
         }
         scenario.liveness_may_fail |= self.liveness_may_fail;
         if let Some(v) = self.seed {
@@ -419,6 +444,13 @@ fn replay_flags(args: &SimnetArgs) -> String {
     );
     add("loss", args.loss.map(|v| v.to_string()));
     add("random-faults", args.random_faults.map(|v| v.to_string()));
+    add("node-speed", args.node_speed.map(|v| v.to_string()));
+    add(
+        "flood-strategies",
+        args.flood_strategies
+            .as_ref()
+            .map(|list| list.iter().map(|s| s.name()).collect::<Vec<_>>().join(",")),
+    );
     if args.liveness_may_fail {
         flags.push("--liveness-may-fail".into());
     }
@@ -512,6 +544,7 @@ fn print_summary(reports: &[RunReport]) {
         per_instance(consensus_bytes),
         per_instance(partial_bytes)
     );
+    print_cpu(reports);
     if blame.is_empty() {
         println!("no peer message was dropped");
     } else {
@@ -520,6 +553,50 @@ fn print_summary(reports: &[RunReport]) {
             .map(|(node, count)| format!("operator {node}: {count}"))
             .collect();
         println!("dropped peer messages by sender: {}", text.join(", "));
+    }
+}
+
+/// Per node: the processor time its events took (virtual, the sum over
+/// the runs) and the longest any event waited for it; the worst lateness;
+/// what each flood strategy sent.
+#[expect(clippy::print_stdout, reason = "the summary is the command's output")]
+fn print_cpu(reports: &[RunReport]) {
+    use std::collections::BTreeMap;
+    let mut busy: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
+    let mut flood: BTreeMap<&str, (u64, u64, u64)> = BTreeMap::new();
+    let mut worst = 0;
+    for report in reports {
+        worst = worst.max(report.worst_lateness_ms);
+        for (node, cpu) in &report.cpu {
+            let entry = busy.entry(*node).or_default();
+            entry.0 += cpu.busy_us;
+            entry.1 = entry.1.max(cpu.max_wait_ms);
+        }
+        for (name, sent) in &report.flood {
+            let entry = flood.entry(name.as_str()).or_default();
+            entry.0 += sent.messages;
+            entry.1 += sent.items;
+            entry.2 += sent.bytes;
+        }
+    }
+    let text: Vec<String> = busy
+        .iter()
+        .map(|(node, (us, wait))| {
+            format!(
+                "operator {node}: {:.1} s (longest wait {wait} ms)",
+                *us as f64 / 1e6
+            )
+        })
+        .collect();
+    println!("processor time per node: {}", text.join(", "));
+    if worst > 0 {
+        println!("worst lateness: {worst} ms after a deadline");
+    }
+    for (name, (messages, items, bytes)) in &flood {
+        println!(
+            "flood {name}: {messages} messages, {items} items, {}",
+            human_bytes(*bytes)
+        );
     }
 }
 
