@@ -23,7 +23,11 @@ use crate::sim::scenario::{Fault, FloodStrategy};
 use crate::sim::signing::SimScheme;
 
 use super::queue::Happening;
-use super::World;
+use super::{World, LOCK_HASH};
+
+/// The lock hash of the other cluster whose messages are replayed: the
+/// same operators (node keys) in another cluster.
+const OTHER_LOCK_HASH: [u8; 32] = [0xc2; 32];
 
 /// The duty types that run consensus.
 const CONSENSUS_KINDS: [DutyType; 4] = [
@@ -278,7 +282,13 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         let hash = value.value_hash();
         let duty = Duty::new(slot, DutyType::Attester);
         let leader = RotatingLeader.leader(&duty, Round(1), committee).as_usize();
-        let proposal = self.signed(leader, duty, Round(1), Kind::Proposal(hash));
+        let proposal = self.signed_in(
+            &OTHER_LOCK_HASH,
+            leader,
+            duty,
+            Round(1),
+            Kind::Proposal(hash),
+        );
         let mut messages = vec![Wire::Proposal {
             proposal,
             value: value.clone(),
@@ -286,9 +296,21 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         }];
         let mut commits = Vec::new();
         for operator in 0..n {
-            let prepare = self.signed(operator, duty, Round(1), Kind::Prepare(hash));
+            let prepare = self.signed_in(
+                &OTHER_LOCK_HASH,
+                operator,
+                duty,
+                Round(1),
+                Kind::Prepare(hash),
+            );
             messages.push(Wire::Prepare(prepare));
-            let commit = self.signed(operator, duty, Round(1), Kind::Commit(hash));
+            let commit = self.signed_in(
+                &OTHER_LOCK_HASH,
+                operator,
+                duty,
+                Round(1),
+                Kind::Commit(hash),
+            );
             commits.push(commit.clone());
             messages.push(Wire::Commit(commit));
         }
@@ -299,8 +321,21 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         }
     }
 
-    /// A consensus message of `operator`, signed with its node key.
+    /// A consensus message of `operator` in this cluster, signed with its
+    /// node key.
     fn signed(&self, operator: usize, duty: Duty, round: Round, kind: Kind) -> SignedMessage<Duty> {
+        self.signed_in(&LOCK_HASH, operator, duty, round, kind)
+    }
+
+    /// A consensus message of `operator` in the cluster of `lock_hash`.
+    fn signed_in(
+        &self,
+        lock_hash: &[u8; 32],
+        operator: usize,
+        duty: Duty,
+        round: Round,
+        kind: Kind,
+    ) -> SignedMessage<Duty> {
         let message = Message {
             instance: duty,
             round,
@@ -309,7 +344,7 @@ impl<E: EthSpec, S: SimScheme> World<E, S> {
         };
         let secrets: Vec<[u8; 32]> = self.nodes.iter().map(|n| n.node_secret).collect();
         let (signer, _) = S::consensus_keys(&secrets, operator);
-        let signature: MessageSignature = signer.sign(&message.signing_bytes());
+        let signature: MessageSignature = signer.sign(&message.signing_bytes(lock_hash));
         SignedMessage { message, signature }
     }
 
