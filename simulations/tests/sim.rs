@@ -409,6 +409,29 @@ mod broken_variants {
         }
     }
 
+    /// The flood scenario catches a node that checks peers' partials the
+    /// old way: unbudgeted, a bad batch bisected at the receiver's cost.
+    /// Only the invalid-partial flood runs, to keep the test short.
+    #[test]
+    fn bisecting_a_flood_of_bad_partials_breaks_liveness() {
+        let mut s = builtin("byzantine-flood");
+        s.seed = 71;
+        s.epochs = 1;
+        if let Some(Fault::ByzantineFlood { strategies, .. }) = s.faults.first_mut() {
+            *strategies = vec![FloodStrategy::InvalidPartials];
+        }
+        let defects = Defects {
+            bisect_peer_batches: true,
+            ..Defects::default()
+        };
+        let report = run_defective(&s, defects).expect("runs");
+        assert!(
+            report.violations.iter().any(|v| v.starts_with("liveness")),
+            "{report:#?}"
+        );
+        assert_all_on_time(&run(&s).expect("runs"));
+    }
+
     /// The whole cluster restarts (disks kept) in the middle of slot 3's
     /// attestation, and its beacon nodes now follow another head: the
     /// restarted nodes decide a second, different vote for the same duty,

@@ -297,7 +297,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             return;
         };
         let limits = BatchLimits::new(self.cluster.validators.len(), self.cluster.slots_per_epoch);
-        if !limits.admits(&partials) {
+        if !limits.admits(&partials) && !self.cluster.defects.bisects_peer_batches() {
             actions.push(dropped(from, PartialRejection::BatchTooLarge));
             return;
         }
@@ -309,7 +309,9 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         for message in partials {
             match self.check_peer_partial(&message) {
                 Ok(checked) => {
-                    if !replaces_older(checked.duty.kind) {
+                    if !replaces_older(checked.duty.kind)
+                        && !self.cluster.defects.bisects_peer_batches()
+                    {
                         let held = roots_by_duty
                             .entry((checked.duty, checked.validator))
                             .or_insert_with(|| {
@@ -337,13 +339,15 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         }
         let roots: BTreeSet<&Root> = candidates.iter().map(|(c, _)| &c.root).collect();
         let roots = roots.len();
-        if !self.partials.charge(
-            from,
-            self.scheduler.current_slot.unwrap_or(Slot(0)),
-            candidates.len(),
-            roots,
-            &limits.budget(),
-        ) {
+        if !self.cluster.defects.bisects_peer_batches()
+            && !self.partials.charge(
+                from,
+                self.scheduler.current_slot.unwrap_or(Slot(0)),
+                candidates.len(),
+                roots,
+                &limits.budget(),
+            )
+        {
             actions.push(dropped(from, PartialRejection::OverBudget));
             return;
         }
@@ -365,6 +369,22 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 signature,
             })
             .collect();
+        if self.cluster.defects.bisects_peer_batches() {
+            let invalid: BTreeSet<usize> = S::find_invalid(&checks, &mut self.partials.rng)
+                .into_iter()
+                .collect();
+            drop(checks);
+            let mut index = 0;
+            decoded.retain(|_| {
+                index += 1;
+                !invalid.contains(&(index - 1))
+            });
+            if !invalid.is_empty() {
+                actions.push(dropped(from, PartialRejection::InvalidBatch));
+            }
+            self.store_peer_partials(from, share_index, decoded, actions);
+            return;
+        }
         let verified = self.cluster.defects.skips_partial_checks()
             || S::verify_all(&checks, &mut self.partials.rng);
         drop(checks);
@@ -377,6 +397,18 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             actions.push(dropped(from, PartialRejection::InvalidBatch));
             return;
         }
+        self.store_peer_partials(from, share_index, decoded, actions);
+    }
+
+    /// Stores a peer's verified partials and combines what reached the
+    /// threshold.
+    fn store_peer_partials(
+        &mut self,
+        from: OperatorIndex,
+        share_index: ShareIndex,
+        decoded: Vec<(Checked, S::Signature)>,
+        actions: &mut Vec<Action<E>>,
+    ) {
         for (d, signature) in decoded {
             let partial = Partial {
                 index: share_index,

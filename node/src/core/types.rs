@@ -97,6 +97,12 @@ pub struct Defects {
     /// attestations) take a second, different value for a duty.
     #[cfg(feature = "test-utils")]
     pub accept_second_value: bool,
+    /// Check a peer's partials as the node did before it bounded them: no
+    /// batch bounds, no allowance per sender, no root refused before
+    /// verification, and the bad partials of a batch that does not verify
+    /// found by bisection at this node's cost.
+    #[cfg(feature = "test-utils")]
+    pub bisect_peer_batches: bool,
 }
 
 impl Defects {
@@ -105,6 +111,18 @@ impl Defects {
         #[cfg(feature = "test-utils")]
         {
             self.combine_below_threshold
+        }
+        #[cfg(not(feature = "test-utils"))]
+        {
+            false
+        }
+    }
+
+    /// Whether a peer's partials go unbudgeted and a bad batch is bisected.
+    pub(super) fn bisects_peer_batches(self) -> bool {
+        #[cfg(feature = "test-utils")]
+        {
+            self.bisect_peer_batches
         }
         #[cfg(not(feature = "test-utils"))]
         {
