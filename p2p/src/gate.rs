@@ -236,7 +236,21 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-impl NetworkBehaviour for Gate {
+/// What a connection gate decides: at the handshake, whether a peer may
+/// hold the connection; and what it learns of connections as they open
+/// and close. [`Admitting`] makes a behaviour of it.
+pub(crate) trait Admission: Send + 'static {
+    /// Admits `peer`'s new connection at `address`, or refuses it.
+    fn admit(&mut self, peer: PeerId, address: &Multiaddr) -> Result<(), ConnectionDenied>;
+
+    /// A connection opened or closed (or any other swarm event).
+    fn on_swarm_event(&mut self, _event: FromSwarm<'_>) {}
+}
+
+/// A behaviour that does nothing but admit or refuse connections.
+pub(crate) struct Admitting<A>(pub(crate) A);
+
+impl<A: Admission> NetworkBehaviour for Admitting<A> {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Infallible;
 
@@ -247,7 +261,7 @@ impl NetworkBehaviour for Gate {
         _local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.check(peer, remote_addr)?;
+        self.0.admit(peer, remote_addr)?;
         Ok(dummy::ConnectionHandler)
     }
 
@@ -259,8 +273,34 @@ impl NetworkBehaviour for Gate {
         _role_override: Endpoint,
         _port_use: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.check(peer, addr)?;
+        self.0.admit(peer, addr)?;
         Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
+        self.0.on_swarm_event(event);
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer_id: PeerId,
+        _connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(
+        &mut self,
+        _cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}
+
+impl Admission for Gate {
+    fn admit(&mut self, peer: PeerId, address: &Multiaddr) -> Result<(), ConnectionDenied> {
+        self.check(peer, address)
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
@@ -282,22 +322,6 @@ impl NetworkBehaviour for Gate {
             _ => {}
         }
     }
-
-    fn on_connection_handler_event(
-        &mut self,
-        _peer_id: PeerId,
-        _connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        match event {}
-    }
-
-    fn poll(
-        &mut self,
-        _cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        Poll::Pending
-    }
 }
 
 #[cfg(test)]
@@ -307,15 +331,15 @@ mod tests {
 
     use super::*;
 
-    fn gate(operator: PeerId) -> Gate {
-        Gate::new(Arc::new(Shared::new(
+    fn gate(operator: PeerId) -> Admitting<Gate> {
+        Admitting(Gate::new(Arc::new(Shared::new(
             PeerId::random(),
             BTreeSet::from([operator]),
             BTreeSet::new(),
             [0; 32],
             "test".into(),
             Metrics::default(),
-        )))
+        ))))
     }
 
     fn listener() -> ConnectedPoint {
@@ -327,7 +351,7 @@ mod tests {
 
     /// Offers an inbound connection; the swarm reports it established if
     /// every behaviour took it.
-    fn offer(gate: &mut Gate, peer: PeerId, id: ConnectionId) -> bool {
+    fn offer(gate: &mut Admitting<Gate>, peer: PeerId, id: ConnectionId) -> bool {
         let endpoint = listener();
         let (local, remote) = match &endpoint {
             ConnectedPoint::Listener {
@@ -351,7 +375,7 @@ mod tests {
         taken
     }
 
-    fn close(gate: &mut Gate, peer: PeerId, id: ConnectionId) {
+    fn close(gate: &mut Admitting<Gate>, peer: PeerId, id: ConnectionId) {
         gate.on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
             peer_id: peer,
             connection_id: id,

@@ -6,22 +6,16 @@
 //! and time each circuit may take.
 
 use std::collections::BTreeSet;
-use std::convert::Infallible;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
-use libp2p::core::transport::PortUse;
-use libp2p::core::Endpoint;
-use libp2p::swarm::{
-    dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, SwarmEvent, THandler,
-    THandlerInEvent, THandlerOutEvent, ToSwarm,
-};
+use libp2p::swarm::{ConnectionDenied, NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, relay, tcp, yamux, Multiaddr, PeerId};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 
 use crate::error::StartError;
+use crate::gate::{Admission, Admitting};
 use crate::identity::NodeKey;
 
 /// Limits of a relay server.
@@ -89,8 +83,8 @@ struct AccessGate {
     refused: prometheus_client::metrics::counter::Counter,
 }
 
-impl AccessGate {
-    fn check(&mut self, peer: PeerId, address: &Multiaddr) -> Result<(), ConnectionDenied> {
+impl Admission for AccessGate {
+    fn admit(&mut self, peer: PeerId, address: &Multiaddr) -> Result<(), ConnectionDenied> {
         if self.access.allows(&peer) {
             return Ok(());
         }
@@ -113,56 +107,10 @@ impl std::fmt::Display for NotServed {
 
 impl std::error::Error for NotServed {}
 
-impl NetworkBehaviour for AccessGate {
-    type ConnectionHandler = dummy::ConnectionHandler;
-    type ToSwarm = Infallible;
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        _connection_id: ConnectionId,
-        peer: PeerId,
-        _local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.check(peer, remote_addr)?;
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _connection_id: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        _role_override: Endpoint,
-        _port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.check(peer, addr)?;
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn on_swarm_event(&mut self, _event: FromSwarm<'_>) {}
-
-    fn on_connection_handler_event(
-        &mut self,
-        _peer_id: PeerId,
-        _connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        match event {}
-    }
-
-    fn poll(
-        &mut self,
-        _cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        Poll::Pending
-    }
-}
-
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 struct RelayBehaviour {
-    gate: AccessGate,
+    gate: Admitting<AccessGate>,
     relay: relay::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -216,11 +164,11 @@ impl RelayServer {
             .with_quic()
             .with_bandwidth_metrics(registry)
             .with_behaviour(|key| RelayBehaviour {
-                gate: AccessGate {
+                gate: Admitting(AccessGate {
                     access,
                     logged: BTreeSet::new(),
                     refused,
-                },
+                }),
                 relay: relay::Behaviour::new(key.public().to_peer_id(), config),
                 identify: identify::Behaviour::new(identify::Config::new(
                     "/phalanx/relay".to_string(),

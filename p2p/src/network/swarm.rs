@@ -20,13 +20,13 @@ use tokio::time::Instant;
 use super::verification::exchange_peerinfo;
 use super::{peer_of, Command, NetworkConfig};
 use crate::error::StartError;
-use crate::gate::{Gate, Shared};
+use crate::gate::{Admitting, Gate, Shared};
 use crate::metrics::{ConnectionLabel, PeerLabel};
 
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 pub(super) struct Behaviour {
-    gate: Gate,
+    gate: Admitting<Gate>,
     relay: relay::client::Behaviour,
     dcutr: dcutr::Behaviour,
     identify: identify::Behaviour,
@@ -56,7 +56,7 @@ pub(super) fn build_swarm(
         .map_err(|e| transport(&e))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key, relay_client| Behaviour {
-            gate: Gate::new(shared),
+            gate: Admitting(Gate::new(shared)),
             relay: relay_client,
             dcutr: dcutr::Behaviour::new(key.public().to_peer_id()),
             identify: identify::Behaviour::new(identify::Config::new(
