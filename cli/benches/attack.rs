@@ -44,17 +44,17 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use phalanx_consensus::{
-    Committee, Kind, LeaderSelection, Message, OperatorIndex, RotatingLeader, Round,
-    SignedMessage, Signer, Value, ValueHash, Wire,
+    Committee, Kind, LeaderSelection, Message, OperatorIndex, RotatingLeader, Round, SignedMessage,
+    Signer, Value, ValueHash, Wire,
 };
 use phalanx_crypto::SecretKey;
-use phalanx_dkg::definition::{BuilderSpec, NetworkSpec, ValidatorSpec};
-use phalanx_dkg::ClusterDefinition;
-use phalanx_eth::config::{NetworkConfig, PresetBase};
+use phalanx_eth::config::PresetBase;
 use phalanx_eth::devnet::Devnet;
-use phalanx_eth::{ExecutionAddress, ForkName, Slot};
+use phalanx_eth::{ForkName, Slot};
 use phalanx_node::duty::{Duty, DutyType};
-use phalanx_node::parsigex::{parsigex_protocol, PartialBatch, PartialMessage, MAX_PARTIALS_PER_BATCH};
+use phalanx_node::parsigex::{
+    parsigex_protocol, PartialBatch, PartialMessage, MAX_PARTIALS_PER_BATCH,
+};
 use phalanx_node::qbft::{consensus_protocol, NodeSigner};
 use phalanx_node::value::DutyValue;
 use phalanx_p2p::{Network, NetworkConfig as P2pConfig, PeerId};
@@ -63,13 +63,13 @@ use phalanx_sim::cluster::{
     beacon_config, genesis_ms_in, ports, sleep_until_ms, unix_ms, ChildProcess, Cluster, Operator,
     OtherValidators,
 };
-use phalanx_sim::vc::{VcMock, FEE_RECIPIENT, GAS_LIMIT};
+use phalanx_sim::vc::VcMock;
 use rand::{Rng, RngCore, SeedableRng};
 use tokio::sync::watch;
 
 #[allow(dead_code, reason = "each bench uses a part of the shared readings")]
 mod support;
-use support::{clock_ticks, cpu_ticks, status_kib};
+use support::{clock_ticks, cpu_ticks, definition, status_kib};
 
 const OPERATORS: usize = 4;
 const THRESHOLD: u32 = 3;
@@ -214,7 +214,10 @@ impl Attacker {
                         });
                     }
                 }
-                ("parsigex", self.encode(&PartialBatch(partials), self.parsigex_limit))
+                (
+                    "parsigex",
+                    self.encode(&PartialBatch(partials), self.parsigex_limit),
+                )
             }
             Strategy::RandomRoots => {
                 // Valid signatures: the root is signed, not the duty, so
@@ -236,7 +239,10 @@ impl Attacker {
                         registration: None,
                     })
                     .collect();
-                ("parsigex", self.encode(&PartialBatch(partials), self.parsigex_limit))
+                (
+                    "parsigex",
+                    self.encode(&PartialBatch(partials), self.parsigex_limit),
+                )
             }
             Strategy::BigProposals => {
                 let led: Vec<Duty> = (slot..slot + 3)
@@ -392,31 +398,6 @@ async fn attack(
     total
 }
 
-/// The definition of a cluster of `validators` for `operators`.
-fn definition(
-    validators: usize,
-    network: &NetworkConfig,
-    operators: &[Operator],
-) -> Result<ClusterDefinition> {
-    let enrs: Vec<_> = operators.iter().map(|o| o.enr(None)).collect();
-    let definition = ClusterDefinition::new(
-        "phalanx-attack-bench",
-        NetworkSpec::of(network),
-        THRESHOLD,
-        &enrs,
-        (0..validators)
-            .map(|_| ValidatorSpec::standard(ExecutionAddress::repeat_byte(0x10), FEE_RECIPIENT))
-            .collect(),
-        BuilderSpec {
-            gas_limit: GAS_LIMIT,
-            timestamp: 1_700_000_000,
-        },
-        "2026-12-07T00:00:00Z",
-    );
-    definition.validate()?;
-    Ok(definition)
-}
-
 /// One phase's figures.
 #[derive(Debug)]
 struct Phase {
@@ -453,7 +434,9 @@ impl Phase {
 fn main() -> Result<()> {
     let args = Args::parse();
     if !args.bench {
-        println!("phalanx-attack bench: skipped (run it with `cargo bench -p phalanx --bench attack`)");
+        println!(
+            "phalanx-attack bench: skipped (run it with `cargo bench -p phalanx --bench attack`)"
+        );
         return Ok(());
     }
     if args.validators == 0 || args.chain_validators < args.validators {
@@ -492,7 +475,7 @@ async fn run(args: Args, dir: PathBuf) -> Result<()> {
         .map(|_| ports::loopback_tcp())
         .collect::<std::io::Result<_>>()?;
     let cluster = tokio::task::spawn_blocking({
-        let definition = definition(n, &network, &operators)?;
+        let definition = definition("phalanx-attack-bench", n, THRESHOLD, &network, &operators)?;
         let node_keys = operators.iter().map(|o| o.node_key.clone()).collect();
         move || Cluster::deal(&definition, node_keys)
     })
@@ -565,7 +548,11 @@ async fn run(args: Args, dir: PathBuf) -> Result<()> {
         signer: NodeSigner(operators[ATTACKER].node_key.clone()),
         lock_hash: lock.hash_bytes()?,
         committee: Committee::new(OPERATORS as u32)?,
-        validators: lock.validators.iter().map(|v| v.public_key.to_bytes()).collect(),
+        validators: lock
+            .validators
+            .iter()
+            .map(|v| v.public_key.to_bytes())
+            .collect(),
         shares: cluster.share_keys(ATTACKER),
         genesis_ms,
         slot_ms,
@@ -613,16 +600,19 @@ async fn run(args: Args, dir: PathBuf) -> Result<()> {
             let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
         }
         let (stop_tx, stop_rx) = watch::channel(false);
-        let running = strategy.map(|s| {
-            tokio::spawn(attack(attacker.clone(), s, args.concurrency, stop_rx))
-        });
+        let running =
+            strategy.map(|s| tokio::spawn(attack(attacker.clone(), s, args.concurrency, stop_rx)));
         let mut cpu_per_slot_s = Vec::new();
         let (mut rss_min, mut rss_max) = (u64::MAX, 0u64);
         let mut last: Vec<u64> = pids.iter().map(|p| cpu_ticks(p).unwrap_or(0)).collect();
         for slot in slots.clone() {
             sleep_until_ms(slot_start(slot + 1)).await;
             let now: Vec<u64> = pids.iter().map(|p| cpu_ticks(p).unwrap_or(0)).collect();
-            let used: u64 = now.iter().zip(&last).map(|(a, b)| a.saturating_sub(*b)).sum();
+            let used: u64 = now
+                .iter()
+                .zip(&last)
+                .map(|(a, b)| a.saturating_sub(*b))
+                .sum();
             cpu_per_slot_s.push(used as f64 / ticks / HONEST as f64);
             last = now;
             for pid in &pids {
@@ -714,7 +704,8 @@ async fn run(args: Args, dir: PathBuf) -> Result<()> {
     );
     println!("|---|---|---|---|---|---|");
     for phase in &phases {
-        let mean = phase.cpu_per_slot_s.iter().sum::<f64>() / phase.cpu_per_slot_s.len().max(1) as f64;
+        let mean =
+            phase.cpu_per_slot_s.iter().sum::<f64>() / phase.cpu_per_slot_s.len().max(1) as f64;
         let max = phase.cpu_per_slot_s.iter().copied().fold(0.0, f64::max);
         let peak = phase.peak_kib.iter().copied().max().unwrap_or(0);
         println!(

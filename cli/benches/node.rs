@@ -42,21 +42,19 @@ use clap::Parser;
 use phalanx_crypto::batch::{verify_signature_sets, SignatureSet};
 use phalanx_crypto::threshold::{combine, split};
 use phalanx_crypto::{SecretKey, Signature};
-use phalanx_dkg::definition::{BuilderSpec, NetworkSpec, ValidatorSpec};
-use phalanx_dkg::ClusterDefinition;
 use phalanx_eth::client::{BeaconNodeClient, Timeouts};
-use phalanx_eth::config::{NetworkConfig, PresetBase};
+use phalanx_eth::config::PresetBase;
 use phalanx_eth::devnet::Devnet;
-use phalanx_eth::{Epoch, ExecutionAddress, ForkName, ValidatorIndex};
+use phalanx_eth::{Epoch, ForkName, ValidatorIndex};
 use phalanx_sim::beacon::{BeaconMock, Submission, SubmissionKind};
 use phalanx_sim::cluster::{
     beacon_config, genesis_ms_in, ports, sleep_until_ms, unix_ms, ChildProcess, Cluster, Operator,
     OtherValidators,
 };
-use phalanx_sim::vc::{SentKind, SentPartial, VcMock, FEE_RECIPIENT, GAS_LIMIT};
+use phalanx_sim::vc::{SentKind, SentPartial, VcMock};
 
 mod support;
-use support::{clock_ticks, cpu_ticks, instant, machine_busy_ticks, status_kib};
+use support::{clock_ticks, cpu_ticks, definition, instant, machine_busy_ticks, status_kib};
 
 const OPERATORS: usize = 4;
 const THRESHOLD: u32 = 3;
@@ -230,31 +228,6 @@ fn measure_baseline() -> Result<Baseline> {
 // The cluster
 // ---------------------------------------------------------------------------
 
-/// The definition of a cluster of `validators` for `operators`.
-fn definition(
-    validators: usize,
-    network: &NetworkConfig,
-    operators: &[Operator],
-) -> Result<ClusterDefinition> {
-    let enrs: Vec<_> = operators.iter().map(|o| o.enr(None)).collect();
-    let definition = ClusterDefinition::new(
-        "phalanx-node-bench",
-        NetworkSpec::of(network),
-        THRESHOLD,
-        &enrs,
-        (0..validators)
-            .map(|_| ValidatorSpec::standard(ExecutionAddress::repeat_byte(0x10), FEE_RECIPIENT))
-            .collect(),
-        BuilderSpec {
-            gas_limit: GAS_LIMIT,
-            timestamp: 1_700_000_000,
-        },
-        "2026-11-23T00:00:00Z",
-    );
-    definition.validate()?;
-    Ok(definition)
-}
-
 /// The process id of a node, for /proc.
 fn pid(node: &ChildProcess) -> String {
     node.id().map_or_else(String::new, |id| id.to_string())
@@ -401,7 +374,7 @@ async fn run(args: Args, dir: PathBuf, baseline: Baseline) -> Result<()> {
 
     let dealing = instant();
     let cluster = tokio::task::spawn_blocking({
-        let definition = definition(n, &network, &operators)?;
+        let definition = definition("phalanx-node-bench", n, THRESHOLD, &network, &operators)?;
         let node_keys = operators.iter().map(|o| o.node_key.clone()).collect();
         move || Cluster::deal(&definition, node_keys)
     })

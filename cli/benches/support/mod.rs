@@ -1,7 +1,43 @@
-//! What the node benches share: the clock, and a process's CPU time and
-//! memory from /proc.
+//! What the node benches share: the cluster's definition, the clock, and
+//! a process's CPU time and memory from /proc.
 
 use std::process::Command;
+
+use anyhow::Result;
+use phalanx_dkg::definition::{BuilderSpec, NetworkSpec, ValidatorSpec};
+use phalanx_dkg::ClusterDefinition;
+use phalanx_eth::config::NetworkConfig;
+use phalanx_eth::ExecutionAddress;
+use phalanx_sim::cluster::Operator;
+use phalanx_sim::vc::{FEE_RECIPIENT, GAS_LIMIT};
+
+/// The definition `name` of a cluster of `validators` for `operators`
+/// with `threshold`, every validator paying to the mocks' fee recipient.
+pub(crate) fn definition(
+    name: &str,
+    validators: usize,
+    threshold: u32,
+    network: &NetworkConfig,
+    operators: &[Operator],
+) -> Result<ClusterDefinition> {
+    let enrs: Vec<_> = operators.iter().map(|o| o.enr(None)).collect();
+    let definition = ClusterDefinition::new(
+        name,
+        NetworkSpec::of(network),
+        threshold,
+        &enrs,
+        (0..validators)
+            .map(|_| ValidatorSpec::standard(ExecutionAddress::repeat_byte(0x10), FEE_RECIPIENT))
+            .collect(),
+        BuilderSpec {
+            gas_limit: GAS_LIMIT,
+            timestamp: 1_700_000_000,
+        },
+        "2026-11-23T00:00:00Z",
+    );
+    definition.validate()?;
+    Ok(definition)
+}
 
 #[expect(clippy::disallowed_methods, reason = "a benchmark reads the clock")]
 pub(crate) fn instant() -> std::time::Instant {
