@@ -256,9 +256,6 @@ impl<K: InstanceKey> Context<K> {
                     return Err(RejectReason::Malformed("proposal wire without a proposal"));
                 };
                 self.check_header(key, proposal)?;
-                if value.value_hash() != hash {
-                    return Err(RejectReason::Malformed("value does not match its hash"));
-                }
                 let round = proposal.round();
                 let leader = self.leader(key, round);
                 if proposal.sender() != leader {
@@ -267,6 +264,10 @@ impl<K: InstanceKey> Context<K> {
                         round: round.0,
                         leader: leader.0,
                     });
+                }
+                // Hashing a value costs its length: only a leader's is hashed.
+                if value.value_hash() != hash {
+                    return Err(RejectReason::Malformed("value does not match its hash"));
                 }
                 signed.push(proposal);
                 if round == Round::FIRST {
