@@ -79,6 +79,10 @@ pub enum RejectReason {
     /// The instance is decided; the message is not needed.
     #[error("instance already decided")]
     AlreadyDecided,
+    /// The sender has used up what its messages may cost this node for
+    /// now (the engine's owner keeps that budget).
+    #[error("the sender's budget of messages is spent")]
+    OverBudget,
 }
 
 impl RejectReason {
@@ -113,6 +117,7 @@ impl RejectReason {
             RejectReason::AlreadyBuffered(..) => "already_buffered",
             RejectReason::NoConsensus => "no_consensus",
             RejectReason::AlreadyDecided => "already_decided",
+            RejectReason::OverBudget => "over_budget",
         }
     }
 }

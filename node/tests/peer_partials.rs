@@ -365,3 +365,37 @@ fn a_sender_keeps_one_root_per_duty_and_validator() {
     assert_eq!(take_work().sets, 1);
     assert_eq!(dropped, vec!["too_many_roots".to_string(); roots - 1]);
 }
+
+#[test]
+fn a_peer_has_a_budget_of_consensus_messages() {
+    use phalanx_consensus::{
+        Kind, Message, MessageSignature, Round, SignedMessage, ValueHash, Wire,
+    };
+    let mut node = node(4);
+    let from = phalanx_consensus::OperatorIndex(1);
+    let mut labels = std::collections::BTreeMap::<String, usize>::new();
+    // Prepares with signatures that check out under nothing: each costs a
+    // signature check until the peer's budget (an epoch of 512 messages a
+    // slot on the minimal preset's 8 slots) is spent.
+    let sent = 8 * 512 + 100;
+    for i in 0..sent {
+        let message = Wire::<Duty, phalanx_node::value::DutyValue>::Prepare(SignedMessage {
+            message: Message {
+                instance: Duty::new(Slot(1), DutyType::Attester),
+                round: Round(1 + (i % 60) as u64),
+                sender: from,
+                kind: Kind::Prepare(ValueHash([i as u8; 32])),
+            },
+            signature: MessageSignature(vec![0; 65]),
+        });
+        for action in node
+            .core
+            .handle(node.now, Event::Consensus { from, message })
+        {
+            if let Action::Dropped { reason, .. } = action {
+                *labels.entry(reason.label().to_string()).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(labels.get("over_budget").copied(), Some(100), "{labels:?}");
+}

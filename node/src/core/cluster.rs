@@ -33,6 +33,8 @@ pub(super) struct Cluster<S: SignatureScheme> {
     /// The cluster index of each group key.
     pub(super) by_group: BTreeMap<PublicKeyBytes, usize>,
     pub(super) defects: Defects,
+    /// The largest consensus message the network's blocks make.
+    pub(super) max_consensus_message: usize,
 }
 
 impl<S: SignatureScheme> Cluster<S> {
@@ -81,6 +83,10 @@ impl<S: SignatureScheme> Cluster<S> {
             me: config.me,
             slot_ms: config.network.slot_ms(),
             slots_per_epoch: config.network.slots_per_epoch(),
+            max_consensus_message: crate::qbft::consensus_protocol(
+                config.network.max_blobs_per_block_ever(),
+            )
+            .max_size,
             network: config.network,
             genesis_time_ms: config.genesis_time_ms,
             genesis_validators_root: config.genesis_validators_root,

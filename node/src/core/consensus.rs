@@ -5,7 +5,7 @@
 //! A decision is handed to the duty's module and releases the combined
 //! signatures that waited for it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use phalanx_consensus::{
@@ -21,6 +21,7 @@ use super::{aggregation, attester, proposer, Core};
 use crate::duty::{Duty, DutyType};
 use crate::dutydb::DutyDb;
 use crate::error::{DropReason, InvalidValue};
+use crate::parsigex::{Allowance, Budget};
 use crate::scheme::SignatureScheme;
 use crate::slashing::SlashingDb;
 use crate::timing::round_timeout;
@@ -33,6 +34,32 @@ pub(super) struct Consensus {
     committee: Committee,
     /// Operators this node cannot reach now.
     unreachable: BTreeSet<OperatorIndex>,
+    /// Per peer: what is left of the messages and bytes it may have the
+    /// engine check ([`message_budget`]).
+    allowances: BTreeMap<OperatorIndex, Allowance>,
+}
+
+/// The consensus messages one honest operator sends in a slot, at most:
+/// for each of the few instances a slot has (attestation, aggregation,
+/// proposal, sync contribution and their selection proofs) a proposal,
+/// prepare, commit and round change in each of up to sixteen rounds.
+pub(super) const MESSAGES_PER_SLOT: usize = 8 * 4 * 16;
+
+/// What one peer may have the engine check: an epoch's worth of
+/// [`MESSAGES_PER_SLOT`] at once, a slot's worth back each slot; and in
+/// KiB, as many of the largest messages (a proposal with every blob) at
+/// once as a slot has instances, two back each slot. Past it a peer's
+/// messages are dropped before their signatures are checked or their
+/// values hashed.
+pub(super) fn message_budget(max_message_bytes: usize, slots_per_epoch: u64) -> Budget {
+    let slots = usize::try_from(slots_per_epoch).unwrap_or(usize::MAX);
+    let kib = max_message_bytes.div_ceil(1024);
+    Budget {
+        partials: MESSAGES_PER_SLOT.saturating_mul(slots),
+        roots: kib.saturating_mul(8),
+        partials_per_slot: MESSAGES_PER_SLOT,
+        roots_per_slot: kib.saturating_mul(2),
+    }
 }
 
 impl Consensus {
@@ -41,6 +68,7 @@ impl Consensus {
             engine,
             committee,
             unreachable: BTreeSet::new(),
+            allowances: BTreeMap::new(),
         }
     }
 
@@ -168,13 +196,33 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         self.run_consensus(qbft::Event::Advance { position: slot.0 }, actions);
     }
 
-    /// A peer's consensus message.
+    /// A peer's consensus message, within the peer's budget of messages
+    /// and bytes the engine checks.
     pub(super) fn on_consensus_message(
         &mut self,
         from: OperatorIndex,
         message: qbft::Wire<Duty, DutyValue>,
         actions: &mut Vec<Action<E>>,
     ) {
+        let budget = message_budget(
+            self.cluster.max_consensus_message,
+            self.cluster.slots_per_epoch,
+        );
+        let slot = self.scheduler.current_slot.unwrap_or(Slot(0)).0;
+        let kib = message.size().div_ceil(1024);
+        let within = self
+            .consensus
+            .allowances
+            .entry(from)
+            .or_insert_with(|| Allowance::full(&budget, slot))
+            .take(&budget, slot, 1, kib);
+        if !within {
+            actions.push(Action::Dropped {
+                from,
+                reason: DropReason::Consensus(qbft::RejectReason::OverBudget),
+            });
+            return;
+        }
         let event = qbft::Event::Message { from, message };
         self.run_consensus(event, actions);
     }
