@@ -301,6 +301,18 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             actions.push(dropped(from, PartialRejection::BatchTooLarge));
             return;
         }
+        // Every partial of the batch is charged before any is looked at:
+        // even the cheap checks (a root computed, a drop reported) cost
+        // this node's loop, and a flood of batches that fail them must not
+        // hold up honest peers' messages.
+        let budget = limits.budget();
+        let slot = self.scheduler.current_slot.unwrap_or(Slot(0));
+        if !self.cluster.defects.bisects_peer_batches()
+            && !self.partials.charge(from, slot, partials.len(), 0, &budget)
+        {
+            actions.push(dropped(from, PartialRejection::OverBudget));
+            return;
+        }
         let mut candidates = Vec::with_capacity(partials.len());
         // The roots each (duty, validator) has from this sender, stored and
         // in this batch: a root beyond what the duty has is refused here,
@@ -340,13 +352,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let roots: BTreeSet<&Root> = candidates.iter().map(|(c, _)| &c.root).collect();
         let roots = roots.len();
         if !self.cluster.defects.bisects_peer_batches()
-            && !self.partials.charge(
-                from,
-                self.scheduler.current_slot.unwrap_or(Slot(0)),
-                candidates.len(),
-                roots,
-                &limits.budget(),
-            )
+            && !self.partials.charge(from, slot, 0, roots, &budget)
         {
             actions.push(dropped(from, PartialRejection::OverBudget));
             return;

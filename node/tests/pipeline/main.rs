@@ -320,11 +320,12 @@ fn bad_partials_are_refused_or_dropped_and_named() {
     )));
     let forged_copy = forged;
     // A valid signature over another root than the decided data's is
-    // dropped before it is verified or stored.
+    // dropped before it is verified or stored. (From operator 3: the bad
+    // batch above spent operator 1's verification budget for the slot.)
     let other_root = roots::attestation(&cluster.network, cluster.gvr, &other_data);
     let contradicting = phalanx_node::parsigex::PartialMessage {
         signing_root: other_root.0,
-        signature: cluster.shares[1][1]
+        signature: cluster.shares[3][1]
             .sign(other_root.as_slice())
             .signature
             .to_bytes()
@@ -335,7 +336,7 @@ fn bad_partials_are_refused_or_dropped_and_named() {
     let actions = cluster.cores[0].handle(
         now,
         Event::Partials {
-            from: phalanx_consensus::OperatorIndex(1),
+            from: phalanx_consensus::OperatorIndex(3),
             partials: vec![contradicting],
         },
     );
