@@ -6,7 +6,8 @@
 #   fuzz/run.sh [EXECUTIONS_PER_TARGET] [TARGET…]
 #
 # Defaults: 10,000,000 executions for each target, each input limited to
-# 100 ms (-t 100). Prints per target the executions, executions per second,
+# 100 ms (-t 100). With FUZZ_SECONDS set, each target runs that long
+# instead, whatever its executions. Prints per target the executions, executions per second,
 # crashes, hangs, the slowest input's time and the corpus size, then copies
 # new corpus entries into fuzz/corpus/<target>/ after minimising them.
 set -euo pipefail
@@ -27,7 +28,8 @@ printf '%-20s %12s %10s %8s %6s %12s %8s\n' target executions "exec/s" crashes h
 for target in "${targets[@]}"; do
   out="out/$target"
   rm -rf "$out"
-  cargo afl fuzz -i "corpus/$target" -o "$out" -t 100 -m none -E "$execs" -- "$binary" "$target" \
+  if [ -n "${FUZZ_SECONDS:-}" ]; then budget=(-V "$FUZZ_SECONDS"); else budget=(-E "$execs"); fi
+  cargo afl fuzz -i "corpus/$target" -o "$out" -t 100 -m none "${budget[@]}" -- "$binary" "$target" \
     >"out-$target.log" 2>&1 || true
   stats="$out/default/fuzzer_stats"
   get() { awk -F' *: *' -v k="$1" '$1==k {print $2}' "$stats"; }

@@ -19,9 +19,9 @@
 //! start) against 1.5× the quiet phase's, and the range of their resident
 //! memory sampled once a slot (flat means no growth). The strategies:
 //!
-//! - `invalid-partials`: batches of 20,000 partial signatures for the
-//!   cluster's validators, each over its own random root, with a valid
-//!   curve point that verifies under nothing.
+//! - `invalid-partials`: batches of one partial signature per validator,
+//!   each over its own random root, with a valid curve point that
+//!   verifies under nothing.
 //! - `random-roots`: valid partials signed with the attacker's own shares
 //!   over random roots, for every duty type and every slot in the window.
 //! - `big-proposals`: proposals of the largest value the protocol takes,
@@ -197,23 +197,21 @@ impl Attacker {
         let slot = self.current_slot();
         match strategy {
             Strategy::InvalidPartials => {
-                let count = self.validators.len().min(MAX_PARTIALS_PER_BATCH);
-                let mut partials = Vec::with_capacity(MAX_PARTIALS_PER_BATCH);
-                while partials.len() < MAX_PARTIALS_PER_BATCH {
-                    for validator in self.validators.iter().take(count) {
-                        if partials.len() == MAX_PARTIALS_PER_BATCH {
-                            break;
-                        }
-                        partials.push(PartialMessage {
-                            duty: Duty::new(Slot(slot), DutyType::Attester),
-                            validator: validator.to_vec(),
-                            signing_root: rng.gen(),
-                            signature: self.stray_signature.clone(),
-                            block_root: None,
-                            registration: None,
-                        });
-                    }
-                }
+                // One partial per validator, as an honest batch has, so that
+                // it passes the batch bounds and reaches verification.
+                let partials = self
+                    .validators
+                    .iter()
+                    .take(MAX_PARTIALS_PER_BATCH)
+                    .map(|validator| PartialMessage {
+                        duty: Duty::new(Slot(slot), DutyType::Attester),
+                        validator: validator.to_vec(),
+                        signing_root: rng.gen(),
+                        signature: self.stray_signature.clone(),
+                        block_root: None,
+                        registration: None,
+                    })
+                    .collect();
                 (
                     "parsigex",
                     self.encode(&PartialBatch(partials), self.parsigex_limit),
