@@ -28,6 +28,7 @@ printf '%-20s %12s %10s %8s %6s %12s %8s\n' target executions "exec/s" crashes h
 for target in "${targets[@]}"; do
   out="out/$target"
   rm -rf "$out"
+  mkdir -p out
   if [ -n "${FUZZ_SECONDS:-}" ]; then budget=(-V "$FUZZ_SECONDS"); else budget=(-E "$execs"); fi
   cargo afl fuzz -i "corpus/$target" -o "$out" -t 100 -m none "${budget[@]}" -- "$binary" "$target" \
     >"out-$target.log" 2>&1 || true

@@ -7,11 +7,18 @@
 //! than the peer's share. The place is held by a [`QueueSlot`] from then
 //! until the consumer drops it (after handling the message), and is freed
 //! on every path that fails before.
+//!
+//! Each peer also has a rate: bytes it may have read per protocol, a
+//! bucket as large as its bytes in flight that refills by the protocol's
+//! largest message every [`REFILL_PERIOD`]. A peer past it has its next
+//! messages skipped unread and undecoded until the bucket refills.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use libp2p::PeerId;
+use tokio::time::Instant;
 
 use super::Protocol;
 
@@ -32,8 +39,19 @@ pub(super) struct Budgets {
     max_streams: usize,
     max_messages: usize,
     max_bytes: usize,
+    max_size: usize,
     peers: Mutex<BTreeMap<PeerId, Usage>>,
+    /// Per peer (operators only: a place is reserved only for a verified
+    /// one), the bytes left of its rate and when that was reckoned.
+    rates: Mutex<BTreeMap<PeerId, (f64, Instant)>>,
 }
+
+/// The time in which a peer's byte rate gets back one message of the
+/// protocol's largest size. An honest operator sends at most a couple of
+/// the largest messages a 12-second slot (a proposal with every blob
+/// from the slot's leader); partial signatures of even 10,000 validators
+/// are a fraction of the limit a slot.
+pub(super) const REFILL_PERIOD: Duration = Duration::from_secs(6);
 
 impl Budgets {
     pub(super) fn new(protocol: &Protocol) -> Arc<Budgets> {
@@ -41,7 +59,9 @@ impl Budgets {
             max_streams: protocol.streams_per_peer(),
             max_messages: protocol.queue_per_peer,
             max_bytes: protocol.bytes_per_peer(),
+            max_size: protocol.max_size,
             peers: Mutex::new(BTreeMap::new()),
+            rates: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -66,13 +86,28 @@ impl Budgets {
     }
 
     /// Reserves a place for a message of `len` bytes, if the peer has
-    /// room for one more message and for its bytes.
+    /// room for one more message and for its bytes, and its rate allows
+    /// them.
     pub(super) fn reserve(self: &Arc<Self>, peer: PeerId, len: usize) -> Option<QueueSlot> {
+        self.reserve_at(peer, len, Instant::now())
+    }
+
+    fn reserve_at(self: &Arc<Self>, peer: PeerId, len: usize, now: Instant) -> Option<QueueSlot> {
+        let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        let (left, at) = rates.entry(peer).or_insert((self.max_bytes as f64, now));
+        let back = now.saturating_duration_since(*at).as_secs_f64() / REFILL_PERIOD.as_secs_f64()
+            * self.max_size as f64;
+        *left = (*left + back).min(self.max_bytes as f64);
+        *at = now;
+        if (len as f64) > *left {
+            return None;
+        }
         let mut peers = self.peers();
         let usage = peers.entry(peer).or_default();
         if usage.messages >= self.max_messages || usage.bytes.saturating_add(len) > self.max_bytes {
             return None;
         }
+        *left -= len as f64;
         usage.messages += 1;
         usage.bytes += len;
         Some(QueueSlot {
@@ -90,6 +125,16 @@ impl Budgets {
                 peers.remove(&peer);
             }
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn reserve_for_test(
+        self: &Arc<Self>,
+        peer: PeerId,
+        len: usize,
+        now: Instant,
+    ) -> Option<QueueSlot> {
+        self.reserve_at(peer, len, now)
     }
 
     #[cfg(test)]
@@ -146,6 +191,45 @@ mod tests {
             max_size: 100,
             queue_per_peer: 3,
         }
+    }
+
+    #[test]
+    fn a_peer_reads_no_more_than_its_rate() {
+        let budgets = Budgets::new(&protocol());
+        let peer = PeerId::random();
+        let start = Instant::now();
+        // The whole bucket at once: the bytes of four of the largest
+        // messages, each freed as soon as it was read.
+        for _ in 0..4 {
+            drop(
+                budgets
+                    .reserve_for_test(peer, 100, start)
+                    .expect("within the rate"),
+            );
+        }
+        assert!(
+            budgets.reserve_for_test(peer, 1, start).is_none(),
+            "the bucket is empty"
+        );
+        // One largest message comes back every refill period, not before.
+        let half = start + REFILL_PERIOD / 2;
+        assert!(budgets.reserve_for_test(peer, 51, half).is_none());
+        drop(
+            budgets
+                .reserve_for_test(peer, 50, half)
+                .expect("half of one back"),
+        );
+        let later = half + REFILL_PERIOD;
+        drop(
+            budgets
+                .reserve_for_test(peer, 100, later)
+                .expect("one back"),
+        );
+        assert!(budgets.reserve_for_test(peer, 1, later).is_none());
+        // Another peer has its own rate.
+        assert!(budgets
+            .reserve_for_test(PeerId::random(), 100, start)
+            .is_some());
     }
 
     #[test]

@@ -381,7 +381,10 @@ mod tests {
         assert_eq!(status, None, "the stream failed");
         assert_eq!(budgets.in_flight(&peer), (0, 0, 0), "its place is free");
 
-        // Four of the largest fill the peer's bytes; a fifth is refused unread.
+        // Four of the largest fill the peer's bytes; a fifth is refused
+        // unread. (A fresh budget: the cut message's announced bytes
+        // count against the peer's rate.)
+        let budgets = Budgets::new(&protocol);
         let mut statuses = Vec::new();
         for _ in 0..=LARGEST_MESSAGES_PER_PEER {
             let (tx, mut stream) = feed();
