@@ -106,6 +106,18 @@ const FRAME_LIMIT: usize = 1 << 20;
 /// What a peerinfo record may take ([`phalanx_p2p::PeerInfo`]'s limit).
 const PEERINFO_LIMIT: usize = 512;
 
+/// What serde lets a decoder allocate for a sequence before its announced
+/// length is checked against the input: its "cautious" size hint
+/// preallocates up to 1 MiB. A bincode decoder of a protocol whose limit
+/// is below that may therefore take 1 MiB for a few bytes of input, and
+/// give it back when the input runs out; no more, whatever the length.
+const SEQUENCE_PREALLOCATION: usize = 1 << 20;
+
+/// A bincode decoder's limit: the protocol's, or serde's preallocation.
+fn binary_limit(protocol: usize) -> usize {
+    protocol.max(SEQUENCE_PREALLOCATION)
+}
+
 /// A decoder of JSON or text input allocates at most a small multiple of
 /// its input (strings, numbers, the parsed tree), plus fixed tables.
 fn text_limit(len: usize) -> usize {
@@ -117,27 +129,27 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "p2p_frame",
         run: p2p_frame,
-        limit: |_| FRAME_LIMIT,
+        limit: |_| binary_limit(FRAME_LIMIT),
     },
     Target {
         name: "qbft_message",
         run: qbft_message,
-        limit: |_| consensus_protocol(MAX_BLOBS).max_size,
+        limit: |_| binary_limit(consensus_protocol(MAX_BLOBS).max_size),
     },
     Target {
         name: "partial_batch",
         run: partial_batch,
-        limit: |_| parsigex_protocol().max_size,
+        limit: |_| binary_limit(parsigex_protocol().max_size),
     },
     Target {
         name: "peerinfo",
         run: peerinfo,
-        limit: |_| PEERINFO_LIMIT,
+        limit: |_| binary_limit(PEERINFO_LIMIT),
     },
     Target {
         name: "dkg_envelope",
         run: dkg_envelope,
-        limit: |_| dkg_limit(),
+        limit: |_| binary_limit(dkg_limit()),
     },
     Target {
         name: "cluster_definition",
