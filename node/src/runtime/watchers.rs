@@ -7,21 +7,20 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use phalanx_consensus::{OperatorIndex, Wire};
+use phalanx_consensus::OperatorIndex;
 use phalanx_eth::api::Event as BnEvent;
 use phalanx_eth::client::BeaconNodeClient;
 use phalanx_eth::{Epoch, EthSpec, Root};
 use phalanx_p2p::{Inbound, Network, PeerId, QueueSlot};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::metrics::{DropLabels, PeerLabels};
 use crate::core::Event;
-use crate::duty::Duty;
 use crate::parsigex::PartialBatch;
-use crate::value::DutyValue;
 
 /// A peer's message as the core's event, with the message's place in its
 /// sender's share of the node's queue: the runtime drops the slot once
@@ -53,52 +52,54 @@ impl<E: EthSpec> Inboxes<E> {
     }
 
     /// Consensus messages from operators become events; others' are ignored.
-    pub(super) fn watch_consensus(self, mut rx: mpsc::Receiver<Inbound>) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            while let Some(inbound) = rx.recv().await {
-                let Some(&from) = self.index_of.get(&inbound.peer) else {
-                    continue;
-                };
-                match inbound.decode::<Wire<Duty, DutyValue>>() {
-                    Ok(message) => {
-                        let event = Event::Consensus { from, message };
-                        if self
-                            .events
-                            .send((event, inbound.into_slot()))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(peer = from.0, error = %e, "malformed consensus message dropped");
-                        self.malformed(from, "consensus");
-                    }
-                }
-            }
-        })
+    pub(super) fn watch_consensus(self, rx: mpsc::Receiver<Inbound>) -> JoinHandle<()> {
+        self.watch(
+            rx,
+            "consensus",
+            "malformed consensus message dropped",
+            |from, message| Event::Consensus { from, message },
+        )
     }
 
     /// Partial signatures from operators become events, counted by sender.
     pub(super) fn watch_partials(
         self,
-        mut rx: mpsc::Receiver<Inbound>,
+        rx: mpsc::Receiver<Inbound>,
         received: Family<PeerLabels, Counter>,
+    ) -> JoinHandle<()> {
+        self.watch(
+            rx,
+            "partial",
+            "malformed partial signatures dropped",
+            move |from, PartialBatch(partials)| {
+                received
+                    .get_or_create(&PeerLabels {
+                        peer: from.to_string(),
+                    })
+                    .inc_by(partials.len() as u64);
+                Event::Partials { from, partials }
+            },
+        )
+    }
+
+    /// Decodes each operator's message of one protocol into the core's
+    /// event, passing on its queue place; one that does not decode is
+    /// logged and counted as `what`.
+    fn watch<T: DeserializeOwned + Send + 'static>(
+        self,
+        mut rx: mpsc::Receiver<Inbound>,
+        what: &'static str,
+        malformed: &'static str,
+        into_event: impl Fn(OperatorIndex, T) -> Event<E> + Send + 'static,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             while let Some(inbound) = rx.recv().await {
                 let Some(&from) = self.index_of.get(&inbound.peer) else {
                     continue;
                 };
-                match inbound.decode::<PartialBatch>() {
-                    Ok(PartialBatch(partials)) => {
-                        received
-                            .get_or_create(&PeerLabels {
-                                peer: from.to_string(),
-                            })
-                            .inc_by(partials.len() as u64);
-                        let event = Event::Partials { from, partials };
+                match inbound.decode::<T>() {
+                    Ok(message) => {
+                        let event = into_event(from, message);
                         if self
                             .events
                             .send((event, inbound.into_slot()))
@@ -109,8 +110,8 @@ impl<E: EthSpec> Inboxes<E> {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(peer = from.0, error = %e, "malformed partial signatures dropped");
-                        self.malformed(from, "partial");
+                        tracing::warn!(peer = from.0, error = %e, "{malformed}");
+                        self.malformed(from, what);
                     }
                 }
             }
