@@ -106,11 +106,15 @@ impl Shared {
     }
 
     /// Marks a peer verified; ignored if its connections closed meanwhile
-    /// (an exchange can finish after the connection it ran on is gone).
+    /// (an exchange can finish after the connection it ran on is gone) or
+    /// it was penalised meanwhile (an exchange on another of its
+    /// connections, which the disconnect has not reached yet).
     pub(crate) fn set_verified(&self, peer: PeerId) {
+        let now = Instant::now();
         let mut peers = self.peers();
         let state = peers.entry(peer).or_default();
-        state.verified = state.connections > 0;
+        let penalised = state.penalised_until.is_some_and(|until| until > now);
+        state.verified = state.connections > 0 && !penalised;
         state.other_lock = false;
         drop(peers);
         self.changes.send_modify(|n| *n += 1);
@@ -413,5 +417,25 @@ mod tests {
             operator,
             ConnectionId::new_unchecked(1 << 41)
         ));
+    }
+
+    /// A cluster check that finishes on a connection still open after the
+    /// peer was penalised does not verify it again.
+    #[tokio::test]
+    async fn a_penalised_peer_is_not_verified_by_a_late_exchange() {
+        let operator = PeerId::random();
+        let gate = gate(operator);
+        let shared = gate.0.shared.clone();
+        shared.connection_changed(operator, true);
+        shared.set_verified(operator);
+        assert!(shared.is_verified(&operator));
+        shared.penalise(
+            operator,
+            Instant::now() + std::time::Duration::from_secs(60),
+        );
+        assert!(!shared.is_verified(&operator));
+        // The exchange on its other connection ends now.
+        shared.set_verified(operator);
+        assert!(!shared.is_verified(&operator), "verified while penalised");
     }
 }

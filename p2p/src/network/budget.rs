@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use libp2p::PeerId;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::Protocol;
@@ -44,7 +45,26 @@ pub(super) struct Budgets {
     /// Per peer (operators only: a place is reserved only for a verified
     /// one), the bytes left of its rate and when that was reckoned.
     rates: Mutex<BTreeMap<PeerId, (f64, Instant)>>,
+    /// Woken whenever a message's place is freed.
+    freed: Notify,
 }
+
+/// Why a place was not reserved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Short {
+    /// The peer read more than its rate allows: refused at once.
+    Rate,
+    /// The peer's messages or bytes in flight are at their bound: room
+    /// comes back when the consumer handles one.
+    Room,
+}
+
+/// How long a frame whose sender's share is taken waits for the consumer
+/// to free a place before it is refused. An honest burst meets a consumer
+/// briefly behind (a large batch being verified) and is taken when it
+/// catches up; meanwhile only that sender's stream waits, unread, and no
+/// byte of the frame is held.
+pub(super) const ROOM_WAIT: Duration = Duration::from_secs(2);
 
 /// The time in which a peer's byte rate gets back one message of the
 /// protocol's largest size. An honest operator sends at most a couple of
@@ -62,6 +82,7 @@ impl Budgets {
             max_size: protocol.max_size,
             peers: Mutex::new(BTreeMap::new()),
             rates: Mutex::new(BTreeMap::new()),
+            freed: Notify::new(),
         })
     }
 
@@ -85,14 +106,46 @@ impl Budgets {
         })
     }
 
-    /// Reserves a place for a message of `len` bytes, if the peer has
-    /// room for one more message and for its bytes, and its rate allows
-    /// them.
+    /// [`Budgets::reserve_within`] without waiting.
+    #[cfg(test)]
     pub(super) fn reserve(self: &Arc<Self>, peer: PeerId, len: usize) -> Option<QueueSlot> {
-        self.reserve_at(peer, len, Instant::now())
+        self.reserve_at(peer, len, Instant::now()).ok()
     }
 
-    fn reserve_at(self: &Arc<Self>, peer: PeerId, len: usize, now: Instant) -> Option<QueueSlot> {
+    /// Reserves a place for a message of `len` bytes, if the peer has
+    /// room for one more message and for its bytes and its rate allows
+    /// them; waits up to `wait` for room when the peer's share is taken
+    /// (never when its rate is spent).
+    pub(super) async fn reserve_within(
+        self: &Arc<Self>,
+        peer: PeerId,
+        len: usize,
+        wait: Duration,
+    ) -> Option<QueueSlot> {
+        let deadline = Instant::now() + wait;
+        loop {
+            // Registered before the check, so that a place freed between
+            // the check and the wait is not missed.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            match self.reserve_at(peer, len, Instant::now()) {
+                Ok(slot) => return Some(slot),
+                Err(Short::Rate) => return None,
+                Err(Short::Room) => {}
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    fn reserve_at(
+        self: &Arc<Self>,
+        peer: PeerId,
+        len: usize,
+        now: Instant,
+    ) -> Result<QueueSlot, Short> {
         let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
         let (left, at) = rates.entry(peer).or_insert((self.max_bytes as f64, now));
         let back = now.saturating_duration_since(*at).as_secs_f64() / REFILL_PERIOD.as_secs_f64()
@@ -100,17 +153,17 @@ impl Budgets {
         *left = (*left + back).min(self.max_bytes as f64);
         *at = now;
         if (len as f64) > *left {
-            return None;
+            return Err(Short::Rate);
         }
         let mut peers = self.peers();
         let usage = peers.entry(peer).or_default();
         if usage.messages >= self.max_messages || usage.bytes.saturating_add(len) > self.max_bytes {
-            return None;
+            return Err(Short::Room);
         }
         *left -= len as f64;
         usage.messages += 1;
         usage.bytes += len;
-        Some(QueueSlot {
+        Ok(QueueSlot {
             budgets: self.clone(),
             peer,
             bytes: len,
@@ -134,7 +187,7 @@ impl Budgets {
         len: usize,
         now: Instant,
     ) -> Option<QueueSlot> {
-        self.reserve_at(peer, len, now)
+        self.reserve_at(peer, len, now).ok()
     }
 
     #[cfg(test)]
@@ -177,6 +230,7 @@ impl Drop for QueueSlot {
             u.messages = u.messages.saturating_sub(1);
             u.bytes = u.bytes.saturating_sub(bytes);
         });
+        self.budgets.freed.notify_waiters();
     }
 }
 

@@ -12,7 +12,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
-use super::budget::Budgets;
+use super::budget::{Budgets, ROOM_WAIT};
 use super::{Inbound, Protocol};
 use crate::codec::{self, CodecError, Status};
 use crate::gate::Shared;
@@ -82,8 +82,10 @@ async fn answer<S: AsyncWrite + Unpin>(stream: &mut S, status: Status) -> std::i
 }
 
 /// Reads one frame and queues it; the status to answer, or none when the
-/// stream ended or failed. A frame refused for want of room is read
-/// through without being stored, so that the next one can follow; one
+/// stream ended or failed. A frame that finds the sender's share taken
+/// waits up to [`ROOM_WAIT`] for the consumer to free a place; refused
+/// then (or at once, past the sender's rate), it is read through without
+/// being stored, so that the next one can follow; one
 /// too large or from a sender no longer verified is left unread (the
 /// caller then ends the stream).
 async fn receive_one<S: AsyncRead + Unpin>(
@@ -108,8 +110,9 @@ async fn receive_one<S: AsyncRead + Unpin>(
             return Ok(Err(Status::Unverified));
         }
         // The place is taken before the body is read, and freed if the
-        // read fails (the slot is dropped with it).
-        let Some(slot) = budgets.reserve(peer, len) else {
+        // read fails (the slot is dropped with it). While the peer's share
+        // is taken the frame waits, unread, for the consumer to free one.
+        let Some(slot) = budgets.reserve_within(peer, len, ROOM_WAIT).await else {
             codec::skip_frame_body(stream, len).await?;
             return Ok(Err(Status::QueueFull));
         };
@@ -286,6 +289,36 @@ mod tests {
         );
         assert_eq!(consumer.try_recv().expect("queued").bytes, vec![4; 20]);
         assert!(consumer.try_recv().is_err());
+    }
+
+    /// A burst that finds the peer's share taken while the consumer is
+    /// briefly behind waits for room instead of being refused: an honest
+    /// sender's frame is taken as soon as the consumer frees a place.
+    #[tokio::test]
+    async fn a_frame_waits_for_room_while_the_consumer_catches_up() {
+        let peer = PeerId::random();
+        let shared = verified(peer);
+        let protocol = protocol(1000, 1);
+        let (queue, mut consumer) = mpsc::channel(64);
+        let budgets = Budgets::new(&protocol);
+        let (tx, input) = feed();
+        let mut stream = Duplex {
+            feed: input,
+            written: Vec::new(),
+        };
+        tx.unbounded_send(frame(&[1; 10])).expect("feed");
+        tx.unbounded_send(frame(&[2; 20])).expect("feed");
+        drop(tx);
+        let consume = tokio::spawn(async move {
+            let first: Inbound = consumer.recv().await.expect("first");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(first);
+            consumer.recv().await.expect("second").bytes
+        });
+        serve_stream(&shared, &protocol, &budgets, peer, &mut stream, &queue).await;
+        let ok = Status::Accepted as u8;
+        assert_eq!(stream.written, vec![ok, ok, ok], "both taken, none refused");
+        assert_eq!(consume.await.expect("consumer"), vec![2; 20]);
     }
 
     fn verified(peer: PeerId) -> Arc<Shared> {
