@@ -247,7 +247,9 @@ pub fn parsigex_protocol() -> Protocol {
         name: PARSIGEX_PROTOCOL_NAME,
         version: PARSIGEX_PROTOCOL_VERSION,
         max_size: MAX_PARTIALS_PER_BATCH * 384,
-        queue_per_peer: 1024,
+        // An honest peer sends one batch per duty it signed, a few a slot;
+        // a burst beyond waits for room at the receiver.
+        queue_per_peer: 64,
     }
 }
 

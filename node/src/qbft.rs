@@ -62,7 +62,9 @@ pub fn consensus_protocol(max_blobs_per_block: u64) -> Protocol {
         name: CONSENSUS_PROTOCOL_NAME,
         version: CONSENSUS_PROTOCOL_VERSION,
         max_size: MAX_BLOCK_WITHOUT_BLOBS.saturating_add(blobs.saturating_mul(per_blob)),
-        queue_per_peer: 1024,
+        // An honest peer sends a few messages per instance and a few
+        // instances a slot; a burst beyond waits for room at the receiver.
+        queue_per_peer: 256,
     }
 }
 

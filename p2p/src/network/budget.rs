@@ -9,9 +9,12 @@
 //! on every path that fails before.
 //!
 //! Each peer also has a rate: bytes it may have read per protocol, a
-//! bucket as large as its bytes in flight that refills by the protocol's
+//! bucket of [`LARGEST_MESSAGES_PER_BURST`] of the largest messages that
+//! refills by the protocol's
 //! largest message every [`REFILL_PERIOD`]. A peer past it has its next
-//! messages skipped unread and undecoded until the bucket refills.
+//! frames wait, unread, until the bucket refills: the transport's flow
+//! control then holds its bytes back, and this node neither decrypts nor
+//! reads more of them than the rate.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +24,7 @@ use libp2p::PeerId;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::Protocol;
+use super::{Protocol, LARGEST_MESSAGES_PER_BURST};
 
 /// One peer's use of a protocol.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub(super) struct Budgets {
     max_messages: usize,
     max_bytes: usize,
     max_size: usize,
+    /// The most a peer's rate bucket holds.
+    burst: usize,
     peers: Mutex<BTreeMap<PeerId, Usage>>,
     /// Per peer (operators only: a place is reserved only for a verified
     /// one), the bytes left of its rate and when that was reckoned.
@@ -52,8 +57,9 @@ pub(super) struct Budgets {
 /// Why a place was not reserved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Short {
-    /// The peer read more than its rate allows: refused at once.
-    Rate,
+    /// The peer's rate is spent: its bucket comes back to the frame's
+    /// length after this long.
+    Rate(Duration),
     /// The peer's messages or bytes in flight are at their bound: room
     /// comes back when the consumer handles one.
     Room,
@@ -79,6 +85,7 @@ impl Budgets {
             max_streams: protocol.streams_per_peer(),
             max_messages: protocol.queue_per_peer,
             max_bytes: protocol.bytes_per_peer(),
+            burst: protocol.max_size.saturating_mul(LARGEST_MESSAGES_PER_BURST),
             max_size: protocol.max_size,
             peers: Mutex::new(BTreeMap::new()),
             rates: Mutex::new(BTreeMap::new()),
@@ -114,8 +121,11 @@ impl Budgets {
 
     /// Reserves a place for a message of `len` bytes, if the peer has
     /// room for one more message and for its bytes and its rate allows
-    /// them; waits up to `wait` for room when the peer's share is taken
-    /// (never when its rate is spent).
+    /// them. While its rate is spent the frame waits, unread, for the
+    /// bucket to refill (so a peer past its rate slows down to it, its
+    /// bytes held back by the transport's flow control rather than read
+    /// and thrown away); while its share is taken it waits up to `wait`
+    /// for the consumer to free a place.
     pub(super) async fn reserve_within(
         self: &Arc<Self>,
         peer: PeerId,
@@ -131,13 +141,59 @@ impl Budgets {
             freed.as_mut().enable();
             match self.reserve_at(peer, len, Instant::now()) {
                 Ok(slot) => return Some(slot),
-                Err(Short::Rate) => return None,
+                Err(Short::Rate(refill)) => {
+                    tokio::time::sleep(refill).await;
+                    continue;
+                }
                 Err(Short::Room) => {}
             }
             if tokio::time::timeout_at(deadline, freed).await.is_err() {
                 return None;
             }
         }
+    }
+
+    /// Charges a frame that is read through unstored (refused for want of
+    /// room) to the peer's rate, waiting while it is spent: every byte
+    /// this node reads of a peer counts against its rate, kept or not.
+    pub(super) async fn charge_rate(&self, peer: PeerId, len: usize) {
+        loop {
+            let refill = {
+                let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                let left = self.refilled(&mut rates, peer, now);
+                if (len as f64) <= *left {
+                    *left -= len as f64;
+                    return;
+                }
+                self.refill_time(len, *left)
+            };
+            tokio::time::sleep(refill).await;
+        }
+    }
+
+    /// The peer's bucket, refilled up to `now`.
+    fn refilled<'a>(
+        &self,
+        rates: &'a mut BTreeMap<PeerId, (f64, Instant)>,
+        peer: PeerId,
+        now: Instant,
+    ) -> &'a mut f64 {
+        let (left, at) = rates.entry(peer).or_insert((self.burst as f64, now));
+        let back = now.saturating_duration_since(*at).as_secs_f64() / REFILL_PERIOD.as_secs_f64()
+            * self.max_size as f64;
+        *left = (*left + back).min(self.burst as f64);
+        *at = now;
+        left
+    }
+
+    /// How long the bucket takes to hold `len` bytes from `left`.
+    fn refill_time(&self, len: usize, left: f64) -> Duration {
+        let missing = (len as f64 - left) / self.max_size.max(1) as f64;
+        // At least a millisecond, so that a waiter never spins.
+        REFILL_PERIOD
+            .mul_f64(missing.max(0.0))
+            .max(Duration::from_millis(1))
     }
 
     fn reserve_at(
@@ -147,13 +203,9 @@ impl Budgets {
         now: Instant,
     ) -> Result<QueueSlot, Short> {
         let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
-        let (left, at) = rates.entry(peer).or_insert((self.max_bytes as f64, now));
-        let back = now.saturating_duration_since(*at).as_secs_f64() / REFILL_PERIOD.as_secs_f64()
-            * self.max_size as f64;
-        *left = (*left + back).min(self.max_bytes as f64);
-        *at = now;
+        let left = self.refilled(&mut rates, peer, now);
         if (len as f64) > *left {
-            return Err(Short::Rate);
+            return Err(Short::Rate(self.refill_time(len, *left)));
         }
         let mut peers = self.peers();
         let usage = peers.entry(peer).or_default();
@@ -252,9 +304,9 @@ mod tests {
         let budgets = Budgets::new(&protocol());
         let peer = PeerId::random();
         let start = Instant::now();
-        // The whole bucket at once: the bytes of four of the largest
-        // messages, each freed as soon as it was read.
-        for _ in 0..4 {
+        // The whole bucket at once: a burst of the largest messages, each
+        // freed as soon as it was read.
+        for _ in 0..LARGEST_MESSAGES_PER_BURST {
             drop(
                 budgets
                     .reserve_for_test(peer, 100, start)
@@ -284,6 +336,42 @@ mod tests {
         assert!(budgets
             .reserve_for_test(PeerId::random(), 100, start)
             .is_some());
+    }
+
+    /// A frame past the peer's rate is not refused: it waits for the
+    /// bucket to refill by its length (a tenth of the largest message:
+    /// a tenth of the refill period).
+    #[tokio::test]
+    async fn a_frame_past_the_rate_waits_for_the_refill() {
+        let budgets = Budgets::new(&protocol());
+        let peer = PeerId::random();
+        for _ in 0..LARGEST_MESSAGES_PER_BURST {
+            drop(budgets.reserve(peer, 100).expect("within the rate"));
+        }
+        let started = Instant::now();
+        let slot = budgets
+            .reserve_within(peer, 10, Duration::ZERO)
+            .await
+            .expect("taken once the bucket refilled");
+        let waited = started.elapsed();
+        assert!(
+            waited >= REFILL_PERIOD / 10 - Duration::from_millis(20),
+            "{waited:?}"
+        );
+        assert!(waited < REFILL_PERIOD / 2, "{waited:?}");
+        drop(slot);
+    }
+
+    /// Bytes read through unstored count against the rate like kept ones.
+    #[tokio::test]
+    async fn frames_read_through_are_charged_to_the_rate() {
+        let budgets = Budgets::new(&protocol());
+        let peer = PeerId::random();
+        budgets
+            .charge_rate(peer, protocol().max_size * LARGEST_MESSAGES_PER_BURST)
+            .await;
+        assert!(budgets.reserve(peer, 10).is_none(), "the rate is spent");
+        assert_eq!(budgets.in_flight(&peer), (0, 0, 0), "nothing held");
     }
 
     #[test]

@@ -73,10 +73,16 @@ pub struct Protocol {
 }
 
 /// How many of the largest messages one peer may have in flight at once
-/// (being read or waiting for the consumer): room for a largest message
-/// (a block proposal) in each of a few rounds or duties at a time, while
-/// one peer's share of memory stays a small multiple of `max_size`.
-pub const LARGEST_MESSAGES_PER_PEER: usize = 4;
+/// (being read or waiting for the consumer): one, so that a peer's share
+/// of memory is one `max_size`. A message beyond waits for room (see
+/// [`Protocol`]): a round change carrying a proposal's value follows the
+/// proposal once the core has taken it, milliseconds later.
+pub const LARGEST_MESSAGES_PER_PEER: usize = 1;
+
+/// How many of the largest messages a peer's byte rate lets through at
+/// once before it slows to one every refill period: a proposal and a
+/// round change carrying its value.
+pub(crate) const LARGEST_MESSAGES_PER_BURST: usize = 2;
 
 /// The long-lived streams a sender keeps per operator and protocol: two,
 /// so that a message waits behind at most one large one (a block

@@ -83,9 +83,9 @@ async fn answer<S: AsyncWrite + Unpin>(stream: &mut S, status: Status) -> std::i
 
 /// Reads one frame and queues it; the status to answer, or none when the
 /// stream ended or failed. A frame that finds the sender's share taken
-/// waits up to [`ROOM_WAIT`] for the consumer to free a place; refused
-/// then (or at once, past the sender's rate), it is read through without
-/// being stored, so that the next one can follow; one
+/// waits up to [`ROOM_WAIT`] for the consumer to free a place (and one
+/// past the sender's rate, for its bucket to refill); refused then, it is
+/// read through without being stored, so that the next one can follow; one
 /// too large or from a sender no longer verified is left unread (the
 /// caller then ends the stream).
 async fn receive_one<S: AsyncRead + Unpin>(
@@ -113,6 +113,8 @@ async fn receive_one<S: AsyncRead + Unpin>(
         // read fails (the slot is dropped with it). While the peer's share
         // is taken the frame waits, unread, for the consumer to free one.
         let Some(slot) = budgets.reserve_within(peer, len, ROOM_WAIT).await else {
+            // Read through, within the peer's rate like every byte of it.
+            budgets.charge_rate(peer, len).await;
             codec::skip_frame_body(stream, len).await?;
             return Ok(Err(Status::QueueFull));
         };
@@ -414,7 +416,7 @@ mod tests {
         assert_eq!(status, None, "the stream failed");
         assert_eq!(budgets.in_flight(&peer), (0, 0, 0), "its place is free");
 
-        // Four of the largest fill the peer's bytes; a fifth is refused
+        // The largest messages a peer may have fill its bytes; one more is refused
         // unread. (A fresh budget: the cut message's announced bytes
         // count against the peer's rate.)
         let budgets = Budgets::new(&protocol);
