@@ -2,7 +2,8 @@
 //! most [`MAX_CONNECTIONS_PER_PEER`] connections each, and no operator
 //! whose peerinfo showed another cluster or that the node penalised (for
 //! a while). Every other peer id is refused as soon as the handshake
-//! reveals it.
+//! reveals it; before that, each remote address may start only so many
+//! handshakes (see [`crate::handshakes`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
@@ -19,6 +20,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::handshakes::Handshakes;
 use crate::metrics::{Metrics, ReasonLabel};
 
 /// Connections one peer may have established at once: both operators
@@ -180,6 +182,8 @@ pub(crate) struct Gate {
     /// The established connections of each allowed peer (the swarm reports
     /// one established right after every behaviour took it).
     established: BTreeMap<PeerId, BTreeSet<ConnectionId>>,
+    /// Inbound handshakes per remote address.
+    handshakes: Handshakes,
 }
 
 impl Gate {
@@ -188,6 +192,7 @@ impl Gate {
             shared,
             logged: BTreeSet::new(),
             established: BTreeMap::new(),
+            handshakes: Handshakes::default(),
         }
     }
 
@@ -247,6 +252,12 @@ pub(crate) trait Admission: Send + 'static {
     /// Admits `peer`'s new connection at `address`, or refuses it.
     fn admit(&mut self, peer: PeerId, address: &Multiaddr) -> Result<(), ConnectionDenied>;
 
+    /// Lets an inbound connection from `remote` start its handshake, or
+    /// refuses it before any work (all by default).
+    fn admit_handshake(&mut self, _remote: &Multiaddr) -> Result<(), ConnectionDenied> {
+        Ok(())
+    }
+
     /// A connection opened or closed (or any other swarm event).
     fn on_swarm_event(&mut self, _event: FromSwarm<'_>) {}
 }
@@ -257,6 +268,15 @@ pub(crate) struct Admitting<A>(pub(crate) A);
 impl<A: Admission> NetworkBehaviour for Admitting<A> {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Infallible;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        _local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.0.admit_handshake(remote_addr)
+    }
 
     fn handle_established_inbound_connection(
         &mut self,
@@ -305,6 +325,20 @@ impl<A: Admission> NetworkBehaviour for Admitting<A> {
 impl Admission for Gate {
     fn admit(&mut self, peer: PeerId, address: &Multiaddr) -> Result<(), ConnectionDenied> {
         self.check(peer, address)
+    }
+
+    fn admit_handshake(&mut self, remote: &Multiaddr) -> Result<(), ConnectionDenied> {
+        if self.handshakes.admit(remote, Instant::now()) {
+            return Ok(());
+        }
+        self.shared
+            .metrics
+            .refused_peers
+            .get_or_create(&ReasonLabel {
+                reason: "handshake_rate".to_string(),
+            })
+            .inc();
+        Err(ConnectionDenied::new(Refused("handshake_rate")))
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm<'_>) {

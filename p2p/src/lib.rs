@@ -18,6 +18,7 @@ mod codec;
 mod enr;
 mod error;
 mod gate;
+mod handshakes;
 mod identity;
 mod metrics;
 mod network;
