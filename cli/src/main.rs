@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 mod cluster;
 mod devnet;
 mod exit;
+mod memory;
 mod monitoring;
 mod node;
 mod register;
@@ -155,6 +156,7 @@ struct RelayArgs {
 }
 
 fn main() -> Result<()> {
+    memory::give_back_freed_memory();
     let mut cli = Cli::parse();
     if let Command::Devnet(args) = &mut cli.command {
         // The devnet's output is its live table: logs of its eight
