@@ -277,6 +277,10 @@ pub enum DropReason {
     /// A partial signature.
     #[error("partial: {0}")]
     Partial(PartialRejection),
+    /// A message whose bytes did not decode as what its protocol carries
+    /// (`consensus` or `partial`).
+    #[error("{0}: the bytes do not decode")]
+    Undecodable(&'static str),
 }
 
 impl DropReason {
@@ -285,6 +289,7 @@ impl DropReason {
         match self {
             DropReason::Consensus(_) => "consensus",
             DropReason::Partial(_) => "partial",
+            DropReason::Undecodable(what) => what,
         }
     }
 
@@ -293,6 +298,7 @@ impl DropReason {
         match self {
             DropReason::Consensus(reason) => reason.label(),
             DropReason::Partial(reason) => reason.label(),
+            DropReason::Undecodable(_) => "malformed",
         }
     }
 
@@ -301,17 +307,23 @@ impl DropReason {
         match self {
             DropReason::Consensus(reason) => reason.is_fault(),
             DropReason::Partial(reason) => reason.is_fault(),
+            // Operators run the same protocol version (its id says so):
+            // only a faulty node sends bytes that do not decode.
+            DropReason::Undecodable(_) => true,
         }
     }
 
     /// The penalty points a fault of this kind earns (see the runtime's
     /// penalties): one, but 120 for a batch of partials that does
-    /// not verify. An honest node verifies its own partials before it
-    /// sends them, so no honest batch ever fails, and each one that does
-    /// cost this node a batch check: three disconnect the sender.
+    /// not verify or a message that does not decode. An honest node
+    /// verifies its own partials before it sends them and encodes what
+    /// its peers decode, so neither ever comes from one, and each costs
+    /// this node a batch check or a decode: three disconnect the sender.
     pub fn penalty_points(&self) -> f64 {
         match self {
-            DropReason::Partial(PartialRejection::InvalidBatch) => 120.0,
+            DropReason::Partial(PartialRejection::InvalidBatch) | DropReason::Undecodable(_) => {
+                120.0
+            }
             _ => 1.0,
         }
     }
@@ -467,6 +479,20 @@ pub enum InvalidValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes that do not decode are a fault worth as much as a batch that
+    /// does not verify, counted as `malformed` of what they claimed to be.
+    #[test]
+    fn undecodable_bytes_are_a_costly_fault() {
+        let reason = DropReason::Undecodable("partial");
+        assert!(reason.is_fault());
+        assert_eq!((reason.what(), reason.label()), ("partial", "malformed"));
+        assert_eq!(
+            reason.penalty_points(),
+            DropReason::Partial(PartialRejection::InvalidBatch).penalty_points()
+        );
+        assert!(reason.penalty_points() > 100.0);
+    }
 
     #[test]
     fn messages_name_what_to_check() {

@@ -40,6 +40,7 @@ use phalanx_eth::{EthSpec, PublicKeyBytes, Slot};
 use crate::duty::DutyType;
 use crate::dutydb::DutyDb;
 pub use crate::error::CoreError;
+use crate::error::DropReason;
 use crate::scheme::{Bls, SignatureScheme};
 use crate::slashing::SlashingDb;
 use crate::tracker::{Failure, Tracker};
@@ -229,6 +230,10 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             Event::Partials { from, partials } => {
                 self.on_peer_partials(from, partials, &mut actions)
             }
+            Event::Undecodable { from, what } => actions.push(Action::Dropped {
+                from,
+                reason: DropReason::Undecodable(what),
+            }),
             Event::Vc { id, request } => self.on_vc(now_ms, id, request, &mut actions),
             Event::Submitted {
                 duty,

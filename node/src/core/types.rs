@@ -229,6 +229,14 @@ pub enum Event<E: EthSpec> {
         /// The round it was set for.
         round: Round,
     },
+    /// A peer's message that did not decode (`what`: `consensus` or
+    /// `partial`): a fault, dropped and penalised like any other.
+    Undecodable {
+        /// The peer.
+        from: OperatorIndex,
+        /// What it claimed to be.
+        what: &'static str,
+    },
     /// Partial signatures from a peer.
     Partials {
         /// The peer.

@@ -262,7 +262,6 @@ async fn run_with<E: EthSpec>(
                 .map(|(i, p)| (*p, OperatorIndex(i as u32)))
                 .collect::<HashMap<PeerId, OperatorIndex>>(),
         ),
-        dropped: metrics.dropped.clone(),
     };
     // Every task of this node, stopped with it.
     let mut tasks = vec![api_task];

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::metrics::{DropLabels, PeerLabels};
+use super::metrics::PeerLabels;
 use crate::core::Event;
 use crate::parsigex::PartialBatch;
 
@@ -28,37 +28,22 @@ use crate::parsigex::PartialBatch;
 /// in the node (decoded, in this channel or in p2p's) is refused more.
 pub(super) type PeerEvent<E> = (Event<E>, QueueSlot);
 
-/// Where peers' messages go, and what is counted when one is dropped.
+/// Where peers' messages go.
 #[derive(Clone)]
 pub(super) struct Inboxes<E: EthSpec> {
     /// The core's events from peers (bounded).
     pub(super) events: mpsc::Sender<PeerEvent<E>>,
     /// Operators by peer id.
     pub(super) index_of: Arc<HashMap<PeerId, OperatorIndex>>,
-    /// Dropped messages, by peer, kind and reason.
-    pub(super) dropped: Family<DropLabels, Counter>,
 }
 
 impl<E: EthSpec> Inboxes<E> {
-    /// Counts a message from `from` that did not decode.
-    fn malformed(&self, from: OperatorIndex, what: &str) {
-        self.dropped
-            .get_or_create(&DropLabels {
-                peer: from.to_string(),
-                what: what.into(),
-                reason: "malformed".into(),
-            })
-            .inc();
-    }
-
     /// Consensus messages from operators become events; others' are ignored.
     pub(super) fn watch_consensus(self, rx: mpsc::Receiver<Inbound>) -> JoinHandle<()> {
-        self.watch(
-            rx,
-            "consensus",
-            "malformed consensus message dropped",
-            |from, message| Event::Consensus { from, message },
-        )
+        self.watch(rx, "consensus", |from, message| Event::Consensus {
+            from,
+            message,
+        })
     }
 
     /// Partial signatures from operators become events, counted by sender.
@@ -67,29 +52,24 @@ impl<E: EthSpec> Inboxes<E> {
         rx: mpsc::Receiver<Inbound>,
         received: Family<PeerLabels, Counter>,
     ) -> JoinHandle<()> {
-        self.watch(
-            rx,
-            "partial",
-            "malformed partial signatures dropped",
-            move |from, PartialBatch(partials)| {
-                received
-                    .get_or_create(&PeerLabels {
-                        peer: from.to_string(),
-                    })
-                    .inc_by(partials.len() as u64);
-                Event::Partials { from, partials }
-            },
-        )
+        self.watch(rx, "partial", move |from, PartialBatch(partials)| {
+            received
+                .get_or_create(&PeerLabels {
+                    peer: from.to_string(),
+                })
+                .inc_by(partials.len() as u64);
+            Event::Partials { from, partials }
+        })
     }
 
     /// Decodes each operator's message of one protocol into the core's
-    /// event, passing on its queue place; one that does not decode is
-    /// logged and counted as `what`.
+    /// event, passing on its queue place; one that does not decode becomes
+    /// an [`Event::Undecodable`] of `what`, which the core drops as a
+    /// fault (counted, penalised, and logged at most once a window).
     fn watch<T: DeserializeOwned + Send + 'static>(
         self,
         mut rx: mpsc::Receiver<Inbound>,
         what: &'static str,
-        malformed: &'static str,
         into_event: impl Fn(OperatorIndex, T) -> Event<E> + Send + 'static,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
@@ -97,22 +77,20 @@ impl<E: EthSpec> Inboxes<E> {
                 let Some(&from) = self.index_of.get(&inbound.peer) else {
                     continue;
                 };
-                match inbound.decode::<T>() {
-                    Ok(message) => {
-                        let event = into_event(from, message);
-                        if self
-                            .events
-                            .send((event, inbound.into_slot()))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
+                let event = match inbound.decode::<T>() {
+                    Ok(message) => into_event(from, message),
                     Err(e) => {
-                        tracing::warn!(peer = from.0, error = %e, "{malformed}");
-                        self.malformed(from, what);
+                        tracing::debug!(peer = from.0, what, error = %e, "a message did not decode");
+                        Event::Undecodable { from, what }
                     }
+                };
+                if self
+                    .events
+                    .send((event, inbound.into_slot()))
+                    .await
+                    .is_err()
+                {
+                    return;
                 }
             }
         })
@@ -281,7 +259,6 @@ mod tests {
         let inboxes = Inboxes {
             events,
             index_of: Arc::new(HashMap::from([(sender.local_peer_id(), OperatorIndex(0))])),
-            dropped: Family::default(),
         };
         let _watcher =
             inboxes.watch_partials(inbox.take("partials").expect("inbox"), Family::default());
@@ -314,6 +291,42 @@ mod tests {
             .send_message(to, "partials", &PartialBatch(Vec::new()))
             .await
             .expect("room again");
+        sender.shutdown();
+        receiver.shutdown();
+    }
+
+    /// Bytes that do not decode reach the core as a fault of their
+    /// sender (dropped, penalised, logged at most once a window there),
+    /// holding their place until it has handled them; nothing is logged
+    /// per message here.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn undecodable_bytes_reach_the_core_as_their_senders_fault() {
+        let (sender, receiver, mut inbox) = pair(4).await;
+        let (events, mut core) = mpsc::channel::<PeerEvent<MinimalEthSpec>>(16);
+        let inboxes = Inboxes {
+            events,
+            index_of: Arc::new(HashMap::from([(sender.local_peer_id(), OperatorIndex(0))])),
+        };
+        let _watcher =
+            inboxes.watch_partials(inbox.take("partials").expect("inbox"), Family::default());
+        sender
+            .send(receiver.local_peer_id(), "partials", vec![0xff; 64])
+            .await
+            .expect("delivered");
+        let (event, _slot) = tokio::time::timeout(Duration::from_secs(10), core.recv())
+            .await
+            .expect("the core hears of it")
+            .expect("an event");
+        assert!(
+            matches!(
+                event,
+                Event::Undecodable {
+                    from: OperatorIndex(0),
+                    what: "partial"
+                }
+            ),
+            "{event:?}"
+        );
         sender.shutdown();
         receiver.shutdown();
     }
