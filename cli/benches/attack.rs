@@ -1,10 +1,13 @@
 //! One byzantine operator against three honest ones: three `phalanx run`
 //! processes (operators 0–2, threshold 3 of 4, so every honest node is
 //! needed) with their own beacon-node and validator-client mocks on
-//! 127.0.0.1 at mainnet timing, and operator 3 replaced by an attacker in
-//! this process that holds its node key, its place in the lock and its key
-//! shares, and runs one strategy after another as fast as the machine lets
-//! it.
+//! 127.0.0.1 at mainnet timing, and operator 3 replaced by an attacker
+//! that holds its node key, its place in the lock and its key shares, and
+//! runs one strategy after another as fast as the machine lets it. The
+//! attacker is a process of its own (this bench, started again with a
+//! plan) at a lower priority (`nice -n 10`): on the field it works on its
+//! own machine, and here it must not take the two cores from the honest
+//! nodes and their mocks more than a remote attacker could.
 //!
 //! ```sh
 //! cargo bench -p phalanx --bench attack -- --validators 1000 --minutes 10
@@ -106,6 +109,10 @@ struct Args {
     /// Passed by `cargo bench`; without it (`cargo test`) nothing runs.
     #[arg(long, hide = true)]
     bench: bool,
+    /// Runs as the attacker's process, with the plan in this file (the
+    /// bench starts it so).
+    #[arg(long, hide = true)]
+    attacker: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -129,6 +136,10 @@ impl Strategy {
         Strategy::StreamFlood,
         Strategy::CrossClusterReplay,
     ];
+
+    fn from_name(name: &str) -> Option<Strategy> {
+        Strategy::ALL.into_iter().find(|s| s.name() == name)
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -396,6 +407,137 @@ async fn attack(
     total
 }
 
+/// The attacker's process: joins the cluster as operator 3 with the plan's
+/// key folder, lock and shares, runs each phase's strategy from its start
+/// to its end, and writes what it sent in each.
+async fn run_attacker(plan_path: &std::path::Path) -> Result<()> {
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(plan_path)?)?;
+    let text = |key: &str| -> Result<String> {
+        plan[key]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("the plan has no {key}"))
+    };
+    let number = |key: &str| -> Result<u64> {
+        plan[key]
+            .as_u64()
+            .with_context(|| format!("the plan has no {key}"))
+    };
+    let folder = PathBuf::from(text("folder")?);
+    let key = phalanx_p2p::NodeKey::load(&folder.join(phalanx_p2p::NODE_KEY_FILE))?;
+    let lock = phalanx_dkg::ClusterLock::load(&folder.join(phalanx_dkg::files::LOCK_FILE))?;
+    let peers: Vec<PeerId> = lock
+        .definition
+        .enrs()?
+        .iter()
+        .map(|e| e.peer_id())
+        .collect();
+    let mut honest = Vec::new();
+    for entry in plan["honest"]
+        .as_array()
+        .context("the plan has no honest")?
+    {
+        let peer: PeerId = entry["peer"].as_str().context("peer")?.parse()?;
+        let address: phalanx_p2p::Multiaddr =
+            entry["address"].as_str().context("address")?.parse()?;
+        honest.push((peer, address));
+    }
+    let shares = plan["shares"]
+        .as_array()
+        .context("the plan has no shares")?
+        .iter()
+        .map(|hex| {
+            let bytes = from_hex(hex.as_str().unwrap_or_default())?;
+            Ok(SecretKey::from_bytes(&bytes)?)
+        })
+        .collect::<Result<Vec<SecretKey>>>()?;
+    let consensus = consensus_protocol(number("max_blobs")?);
+    let parsigex = parsigex_protocol();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (network, mut inbox) = Network::start(
+        P2pConfig {
+            key: key.clone(),
+            operators: peers.clone(),
+            addresses: honest.clone(),
+            relays: Vec::new(),
+            listen: vec![text("listen")?.parse()?],
+            lock_hash: lock.hash_bytes()?,
+            version: "phalanx/attacker".into(),
+            protocols: vec![consensus.clone(), parsigex.clone()],
+            send_timeout: Duration::from_secs(4),
+        },
+        &mut registry,
+    )?;
+    // What the honest nodes send the attacker is read and forgotten.
+    for name in [consensus.name, parsigex.name] {
+        if let Some(mut rx) = inbox.take(name) {
+            tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        }
+    }
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let stray = SecretKey::random(&mut rng).sign(b"nobody's message");
+    let attacker = Arc::new(Attacker {
+        network,
+        peers: honest.iter().map(|(peer, _)| *peer).collect(),
+        signer: NodeSigner(key),
+        lock_hash: lock.hash_bytes()?,
+        committee: Committee::new(OPERATORS as u32)?,
+        validators: lock
+            .validators
+            .iter()
+            .map(|v| v.public_key.to_bytes())
+            .collect(),
+        shares,
+        genesis_ms: number("genesis_ms")?,
+        slot_ms: number("slot_ms")?,
+        consensus_limit: consensus.max_size,
+        parsigex_limit: parsigex.max_size,
+        stray_signature: stray.to_bytes().to_vec(),
+    });
+    let concurrency = usize::try_from(number("concurrency")?)?;
+    let mut sent = Vec::new();
+    for phase in plan["phases"]
+        .as_array()
+        .context("the plan has no phases")?
+    {
+        let start_ms = phase["start_ms"].as_u64().context("start_ms")?;
+        let end_ms = phase["end_ms"].as_u64().context("end_ms")?;
+        sleep_until_ms(start_ms).await;
+        let strategy = phase["strategy"].as_str().and_then(Strategy::from_name);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let running =
+            strategy.map(|s| tokio::spawn(attack(attacker.clone(), s, concurrency, stop_rx)));
+        sleep_until_ms(end_ms).await;
+        let _ = stop_tx.send(true);
+        let phase_sent = match running {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Sent::default(),
+        };
+        sent.push(serde_json::json!({
+            "messages": phase_sent.messages,
+            "bytes": phase_sent.bytes,
+            "refused": phase_sent.refused,
+        }));
+    }
+    std::fs::write(text("result")?, serde_json::to_vec_pretty(&sent)?)?;
+    attacker.network.shutdown();
+    Ok(())
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Result<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        bail!("odd hex length");
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| Ok(u8::from_str_radix(&text[i..i + 2], 16)?))
+        .collect()
+}
+
 /// One phase's figures.
 #[derive(Debug)]
 struct Phase {
@@ -439,6 +581,12 @@ fn main() -> Result<()> {
     }
     if args.validators == 0 || args.chain_validators < args.validators {
         bail!("--validators must be at least 1 and at most --chain-validators");
+    }
+    if let Some(plan) = &args.attacker {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(run_attacker(plan));
     }
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
@@ -506,58 +654,58 @@ async fn run(args: Args, dir: PathBuf) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // The attacker: operator 3's key, lock and shares, in this process.
-    let lock = &cluster.lock;
-    let enrs = lock.definition.enrs()?;
-    let peers: Vec<PeerId> = enrs.iter().map(|e| e.peer_id()).collect();
-    let consensus = consensus_protocol(network.max_blobs_per_block_ever());
-    let parsigex = parsigex_protocol();
-    let mut registry = prometheus_client::registry::Registry::default();
-    let (attacker_net, mut inbox) = Network::start(
-        P2pConfig {
-            key: operators[ATTACKER].node_key.clone(),
-            operators: peers.clone(),
-            addresses: operators
-                .iter()
-                .take(HONEST)
-                .map(|o| (o.node_key.peer_id(), o.p2p_listen()))
-                .collect(),
-            relays: Vec::new(),
-            listen: vec![operators[ATTACKER].p2p_listen()],
-            lock_hash: lock.hash_bytes()?,
-            version: "phalanx/attacker".into(),
-            protocols: vec![consensus.clone(), parsigex.clone()],
-            send_timeout: Duration::from_secs(4),
-        },
-        &mut registry,
-    )?;
-    // What the honest nodes send the attacker is read and forgotten.
-    for name in [consensus.name, parsigex.name] {
-        if let Some(mut rx) = inbox.take(name) {
-            tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        }
-    }
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
-    let stray = SecretKey::random(&mut rng).sign(b"nobody's message");
+    // The attacker: operator 3's key, lock and shares, in a process of its
+    // own at a lower priority (an attacker's work is done on its own
+    // machine; here it shares the two cores and must not starve the honest
+    // nodes and mocks of them more than a remote one would).
     let genesis_ms = genesis_ms_in(20_000);
-    let attacker = Arc::new(Attacker {
-        network: attacker_net,
-        peers: peers.iter().take(HONEST).copied().collect(),
-        signer: NodeSigner(operators[ATTACKER].node_key.clone()),
-        lock_hash: lock.hash_bytes()?,
-        committee: Committee::new(OPERATORS as u32)?,
-        validators: lock
-            .validators
-            .iter()
-            .map(|v| v.public_key.to_bytes())
-            .collect(),
-        shares: cluster.share_keys(ATTACKER),
-        genesis_ms,
-        slot_ms,
-        consensus_limit: consensus.max_size,
-        parsigex_limit: parsigex.max_size,
-        stray_signature: stray.to_bytes().to_vec(),
+    let strategies = if args.strategies.is_empty() {
+        Strategy::ALL.to_vec()
+    } else {
+        args.strategies.clone()
+    };
+    let phase_slots = ((args.minutes * 60_000.0) / slot_ms as f64).ceil().max(2.0) as u64;
+    let slot_start = |slot: u64| genesis_ms + slot * slot_ms;
+    let mut plan: Vec<(&'static str, Option<Strategy>, std::ops::Range<u64>)> = Vec::new();
+    let mut next_slot = 3u64;
+    for (name, strategy) in
+        std::iter::once(("quiet", None)).chain(strategies.iter().map(|s| (s.name(), Some(*s))))
+    {
+        plan.push((name, strategy, next_slot..next_slot + phase_slots));
+        next_slot += phase_slots;
+    }
+    let attacker_plan = dir.join("attacker-plan.json");
+    let attacker_result = dir.join("attacker-result.json");
+    let _ = std::fs::remove_file(&attacker_result);
+    let plan_json = serde_json::json!({
+        "folder": operators[ATTACKER].dir,
+        "listen": operators[ATTACKER].p2p_listen().to_string(),
+        "honest": operators.iter().take(HONEST).map(|o| serde_json::json!({
+            "peer": o.node_key.peer_id().to_string(),
+            "address": o.p2p_listen().to_string(),
+        })).collect::<Vec<_>>(),
+        // Secrets of a throw-away test cluster, in the bench's own folder.
+        "shares": cluster.share_keys(ATTACKER).iter().map(|k| to_hex(&k.to_bytes()[..])).collect::<Vec<_>>(),
+        "genesis_ms": genesis_ms,
+        "slot_ms": slot_ms,
+        "max_blobs": network.max_blobs_per_block_ever(),
+        "concurrency": args.concurrency,
+        "phases": plan.iter().map(|(_, strategy, slots)| serde_json::json!({
+            "strategy": strategy.map(Strategy::name),
+            "start_ms": slot_start(slots.start),
+            "end_ms": slot_start(slots.end),
+        })).collect::<Vec<_>>(),
+        "result": attacker_result,
     });
+    std::fs::write(&attacker_plan, serde_json::to_vec_pretty(&plan_json)?)?;
+    let mut nice = std::process::Command::new("nice");
+    nice.arg("-n")
+        .arg("10")
+        .arg(std::env::current_exe()?)
+        .arg("--bench")
+        .arg("--attacker")
+        .arg(&attacker_plan);
+    let mut attacker = ChildProcess::spawn(nice, &dir.join("attacker.log"))?;
 
     let chain = cluster.chain_validators(OtherValidators::UpTo(args.chain_validators));
     let mut mocks = Vec::with_capacity(HONEST);
@@ -570,36 +718,21 @@ async fn run(args: Args, dir: PathBuf) -> Result<()> {
     let vcs: Vec<VcMock> = cluster.validator_clients(&operators[..HONEST], |_, _| {});
     sleep_until_ms(genesis_ms).await;
 
-    let strategies = if args.strategies.is_empty() {
-        Strategy::ALL.to_vec()
-    } else {
-        args.strategies.clone()
-    };
-    let phase_slots = ((args.minutes * 60_000.0) / slot_ms as f64).ceil().max(2.0) as u64;
     let pids: Vec<String> = nodes
         .iter()
         .map(|n| n.id().map_or_else(String::new, |id| id.to_string()))
         .collect();
     let ticks = clock_ticks() as f64;
-    let slot_start = |slot: u64| genesis_ms + slot * slot_ms;
-    let mut next_slot = 3u64;
     let mut phases = Vec::new();
-    let mut plan: Vec<(&'static str, Option<Strategy>)> = vec![("quiet", None)];
-    plan.extend(strategies.iter().map(|s| (s.name(), Some(*s))));
     println!(
         "{n} validators, {HONEST} honest nodes and an attacker, phases of {phase_slots} slots"
     );
-    for (name, strategy) in plan {
-        let slots = next_slot..next_slot + phase_slots;
-        next_slot = slots.end;
+    for (name, _, slots) in plan {
         sleep_until_ms(slot_start(slots.start)).await;
         for pid in &pids {
             // Resets VmHWM, so that the peak is this phase's.
             let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
         }
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let running =
-            strategy.map(|s| tokio::spawn(attack(attacker.clone(), s, args.concurrency, stop_rx)));
         let mut cpu_per_slot_s = Vec::new();
         let (mut rss_min, mut rss_max) = (u64::MAX, 0u64);
         let mut last: Vec<u64> = pids.iter().map(|p| cpu_ticks(p).unwrap_or(0)).collect();
@@ -623,12 +756,10 @@ async fn run(args: Args, dir: PathBuf) -> Result<()> {
                     bail!("honest node {i} exited during {name}: {why}");
                 }
             }
+            if let Some(why) = attacker.exited() {
+                bail!("the attacker exited during {name}: {why}");
+            }
         }
-        let _ = stop_tx.send(true);
-        let sent = match running {
-            Some(task) => task.await.unwrap_or_default(),
-            None => Sent::default(),
-        };
         let peak_kib = pids
             .iter()
             .map(|p| status_kib(p, "VmHWM:").unwrap_or(0))
@@ -642,10 +773,26 @@ async fn run(args: Args, dir: PathBuf) -> Result<()> {
             peak_kib,
             rss_min_kib: rss_min,
             rss_max_kib: rss_max,
-            sent,
+            sent: Sent::default(),
         });
     }
     sleep_until_ms(slot_start(next_slot + 1)).await;
+    // What the attacker sent in each phase, once it has written it.
+    let mut waited = 0;
+    while attacker.exited().is_none() && waited < 600 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    attacker.stop();
+    let sent: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&attacker_result).context("the attacker's result")?)?;
+    for (phase, sent) in phases.iter_mut().zip(&sent) {
+        phase.sent = Sent {
+            messages: sent["messages"].as_u64().unwrap_or(0),
+            bytes: sent["bytes"].as_u64().unwrap_or(0),
+            refused: sent["refused"].as_u64().unwrap_or(0),
+        };
+    }
     for vc in vcs {
         vc.stop().await;
     }
@@ -732,6 +879,5 @@ async fn run(args: Args, dir: PathBuf) -> Result<()> {
     let path = dir.join("result.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
     println!("result in {}", path.display());
-    attacker.network.shutdown();
     Ok(())
 }
