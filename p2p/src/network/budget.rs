@@ -12,9 +12,10 @@
 //! bucket of [`LARGEST_MESSAGES_PER_BURST`] of the largest messages that
 //! refills by the protocol's
 //! largest message every [`REFILL_PERIOD`]. A peer past it has its next
-//! frames wait, unread, until the bucket refills: the transport's flow
-//! control then holds its bytes back, and this node neither decrypts nor
-//! reads more of them than the rate.
+//! frames wait, unread, until the bucket refills: beyond what the
+//! transport buffers per connection (its receive window, bounded in the
+//! swarm's settings) its bytes are held back by flow control, and this
+//! node reads no more of them than the rate.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,11 +66,14 @@ enum Short {
     Room,
 }
 
+/// The least a frame costs of its sender's rate, whatever its length.
+pub(super) const FRAME_CHARGE: usize = 4096;
+
 /// How long a frame whose sender's share is taken waits for the consumer
 /// to free a place before it is refused. An honest burst meets a consumer
 /// briefly behind (a large batch being verified) and is taken when it
-/// catches up; meanwhile only that sender's stream waits, unread, and no
-/// byte of the frame is held.
+/// catches up; meanwhile only that sender's stream waits, its frame's
+/// body unread (beyond what the transport buffers).
 pub(super) const ROOM_WAIT: Duration = Duration::from_secs(2);
 
 /// The time in which a peer's byte rate gets back one message of the
@@ -132,7 +136,9 @@ impl Budgets {
         len: usize,
         wait: Duration,
     ) -> Option<QueueSlot> {
-        let deadline = Instant::now() + wait;
+        // The wait for room starts when room is first found short (time
+        // spent on the rate does not count against it).
+        let mut deadline = None;
         loop {
             // Registered before the check, so that a place freed between
             // the check and the wait is not missed.
@@ -147,6 +153,7 @@ impl Budgets {
                 }
                 Err(Short::Room) => {}
             }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + wait);
             if tokio::time::timeout_at(deadline, freed).await.is_err() {
                 return None;
             }
@@ -157,16 +164,17 @@ impl Budgets {
     /// room) to the peer's rate, waiting while it is spent: every byte
     /// this node reads of a peer counts against its rate, kept or not.
     pub(super) async fn charge_rate(&self, peer: PeerId, len: usize) {
+        let charge = self.charge(len);
         loop {
             let refill = {
                 let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
                 let now = Instant::now();
                 let left = self.refilled(&mut rates, peer, now);
-                if (len as f64) <= *left {
-                    *left -= len as f64;
+                if charge <= *left {
+                    *left -= charge;
                     return;
                 }
-                self.refill_time(len, *left)
+                self.refill_time(charge, *left)
             };
             tokio::time::sleep(refill).await;
         }
@@ -187,9 +195,18 @@ impl Budgets {
         left
     }
 
-    /// How long the bucket takes to hold `len` bytes from `left`.
-    fn refill_time(&self, len: usize, left: f64) -> Duration {
-        let missing = (len as f64 - left) / self.max_size.max(1) as f64;
+    /// What a frame of `len` bytes costs of the rate: its length, and at
+    /// least [`FRAME_CHARGE`] (a 512th of the largest message for a
+    /// protocol of small ones: a burst of 1,024 tiny frames), so that a flood of tiny frames, each of
+    /// which still costs a decode and a run of the consumer, is held to
+    /// the rate like one of large ones.
+    fn charge(&self, len: usize) -> f64 {
+        len.max(FRAME_CHARGE.min(self.max_size / 512)) as f64
+    }
+
+    /// How long the bucket takes to hold `charge` from `left`.
+    fn refill_time(&self, charge: f64, left: f64) -> Duration {
+        let missing = (charge - left) / self.max_size.max(1) as f64;
         // At least a millisecond, so that a waiter never spins.
         REFILL_PERIOD
             .mul_f64(missing.max(0.0))
@@ -203,16 +220,17 @@ impl Budgets {
         now: Instant,
     ) -> Result<QueueSlot, Short> {
         let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        let charge = self.charge(len);
         let left = self.refilled(&mut rates, peer, now);
-        if (len as f64) > *left {
-            return Err(Short::Rate(self.refill_time(len, *left)));
+        if charge > *left {
+            return Err(Short::Rate(self.refill_time(charge, *left)));
         }
         let mut peers = self.peers();
         let usage = peers.entry(peer).or_default();
         if usage.messages >= self.max_messages || usage.bytes.saturating_add(len) > self.max_bytes {
             return Err(Short::Room);
         }
-        *left -= len as f64;
+        *left -= charge;
         usage.messages += 1;
         usage.bytes += len;
         Ok(QueueSlot {
@@ -360,6 +378,44 @@ mod tests {
         );
         assert!(waited < REFILL_PERIOD / 2, "{waited:?}");
         drop(slot);
+    }
+
+    /// A frame costs at least a minimum of the rate, so tiny frames are
+    /// held to it too: the bucket of two largest messages (2 MiB here)
+    /// takes 1,024 empty frames at a charge of 2 KiB each.
+    #[test]
+    fn tiny_frames_cost_a_minimum_of_the_rate() {
+        let budgets = Budgets::new(&Protocol {
+            max_size: 1 << 20,
+            ..protocol()
+        });
+        let peer = PeerId::random();
+        let start = Instant::now();
+        let taken = (0..5000)
+            .filter_map(|_| budgets.reserve_for_test(peer, 0, start))
+            .count();
+        assert_eq!(taken, 1024);
+    }
+
+    /// The wait for room starts when room is found short: a frame that
+    /// first waited for the rate still gets its whole wait for room.
+    #[tokio::test]
+    async fn time_spent_on_the_rate_does_not_shorten_the_wait_for_room() {
+        let budgets = Budgets::new(&protocol());
+        let peer = PeerId::random();
+        // The peer's bytes in flight are full, and its rate is spent.
+        let held = budgets.reserve(peer, 100).expect("room");
+        budgets.charge_rate(peer, 100).await;
+        // The consumer frees the place after the rate has come back.
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            drop(held);
+        });
+        let slot = budgets
+            .reserve_within(peer, 10, Duration::from_millis(500))
+            .await;
+        assert!(slot.is_some(), "refused once the rate had come back");
+        release.await.expect("released");
     }
 
     /// Bytes read through unstored count against the rate like kept ones.

@@ -39,7 +39,9 @@ const JOBS_PER_LANE: usize = 256;
 /// How long a new stream may take to be greeted.
 const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the oldest unanswered message may wait for its answer: the
-/// receiver gives a frame 30 s to arrive once it began, and answers at once.
+/// receiver gives a frame 30 s to arrive once it began (waits for room or
+/// for the sender's rate included), and answers as soon as it is queued
+/// or refused.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(35);
 /// How long a lane whose write failed still reads answers (a refusal the
 /// receiver sent before it stopped reading).

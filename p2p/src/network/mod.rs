@@ -58,8 +58,8 @@ use verification::peerinfo_loop;
 /// lengths add up to at most [`Protocol::bytes_per_peer`]. A message's
 /// place is taken after its length is read and before its body is, and
 /// held until the consumer drops its [`QueueSlot`]; a message that finds
-/// no room waits a moment for the consumer, and is then refused unread
-/// (`queue_full`).
+/// no room waits a moment for the consumer, and is then read through
+/// unstored, charged to the peer's rate, and refused (`queue_full`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Protocol {
     /// Short name, e.g. `qbft`.
