@@ -46,13 +46,13 @@ pub(super) fn build_swarm(
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            yamux::Config::default,
+            yamux_config,
         )
         .map_err(|e| transport(&e))?
         .with_quic()
         .with_dns()
         .map_err(|e| transport(&e))?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .with_relay_client(noise::Config::new, yamux_config)
         .map_err(|e| transport(&e))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key, relay_client| Behaviour {
@@ -69,6 +69,7 @@ pub(super) fn build_swarm(
         .map_err(|e| transport(&e))?
         .with_swarm_config(|c| {
             c.with_idle_connection_timeout(Duration::from_secs(3600))
+                .with_max_negotiating_inbound_streams(NEGOTIATING_STREAMS)
                 // TCP and QUIC addresses are dialled together; the first to connect wins.
                 .with_dial_concurrency_factor(
                     std::num::NonZeroU8::new(2).unwrap_or(std::num::NonZeroU8::MIN),
@@ -76,6 +77,21 @@ pub(super) fn build_swarm(
         })
         .build();
     Ok(swarm)
+}
+
+/// Streams one multiplexed connection may carry at once. An operator
+/// needs about a dozen (two lanes per protocol each way, peerinfo,
+/// identify, ping); each stream buffers up to the multiplexer's window
+/// (256 KiB) of bytes this node has not read yet, so the default of 512
+/// would let one peer park 128 MiB per connection.
+const STREAMS_PER_CONNECTION: usize = 64;
+/// Inbound streams of one connection still negotiating their protocol.
+const NEGOTIATING_STREAMS: usize = 16;
+
+fn yamux_config() -> yamux::Config {
+    let mut config = yamux::Config::default();
+    config.set_max_num_streams(STREAMS_PER_CONNECTION);
+    config
 }
 
 /// Per-peer dialling state: when to try next and how long to wait after a failure.
