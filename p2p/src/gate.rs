@@ -109,14 +109,15 @@ impl Shared {
 
     /// Marks a peer verified; ignored if its connections closed meanwhile
     /// (an exchange can finish after the connection it ran on is gone) or
-    /// it was penalised meanwhile (an exchange on another of its
+    /// it was penalised or denied meanwhile (an exchange on another of its
     /// connections, which the disconnect has not reached yet).
     pub(crate) fn set_verified(&self, peer: PeerId) {
         let now = Instant::now();
         let mut peers = self.peers();
         let state = peers.entry(peer).or_default();
-        let penalised = state.penalised_until.is_some_and(|until| until > now);
-        state.verified = state.connections > 0 && !penalised;
+        let refused = state.penalised_until.is_some_and(|until| until > now)
+            || state.denied_until.is_some_and(|until| until > now);
+        state.verified = state.connections > 0 && !refused;
         state.other_lock = false;
         drop(peers);
         self.changes.send_modify(|n| *n += 1);

@@ -15,7 +15,8 @@
 //! operator is disconnected only after sustaining more than about
 //! `THRESHOLD × ln 2 / 60 s` ≈ 3.5 faulty messages a second (over 40 a
 //! 12-second slot), or sending 300 at once — what a flood does within a
-//! second. The disconnection lasts [`PENALTY`] (five 12-second slots),
+//! second; or three batches of partials that fail their check or messages
+//! that do not decode (120 points each), which no honest node sends. The disconnection lasts [`PENALTY`] (five 12-second slots),
 //! after which the operator is dialled again with its score back at zero.
 
 use std::collections::HashMap;
