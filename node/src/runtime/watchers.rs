@@ -249,6 +249,19 @@ mod tests {
         (sender, receiver, inbox)
     }
 
+    /// Watches the partials `sender` sends, as operator 0, into `events`.
+    fn watch_partials_of(
+        sender: &Network,
+        inbox: &mut phalanx_p2p::Inbox,
+        events: mpsc::Sender<PeerEvent<MinimalEthSpec>>,
+    ) -> JoinHandle<()> {
+        let inboxes = Inboxes {
+            events,
+            index_of: Arc::new(HashMap::from([(sender.local_peer_id(), OperatorIndex(0))])),
+        };
+        inboxes.watch_partials(inbox.take("partials").expect("inbox"), Family::default())
+    }
+
     /// The core stalls: a peer's messages wait as events, and it may have
     /// no more than its queue of them anywhere in the node.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,12 +269,7 @@ mod tests {
         const QUEUE: usize = 4;
         let (sender, receiver, mut inbox) = pair(QUEUE).await;
         let (events, mut core) = mpsc::channel::<PeerEvent<MinimalEthSpec>>(1024);
-        let inboxes = Inboxes {
-            events,
-            index_of: Arc::new(HashMap::from([(sender.local_peer_id(), OperatorIndex(0))])),
-        };
-        let _watcher =
-            inboxes.watch_partials(inbox.take("partials").expect("inbox"), Family::default());
+        let _watcher = watch_partials_of(&sender, &mut inbox, events);
         let to = receiver.local_peer_id();
         let mut results = Vec::new();
         for _ in 0..QUEUE + 3 {
@@ -303,12 +311,7 @@ mod tests {
     async fn undecodable_bytes_reach_the_core_as_their_senders_fault() {
         let (sender, receiver, mut inbox) = pair(4).await;
         let (events, mut core) = mpsc::channel::<PeerEvent<MinimalEthSpec>>(16);
-        let inboxes = Inboxes {
-            events,
-            index_of: Arc::new(HashMap::from([(sender.local_peer_id(), OperatorIndex(0))])),
-        };
-        let _watcher =
-            inboxes.watch_partials(inbox.take("partials").expect("inbox"), Family::default());
+        let _watcher = watch_partials_of(&sender, &mut inbox, events);
         sender
             .send(receiver.local_peer_id(), "partials", vec![0xff; 64])
             .await

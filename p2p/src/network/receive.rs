@@ -236,6 +236,18 @@ mod tests {
         }
     }
 
+    /// A stream fed through the returned sender, its writes kept.
+    fn duplex() -> (chunks::UnboundedSender<Vec<u8>>, Duplex) {
+        let (tx, feed) = feed();
+        (
+            tx,
+            Duplex {
+                feed,
+                written: Vec::new(),
+            },
+        )
+    }
+
     fn frame(body: &[u8]) -> Vec<u8> {
         let mut frame = (body.len() as u32).to_be_bytes().to_vec();
         frame.extend_from_slice(body);
@@ -252,11 +264,7 @@ mod tests {
         let protocol = protocol(1000, 1);
         let (queue, mut consumer) = mpsc::channel(64);
         let budgets = Budgets::new(&protocol);
-        let (tx, input) = feed();
-        let mut stream = Duplex {
-            feed: input,
-            written: Vec::new(),
-        };
+        let (tx, mut stream) = duplex();
         for body in [&[1u8; 10][..], &[2; 700], &[3; 5]] {
             tx.unbounded_send(frame(body)).expect("feed");
         }
@@ -274,11 +282,7 @@ mod tests {
 
         // With its place free, the next frame is taken; a frame above the
         // limit is refused and ends the stream, the one behind it unread.
-        let (tx, input) = feed();
-        let mut stream = Duplex {
-            feed: input,
-            written: Vec::new(),
-        };
+        let (tx, mut stream) = duplex();
         tx.unbounded_send(frame(&[4; 20])).expect("feed");
         tx.unbounded_send(1001u32.to_be_bytes().to_vec())
             .expect("feed");
@@ -303,11 +307,7 @@ mod tests {
         let protocol = protocol(1000, 1);
         let (queue, mut consumer) = mpsc::channel(64);
         let budgets = Budgets::new(&protocol);
-        let (tx, input) = feed();
-        let mut stream = Duplex {
-            feed: input,
-            written: Vec::new(),
-        };
+        let (tx, mut stream) = duplex();
         tx.unbounded_send(frame(&[1; 10])).expect("feed");
         tx.unbounded_send(frame(&[2; 20])).expect("feed");
         drop(tx);
