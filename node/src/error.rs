@@ -213,6 +213,12 @@ pub enum PartialRejection {
     /// A second, different partial for the same duty, validator and root.
     #[error("a second, different partial for the same root")]
     EquivocatingPartial,
+    /// The validator has no such duty at the slot, by the duties this
+    /// node's beacon node gave for the epoch: kept, such partials could
+    /// never combine. Not a fault, since after a reorganisation two beacon
+    /// nodes may briefly disagree.
+    #[error("the validator has no such duty at the slot")]
+    Unscheduled,
 }
 
 impl PartialRejection {
@@ -220,10 +226,12 @@ impl PartialRejection {
     /// honest peer in step with the cluster signs only what decodes,
     /// verifies, lies within the window and matches the decided value, at
     /// most the roots a duty has, within the batch bounds and the budget.
-    /// A partial for an expired duty is the one exception: it is late.
+    /// A partial for an expired duty is one exception (it is late), one
+    /// for a duty the validator does not have by this node's beacon node
+    /// the other (the beacon nodes may disagree for a moment).
     pub fn is_fault(&self) -> bool {
         match self {
-            PartialRejection::DutyExpired => false,
+            PartialRejection::DutyExpired | PartialRejection::Unscheduled => false,
             PartialRejection::MalformedValidator
             | PartialRejection::UnknownValidator
             | PartialRejection::MalformedSignature
@@ -263,6 +271,7 @@ impl PartialRejection {
             PartialRejection::BatchTooLarge => "batch_too_large",
             PartialRejection::OverBudget => "over_budget",
             PartialRejection::EquivocatingPartial => "equivocating_partial",
+            PartialRejection::Unscheduled => "unscheduled",
         }
     }
 }

@@ -317,7 +317,7 @@ fn distinct_roots_are_budgeted_per_sender() {
     let mut node = node(4);
     take_work();
     let (mut verified, mut over, mut sent) = (0, 0, 0);
-    for slot in 1..18u64 {
+    for slot in 1..16u64 {
         let kinds = [
             DutyType::Attester,
             DutyType::Aggregator,
@@ -344,7 +344,7 @@ fn distinct_roots_are_budgeted_per_sender() {
             verified += take_work().sets;
         }
     }
-    assert_eq!(sent, 17 * 7 * 4);
+    assert_eq!(sent, 15 * 7 * 4);
     assert!(verified <= 2 * 112, "{verified} roots verified in one slot");
     assert!(over > 0);
 }
@@ -398,4 +398,98 @@ fn a_peer_has_a_budget_of_consensus_messages() {
         }
     }
     assert_eq!(labels.get("over_budget").copied(), Some(100), "{labels:?}");
+}
+
+#[test]
+fn partials_of_duties_the_validator_does_not_have_are_not_kept() {
+    use phalanx_eth::api::{AttesterDuty, ProposerDuty, SyncDuty};
+    use phalanx_eth::{CommitteeIndex, Epoch, ValidatorIndex};
+    let mut node = node(4);
+    // Epoch 0 (minimal preset: slots 0–7): validator 0 attests at slot 1,
+    // validator 1 at slot 2, validator 2 proposes at slot 2, validator 3
+    // is in the sync committee; epoch 1's duties are not known yet.
+    let attester = |v: usize, slot: u64| AttesterDuty {
+        pubkey: node.groups[v],
+        validator_index: ValidatorIndex(v as u64),
+        committee_index: CommitteeIndex(0),
+        committee_length: 4,
+        committees_at_slot: 1,
+        validator_committee_index: v as u64,
+        slot: Slot(slot),
+    };
+    let duties = Event::Duties {
+        epoch: Epoch(0),
+        attester: vec![attester(0, 1), attester(1, 2)],
+        sync: vec![SyncDuty {
+            pubkey: node.groups[3],
+            validator_index: ValidatorIndex(3),
+            validator_sync_committee_indices: vec![0],
+        }],
+    };
+    let proposers = Event::Proposers {
+        epoch: Epoch(0),
+        result: Ok(vec![ProposerDuty {
+            pubkey: node.groups[2],
+            validator_index: ValidatorIndex(2),
+            slot: Slot(2),
+        }]),
+    };
+    node.core.handle(node.now, duties);
+    node.core.handle(node.now, proposers);
+
+    let mut sent = 0;
+    let mut partial = |node: &Node, kind: DutyType, slot: u64, v: usize| {
+        sent += 1;
+        let r = root(sent);
+        let mut partial = node.partial(1, v, r, r);
+        partial.duty = Duty::new(Slot(slot), kind);
+        partial
+    };
+    let scheduled = vec![
+        partial(&node, DutyType::Attester, 1, 0),
+        partial(&node, DutyType::Aggregator, 2, 1),
+        partial(&node, DutyType::Proposer, 2, 2),
+        partial(&node, DutyType::SyncContribution, 3, 3),
+        // Epoch 1: not known, so not refused.
+        partial(&node, DutyType::Attester, 9, 2),
+    ];
+    let unscheduled = vec![
+        partial(&node, DutyType::Attester, 1, 1),
+        partial(&node, DutyType::Aggregator, 3, 0),
+        partial(&node, DutyType::Proposer, 2, 0),
+        partial(&node, DutyType::Proposer, 3, 2),
+        partial(&node, DutyType::SyncContribution, 3, 0),
+    ];
+    // Beyond the epoch after the next, where no honest node signs.
+    let beyond = vec![partial(&node, DutyType::Attester, 16, 0)];
+    let count = scheduled.len();
+    let mut batch = scheduled;
+    batch.extend(unscheduled);
+    batch.extend(beyond);
+    let actions = node.core.handle(
+        node.now,
+        Event::Partials {
+            from: phalanx_consensus::OperatorIndex(1),
+            partials: batch,
+        },
+    );
+    let mut labels = std::collections::BTreeMap::<String, (usize, bool)>::new();
+    for action in actions {
+        if let Action::Dropped { reason, .. } = action {
+            let entry = labels
+                .entry(reason.label().to_string())
+                .or_insert((0, reason.is_fault()));
+            entry.0 += 1;
+        }
+    }
+    assert_eq!(
+        labels,
+        [
+            ("unscheduled".to_string(), (5, false)),
+            ("duty_out_of_window".to_string(), (1, true)),
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(node.core.stored_partials(), count);
 }

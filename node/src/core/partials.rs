@@ -462,9 +462,17 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         let gvr = self.cluster.genesis_validators_root;
         if let Some(current) = self.scheduler.current_slot {
             // Nothing is signed for slots more than two epochs ahead: kept,
-            // such partials would only pile up until then. Partials of
-            // duties this node already forgot could never combine.
-            if duty.slot.0 > current.0.saturating_add(2 * spe) {
+            // such partials would only pile up until then. A validator
+            // client knows the duties of its epoch and the next, so a
+            // slot-bound duty lies at most in the epoch after the one of
+            // the sender's slot (this node's, give or take one). Partials
+            // of duties this node already forgot could never combine.
+            let beyond = if replaces_older(duty.kind) {
+                duty.slot.0 > current.0.saturating_add(2 * spe)
+            } else {
+                duty.slot.epoch(spe).0 > Slot(current.0.saturating_add(1)).epoch(spe).0 + 1
+            };
+            if beyond {
                 return Err(PartialRejection::DutyOutOfWindow);
             }
             let keep = Slot(current.0.saturating_sub(2));
@@ -472,6 +480,9 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             if !unbound_kept(&duty, keep, keep_unbound) {
                 return Err(PartialRejection::DutyExpired);
             }
+        }
+        if !self.may_have_duty(duty, &validator) {
+            return Err(PartialRejection::Unscheduled);
         }
         let root = Root::from(message.signing_root);
         let block_root = message.block_root.map(Root::from);
@@ -545,6 +556,44 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             block_root,
             registration,
         })
+    }
+
+    /// Whether `validator` may have `duty`, by the duties this node's
+    /// beacon node gave: the attester's slot for attestations, selection
+    /// proofs and aggregates; the slot's proposer for blocks and randao
+    /// reveals; the sync committee (of the slot's epoch or, at a period's
+    /// end, of the next) for its messages, selection proofs and
+    /// contributions. While an epoch's duties are not known, any
+    /// validator may; exits and registrations have no schedule.
+    fn may_have_duty(&self, duty: Duty, validator: &PublicKeyBytes) -> bool {
+        let spe = self.cluster.slots_per_epoch;
+        let scheduler = &self.scheduler;
+        let epoch = duty.slot.epoch(spe);
+        match duty.kind {
+            DutyType::Attester | DutyType::PrepareAggregator | DutyType::Aggregator => {
+                // Attester and sync duties are given together: an epoch
+                // with sync duties on record has its attester duties too.
+                !scheduler.sync.contains_key(&epoch)
+                    || scheduler.attester_duty(duty.slot, validator).is_some()
+            }
+            DutyType::Proposer | DutyType::Randao => {
+                !scheduler.proposers_resolved.contains(&epoch)
+                    || scheduler
+                        .proposers
+                        .get(&duty.slot)
+                        .is_some_and(|proposer| proposer.key == *validator)
+            }
+            DutyType::SyncMessage
+            | DutyType::PrepareSyncContribution
+            | DutyType::SyncContribution => [epoch, Slot(duty.slot.0 + 1).epoch(spe)]
+                .iter()
+                .any(|epoch| {
+                    scheduler.sync.get(epoch).is_none_or(|members| {
+                        members.iter().any(|member| member.pubkey == *validator)
+                    })
+                }),
+            DutyType::Exit | DutyType::BuilderRegistration => true,
+        }
     }
 
     /// The root a partial of `duty` must sign for `validator`, once this
