@@ -35,7 +35,7 @@ pub struct Config {
     /// honest peer sends at most one value per instance and round (its
     /// proposal when it leads, or its round change with the value it
     /// prepared). The default, 40 MiB, holds two of the node's largest
-    /// (a block with 21 blobs and their cell proofs, about 19.7 MB); the
+    /// (a block with 21 blobs and their cell proofs, about 13.4 MB); the
     /// node derives its own from its network's blob limit.
     pub max_buffered_bytes_per_peer: usize,
 }
@@ -539,7 +539,8 @@ impl Usage {
 /// [`Config::max_buffered_bytes_per_peer`] bytes, so that the whole buffer
 /// never holds more than n times both. Before anything is buffered (or
 /// verified), messages are refused for instance types that never run
-/// consensus ([`InstanceKey::runs_consensus`]), outside the window of
+/// consensus ([`InstanceKey::runs_consensus`]), with a value larger than
+/// their instance's type takes ([`InstanceKey::max_value_bytes`]), outside the window of
 /// positions, or for a slot (instance, round, sender, kind) that already
 /// holds a message. The slots and the window alone bound the count, not
 /// the bytes: (`positions_behind` + 1 + `positions_ahead`) positions × the
@@ -710,6 +711,10 @@ impl<K: InstanceKey, V: Value> Engine<K, V> {
             .clone();
         if !key.runs_consensus() {
             return Err(RejectReason::NoConsensus);
+        }
+        let value_bytes = message.value_bytes();
+        if value_bytes > key.max_value_bytes() {
+            return Err(RejectReason::ValueTooLarge(value_bytes));
         }
         if key.position()
             < self

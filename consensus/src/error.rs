@@ -83,6 +83,10 @@ pub enum RejectReason {
     /// now (the engine's owner keeps that budget).
     #[error("the sender's budget of messages is spent")]
     OverBudget,
+    /// The message carries a value of more bytes than its instance's type
+    /// takes ([`crate::InstanceKey::max_value_bytes`]).
+    #[error("a value of {0} bytes is larger than the instance's type takes")]
+    ValueTooLarge(usize),
 }
 
 impl RejectReason {
@@ -118,6 +122,7 @@ impl RejectReason {
             RejectReason::NoConsensus => "no_consensus",
             RejectReason::AlreadyDecided => "already_decided",
             RejectReason::OverBudget => "over_budget",
+            RejectReason::ValueTooLarge(_) => "value_too_large",
         }
     }
 }

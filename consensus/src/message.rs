@@ -247,6 +247,20 @@ impl<K, V> Wire<K, V> {
 }
 
 impl<K, V: Value> Wire<K, V> {
+    /// The bytes ([`Value::byte_len`]) of the value the message carries:
+    /// a proposal's, a round change's prepared one, a decided one; 0 for
+    /// prepares, commits and round changes without a value.
+    pub fn value_bytes(&self) -> usize {
+        match self {
+            Wire::Proposal { value, .. } | Wire::Decided { value, .. } => value.byte_len(),
+            Wire::RoundChange {
+                prepared: Some(prepared),
+                ..
+            } => prepared.value.byte_len(),
+            Wire::Prepare(_) | Wire::Commit(_) | Wire::RoundChange { prepared: None, .. } => 0,
+        }
+    }
+
     /// The memory the message holds, near enough for limits: the bytes of
     /// the values it carries ([`Value::byte_len`]) and each signed message
     /// with its signature.

@@ -119,6 +119,14 @@ pub trait InstanceKey: Clone + Ord + fmt::Debug {
     fn runs_consensus(&self) -> bool {
         true
     }
+    /// The most bytes ([`Value::byte_len`]) a value of this key's type
+    /// has. A message carrying a larger one is refused before it is
+    /// checked or buffered: the node, for one, agrees on blocks of
+    /// megabytes but on attestation data of a few kilobytes, and a peer
+    /// must not fill its buffer with the former under the latter's name.
+    fn max_value_bytes(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// A value the committee can agree on: anything with a collision-resistant hash.

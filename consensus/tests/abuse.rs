@@ -231,6 +231,9 @@ struct Typed {
     agreed_on: bool,
 }
 
+/// The largest value [`Typed`] instances take (a small type's).
+const TYPED_MAX_VALUE: usize = 1_000;
+
 impl InstanceKey for Typed {
     fn write_bytes(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.position.to_be_bytes());
@@ -244,6 +247,61 @@ impl InstanceKey for Typed {
     fn runs_consensus(&self) -> bool {
         self.agreed_on
     }
+
+    fn max_value_bytes(&self) -> usize {
+        TYPED_MAX_VALUE
+    }
+}
+
+#[test]
+fn values_larger_than_their_instance_type_takes_are_refused_before_any_check() {
+    let mut engine: Engine<Typed, Blob> = engine_of(OperatorIndex(1), Config::default());
+    // Round 1 of this instance is operator 3's.
+    let leader = OperatorIndex(3);
+    let instance = Typed {
+        position: KEY.0,
+        agreed_on: true,
+    };
+    let proposal = |blob: Blob| Wire::Proposal {
+        proposal: sign_as(Message {
+            instance,
+            round: Round(1),
+            sender: leader,
+            kind: Kind::Proposal(blob.value_hash()),
+        }),
+        value: blob,
+        justification: Default::default(),
+    };
+    // Not started here: buffered when it fits, refused unverified when not.
+    let big = proposal(Blob(vec![1; TYPED_MAX_VALUE + 1]));
+    let actions = engine.handle(
+        Event::Message {
+            from: leader,
+            message: big,
+        },
+        &AcceptAll,
+    );
+    let reason = actions.iter().find_map(|a| match a {
+        Action::Dropped { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        reason,
+        Some(RejectReason::ValueTooLarge(TYPED_MAX_VALUE + 1)),
+        "{actions:?}"
+    );
+    assert!(RejectReason::ValueTooLarge(0).is_fault());
+    assert_eq!(engine.buffered_count(), 0);
+    let fits = proposal(Blob(vec![1; TYPED_MAX_VALUE]));
+    let actions = engine.handle(
+        Event::Message {
+            from: leader,
+            message: fits,
+        },
+        &AcceptAll,
+    );
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(engine.buffered_count(), 1);
 }
 
 #[test]

@@ -149,6 +149,16 @@ impl phalanx_consensus::InstanceKey for Duty {
     fn runs_consensus(&self) -> bool {
         self.kind.needs_consensus()
     }
+
+    /// Blocks are as large as the consensus protocol takes; every other
+    /// type's value is small ([`crate::qbft::MAX_SMALL_VALUE`]), so that a
+    /// peer cannot buffer block-sized values under their names.
+    fn max_value_bytes(&self) -> usize {
+        match self.kind {
+            DutyType::Proposer => usize::MAX,
+            _ => crate::qbft::MAX_SMALL_VALUE,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -45,11 +45,19 @@ pub const CONSENSUS_PROTOCOL_VERSION: &str = "2.0.0";
 
 /// Fulu's cell proofs per blob (CELLS_PER_EXT_BLOB), 48 bytes each.
 const CELL_PROOFS_PER_BLOB: usize = 128;
-/// The largest block the node accepts in consensus besides its blobs: an
-/// execution payload is bounded by gas (at 16 gas per calldata byte even a
-/// 60M gas limit stays under 4 MB), so 16 MiB leaves a wide margin for
-/// the rest of the block and the encoding.
-const MAX_BLOCK_WITHOUT_BLOBS: usize = 16 << 20;
+/// The largest block the node accepts in consensus besides its blobs: the
+/// consensus layer's MAX_PAYLOAD_SIZE (10 MiB), the most a block may have
+/// uncompressed to travel on the beacon network at all (the execution
+/// block within it is bounded further, at 8 MiB, since Fulu's EIP-7934),
+/// and 64 KiB for the value's envelope.
+const MAX_BLOCK_WITHOUT_BLOBS: usize = (10 << 20) + (64 << 10);
+
+/// The largest value of a duty type other than the proposer's: attestation
+/// data per committee, aggregates per committee, contributions per
+/// subcommittee. A slot has at most 64 committees, and an Electra aggregate
+/// with every aggregation bit of its type (131,072) is under 17 KiB, so 64
+/// of them with their keys stay under 1.1 MiB.
+pub const MAX_SMALL_VALUE: usize = 2 << 20;
 
 /// The consensus protocol, sized for the largest message it carries: a
 /// proposal of a Fulu block with the network's maximum number of blobs and
@@ -187,8 +195,43 @@ mod tests {
         // Mainnet's blob schedule reaches 21 blobs (BPO2).
         let protocol = consensus_protocol(21);
         assert!(protocol.max_size >= 21 * BYTES_PER_BLOB + (10 << 20));
-        assert!(protocol.max_size < 64 << 20, "not unbounded");
+        assert!(protocol.max_size < 14 << 20, "{}", protocol.max_size);
         assert_eq!(protocol.id(), "/phalanx/qbft/2.0.0");
+    }
+
+    #[test]
+    fn the_largest_aggregator_value_is_a_small_one() {
+        use crate::duty::{Duty, DutyType};
+        use crate::value::encode_entries;
+        use phalanx_consensus::InstanceKey;
+        use phalanx_eth::attestation::{AttestationData, AttestationElectra};
+        use phalanx_eth::{MainnetEthSpec, Slot};
+        use ssz::Encode;
+        // Every committee of a slot aggregated, each aggregate with every
+        // bit its type has.
+        let bits = 2048 * 64;
+        let mut aggregate = AttestationElectra::<MainnetEthSpec> {
+            aggregation_bits: ssz_types::BitList::with_capacity(bits).expect("bits"),
+            data: AttestationData::default(),
+            signature: Default::default(),
+            committee_bits: ssz_types::BitVector::new(),
+        };
+        for bit in 0..bits {
+            aggregate.aggregation_bits.set(bit, true).expect("bit");
+        }
+        let entries: Vec<(u64, Vec<u8>)> = (0..64).map(|c| (c, aggregate.as_ssz_bytes())).collect();
+        let value = encode_entries(&entries);
+        let aggregator = Duty::new(Slot(1), DutyType::Aggregator);
+        assert!(
+            value.0.len() <= aggregator.max_value_bytes(),
+            "{}",
+            value.0.len()
+        );
+        assert_eq!(aggregator.max_value_bytes(), MAX_SMALL_VALUE);
+        assert_eq!(
+            Duty::new(Slot(1), DutyType::Proposer).max_value_bytes(),
+            usize::MAX
+        );
     }
 
     #[test]

@@ -585,13 +585,15 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             }
             DutyType::SyncMessage
             | DutyType::PrepareSyncContribution
-            | DutyType::SyncContribution => [epoch, Slot(duty.slot.0 + 1).epoch(spe)]
-                .iter()
-                .any(|epoch| {
-                    scheduler.sync.get(epoch).is_none_or(|members| {
-                        members.iter().any(|member| member.pubkey == *validator)
+            | DutyType::SyncContribution => {
+                [epoch, Slot(duty.slot.0 + 1).epoch(spe)]
+                    .iter()
+                    .any(|epoch| {
+                        scheduler.sync.get(epoch).is_none_or(|members| {
+                            members.iter().any(|member| member.pubkey == *validator)
+                        })
                     })
-                }),
+            }
             DutyType::Exit | DutyType::BuilderRegistration => true,
         }
     }
