@@ -26,7 +26,8 @@
 //!   each over its own random root, with a valid curve point that
 //!   verifies under nothing.
 //! - `random-roots`: valid partials signed with the attacker's own shares
-//!   over random roots, for every duty type and every slot in the window.
+//!   over random roots, for every duty the cluster's validators have in
+//!   this epoch and the next (asked of a beacon node, as any operator can).
 //! - `big-proposals`: proposals of the largest value the protocol takes,
 //!   repeated with new values, for every instance the attacker leads.
 //! - `future-spam`: prepares, commits and round changes for instances not
@@ -171,6 +172,10 @@ struct Attacker {
     parsigex_limit: usize,
     /// A valid compressed G2 point that verifies under none of the keys.
     stray_signature: Vec<u8>,
+    /// The duties of the cluster's validators in the current and next
+    /// epoch, by validator (as the attacker's beacon node gives them):
+    /// what random roots are worth sending for.
+    schedule: std::sync::RwLock<std::collections::BTreeMap<usize, Vec<Duty>>>,
 }
 
 /// What one phase's attack sent.
@@ -230,15 +235,38 @@ impl Attacker {
             }
             Strategy::RandomRoots => {
                 // Valid signatures: the root is signed, not the duty, so
-                // one signature serves every duty type and slot.
-                let v = rng.gen_range(0..self.validators.len());
+                // one signature serves every duty of a validator. The
+                // duties are those the validator has (a node refuses the
+                // others), or, until they are known, every type and slot
+                // of the window.
+                let (v, duties) = {
+                    let schedule = self.schedule.read().unwrap_or_else(|e| e.into_inner());
+                    if schedule.is_empty() {
+                        let v = rng.gen_range(0..self.validators.len());
+                        let duties: Vec<Duty> = DutyType::ALL
+                            .iter()
+                            .flat_map(|&kind| {
+                                (slot.saturating_sub(2)..slot + 64)
+                                    .map(move |s| Duty::new(Slot(s), kind))
+                            })
+                            .collect();
+                        (v, duties)
+                    } else {
+                        let at = rng.gen_range(0..schedule.len());
+                        let (v, duties) = schedule.iter().nth(at).unwrap_or_else(|| unreachable!());
+                        let current = Slot(slot.saturating_sub(2));
+                        let duties = duties
+                            .iter()
+                            .filter(|d| d.slot >= current)
+                            .copied()
+                            .collect();
+                        (*v, duties)
+                    }
+                };
                 let root: [u8; 32] = rng.gen();
                 let signature = self.shares[v].sign(&root).to_bytes().to_vec();
-                let partials = DutyType::ALL
-                    .iter()
-                    .flat_map(|&kind| {
-                        (slot.saturating_sub(2)..slot + 64).map(move |s| Duty::new(Slot(s), kind))
-                    })
+                let partials = duties
+                    .into_iter()
                     .map(|duty| PartialMessage {
                         duty,
                         validator: self.validators[v].to_vec(),
@@ -407,6 +435,61 @@ async fn attack(
     total
 }
 
+/// Keeps the attacker's schedule: each slot, the duties of the cluster's
+/// validators (the chain's first) in the current and the next epoch, from
+/// a beacon node of the chain.
+async fn follow_duties(attacker: Arc<Attacker>, beacon: String) {
+    use phalanx_eth::{Epoch, ValidatorIndex};
+    let Ok(client) = phalanx_eth::client::BeaconNodeClient::new(&[beacon], Default::default())
+    else {
+        return;
+    };
+    let position: std::collections::HashMap<[u8; 48], usize> = attacker
+        .validators
+        .iter()
+        .enumerate()
+        .map(|(i, key)| (*key, i))
+        .collect();
+    let indices: Vec<ValidatorIndex> = (0..attacker.validators.len() as u64)
+        .map(ValidatorIndex)
+        .collect();
+    let spe = 32; // the bench runs on the mainnet preset
+    loop {
+        let slot = attacker.current_slot();
+        let epoch = slot / spe;
+        let mut schedule: std::collections::BTreeMap<usize, Vec<Duty>> = Default::default();
+        let mut add = |key: &phalanx_eth::PublicKeyBytes, duty: Duty| {
+            if let Some(&v) = position.get(key.as_slice()) {
+                schedule.entry(v).or_default().push(duty);
+            }
+        };
+        for e in [epoch, epoch + 1] {
+            if let Ok(duties) = client.attester_duties(Epoch(e), &indices).await {
+                for d in duties.data {
+                    add(&d.pubkey, Duty::new(d.slot, DutyType::Attester));
+                    add(&d.pubkey, Duty::new(d.slot, DutyType::Aggregator));
+                }
+            }
+            if let Ok(duties) = client.proposer_duties(Epoch(e)).await {
+                for d in duties.data {
+                    add(&d.pubkey, Duty::new(d.slot, DutyType::Proposer));
+                }
+            }
+            if let Ok(duties) = client.sync_duties(Epoch(e), &indices).await {
+                for d in duties.data {
+                    for s in e * spe..(e + 1) * spe {
+                        add(&d.pubkey, Duty::new(Slot(s), DutyType::SyncContribution));
+                    }
+                }
+            }
+        }
+        if !schedule.is_empty() {
+            *attacker.schedule.write().unwrap_or_else(|e| e.into_inner()) = schedule;
+        }
+        sleep_until_ms(attacker.genesis_ms + (slot + 1) * attacker.slot_ms).await;
+    }
+}
+
 /// The attacker's process: joins the cluster as operator 3 with the plan's
 /// key folder, lock and shares, runs each phase's strategy from its start
 /// to its end, and writes what it sent in each.
@@ -493,7 +576,9 @@ async fn run_attacker(plan_path: &std::path::Path) -> Result<()> {
         consensus_limit: consensus.max_size,
         parsigex_limit: parsigex.max_size,
         stray_signature: stray.to_bytes().to_vec(),
+        schedule: Default::default(),
     });
+    tokio::spawn(follow_duties(attacker.clone(), text("beacon")?));
     let concurrency = usize::try_from(number("concurrency")?)?;
     let mut sent = Vec::new();
     for phase in plan["phases"]
@@ -680,6 +765,7 @@ async fn run(args: Args, dir: PathBuf) -> Result<()> {
     let plan_json = serde_json::json!({
         "folder": operators[ATTACKER].dir,
         "listen": operators[ATTACKER].p2p_listen().to_string(),
+        "beacon": format!("http://{}", beacons[0]),
         "honest": operators.iter().take(HONEST).map(|o| serde_json::json!({
             "peer": o.node_key.peer_id().to_string(),
             "address": o.p2p_listen().to_string(),
