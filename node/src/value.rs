@@ -10,8 +10,58 @@ use sha2::{Digest, Sha256};
 use ssz::{Decode, Encode};
 
 /// A duty's unsigned data, encoded.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// On the wire it is its length and its bytes, as a sequence of bytes
+/// would be, but read in one allocation of its size: read element by
+/// element, a block-sized value grew by doubling, with a copy at each
+/// step and a quarter of its size left unused.
+#[derive(Clone, PartialEq, Eq)]
 pub struct DutyValue(pub Vec<u8>);
+
+impl Serialize for DutyValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DutyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_byte_buf(BytesVisitor)
+            .map(DutyValue)
+    }
+}
+
+/// Reads bytes from a format that has them (one allocation of their
+/// length, checked against the input first), or from a sequence of
+/// numbers (JSON).
+struct BytesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BytesVisitor {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("bytes")
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+        Ok(bytes)
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+        Ok(bytes.to_vec())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+        // As serde does for any sequence: no more than 1 MiB before the
+        // elements are there.
+        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+        while let Some(byte) = seq.next_element()? {
+            bytes.push(byte);
+        }
+        Ok(bytes)
+    }
+}
 
 impl std::fmt::Debug for DutyValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,5 +211,43 @@ mod tests {
         assert!(decode_entries(&unsorted).is_err());
         assert!(decode_entries(&DutyValue(Vec::new())).is_err());
         assert!(decode_entries(&DutyValue(vec![0; 11])).is_err());
+    }
+
+    /// The encoding of the value before it was read as bytes: a sequence
+    /// of u8.
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct AsSequence(Vec<u8>);
+
+    #[test]
+    fn a_value_reads_in_one_allocation_of_its_size_with_the_same_bytes() {
+        // A block-sized value (13 MB): read element by element it grew
+        // by doubling, to 16 MiB, with a copy at each step.
+        let len = 13_000_003;
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let limit = len + 64;
+        let encoded = phalanx_p2p::encode(&DutyValue(bytes.clone()), limit).expect("encode");
+        assert_eq!(
+            encoded,
+            phalanx_p2p::encode(&AsSequence(bytes.clone()), limit).expect("encode"),
+            "the wire does not change"
+        );
+        let decoded: DutyValue = phalanx_p2p::decode(&encoded, limit).expect("decode");
+        assert_eq!(decoded.0, bytes);
+        assert_eq!(decoded.0.capacity(), len);
+        // A length beyond the bytes given is refused before any allocation.
+        let mut cut = encoded.clone();
+        cut.truncate(1000);
+        assert!(phalanx_p2p::decode::<DutyValue>(&cut, limit).is_err());
+        // JSON (traces and files) keeps its list of numbers.
+        let small = DutyValue(vec![1, 2, 250]);
+        let json = serde_json::to_string(&small).expect("json");
+        assert_eq!(
+            json,
+            serde_json::to_string(&AsSequence(vec![1, 2, 250])).unwrap()
+        );
+        assert_eq!(
+            serde_json::from_str::<DutyValue>(&json).expect("json"),
+            small
+        );
     }
 }
