@@ -204,6 +204,39 @@ pub enum Wire<K, V> {
 }
 
 impl<K, V> Wire<K, V> {
+    /// The same message with its value (a message carries at most one:
+    /// a proposal's, a round change's prepared one, a decided one) turned
+    /// into another type by `f`.
+    pub fn map_value<W>(self, f: impl FnOnce(V) -> W) -> Wire<K, W> {
+        match self {
+            Wire::Proposal {
+                proposal,
+                value,
+                justification,
+            } => Wire::Proposal {
+                proposal,
+                value: f(value),
+                justification,
+            },
+            Wire::Prepare(m) => Wire::Prepare(m),
+            Wire::Commit(m) => Wire::Commit(m),
+            Wire::RoundChange {
+                round_change,
+                prepared,
+            } => Wire::RoundChange {
+                round_change,
+                prepared: prepared.map(|p| PreparedCertificate {
+                    value: f(p.value),
+                    prepares: p.prepares,
+                }),
+            },
+            Wire::Decided { value, commits } => Wire::Decided {
+                value: f(value),
+                commits,
+            },
+        }
+    }
+
     /// The instance the message belongs to, if it names one (a decided
     /// message without commits names none and is malformed).
     pub fn instance(&self) -> Option<&K> {

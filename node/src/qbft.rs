@@ -4,7 +4,9 @@
 
 use phalanx_consensus::{Config, MessageSignature, OperatorIndex, Signer, Verifier};
 use phalanx_eth::block_contents::{BYTES_PER_BLOB, BYTES_PER_PROOF};
-use phalanx_p2p::{NodeKey, Protocol};
+use phalanx_p2p::{CodecError, NodeKey, Protocol};
+
+use crate::value::DutyValue;
 
 /// Signs consensus messages with the operator's node key (secp256k1).
 pub struct NodeSigner(pub NodeKey);
@@ -74,6 +76,55 @@ pub fn consensus_protocol(max_blobs_per_block: u64) -> Protocol {
         // instances a slot; a burst beyond waits for room at the receiver.
         queue_per_peer: 256,
     }
+}
+
+/// A consensus message as the node handles it.
+pub type ConsensusWire = phalanx_consensus::Wire<crate::duty::Duty, DutyValue>;
+
+/// A value's bytes as they lie in a received frame.
+struct InFrame<'a>(&'a [u8]);
+
+impl<'de> serde::Deserialize<'de> for InFrame<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = InFrame<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes in the frame")
+            }
+            fn visit_borrowed_bytes<E: serde::de::Error>(
+                self,
+                bytes: &'de [u8],
+            ) -> Result<InFrame<'de>, E> {
+                Ok(InFrame(bytes))
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
+    }
+}
+
+/// Decodes a received consensus message of at most `limit` bytes from its
+/// frame, the value it carries (a block of megabytes, for one) moved to the
+/// front of the frame's own buffer instead of copied: a message costs one
+/// allocation of its size, not two.
+pub fn decode_consensus(mut frame: Vec<u8>, limit: usize) -> Result<ConsensusWire, CodecError> {
+    let mut place = None;
+    let wire = {
+        let borrowed: phalanx_consensus::Wire<crate::duty::Duty, InFrame<'_>> =
+            phalanx_p2p::decode_borrowed(&frame, limit)?;
+        let start = frame.as_ptr() as usize;
+        borrowed.map_value(|value| {
+            let offset = (value.0.as_ptr() as usize).saturating_sub(start);
+            place = Some(offset..offset + value.0.len());
+        })
+    };
+    let mut value = place.map(|range| {
+        let len = range.len();
+        frame.copy_within(range, 0);
+        frame.truncate(len);
+        DutyValue(frame)
+    });
+    Ok(wire.map_value(|()| value.take().unwrap_or(DutyValue(Vec::new()))))
 }
 
 /// The largest messages of the consensus protocol a peer may have waiting
@@ -197,6 +248,79 @@ mod tests {
         assert!(protocol.max_size >= 21 * BYTES_PER_BLOB + (10 << 20));
         assert!(protocol.max_size < 14 << 20, "{}", protocol.max_size);
         assert_eq!(protocol.id(), "/phalanx/qbft/2.0.0");
+    }
+
+    #[test]
+    fn a_received_value_stays_in_its_frame() {
+        use crate::duty::{Duty, DutyType};
+        use phalanx_consensus::{
+            Kind, Message, PreparedCertificate, Round, SignedMessage, Value, Wire,
+        };
+        use phalanx_eth::Slot;
+        let limit = consensus_protocol(21).max_size;
+        let signed = |kind| SignedMessage {
+            message: Message {
+                instance: Duty::new(Slot(3), DutyType::Proposer),
+                round: Round(2),
+                sender: OperatorIndex(1),
+                kind,
+            },
+            signature: MessageSignature(vec![5; 65]),
+        };
+        let block = DutyValue((0..12_000_000u32).map(|i| (i % 253) as u8).collect());
+        let hash = block.value_hash();
+        let wires: Vec<ConsensusWire> = vec![
+            Wire::Proposal {
+                proposal: signed(Kind::Proposal(hash)),
+                value: block.clone(),
+                justification: phalanx_consensus::ProposalJustification {
+                    round_changes: vec![signed(Kind::RoundChange(None))],
+                    prepares: vec![signed(Kind::Prepare(hash))],
+                },
+            },
+            Wire::RoundChange {
+                round_change: signed(Kind::RoundChange(None)),
+                prepared: Some(PreparedCertificate {
+                    value: DutyValue(vec![1, 2, 3]),
+                    prepares: vec![signed(Kind::Prepare(hash))],
+                }),
+            },
+            Wire::RoundChange {
+                round_change: signed(Kind::RoundChange(None)),
+                prepared: None,
+            },
+            Wire::Decided {
+                value: DutyValue(Vec::new()),
+                commits: vec![signed(Kind::Commit(hash))],
+            },
+            Wire::Commit(signed(Kind::Commit(hash))),
+        ];
+        for wire in wires {
+            let frame = phalanx_p2p::encode(&wire, limit).expect("encode");
+            let copied: ConsensusWire = phalanx_p2p::decode(&frame, limit).expect("decode");
+            let buffer = frame.as_ptr();
+            let in_place = decode_consensus(frame.clone(), limit).expect("decode");
+            assert_eq!(
+                phalanx_p2p::encode(&in_place, limit).expect("encode"),
+                phalanx_p2p::encode(&copied, limit).expect("encode"),
+                "{}",
+                wire.kind_name()
+            );
+            // The block is read where it lies, in the frame's buffer.
+            let frame_for_pointer = frame;
+            let ptr = frame_for_pointer.as_ptr();
+            assert_eq!(ptr, buffer);
+            if let Wire::Proposal { value, .. } =
+                decode_consensus(frame_for_pointer, limit).expect("decode")
+            {
+                assert_eq!(value.0.as_ptr(), ptr);
+                assert_eq!(value, block);
+            }
+            // A frame cut short is refused.
+            let mut cut = phalanx_p2p::encode(&wire, limit).expect("encode");
+            cut.truncate(cut.len() - 1);
+            assert!(decode_consensus(cut, limit).is_err());
+        }
     }
 
     #[test]

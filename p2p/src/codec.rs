@@ -5,7 +5,7 @@
 use bincode::Options;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a frame or message could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +159,15 @@ pub fn encoded_len<T: Serialize>(value: &T) -> u64 {
 /// Decodes a message of at most `limit` bytes; no length inside it can
 /// make the decoder allocate more than the limit.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
+    decode_borrowed(bytes, limit)
+}
+
+/// [`decode`], for a message that may borrow from `bytes` (a value's bytes
+/// read in place rather than copied).
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    limit: usize,
+) -> Result<T, CodecError> {
     if bytes.len() > limit {
         return Err(CodecError::TooLarge {
             len: bytes.len() as u64,

@@ -27,7 +27,7 @@ mod relay;
 mod rlp;
 pub mod seal;
 
-pub use codec::{decode, encode, encoded_len, read_frame, CodecError};
+pub use codec::{decode, decode_borrowed, encode, encoded_len, read_frame, CodecError};
 pub use enr::{Enr, MAX_RECORD_SIZE};
 pub use error::{IdentityError, SendError, StartError};
 pub use identity::{peer_id_of, verify, NodeKey, NODE_KEY_FILE};

@@ -11,16 +11,16 @@ use phalanx_consensus::OperatorIndex;
 use phalanx_eth::api::Event as BnEvent;
 use phalanx_eth::client::BeaconNodeClient;
 use phalanx_eth::{Epoch, EthSpec, Root};
-use phalanx_p2p::{Inbound, Network, PeerId, QueueSlot};
+use phalanx_p2p::{CodecError, Inbound, Network, PeerId, QueueSlot};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::metrics::PeerLabels;
 use crate::core::Event;
 use crate::parsigex::PartialBatch;
+use crate::qbft::decode_consensus;
 
 /// A peer's message as the core's event, with the message's place in its
 /// sender's share of the node's queue: the runtime drops the slot once
@@ -39,11 +39,14 @@ pub(super) struct Inboxes<E: EthSpec> {
 
 impl<E: EthSpec> Inboxes<E> {
     /// Consensus messages from operators become events; others' are ignored.
+    /// Values are read in place, in their frames (see [`decode_consensus`]).
     pub(super) fn watch_consensus(self, rx: mpsc::Receiver<Inbound>) -> JoinHandle<()> {
-        self.watch(rx, "consensus", |from, message| Event::Consensus {
-            from,
-            message,
-        })
+        self.watch(
+            rx,
+            "consensus",
+            |inbound| decode_consensus(std::mem::take(&mut inbound.bytes), inbound.limit()),
+            |from, message| Event::Consensus { from, message },
+        )
     }
 
     /// Partial signatures from operators become events, counted by sender.
@@ -52,32 +55,38 @@ impl<E: EthSpec> Inboxes<E> {
         rx: mpsc::Receiver<Inbound>,
         received: Family<PeerLabels, Counter>,
     ) -> JoinHandle<()> {
-        self.watch(rx, "partial", move |from, PartialBatch(partials)| {
-            received
-                .get_or_create(&PeerLabels {
-                    peer: from.to_string(),
-                })
-                .inc_by(partials.len() as u64);
-            Event::Partials { from, partials }
-        })
+        self.watch(
+            rx,
+            "partial",
+            |inbound| inbound.decode(),
+            move |from, PartialBatch(partials)| {
+                received
+                    .get_or_create(&PeerLabels {
+                        peer: from.to_string(),
+                    })
+                    .inc_by(partials.len() as u64);
+                Event::Partials { from, partials }
+            },
+        )
     }
 
     /// Decodes each operator's message of one protocol into the core's
     /// event, passing on its queue place; one that does not decode becomes
     /// an [`Event::Undecodable`] of `what`, which the core drops as a
     /// fault (counted, penalised, and logged at most once a window).
-    fn watch<T: DeserializeOwned + Send + 'static>(
+    fn watch<T: Send + 'static>(
         self,
         mut rx: mpsc::Receiver<Inbound>,
         what: &'static str,
+        decode: impl Fn(&mut Inbound) -> Result<T, CodecError> + Send + 'static,
         into_event: impl Fn(OperatorIndex, T) -> Event<E> + Send + 'static,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
-            while let Some(inbound) = rx.recv().await {
+            while let Some(mut inbound) = rx.recv().await {
                 let Some(&from) = self.index_of.get(&inbound.peer) else {
                     continue;
                 };
-                let event = match inbound.decode::<T>() {
+                let event = match decode(&mut inbound) {
                     Ok(message) => into_event(from, message),
                     Err(e) => {
                         tracing::debug!(peer = from.0, what, error = %e, "a message did not decode");

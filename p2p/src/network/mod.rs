@@ -152,6 +152,11 @@ impl Inbound {
         codec::decode(&self.bytes, self.limit)
     }
 
+    /// The protocol's limit, which decoding the bytes must keep to.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Frees the bytes but keeps the message's place: a consumer that
     /// hands the decoded message on holds the slot until it is handled.
     pub fn into_slot(self) -> QueueSlot {
