@@ -290,6 +290,12 @@ pub enum DropReason {
     /// (`consensus` or `partial`).
     #[error("{0}: the bytes do not decode")]
     Undecodable(&'static str),
+    /// A consensus message for a duty the cluster does not have, by the
+    /// duties this node's beacon node gave: refused before the engine
+    /// reads or buffers it. Not a fault (beacon nodes may disagree for a
+    /// moment after a reorganisation).
+    #[error("consensus: the cluster has no such duty")]
+    Unscheduled,
 }
 
 impl DropReason {
@@ -299,6 +305,7 @@ impl DropReason {
             DropReason::Consensus(_) => "consensus",
             DropReason::Partial(_) => "partial",
             DropReason::Undecodable(what) => what,
+            DropReason::Unscheduled => "consensus",
         }
     }
 
@@ -308,6 +315,7 @@ impl DropReason {
             DropReason::Consensus(reason) => reason.label(),
             DropReason::Partial(reason) => reason.label(),
             DropReason::Undecodable(_) => "malformed",
+            DropReason::Unscheduled => PartialRejection::Unscheduled.label(),
         }
     }
 
@@ -319,6 +327,7 @@ impl DropReason {
             // Operators run the same protocol version (its id says so):
             // only a faulty node sends bytes that do not decode.
             DropReason::Undecodable(_) => true,
+            DropReason::Unscheduled => false,
         }
     }
 

@@ -493,3 +493,79 @@ fn partials_of_duties_the_validator_does_not_have_are_not_kept() {
     );
     assert_eq!(node.core.stored_partials(), count);
 }
+
+#[test]
+fn consensus_on_duties_the_cluster_does_not_have_is_refused_unread() {
+    use phalanx_consensus::{
+        Kind, Message, MessageSignature, Round, SignedMessage, ValueHash, Wire,
+    };
+    use phalanx_eth::api::{AttesterDuty, ProposerDuty};
+    use phalanx_eth::{CommitteeIndex, Epoch, ValidatorIndex};
+    use phalanx_node::value::DutyValue;
+    let mut node = node(4);
+    // Epoch 0: the cluster proposes at slot 2 only and attests at slot 1
+    // only; it has no sync-committee member.
+    node.core.handle(
+        node.now,
+        Event::Duties {
+            epoch: Epoch(0),
+            attester: vec![AttesterDuty {
+                pubkey: node.groups[0],
+                validator_index: ValidatorIndex(0),
+                committee_index: CommitteeIndex(0),
+                committee_length: 4,
+                committees_at_slot: 1,
+                validator_committee_index: 0,
+                slot: Slot(1),
+            }],
+            sync: Vec::new(),
+        },
+    );
+    node.core.handle(
+        node.now,
+        Event::Proposers {
+            epoch: Epoch(0),
+            result: Ok(vec![ProposerDuty {
+                pubkey: node.groups[1],
+                validator_index: ValidatorIndex(1),
+                slot: Slot(2),
+            }]),
+        },
+    );
+    let from = phalanx_consensus::OperatorIndex(1);
+    let mut label = |kind: DutyType, slot: u64| {
+        let value = DutyValue(vec![7; 100_000]);
+        let message = Wire::Proposal {
+            proposal: SignedMessage {
+                message: Message {
+                    instance: Duty::new(Slot(slot), kind),
+                    round: Round(1),
+                    sender: from,
+                    kind: Kind::Proposal(ValueHash([1; 32])),
+                },
+                signature: MessageSignature(vec![0; 65]),
+            },
+            value,
+            justification: Default::default(),
+        };
+        node.core
+            .handle(node.now, Event::Consensus { from, message })
+            .into_iter()
+            .find_map(|action| match action {
+                Action::Dropped { reason, .. } => {
+                    Some((reason.label().to_string(), reason.is_fault()))
+                }
+                _ => None,
+            })
+    };
+    let unscheduled = Some(("unscheduled".to_string(), false));
+    assert_eq!(label(DutyType::Proposer, 1), unscheduled);
+    assert_eq!(label(DutyType::Attester, 2), unscheduled);
+    assert_eq!(label(DutyType::Aggregator, 2), unscheduled);
+    assert_eq!(label(DutyType::SyncContribution, 1), unscheduled);
+    // The cluster's own duties go on to the engine (which checks the
+    // signature), and so do those of epochs not known yet.
+    assert_ne!(label(DutyType::Proposer, 2), unscheduled);
+    assert_ne!(label(DutyType::Attester, 1), unscheduled);
+    assert_ne!(label(DutyType::Attester, 8), unscheduled);
+}

@@ -223,6 +223,16 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             });
             return;
         }
+        if message
+            .instance()
+            .is_some_and(|duty| !self.cluster_may_have(*duty))
+        {
+            actions.push(Action::Dropped {
+                from,
+                reason: DropReason::Unscheduled,
+            });
+            return;
+        }
         let event = qbft::Event::Message { from, message };
         self.run_consensus(event, actions);
     }

@@ -598,6 +598,41 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
         }
     }
 
+    /// Whether any of the cluster's validators may have `duty` (see
+    /// [`Core::may_have_duty`]): an instance of a duty the cluster does not
+    /// have never runs here, and its messages are not worth buffering.
+    pub(super) fn cluster_may_have(&self, duty: Duty) -> bool {
+        let spe = self.cluster.slots_per_epoch;
+        let scheduler = &self.scheduler;
+        let epoch = duty.slot.epoch(spe);
+        match duty.kind {
+            DutyType::Attester | DutyType::PrepareAggregator | DutyType::Aggregator => {
+                !scheduler.sync.contains_key(&epoch)
+                    || scheduler
+                        .attester
+                        .get(&duty.slot)
+                        .is_some_and(|duties| !duties.is_empty())
+            }
+            DutyType::Proposer | DutyType::Randao => {
+                !scheduler.proposers_resolved.contains(&epoch)
+                    || scheduler.proposers.contains_key(&duty.slot)
+            }
+            DutyType::SyncMessage
+            | DutyType::PrepareSyncContribution
+            | DutyType::SyncContribution => {
+                [epoch, Slot(duty.slot.0 + 1).epoch(spe)]
+                    .iter()
+                    .any(|epoch| {
+                        scheduler
+                            .sync
+                            .get(epoch)
+                            .is_none_or(|members| !members.is_empty())
+                    })
+            }
+            DutyType::Exit | DutyType::BuilderRegistration => true,
+        }
+    }
+
     /// The root a partial of `duty` must sign for `validator`, once this
     /// node decided the duty's value and can tell: the decided attestation
     /// data's, the decided block's, the aggregate and proof of the decided
