@@ -698,6 +698,12 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
     pub fn stored_partials(&self) -> usize {
         self.partials.parsigs.len()
     }
+
+    /// The bytes of peers' consensus messages waiting for instances not
+    /// started here.
+    pub fn buffered_consensus_bytes(&self) -> usize {
+        self.consensus.engine.buffered_bytes()
+    }
 }
 
 /// A peer's partial that passed the checks needing no signature decoded.

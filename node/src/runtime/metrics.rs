@@ -80,6 +80,11 @@ pub(super) struct Metrics {
     pub(super) peers: Gauge,
     /// Validators of the cluster whose index the beacon node knows.
     pub(super) validators_known: Gauge,
+    /// Partial signatures held until they combine or expire.
+    pub(super) partials_stored: Gauge,
+    /// Bytes of peers' consensus messages waiting for instances not
+    /// started here.
+    pub(super) consensus_buffered_bytes: Gauge,
 }
 
 impl Metrics {
@@ -102,6 +107,8 @@ impl Metrics {
             beacon_calls: Family::default(),
             peers: Gauge::default(),
             validators_known: Gauge::default(),
+            partials_stored: Gauge::default(),
+            consensus_buffered_bytes: Gauge::default(),
         };
         registry.register(
             "phalanx_duty_outcomes",
@@ -157,6 +164,16 @@ impl Metrics {
             "phalanx_validators_known",
             "Validators of the cluster whose index the beacon node knows",
             metrics.validators_known.clone(),
+        );
+        registry.register(
+            "phalanx_partials_stored",
+            "Partial signatures held, this operator's and its peers', until they combine or expire",
+            metrics.partials_stored.clone(),
+        );
+        registry.register(
+            "phalanx_consensus_buffered_bytes",
+            "Bytes of peers' consensus messages waiting for instances not started here",
+            metrics.consensus_buffered_bytes.clone(),
         );
         metrics
     }
@@ -225,6 +242,8 @@ mod tests {
         let metrics = Metrics::register(&mut registry);
         metrics.peers.set(3);
         metrics.validators_known.set(2);
+        metrics.partials_stored.set(5);
+        metrics.consensus_buffered_bytes.set(7);
         let duty = || DutyLabels {
             duty: "attester".into(),
             outcome: "success".into(),
@@ -250,6 +269,8 @@ mod tests {
             "phalanx_beacon_node_latency_seconds_count{endpoint=\"genesis\"} 1",
             "phalanx_p2p_connected_operators 3",
             "phalanx_validators_known 2",
+            "phalanx_partials_stored 5",
+            "phalanx_consensus_buffered_bytes 7",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }

@@ -338,9 +338,17 @@ async fn run_with<E: EthSpec>(
             Some(event) = events_rx.recv() => (event, None),
             Some((event, slot)) = peer_events_rx.recv() => (event, Some(slot)),
         };
+        let tick = matches!(event, Event::Tick);
         let actions = core.handle(now_ms(), event);
         // Handled: the sender's place is free again.
         drop(slot);
+        if tick {
+            // What peers may make this node hold, a few times a second.
+            let stored = i64::try_from(core.stored_partials()).unwrap_or(i64::MAX);
+            driver.metrics.partials_stored.set(stored);
+            let buffered = i64::try_from(core.buffered_consensus_bytes()).unwrap_or(i64::MAX);
+            driver.metrics.consensus_buffered_bytes.set(buffered);
+        }
         driver.execute(actions);
     }
     for task in tasks {
