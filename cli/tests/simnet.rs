@@ -52,7 +52,10 @@ fn a_scenario_file_runs_and_its_invariants_hold() {
     // The HTML report stands alone: plots inline, the partition shaded.
     let page = std::fs::read_to_string(&html).expect("report written");
     assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
-    assert_eq!(page.matches("<svg").count(), 4, "{page}");
+    assert_eq!(page.matches("<svg").count(), 5, "{page}");
+    // Each node's processor by the cost model: busy time and waits.
+    assert!(page.contains("<h2>Processor (virtual time"), "{page}");
+    assert!(page.contains("<td>operator 3</td>"), "{page}");
     assert!(page.contains("Every invariant held"), "{page}");
     assert!(
         page.contains("<title>Partition"),

@@ -96,6 +96,26 @@ pub fn html(scenario: &Scenario, report: &RunReport) -> String {
         })
         .collect();
     out.push_str(&bars(&participation, "partials"));
+    if !report.cpu.is_empty() {
+        out.push_str(&processor(scenario, report));
+    }
+    if !report.flood.is_empty() {
+        out.push_str("<h2>Flood: what the flooding operator sent its peers</h2>\n");
+        out.push_str(
+            "<table><tr><th>strategy</th><th>messages</th><th>items</th><th>bytes</th></tr>\n",
+        );
+        for (name, sent) in &report.flood {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(name),
+                sent.messages,
+                sent.items,
+                sent.bytes
+            );
+        }
+        out.push_str("</table>\n");
+    }
     if !report.dropped_by_sender.is_empty() {
         out.push_str("<h2>Blame: peer messages dropped, by sender</h2>\n");
         let blame: Vec<(String, u64)> = report
@@ -106,6 +126,37 @@ pub fn html(scenario: &Scenario, report: &RunReport) -> String {
         out.push_str(&bars(&blame, "dropped"));
     }
     out.push_str("</body></html>\n");
+    out
+}
+
+/// Each node's processor in virtual time: how busy it was over the run,
+/// and how long an event waited for it at worst, as a table and a plot
+/// of the busy share per node.
+fn processor(scenario: &Scenario, report: &RunReport) -> String {
+    let mut out = String::from("<h2>Processor (virtual time, by the cost model)</h2>\n");
+    let slots = (scenario.epochs * scenario.preset.slots_per_epoch()).max(1);
+    let run_us = (slots * scenario.slot_ms * 1000) as f64;
+    out.push_str(
+        "<table><tr><th>node</th><th>busy</th><th>share of the run</th>\
+         <th>events that waited</th><th>longest wait</th><th>largest backlog</th></tr>\n",
+    );
+    let mut shares = Vec::new();
+    for (node, cpu) in &report.cpu {
+        let share = cpu.busy_us as f64 / run_us * 100.0;
+        let _ = writeln!(
+            out,
+            "<tr><td>operator {node}</td><td>{:.1} s</td><td>{share:.1} %</td><td>{}</td>\
+             <td>{} ms</td><td>{}</td></tr>",
+            cpu.busy_us as f64 / 1e6,
+            cpu.waited,
+            cpu.max_wait_ms,
+            cpu.max_backlog
+        );
+        // Tenths of a percent, for the bars' integer scale.
+        shares.push((format!("operator {node}"), (share * 10.0).round() as u64));
+    }
+    out.push_str("</table>\n");
+    out.push_str(&bars(&shares, "busy share of the run (0.1 %)"));
     out
 }
 
