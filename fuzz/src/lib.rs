@@ -21,7 +21,7 @@ use phalanx_eth::{ForkName, MainnetEthSpec};
 use phalanx_node::api::fuzzing::{self, Body};
 use phalanx_node::duty::Duty;
 use phalanx_node::parsigex::{parsigex_protocol, PartialBatch};
-use phalanx_node::qbft::consensus_protocol;
+use phalanx_node::qbft::{consensus_protocol, decode_consensus};
 use phalanx_node::value::{decode_attestation_data, decode_entries, DutyValue};
 
 /// No harness allocation may ever exceed this, whatever the target.
@@ -209,8 +209,28 @@ fn p2p_frame(data: &[u8]) {
 
 fn qbft_message(data: &[u8]) {
     let limit = consensus_protocol(MAX_BLOBS).max_size;
-    let Ok(message) = phalanx_p2p::decode::<Wire<Duty, DutyValue>>(data, limit) else {
+    if data.len() > limit {
         return;
+    }
+    // The node reads a value in place, in its frame; it must read what
+    // the copying decoder reads, and refuse what it refuses.
+    let copied = phalanx_p2p::decode::<Wire<Duty, DutyValue>>(data, limit);
+    let in_place = decode_consensus(data.to_vec(), limit);
+    let message = match (copied, in_place) {
+        (Ok(copied), Ok(in_place)) => {
+            assert_eq!(
+                phalanx_p2p::encode(&copied, limit).ok(),
+                phalanx_p2p::encode(&in_place, limit).ok(),
+                "the decoders read different messages"
+            );
+            in_place
+        }
+        (Err(_), Err(_)) => return,
+        (copied, in_place) => panic!(
+            "the decoders disagree: copying {:?}, in place {:?}",
+            copied.is_ok(),
+            in_place.is_ok()
+        ),
     };
     let _ = (message.instance(), message.kind_name());
     let value = match &message {
