@@ -481,7 +481,7 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 return Err(PartialRejection::DutyExpired);
             }
         }
-        if !self.may_have_duty(duty, &validator) {
+        if !self.cluster.defects.bisects_peer_batches() && !self.may_have_duty(duty, &validator) {
             return Err(PartialRejection::Unscheduled);
         }
         let root = Root::from(message.signing_root);

@@ -99,7 +99,8 @@ pub struct Defects {
     pub accept_second_value: bool,
     /// Check a peer's partials as the node did before it bounded them: no
     /// batch bounds, no allowance per sender, no root refused before
-    /// verification, and the bad partials of a batch that does not verify
+    /// verification, no duty checked against the schedule, and the bad
+    /// partials of a batch that does not verify
     /// found by bisection at this node's cost.
     #[cfg(feature = "test-utils")]
     pub bisect_peer_batches: bool,
