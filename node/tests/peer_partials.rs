@@ -187,6 +187,58 @@ impl Node {
         }
     }
 
+    /// Gives the core epoch 0's duties: `attesters` and `proposers` as
+    /// (validator, slot), `sync` the validators in the sync committee.
+    fn give_epoch_0_duties(
+        &mut self,
+        attesters: &[(usize, u64)],
+        proposers: &[(usize, u64)],
+        sync: &[usize],
+    ) {
+        use phalanx_eth::api::{AttesterDuty, ProposerDuty, SyncDuty};
+        use phalanx_eth::{CommitteeIndex, Epoch, ValidatorIndex};
+        let attester = attesters
+            .iter()
+            .map(|&(v, slot)| AttesterDuty {
+                pubkey: self.groups[v],
+                validator_index: ValidatorIndex(v as u64),
+                committee_index: CommitteeIndex(0),
+                committee_length: 4,
+                committees_at_slot: 1,
+                validator_committee_index: v as u64,
+                slot: Slot(slot),
+            })
+            .collect();
+        let sync = sync
+            .iter()
+            .map(|&v| SyncDuty {
+                pubkey: self.groups[v],
+                validator_index: ValidatorIndex(v as u64),
+                validator_sync_committee_indices: vec![0],
+            })
+            .collect();
+        let proposers = proposers
+            .iter()
+            .map(|&(v, slot)| ProposerDuty {
+                pubkey: self.groups[v],
+                validator_index: ValidatorIndex(v as u64),
+                slot: Slot(slot),
+            })
+            .collect();
+        let epoch = Epoch(0);
+        self.core.handle(
+            self.now,
+            Event::Duties {
+                epoch,
+                attester,
+                sync,
+            },
+        );
+        let result = Ok(proposers);
+        self.core
+            .handle(self.now, Event::Proposers { epoch, result });
+    }
+
     fn receive(&mut self, from: usize, partials: Vec<PartialMessage>) -> Vec<String> {
         let actions = self.core.handle(
             self.now,
@@ -402,40 +454,11 @@ fn a_peer_has_a_budget_of_consensus_messages() {
 
 #[test]
 fn partials_of_duties_the_validator_does_not_have_are_not_kept() {
-    use phalanx_eth::api::{AttesterDuty, ProposerDuty, SyncDuty};
-    use phalanx_eth::{CommitteeIndex, Epoch, ValidatorIndex};
     let mut node = node(4);
     // Epoch 0 (minimal preset: slots 0–7): validator 0 attests at slot 1,
     // validator 1 at slot 2, validator 2 proposes at slot 2, validator 3
     // is in the sync committee; epoch 1's duties are not known yet.
-    let attester = |v: usize, slot: u64| AttesterDuty {
-        pubkey: node.groups[v],
-        validator_index: ValidatorIndex(v as u64),
-        committee_index: CommitteeIndex(0),
-        committee_length: 4,
-        committees_at_slot: 1,
-        validator_committee_index: v as u64,
-        slot: Slot(slot),
-    };
-    let duties = Event::Duties {
-        epoch: Epoch(0),
-        attester: vec![attester(0, 1), attester(1, 2)],
-        sync: vec![SyncDuty {
-            pubkey: node.groups[3],
-            validator_index: ValidatorIndex(3),
-            validator_sync_committee_indices: vec![0],
-        }],
-    };
-    let proposers = Event::Proposers {
-        epoch: Epoch(0),
-        result: Ok(vec![ProposerDuty {
-            pubkey: node.groups[2],
-            validator_index: ValidatorIndex(2),
-            slot: Slot(2),
-        }]),
-    };
-    node.core.handle(node.now, duties);
-    node.core.handle(node.now, proposers);
+    node.give_epoch_0_duties(&[(0, 1), (1, 2)], &[(2, 2)], &[3]);
 
     let mut sent = 0;
     let mut partial = |node: &Node, kind: DutyType, slot: u64, v: usize| {
@@ -499,39 +522,11 @@ fn consensus_on_duties_the_cluster_does_not_have_is_refused_unread() {
     use phalanx_consensus::{
         Kind, Message, MessageSignature, Round, SignedMessage, ValueHash, Wire,
     };
-    use phalanx_eth::api::{AttesterDuty, ProposerDuty};
-    use phalanx_eth::{CommitteeIndex, Epoch, ValidatorIndex};
     use phalanx_node::value::DutyValue;
     let mut node = node(4);
     // Epoch 0: the cluster proposes at slot 2 only and attests at slot 1
     // only; it has no sync-committee member.
-    node.core.handle(
-        node.now,
-        Event::Duties {
-            epoch: Epoch(0),
-            attester: vec![AttesterDuty {
-                pubkey: node.groups[0],
-                validator_index: ValidatorIndex(0),
-                committee_index: CommitteeIndex(0),
-                committee_length: 4,
-                committees_at_slot: 1,
-                validator_committee_index: 0,
-                slot: Slot(1),
-            }],
-            sync: Vec::new(),
-        },
-    );
-    node.core.handle(
-        node.now,
-        Event::Proposers {
-            epoch: Epoch(0),
-            result: Ok(vec![ProposerDuty {
-                pubkey: node.groups[1],
-                validator_index: ValidatorIndex(1),
-                slot: Slot(2),
-            }]),
-        },
-    );
+    node.give_epoch_0_duties(&[(0, 1)], &[(1, 2)], &[]);
     let from = phalanx_consensus::OperatorIndex(1);
     let mut label = |kind: DutyType, slot: u64| {
         let value = DutyValue(vec![7; 100_000]);

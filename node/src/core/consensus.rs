@@ -223,10 +223,11 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             });
             return;
         }
-        if message
-            .instance()
-            .is_some_and(|duty| !self.cluster_may_have(*duty))
-        {
+        if message.instance().is_some_and(|duty| {
+            !self
+                .scheduler
+                .may_have(*duty, self.cluster.slots_per_epoch, None)
+        }) {
             actions.push(Action::Dropped {
                 from,
                 reason: DropReason::Unscheduled,

@@ -481,7 +481,9 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
                 return Err(PartialRejection::DutyExpired);
             }
         }
-        if !self.cluster.defects.bisects_peer_batches() && !self.may_have_duty(duty, &validator) {
+        if !self.cluster.defects.bisects_peer_batches()
+            && !self.scheduler.may_have(duty, spe, Some(&validator))
+        {
             return Err(PartialRejection::Unscheduled);
         }
         let root = Root::from(message.signing_root);
@@ -556,81 +558,6 @@ impl<E: EthSpec, S: SignatureScheme> Core<E, S> {
             block_root,
             registration,
         })
-    }
-
-    /// Whether `validator` may have `duty`, by the duties this node's
-    /// beacon node gave: the attester's slot for attestations, selection
-    /// proofs and aggregates; the slot's proposer for blocks and randao
-    /// reveals; the sync committee (of the slot's epoch or, at a period's
-    /// end, of the next) for its messages, selection proofs and
-    /// contributions. While an epoch's duties are not known, any
-    /// validator may; exits and registrations have no schedule.
-    fn may_have_duty(&self, duty: Duty, validator: &PublicKeyBytes) -> bool {
-        let spe = self.cluster.slots_per_epoch;
-        let scheduler = &self.scheduler;
-        let epoch = duty.slot.epoch(spe);
-        match duty.kind {
-            DutyType::Attester | DutyType::PrepareAggregator | DutyType::Aggregator => {
-                // Attester and sync duties are given together: an epoch
-                // with sync duties on record has its attester duties too.
-                !scheduler.sync.contains_key(&epoch)
-                    || scheduler.attester_duty(duty.slot, validator).is_some()
-            }
-            DutyType::Proposer | DutyType::Randao => {
-                !scheduler.proposers_resolved.contains(&epoch)
-                    || scheduler
-                        .proposers
-                        .get(&duty.slot)
-                        .is_some_and(|proposer| proposer.key == *validator)
-            }
-            DutyType::SyncMessage
-            | DutyType::PrepareSyncContribution
-            | DutyType::SyncContribution => {
-                [epoch, Slot(duty.slot.0 + 1).epoch(spe)]
-                    .iter()
-                    .any(|epoch| {
-                        scheduler.sync.get(epoch).is_none_or(|members| {
-                            members.iter().any(|member| member.pubkey == *validator)
-                        })
-                    })
-            }
-            DutyType::Exit | DutyType::BuilderRegistration => true,
-        }
-    }
-
-    /// Whether any of the cluster's validators may have `duty` (see
-    /// [`Core::may_have_duty`]): an instance of a duty the cluster does not
-    /// have never runs here, and its messages are not worth buffering.
-    pub(super) fn cluster_may_have(&self, duty: Duty) -> bool {
-        let spe = self.cluster.slots_per_epoch;
-        let scheduler = &self.scheduler;
-        let epoch = duty.slot.epoch(spe);
-        match duty.kind {
-            DutyType::Attester | DutyType::PrepareAggregator | DutyType::Aggregator => {
-                !scheduler.sync.contains_key(&epoch)
-                    || scheduler
-                        .attester
-                        .get(&duty.slot)
-                        .is_some_and(|duties| !duties.is_empty())
-            }
-            DutyType::Proposer | DutyType::Randao => {
-                !scheduler.proposers_resolved.contains(&epoch)
-                    || scheduler.proposers.contains_key(&duty.slot)
-            }
-            DutyType::SyncMessage
-            | DutyType::PrepareSyncContribution
-            | DutyType::SyncContribution => {
-                [epoch, Slot(duty.slot.0 + 1).epoch(spe)]
-                    .iter()
-                    .any(|epoch| {
-                        scheduler
-                            .sync
-                            .get(epoch)
-                            .is_none_or(|members| !members.is_empty())
-                    })
-            }
-            DutyType::Exit | DutyType::BuilderRegistration => true,
-        }
     }
 
     /// The root a partial of `duty` must sign for `validator`, once this

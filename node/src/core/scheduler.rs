@@ -189,6 +189,48 @@ impl<S: SignatureScheme> Scheduler<S> {
             .and_then(|duties| duties.iter().find(|d| d.pubkey == *validator))
     }
 
+    /// Whether `who` (a validator, or with `None` any of the cluster's)
+    /// may have `duty`, by the duties the beacon node gave: the attester's
+    /// slot for attestations, selection proofs and aggregates; the slot's
+    /// proposer for blocks and randao reveals; the sync committee (of the
+    /// slot's epoch or, at a period's end, of the next) for its messages,
+    /// selection proofs and contributions. While an epoch's duties are not
+    /// known, anyone may; exits and registrations have no schedule.
+    pub(super) fn may_have(&self, duty: Duty, spe: u64, who: Option<&PublicKeyBytes>) -> bool {
+        let is = |key: &PublicKeyBytes| who.is_none_or(|who| who == key);
+        let epoch = duty.slot.epoch(spe);
+        match duty.kind {
+            DutyType::Attester | DutyType::PrepareAggregator | DutyType::Aggregator => {
+                // Attester and sync duties are given together: an epoch
+                // with sync duties on record has its attester duties too.
+                !self.sync.contains_key(&epoch)
+                    || self
+                        .attester
+                        .get(&duty.slot)
+                        .is_some_and(|duties| duties.iter().any(|d| is(&d.pubkey)))
+            }
+            DutyType::Proposer | DutyType::Randao => {
+                !self.proposers_resolved.contains(&epoch)
+                    || self
+                        .proposers
+                        .get(&duty.slot)
+                        .is_some_and(|proposer| is(&proposer.key))
+            }
+            DutyType::SyncMessage
+            | DutyType::PrepareSyncContribution
+            | DutyType::SyncContribution => {
+                [epoch, Slot(duty.slot.0 + 1).epoch(spe)]
+                    .iter()
+                    .any(|epoch| {
+                        self.sync
+                            .get(epoch)
+                            .is_none_or(|members| members.iter().any(|m| is(&m.pubkey)))
+                    })
+            }
+            DutyType::Exit | DutyType::BuilderRegistration => true,
+        }
+    }
+
     /// Forgets what is before `keep` (slots) and before the epoch before
     /// `slot`'s; started exits and registrations stay until `keep_unbound`.
     fn prune(&mut self, slot: Slot, keep: Slot, keep_unbound: Slot, spe: u64) {
